@@ -1,0 +1,33 @@
+# powertrain_layer(NAME DEPS ...): one static library per architectural layer,
+# built from every .cpp in the calling folder.
+function(powertrain_layer name)
+  cmake_parse_arguments(L "" "" "DEPS;PRIVATE_DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  set(target powertrain_${name})
+  if(srcs)
+    add_library(${target} STATIC ${srcs})
+    target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/include
+                                         PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    target_link_libraries(${target} PUBLIC ${L_DEPS} PRIVATE ${L_PRIVATE_DEPS})
+  else()
+    add_library(${target} INTERFACE)
+    target_include_directories(${target} INTERFACE ${PROJECT_SOURCE_DIR}/include)
+    target_link_libraries(${target} INTERFACE ${L_DEPS})
+  endif()
+endfunction()
+
+# powertrain_layer_tests(NAME DEPS ...): one GoogleTest binary per layer from
+# every .cpp in the calling folder, registered with ctest.
+function(powertrain_layer_tests name)
+  cmake_parse_arguments(L "" "" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  if(NOT srcs)
+    return()
+  endif()
+  set(target powertrain_${name}_tests)
+  add_executable(${target} ${srcs})
+  target_link_libraries(${target} PRIVATE ${L_DEPS} powertrain_test_support GTest::gtest_main GTest::gmock)
+  target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120
+    PROPERTIES ENVIRONMENT "POWERTRAIN_BINARY=$<TARGET_FILE:powertrain>;POWERTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()

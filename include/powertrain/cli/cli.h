@@ -1,0 +1,5 @@
+#pragma once
+namespace powertrain::cli {
+/// Runs the powertrain command line; returns the process exit code.
+int run_cli(int argc, char** argv);
+}  // namespace powertrain::cli

@@ -1,0 +1,45 @@
+#pragma once
+// Estimate of CPU and memory power where no counter exists (VMs, containers).
+// Always labeled Method::estimated.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "powertrain/energy/meter.h"
+
+namespace powertrain::energy {
+
+/// Linear model per logical CPU: W = idle_w + u * (full_w - idle_w), u in [0,1],
+/// plus memory at memory_w_per_gb for the memory in use. Defaults are the
+/// averages used by the Cloud Carbon Footprint methodology.
+struct EstimateModel {
+  double cpu_idle_w_per_core = 0.74;
+  double cpu_full_w_per_core = 3.5;
+  double memory_w_per_gb = 0.375;
+  /// Utilization from /proc/stat (whole system, default) or from the CPU time
+  /// and resident memory of a set of processes (`process` mode).
+  enum class Scope { system, process } scope = Scope::system;
+};
+
+/// Where the estimate reads CPU time and memory; replaceable in tests.
+class UsageSource {
+ public:
+  virtual ~UsageSource() = default;
+  virtual int logical_cpus() const = 0;
+  /// Busy and total CPU seconds summed over all CPUs since an arbitrary origin.
+  virtual void cpu_seconds(double& busy_s, double& total_s) = 0;
+  /// Memory in use, bytes.
+  virtual double memory_used_bytes() = 0;
+};
+
+/// /proc/stat and /proc/meminfo under `proc_root`.
+std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root);
+/// CPU time and RSS of `pid` and its descendants, read from `proc_root`.
+std::unique_ptr<UsageSource> process_usage(const std::filesystem::path& proc_root, int pid);
+
+/// Meter with an estimated cpu channel and/or an estimated dram channel.
+std::unique_ptr<Meter> make_estimate_meter(const EstimateModel& model,
+                                           std::unique_ptr<UsageSource> usage, bool cpu,
+                                           bool memory);
+
+}  // namespace powertrain::energy

@@ -1,0 +1,145 @@
+#pragma once
+// Sampler and measurement windows over a set of meters.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <condition_variable>
+#include <vector>
+
+#include "powertrain/energy/meter.h"
+
+namespace powertrain::energy {
+
+/// Energy of one channel over a window.
+struct ChannelEnergy {
+  std::string channel_id;
+  std::string device;
+  Component component = Component::cpu;
+  Method method = Method::estimated;
+  bool in_total = true;
+  double energy_j = 0.0;
+  double avg_power_w = 0.0;
+  double peak_power_w = 0.0;  ///< highest power seen between samples in the window
+};
+
+/// Energy of one component (sum of its in-total channels) over a window.
+struct ComponentEnergy {
+  Component component = Component::cpu;
+  std::string method;  ///< "counter", "sampled", "estimated" or e.g. "counter+estimated"
+  double energy_j = 0.0;
+  double avg_power_w = 0.0;
+};
+
+/// What a measurement window returns.
+struct WindowResult {
+  std::string name;
+  std::int64_t start_ns = 0;  ///< steady clock
+  std::int64_t end_ns = 0;
+  double duration_s = 0.0;
+  std::vector<ChannelEnergy> channels;
+  std::vector<ComponentEnergy> components;
+  double energy_j = 0.0;      ///< sum of in-total channels
+  double avg_power_w = 0.0;
+  double peak_power_w = 0.0;  ///< peak of the summed in-total power between samples
+  std::string method;         ///< methods of the in-total channels, e.g. "counter+estimated"
+  std::vector<std::string> notes;  ///< e.g. a window shorter than a source's update period
+  double energy_j_of(Component c) const;
+};
+
+/// One row of the timeline: power per channel (index-aligned with channels()).
+struct TimelineSample {
+  std::int64_t t_ns = 0;
+  std::vector<double> power_w;
+  std::vector<GpuTelemetry> gpu;  ///< per channel (NaN for non-GPU channels)
+};
+
+struct TrackerOptions {
+  /// Sampling interval; 10 ms to 60 s.
+  std::chrono::milliseconds interval{100};
+  /// Timeline capacity. When full, every other sample is dropped and the
+  /// timeline keeps going at half the resolution (energy sums are unaffected).
+  std::size_t max_timeline_samples = 100000;
+};
+
+/// Throws ConfigError if options are out of range.
+void validate(const TrackerOptions& options);
+
+/// Reads a set of meters on one background thread and answers measurement
+/// windows. Windows read every meter at their boundaries, so a window's energy
+/// is exact for counters and interpolated between samples for power sources.
+class Tracker {
+ public:
+  explicit Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions options = {});
+  ~Tracker();
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  /// Starts the sampling thread (takes a first reading). Idempotent.
+  void start();
+  /// Stops the sampling thread after a last reading. Idempotent.
+  void stop();
+
+  /// Called before each window boundary is read, e.g. to synchronize a GPU so
+  /// that queued work lands in the window that issued it.
+  void set_sync_hook(std::function<void()> hook);
+
+  /// Opens a window. Names must be unique among open windows; windows may nest
+  /// and overlap. Throws ConfigError on a duplicate open name.
+  void begin(std::string name);
+  /// Closes a window and returns its result. Throws ConfigError if not open.
+  WindowResult end(std::string_view name);
+
+  /// Every channel of every meter, in reading order.
+  const std::vector<ChannelInfo>& channels() const { return channels_; }
+  /// A copy of the timeline so far.
+  std::vector<TimelineSample> timeline() const;
+  /// Interval actually used between timeline samples (grows when decimated).
+  std::chrono::milliseconds timeline_interval() const;
+  /// Number of readings taken (sampler ticks plus window boundaries).
+  std::uint64_t readings() const;
+  /// Process ids seen on each GPU channel so far (empty lists for non-GPU
+  /// channels); filled only if some meter lists processes.
+  std::vector<std::vector<std::uint32_t>> gpu_processes() const;
+  /// First error a meter raised while sampling (empty if none).
+  std::string sampling_error() const;
+
+ private:
+  struct Open;
+  void reading_locked(std::int64_t t_ns);  // requires mu_
+  void run();
+
+  std::vector<std::unique_ptr<Meter>> meters_;
+  TrackerOptions options_;
+  std::vector<ChannelInfo> channels_;
+  std::function<void()> sync_hook_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool running_ = false;
+  bool stop_requested_ = false;
+  std::thread thread_;
+
+  // State of the latest reading (guarded by mu_).
+  std::vector<ChannelSample> scratch_;
+  std::vector<double> acc_energy_j_;   // integrated energy per channel since start
+  std::vector<double> last_energy_j_;  // last raw cumulative value (cumulative channels)
+  std::vector<double> last_power_w_;   // last power (power channels) or NaN
+  std::vector<double> cur_power_w_;    // power over the last interval, per channel
+  std::int64_t last_t_ns_ = -1;
+  std::uint64_t readings_ = 0;
+  std::string sampling_error_;
+
+  std::vector<TimelineSample> timeline_;
+  std::size_t keep_every_ = 1;   // decimation factor of the timeline
+  std::uint64_t tick_ = 0;
+  std::vector<std::vector<std::uint32_t>> gpu_pids_;
+
+  std::vector<std::unique_ptr<Open>> open_;
+};
+
+}  // namespace powertrain::energy

@@ -1,0 +1,70 @@
+#pragma once
+// Plain types shared by every energy source, the sampler and the reports.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace powertrain::energy {
+
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+/// How a number was obtained. Every energy figure carries one.
+enum class Method {
+  counter,    ///< read as a delta of a hardware energy counter
+  sampled,    ///< power samples integrated over time (trapezoid rule)
+  estimated,  ///< computed by a model from utilization; nothing was measured
+};
+std::string_view to_string(Method m);
+/// Parses "counter" / "sampled" / "estimated"; throws ConfigError otherwise.
+Method method_from_string(std::string_view s);
+
+/// What a channel's energy belongs to.
+enum class Component {
+  gpu,
+  cpu,     ///< a CPU package (RAPL package-N) or an estimate of the CPUs
+  dram,    ///< memory (RAPL dram, or an estimate)
+  psys,    ///< RAPL platform domain (overlaps cpu and dram)
+  board,   ///< an embedded board's input rail or one of its rails
+};
+std::string_view to_string(Component c);
+
+/// One measurable quantity of a source, e.g. one GPU or one RAPL zone.
+struct ChannelInfo {
+  std::string id;           ///< unique within a run: "nvml:gpu0", "rapl:package-0:dram"
+  std::string source;       ///< "nvml", "rapl", "perf", "rails", "estimate"
+  std::string device;       ///< human-readable: "gpu0 NVIDIA H100", "package-0", "VDD_IN"
+  Component component = Component::cpu;
+  Method method = Method::estimated;
+  /// true: the source returns a cumulative energy (energy_j); false: an
+  /// instantaneous (or source-averaged) power that the sampler integrates.
+  bool cumulative = false;
+  /// Counted in run totals. false for parts that overlap another channel
+  /// (RAPL core/uncore inside a package, psys, individual board rails).
+  bool in_total = true;
+  /// How often the source refreshes its value (0 when unknown). Windows shorter
+  /// than this are flagged in results.
+  double update_period_s = 0.0;
+  /// Index of the GPU as NVML numbers it (-1 when not a GPU).
+  int gpu_index = -1;
+};
+
+/// Extra readings of a GPU kept in the timeline. NaN when not available.
+struct GpuTelemetry {
+  double power_limit_w = kNaN;
+  double utilization_pct = kNaN;
+  double sm_clock_mhz = kNaN;
+  double temperature_c = kNaN;
+  double memory_used_bytes = kNaN;
+};
+
+/// One reading of one channel.
+struct ChannelSample {
+  double energy_j = kNaN;  ///< cumulative energy since an arbitrary origin (cumulative channels)
+  double power_w = kNaN;   ///< power at the time of the reading (NaN if the source has none)
+  GpuTelemetry gpu;        ///< GPU channels only
+};
+
+}  // namespace powertrain::energy

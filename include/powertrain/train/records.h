@@ -1,0 +1,85 @@
+#pragma once
+// Plain records of a training run: what the trainer produces and the store keeps.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "powertrain/energy/tracker.h"
+
+namespace powertrain::train {
+
+/// Everything that defines a training run (one trial of a study).
+struct RunConfig {
+  std::string dataset = "fashion-mnist";  ///< fashion-mnist, celeba, pamap2, synthetic-images, synthetic-sensors
+  std::string data_dir;                   ///< empty: the dataset's default location
+  std::string model = "image-cnn";        ///< image-cnn, sensor-cnn
+  std::string optimizer = "sgd";          ///< sgd (with momentum) or adam
+  double learning_rate = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  std::int64_t batch_size = 64;
+  int max_epochs = 20;
+  int patience = 3;              ///< epochs without improvement before stopping
+  double min_delta = 1e-3;       ///< smallest improvement of the validation metric that counts
+  std::optional<double> target_metric;  ///< report time and energy to reach it
+  std::uint64_t seed = 0;
+  int threads = 0;               ///< 0: all cores
+  std::string device = "cpu";    ///< cpu or cuda[:N]
+  double subset = 1.0;           ///< fraction of the training split used (quick runs)
+  std::string checkpoint;        ///< where to save the best model (empty: none)
+  std::string init_encoder;      ///< encoder checkpoint to start from (pretraining study)
+  bool freeze_encoder = false;
+  std::string tasks;             ///< label subset for multi-label data, comma-separated
+};
+
+/// One finished epoch.
+struct EpochRecord {
+  int epoch = 0;  ///< 1-based
+  double duration_s = 0.0;
+  double train_duration_s = 0.0;
+  double eval_duration_s = 0.0;
+  double energy_j = 0.0;        ///< whole epoch, in-total channels
+  double train_energy_j = 0.0;
+  double eval_energy_j = 0.0;
+  std::string method;           ///< e.g. "counter+estimated"
+  std::vector<energy::ChannelEnergy> channels;  ///< whole-epoch energy per channel
+  double samples_per_s = 0.0;   ///< training samples per second
+  double train_loss = 0.0;
+  double val_loss = 0.0;
+  double val_metric = 0.0;      ///< accuracy (single label) or mean accuracy over tasks
+};
+
+enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed };
+std::string_view to_string(RunStatus s);
+RunStatus run_status_from_string(std::string_view s);
+
+/// End of a run.
+struct RunSummary {
+  RunStatus status = RunStatus::running;
+  int epochs = 0;
+  int best_epoch = 0;
+  double duration_s = 0.0;
+  double energy_j = 0.0;
+  std::optional<double> energy_to_target_j;
+  std::optional<double> time_to_target_s;
+  double best_val_metric = 0.0;
+  double test_metric = 0.0;
+  std::string method;
+  std::string message;  ///< why it diverged or failed
+};
+
+/// Where a run ran.
+struct Environment {
+  std::string host;
+  std::string os;
+  std::string cpu_model;
+  int cpu_count = 0;
+  std::string gpu;          ///< empty when none
+  std::string torch_version;
+  std::string commit;
+  int threads = 0;
+  std::string sampling;     ///< e.g. "interval 100 ms"
+};
+
+}  // namespace powertrain::train

@@ -12,6 +12,11 @@ namespace powertrain::energy {
 /// Linear model per logical CPU: W = idle_w + u * (full_w - idle_w), u in [0,1],
 /// plus memory at memory_w_per_gb for the memory in use. Defaults are the
 /// averages used by the Cloud Carbon Footprint methodology.
+///
+/// System scope estimates the whole machine: every CPU's idle power plus the
+/// dynamic part for the utilization read from /proc/stat, and memory in use
+/// (MemTotal - MemAvailable). Process scope charges only the watched processes:
+/// each busy CPU-second at full_w_per_core and their resident memory.
 struct EstimateModel {
   double cpu_idle_w_per_core = 0.74;
   double cpu_full_w_per_core = 3.5;
@@ -26,8 +31,9 @@ class UsageSource {
  public:
   virtual ~UsageSource() = default;
   virtual int logical_cpus() const = 0;
-  /// Busy and total CPU seconds summed over all CPUs since an arbitrary origin.
-  virtual void cpu_seconds(double& busy_s, double& total_s) = 0;
+  /// Busy CPU seconds summed over all CPUs (system scope) or over the watched
+  /// processes (process scope), since an arbitrary origin.
+  virtual double cpu_busy_seconds() = 0;
   /// Memory in use, bytes.
   virtual double memory_used_bytes() = 0;
 };

@@ -34,6 +34,8 @@ struct ProbeOptions {
   /// Estimate the CPU and memory where no counter covers them.
   bool estimate_missing = true;
   EstimateModel estimate;
+  /// Process whose tree the estimate watches in process scope.
+  int watched_pid = -1;
   /// Sources to skip entirely (by name), e.g. {"nvml"}.
   std::vector<std::string> disabled;
 };

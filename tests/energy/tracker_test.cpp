@@ -1,0 +1,188 @@
+#include "powertrain/energy/tracker.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "fake_meter.h"
+#include "powertrain/error.h"
+
+namespace powertrain::energy {
+namespace {
+
+using powertrain::testing::counter_channel;
+using powertrain::testing::FakeMeter;
+using powertrain::testing::power_channel;
+using namespace std::chrono_literals;
+
+struct Rig {
+  FakeMeter::Control ctl;
+  std::unique_ptr<Tracker> tracker;
+};
+
+Rig make_rig(std::vector<ChannelInfo> channels, TrackerOptions opts = {}) {
+  auto meter = std::make_unique<FakeMeter>(std::move(channels));
+  auto ctl = meter->control();
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(meter));
+  return {ctl, std::make_unique<Tracker>(std::move(meters), opts)};
+}
+
+TEST(Tracker, CounterWindowIsDeltaOfCounter) {
+  auto rig = make_rig({counter_channel("gpu0", Component::gpu)});
+  rig.ctl.set_energy(0, 1000.0);
+  rig.tracker->begin("run");
+  rig.ctl.set_energy(0, 1250.5);
+  auto r = rig.tracker->end("run");
+  EXPECT_DOUBLE_EQ(r.energy_j, 250.5);
+  ASSERT_EQ(r.channels.size(), 1u);
+  EXPECT_EQ(r.channels[0].method, Method::counter);
+  EXPECT_EQ(r.method, "counter");
+  EXPECT_DOUBLE_EQ(r.energy_j_of(Component::gpu), 250.5);
+  EXPECT_GT(r.duration_s, 0.0);
+}
+
+TEST(Tracker, NestedAndOverlappingWindows) {
+  auto rig = make_rig({counter_channel("pkg", Component::cpu)});
+  rig.ctl.set_energy(0, 0);
+  rig.tracker->begin("epoch");
+  rig.ctl.set_energy(0, 10);
+  rig.tracker->begin("train");
+  rig.ctl.set_energy(0, 30);
+  rig.tracker->begin("overlap");
+  auto train = rig.tracker->end("train");
+  rig.ctl.set_energy(0, 35);
+  rig.tracker->begin("eval");
+  rig.ctl.set_energy(0, 40);
+  auto eval = rig.tracker->end("eval");
+  auto epoch = rig.tracker->end("epoch");
+  rig.ctl.set_energy(0, 50);
+  auto overlap = rig.tracker->end("overlap");
+  EXPECT_DOUBLE_EQ(train.energy_j, 20);
+  EXPECT_DOUBLE_EQ(eval.energy_j, 5);
+  EXPECT_DOUBLE_EQ(epoch.energy_j, 40);
+  EXPECT_DOUBLE_EQ(overlap.energy_j, 20);
+}
+
+TEST(Tracker, DuplicateOrUnknownWindowIsAnError) {
+  auto rig = make_rig({counter_channel("pkg", Component::cpu)});
+  rig.tracker->begin("a");
+  EXPECT_THROW(rig.tracker->begin("a"), ConfigError);
+  EXPECT_THROW(rig.tracker->end("b"), ConfigError);
+  EXPECT_NO_THROW(rig.tracker->end("a"));
+  EXPECT_THROW(rig.tracker->end("a"), ConfigError);
+}
+
+TEST(Tracker, PowerChannelIsIntegratedWithTrapezoid) {
+  TrackerOptions opts;
+  opts.interval = 10ms;
+  auto rig = make_rig({power_channel("rail", Component::board, Method::sampled)}, opts);
+  rig.ctl.set_power(0, 100.0);
+  rig.tracker->start();
+  rig.tracker->begin("w");
+  std::this_thread::sleep_for(200ms);
+  auto r = rig.tracker->end("w");
+  rig.tracker->stop();
+  // Constant 100 W: the trapezoid rule is exact, whatever the sample times.
+  EXPECT_NEAR(r.energy_j, 100.0 * r.duration_s, 1e-6);
+  EXPECT_NEAR(r.avg_power_w, 100.0, 1e-6);
+  EXPECT_EQ(r.method, "sampled");
+  EXPECT_DOUBLE_EQ(r.peak_power_w, 100.0);
+}
+
+TEST(Tracker, TrapezoidOfARamp) {
+  auto rig = make_rig({power_channel("rail", Component::board, Method::sampled)});
+  rig.ctl.set_power(0, 0.0);
+  rig.tracker->begin("w");
+  std::this_thread::sleep_for(50ms);
+  rig.ctl.set_power(0, 200.0);
+  auto r = rig.tracker->end("w");
+  // Two readings: 0 W at the start and 200 W at the end: mean 100 W.
+  EXPECT_NEAR(r.energy_j, 100.0 * r.duration_s, 1e-9);
+}
+
+TEST(Tracker, MixedMethodsAreLabeledAndSubzonesLeftOutOfTotal) {
+  auto rig = make_rig({counter_channel("gpu0", Component::gpu), counter_channel("core", Component::cpu, false),
+                       power_channel("cpu-est", Component::cpu, Method::estimated)});
+  rig.ctl.set_energy(0, 0);
+  rig.ctl.set_energy(1, 0);
+  rig.ctl.set_power(2, 10);
+  rig.tracker->begin("w");
+  rig.ctl.set_energy(0, 7);
+  rig.ctl.set_energy(1, 1000);
+  auto r = rig.tracker->end("w");
+  EXPECT_EQ(r.method, "counter+estimated");
+  EXPECT_NEAR(r.energy_j, 7.0 + 10.0 * r.duration_s, 1e-9);
+  ASSERT_EQ(r.components.size(), 2u);
+  EXPECT_EQ(r.components[0].method, "counter");
+  EXPECT_EQ(r.components[1].method, "estimated");
+  EXPECT_DOUBLE_EQ(r.channels[1].energy_j, 1000);  // still reported per channel
+}
+
+TEST(Tracker, ShortWindowIsFlagged) {
+  auto rig = make_rig({counter_channel("gpu0", Component::gpu, true, 0.1)});
+  rig.ctl.set_energy(0, 0);
+  rig.tracker->begin("tiny");
+  auto r = rig.tracker->end("tiny");
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_NE(r.notes[0].find("update period"), std::string::npos);
+}
+
+TEST(Tracker, CounterGoingBackwardsNeverAddsNegativeEnergy) {
+  auto rig = make_rig({counter_channel("c", Component::cpu)});
+  rig.ctl.set_energy(0, 100);
+  rig.tracker->begin("w");
+  rig.ctl.set_energy(0, 50);  // a reset counter: the meter should have resolved it
+  auto r = rig.tracker->end("w");
+  EXPECT_GE(r.energy_j, 0.0);
+}
+
+TEST(Tracker, SamplerTakesReadingsAndTimelineStaysBounded) {
+  TrackerOptions opts;
+  opts.interval = 10ms;
+  opts.max_timeline_samples = 16;
+  auto rig = make_rig({power_channel("p", Component::board, Method::sampled)}, opts);
+  rig.ctl.set_power(0, 5);
+  rig.tracker->start();
+  std::this_thread::sleep_for(600ms);
+  rig.tracker->stop();
+  EXPECT_GT(rig.ctl.reads_so_far(), 20);
+  const auto tl = rig.tracker->timeline();
+  EXPECT_LE(tl.size(), 16u);
+  EXPECT_GE(tl.size(), 4u);
+  EXPECT_GT(rig.tracker->timeline_interval(), 10ms);  // decimated at least once
+  for (std::size_t i = 1; i < tl.size(); ++i) EXPECT_GT(tl[i].t_ns, tl[i - 1].t_ns);
+}
+
+TEST(Tracker, FailingSourceIsReportedNotThrown) {
+  auto rig = make_rig({counter_channel("c", Component::cpu)});
+  rig.ctl.set_energy(0, 0);
+  rig.tracker->begin("w");
+  rig.ctl.set_fail(true);
+  auto r = rig.tracker->end("w");
+  EXPECT_FALSE(rig.tracker->sampling_error().empty());
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_NE(r.notes.back().find("scripted failure"), std::string::npos);
+}
+
+TEST(Tracker, SyncHookRunsAtEveryBoundary) {
+  auto rig = make_rig({counter_channel("c", Component::cpu)});
+  int calls = 0;
+  rig.tracker->set_sync_hook([&] { ++calls; });
+  rig.tracker->begin("a");
+  rig.tracker->begin("b");
+  rig.tracker->end("b");
+  rig.tracker->end("a");
+  EXPECT_EQ(calls, 4);
+}
+
+TEST(Tracker, IntervalOutOfRangeIsRejected) {
+  TrackerOptions opts;
+  opts.interval = 5ms;
+  EXPECT_THROW(validate(opts), ConfigError);
+  opts.interval = 100ms;
+  EXPECT_NO_THROW(validate(opts));
+}
+
+}  // namespace
+}  // namespace powertrain::energy

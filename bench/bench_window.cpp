@@ -1,0 +1,64 @@
+// Cost of one measurement window (begin + end) without device synchronization.
+//   build/bench/bench_window --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include "powertrain/energy/estimate.h"
+#include "powertrain/energy/registry.h"
+#include "powertrain/energy/tracker.h"
+
+namespace {
+
+using namespace powertrain::energy;
+
+// A meter that costs nothing to read: isolates the tracker's own bookkeeping.
+class NullMeter final : public Meter {
+ public:
+  explicit NullMeter(int channels) {
+    for (int i = 0; i < channels; ++i) {
+      ChannelInfo c;
+      c.id = "null:" + std::to_string(i);
+      c.cumulative = true;
+      c.method = Method::counter;
+      channels_.push_back(c);
+    }
+  }
+  std::string source() const override { return "null"; }
+  const std::vector<ChannelInfo>& channels() const override { return channels_; }
+  void read(std::vector<ChannelSample>& out) override {
+    out.resize(channels_.size());
+    for (auto& s : out) s.energy_j = (e_ += 1.0);
+  }
+
+ private:
+  std::vector<ChannelInfo> channels_;
+  double e_ = 0;
+};
+
+void run_windows(benchmark::State& state, std::vector<std::unique_ptr<Meter>> meters) {
+  Tracker tracker(std::move(meters));
+  tracker.start();
+  for (auto _ : state) {
+    tracker.begin("w");
+    auto r = tracker.end("w");
+    benchmark::DoNotOptimize(r.energy_j);
+  }
+  tracker.stop();
+}
+
+void BM_WindowNullMeter(benchmark::State& state) {
+  std::vector<std::unique_ptr<Meter>> m;
+  m.push_back(std::make_unique<NullMeter>(static_cast<int>(state.range(0))));
+  run_windows(state, std::move(m));
+}
+BENCHMARK(BM_WindowNullMeter)->Arg(2)->Arg(8)->Unit(benchmark::kMicrosecond);
+
+// The meters this machine really has (on a build machine: the utilization estimate).
+void BM_WindowProbedMeters(benchmark::State& state) {
+  auto probe = probe_sources({});
+  run_windows(state, std::move(probe.meters));
+}
+BENCHMARK(BM_WindowProbedMeters)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

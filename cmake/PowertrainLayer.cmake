@@ -17,9 +17,10 @@ function(powertrain_layer name)
 endfunction()
 
 # powertrain_layer_tests(NAME DEPS ...): one GoogleTest binary per layer from
-# every .cpp in the calling folder, registered with ctest.
+# every .cpp in the calling folder, registered with ctest. CLI: the suite runs the
+# powertrain executable (its path in $POWERTRAIN_BINARY).
 function(powertrain_layer_tests name)
-  cmake_parse_arguments(L "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(L "CLI" "" "DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   if(NOT srcs)
     return()
@@ -28,6 +29,11 @@ function(powertrain_layer_tests name)
   add_executable(${target} ${srcs})
   target_link_libraries(${target} PRIVATE ${L_DEPS} powertrain_test_support GTest::gtest_main GTest::gmock)
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120
-    PROPERTIES ENVIRONMENT "POWERTRAIN_BINARY=$<TARGET_FILE:powertrain>;POWERTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # Only end-to-end suites (CLI) wait for the powertrain executable.
+  set(env "POWERTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  if(L_CLI)
+    list(APPEND env "POWERTRAIN_BINARY=$<TARGET_FILE:powertrain>")
+    add_dependencies(${target} powertrain)
+  endif()
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES ENVIRONMENT "${env}")
 endfunction()

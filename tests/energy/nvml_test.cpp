@@ -1,0 +1,489 @@
+// The NVML source against the fake NVML library (tests/fake_nvml), loaded
+// through the same dlopen path as the real one. The script format is described
+// at the top of tests/fake_nvml/fake_nvml.cpp.
+#include <dlfcn.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "powertrain/energy/registry.h"
+#include "powertrain/error.h"
+#include "temp_dir.h"
+
+namespace powertrain::energy {
+namespace {
+
+using ::testing::HasSubstr;
+
+/// Sets or unsets an environment variable for the scope, then restores it.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const char* name) : name_(name) {
+    if (const char* v = std::getenv(name)) old_ = v;
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  void set(const std::string& value) { setenv(name_, value.c_str(), 1); }
+  void unset() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+/// "first,first+1,...": `n` process ids.
+std::string pid_list(unsigned first, unsigned n) {
+  std::string s;
+  for (unsigned i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(first + i);
+  return s;
+}
+
+class NvmlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The machine running the tests may have either set.
+    cuda_visible_.unset();
+    library_env_.unset();
+  }
+
+  /// Writes the fake's script and points the fake at it.
+  void script(const std::string& text) {
+    powertrain::testing::write_file(dir_ / "nvml.txt", text);
+    script_env_.set((dir_ / "nvml.txt").string());
+  }
+
+  /// Opens the source on the fake library with `text` as its script. Like NVML,
+  /// the fake keeps its state while any session is open: a test that opens again
+  /// with another script first destroys the meter it holds.
+  std::unique_ptr<Meter> open(const std::string& text, ProbeOptions options = {},
+                              const char* library = FAKE_NVML_PATH) {
+    script(text);
+    options.nvml_library = library;
+    return open_nvml(options, status_);
+  }
+
+  static std::vector<ChannelSample> read(Meter& meter) {
+    std::vector<ChannelSample> samples;
+    meter.read(samples);
+    EXPECT_EQ(samples.size(), meter.channels().size());
+    return samples;
+  }
+
+  static std::vector<std::string> ids(const Meter& meter) {
+    std::vector<std::string> out;
+    for (const auto& ch : meter.channels()) out.push_back(ch.id);
+    return out;
+  }
+
+  void expect_unavailable() {
+    EXPECT_EQ(status_.source, "nvml");
+    EXPECT_FALSE(status_.description.empty());
+    EXPECT_FALSE(status_.available);
+    EXPECT_FALSE(status_.reason.empty());
+    EXPECT_FALSE(status_.fix.empty());
+  }
+
+  powertrain::testing::TempDir dir_;
+  ScopedEnv cuda_visible_{"CUDA_VISIBLE_DEVICES"};
+  ScopedEnv library_env_{"POWERTRAIN_NVML_LIBRARY"};
+  ScopedEnv script_env_{"FAKE_NVML_SCRIPT"};
+  SourceStatus status_;
+};
+
+// --- Loading and initialization ---------------------------------------------
+
+TEST_F(NvmlTest, MissingLibraryIsUnavailableWithReasonAndFix) {
+  ProbeOptions options;
+  options.nvml_library = (dir_ / "libnvidia-ml.so.1").string();
+  EXPECT_EQ(open_nvml(options, status_), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr(options.nvml_library));
+}
+
+TEST_F(NvmlTest, DefaultLibraryIsTheDrivers) {
+  if (void* real = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL); real == nullptr) {
+    EXPECT_EQ(open_nvml({}, status_), nullptr);
+    expect_unavailable();
+    EXPECT_EQ(status_.reason, "libnvidia-ml.so.1 not found (no NVIDIA driver installed)");
+    EXPECT_THAT(status_.fix, HasSubstr("install the NVIDIA driver"));
+    return;
+  } else {
+    dlclose(real);
+  }
+  // A real driver: whatever it offers must read sanely.
+  auto meter = open_nvml({}, status_);
+  if (!meter) GTEST_SKIP() << "real NVML present but unavailable: " << status_.reason;
+  auto first = read(*meter);
+  auto second = read(*meter);
+  for (std::size_t i = 0; i < meter->channels().size(); ++i) {
+    const ChannelInfo& ch = meter->channels()[i];
+    EXPECT_EQ(ch.component, Component::gpu);
+    if (ch.cumulative) {
+      EXPECT_GE(second[i].energy_j, first[i].energy_j) << ch.id;
+    } else {
+      EXPECT_GE(second[i].power_w, 0.0) << ch.id;
+    }
+    std::cout << ch.id << " " << ch.device << " " << to_string(ch.method) << " energy_j=" << second[i].energy_j
+              << " power_w=" << second[i].power_w << " limit_w=" << second[i].gpu.power_limit_w
+              << " util=" << second[i].gpu.utilization_pct << " sm_mhz=" << second[i].gpu.sm_clock_mhz
+              << " temp_c=" << second[i].gpu.temperature_c << " mem_used=" << second[i].gpu.memory_used_bytes
+              << " pids=" << (meter->lists_processes() ? meter->processes(i).size() : 0) << "\n";
+  }
+}
+
+TEST_F(NvmlTest, EnvironmentVariableNamesTheLibrary) {
+  script("gpu 0 energy_mj=0\n");
+  library_env_.set(FAKE_NVML_PATH);
+  EXPECT_NE(open_nvml({}, status_), nullptr);
+  EXPECT_TRUE(status_.available) << status_.reason;
+
+  library_env_.set((dir_ / "missing.so").string());
+  EXPECT_EQ(open_nvml({}, status_), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("POWERTRAIN_NVML_LIBRARY"));
+}
+
+TEST_F(NvmlTest, DriverNotLoaded) {
+  EXPECT_EQ(open("init DRIVER_NOT_LOADED\ngpu 0 energy_mj=0\n"), nullptr);
+  expect_unavailable();
+  EXPECT_EQ(status_.reason, "nvmlInit failed: Driver Not Loaded (NVML_ERROR_DRIVER_NOT_LOADED)");
+  EXPECT_THAT(status_.fix, HasSubstr("kernel module"));
+}
+
+TEST_F(NvmlTest, InitWithoutPermission) {
+  EXPECT_EQ(open("init NO_PERMISSION\n"), nullptr);
+  expect_unavailable();
+  EXPECT_EQ(status_.reason, "nvmlInit failed: Insufficient Permissions (NVML_ERROR_NO_PERMISSION)");
+  EXPECT_THAT(status_.fix, HasSubstr("/dev/nvidia"));
+}
+
+TEST_F(NvmlTest, NoGpus) {
+  EXPECT_EQ(open("# a driver that sees no GPU\n"), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("no GPUs"));
+}
+
+TEST_F(NvmlTest, ShutsNvmlDownOnEveryPath) {
+  // Holding our own reference keeps the fake's state alive between opens.
+  void* fake = dlopen(FAKE_NVML_PATH, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(fake, nullptr) << dlerror();
+  auto sessions = reinterpret_cast<int (*)()>(dlsym(fake, "fake_nvml_sessions"));
+  ASSERT_NE(sessions, nullptr);
+
+  auto meter = open("gpu 0 energy_mj=0\n");
+  ASSERT_NE(meter, nullptr);
+  EXPECT_EQ(sessions(), 1);
+  meter.reset();
+  EXPECT_EQ(sessions(), 0);
+
+  EXPECT_EQ(open(""), nullptr);  // no GPUs: fails after nvmlInit succeeded
+  EXPECT_EQ(sessions(), 0);
+  dlclose(fake);
+}
+
+// --- Counter and sampled GPUs -------------------------------------------------
+
+TEST_F(NvmlTest, CounterGpuReportsJoulesSinceOpen) {
+  // Opening reads the counter once (1000 mJ): energy counts from there.
+  auto meter = open("gpu 0 name=NVIDIA_H100 uuid=GPU-aaaa energy_mj=1000,1500,2500 power_mw=250000,260000\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_TRUE(status_.available);
+  EXPECT_TRUE(status_.reason.empty());
+  EXPECT_EQ(meter->source(), "nvml");
+  ASSERT_EQ(meter->channels().size(), 1u);
+  EXPECT_EQ(status_.channels.size(), 1u);
+
+  const ChannelInfo& ch = meter->channels()[0];
+  EXPECT_EQ(ch.id, "nvml:gpu0");
+  EXPECT_EQ(ch.source, "nvml");
+  EXPECT_EQ(ch.device, "gpu0 NVIDIA H100");
+  EXPECT_EQ(ch.component, Component::gpu);
+  EXPECT_EQ(ch.method, Method::counter);
+  EXPECT_TRUE(ch.cumulative);
+  EXPECT_TRUE(ch.in_total);
+  EXPECT_DOUBLE_EQ(ch.update_period_s, 0.1);
+  EXPECT_EQ(ch.gpu_index, 0);
+
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 0.5);
+  EXPECT_DOUBLE_EQ(s[0].power_w, 250.0);
+  s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 1.5);
+  EXPECT_DOUBLE_EQ(s[0].power_w, 260.0);
+  s = read(*meter);  // the fake repeats its last values
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 1.5);
+}
+
+TEST_F(NvmlTest, CounterThatStartsAgainStaysMonotonic) {
+  // 5000 at open, then the driver's counter restarts from zero after 6000.
+  auto meter = open("gpu 0 energy_mj=5000,6000,100,300\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_DOUBLE_EQ(read(*meter)[0].energy_j, 1.0);
+  EXPECT_DOUBLE_EQ(read(*meter)[0].energy_j, 1.1);
+  EXPECT_DOUBLE_EQ(read(*meter)[0].energy_j, 1.3);
+}
+
+TEST_F(NvmlTest, GpuWithoutCounterIsSampled) {
+  // Opening checks the power once (100 W).
+  auto meter = open("gpu 0 name=Tesla_P100 energy_mj=NOT_SUPPORTED power_mw=100000,120000,130500\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  const ChannelInfo& ch = meter->channels()[0];
+  EXPECT_EQ(ch.device, "gpu0 Tesla P100");
+  EXPECT_EQ(ch.method, Method::sampled);
+  EXPECT_FALSE(ch.cumulative);
+  EXPECT_DOUBLE_EQ(ch.update_period_s, 1.0);
+
+  auto s = read(*meter);
+  EXPECT_TRUE(std::isnan(s[0].energy_j));
+  EXPECT_DOUBLE_EQ(s[0].power_w, 120.0);
+  EXPECT_DOUBLE_EQ(read(*meter)[0].power_w, 130.5);
+}
+
+TEST_F(NvmlTest, MixedGpus) {
+  auto meter = open(
+      "gpu 0 name=NVIDIA_A100 energy_mj=0,2000 power_mw=300000\n"
+      "gpu 1 name=Tesla_K80 power_mw=90000,95000\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu0", "nvml:gpu1"}));
+  EXPECT_EQ(meter->channels()[0].method, Method::counter);
+  EXPECT_EQ(meter->channels()[1].method, Method::sampled);
+  EXPECT_EQ(meter->channels()[1].gpu_index, 1);
+  EXPECT_EQ(meter->channels()[1].device, "gpu1 Tesla K80");
+
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 2.0);
+  EXPECT_DOUBLE_EQ(s[0].power_w, 300.0);
+  EXPECT_TRUE(std::isnan(s[1].energy_j));
+  EXPECT_DOUBLE_EQ(s[1].power_w, 95.0);
+}
+
+TEST_F(NvmlTest, GpuThatReportsNothingIsLeftOut) {
+  auto meter = open(
+      "gpu 0 energy_mj=0\n"
+      "gpu 1 name=Quadro_P400 energy_mj=NOT_SUPPORTED power_mw=NOT_SUPPORTED\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu0"});
+  EXPECT_THAT(status_.description, HasSubstr("gpu1 Quadro P400"));
+
+  meter.reset();
+  EXPECT_EQ(open("gpu 0 name=Quadro_P400 power_mw=NOT_SUPPORTED\n"), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("neither energy nor power"));
+}
+
+TEST_F(NvmlTest, GpuWithoutPermissionIsLeftOut) {
+  auto meter = open("gpu 0 handle=NO_PERMISSION\ngpu 1 energy_mj=0\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+
+  meter.reset();
+  EXPECT_EQ(open("gpu 0 handle=NO_PERMISSION\n"), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("gpu0"));
+  EXPECT_THAT(status_.reason, HasSubstr("NVML_ERROR_NO_PERMISSION"));
+  EXPECT_THAT(status_.fix, HasSubstr("/dev/nvidia"));
+}
+
+// --- Telemetry ----------------------------------------------------------------
+
+TEST_F(NvmlTest, Telemetry) {
+  auto meter = open(
+      "gpu 0 energy_mj=0 power_mw=300000 limit_mw=700000 util=50,75 sm_mhz=1980 temp=40 mem_used=1000\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].gpu.power_limit_w, 700.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.utilization_pct, 50.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.sm_clock_mhz, 1980.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.temperature_c, 40.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.memory_used_bytes, 1000.0);
+  EXPECT_DOUBLE_EQ(read(*meter)[0].gpu.utilization_pct, 75.0);
+}
+
+TEST_F(NvmlTest, TelemetryIsNaNWhenUnavailable) {
+  // Power and the limit are left out of the script: NOT_SUPPORTED. A counter
+  // GPU needs neither, so they read as NaN rather than failing the read.
+  auto meter = open("gpu 0 energy_mj=0 util=NOT_SUPPORTED,50 temp=TIMEOUT,45\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 0.0);
+  EXPECT_TRUE(std::isnan(s[0].power_w));
+  EXPECT_TRUE(std::isnan(s[0].gpu.power_limit_w));
+  EXPECT_TRUE(std::isnan(s[0].gpu.utilization_pct));
+  EXPECT_TRUE(std::isnan(s[0].gpu.sm_clock_mhz));
+  EXPECT_TRUE(std::isnan(s[0].gpu.temperature_c));
+  EXPECT_TRUE(std::isnan(s[0].gpu.memory_used_bytes));
+
+  s = read(*meter);
+  // NOT_SUPPORTED is final: the GPU is not asked again. A timeout is not.
+  EXPECT_TRUE(std::isnan(s[0].gpu.utilization_pct));
+  EXPECT_DOUBLE_EQ(s[0].gpu.temperature_c, 45.0);
+}
+
+// --- Device selection ---------------------------------------------------------
+
+constexpr const char* kThreeGpus =
+    "gpu 0 uuid=GPU-aaaa1111 energy_mj=0\n"
+    "gpu 1 uuid=GPU-bbbb2222 energy_mj=0\n"
+    "gpu 2 uuid=GPU-bbbb3333 energy_mj=0\n";
+
+TEST_F(NvmlTest, AllGpusByDefault) {
+  auto meter = open(kThreeGpus);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu0", "nvml:gpu1", "nvml:gpu2"}));
+}
+
+TEST_F(NvmlTest, CudaVisibleDevicesByIndex) {
+  cuda_visible_.set("2, 0");
+  auto meter = open(kThreeGpus);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu2", "nvml:gpu0"}));
+  EXPECT_EQ(meter->channels()[0].gpu_index, 2);
+}
+
+TEST_F(NvmlTest, CudaVisibleDevicesByUuidPrefix) {
+  cuda_visible_.set("GPU-bbbb3,GPU-aaaa1111");
+  auto meter = open(kThreeGpus);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu2", "nvml:gpu0"}));
+}
+
+TEST_F(NvmlTest, CudaVisibleDevicesEmptySelectsNoGpu) {
+  cuda_visible_.set("");
+  EXPECT_EQ(open(kThreeGpus), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("CUDA_VISIBLE_DEVICES"));
+
+  cuda_visible_.set("-1");
+  EXPECT_EQ(open(kThreeGpus), nullptr);
+  expect_unavailable();
+}
+
+TEST_F(NvmlTest, CudaVisibleDevicesStopsAtTheFirstInvalidEntry) {
+  cuda_visible_.set("1,7,0");
+  auto meter = open(kThreeGpus);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+  EXPECT_THAT(status_.description, HasSubstr("'7'"));
+
+  // A prefix that fits two GPUs names neither.
+  cuda_visible_.set("GPU-bbbb");
+  EXPECT_EQ(open(kThreeGpus), nullptr);
+  expect_unavailable();
+}
+
+TEST_F(NvmlTest, CudaVisibleDevicesMigInstanceSelectsItsGpu) {
+  const std::string script =
+      "gpu 0 uuid=GPU-aaaa1111 energy_mj=0\n"
+      "gpu 1 uuid=GPU-bbbb2222 energy_mj=0 mig=MIG-1111,MIG-2222\n";
+  cuda_visible_.set("MIG-2222");
+  auto meter = open(script);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+
+  // The older form names the parent GPU inside the MIG id.
+  meter.reset();
+  cuda_visible_.set("MIG-GPU-aaaa1111/1/0");
+  meter = open(script);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu0"});
+}
+
+TEST_F(NvmlTest, ExplicitIndicesOverrideCudaVisibleDevices) {
+  cuda_visible_.set("0");
+  ProbeOptions options;
+  options.gpu_indices = std::vector<unsigned>{1, 2};
+  auto meter = open(kThreeGpus, options);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu1", "nvml:gpu2"}));
+}
+
+TEST_F(NvmlTest, ExplicitIndexOutOfRange) {
+  ProbeOptions options;
+  options.gpu_indices = std::vector<unsigned>{0, 5};
+  EXPECT_EQ(open(kThreeGpus, options), nullptr);
+  expect_unavailable();
+  EXPECT_THAT(status_.reason, HasSubstr("GPU index 5"));
+}
+
+// --- Processes ----------------------------------------------------------------
+
+TEST_F(NvmlTest, ProcessList) {
+  auto meter = open("gpu 0 energy_mj=0 pids=123,456\ngpu 1 energy_mj=0\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  ASSERT_TRUE(meter->lists_processes());
+  EXPECT_EQ(meter->processes(0), (std::vector<std::uint32_t>{123, 456}));
+  EXPECT_TRUE(meter->processes(1).empty());
+}
+
+TEST_F(NvmlTest, ProcessListRetriesWhileItGrows) {
+  // The meter starts with room for 8. Each call takes the next set: 9 processes
+  // (too many), then 17 (still too many for the grown buffer), then 17 fit.
+  auto meter = open("gpu 0 energy_mj=0 pids=" + pid_list(100, 9) + "/" + pid_list(200, 17) + "/" +
+                    pid_list(300, 17) + "\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  auto pids = meter->processes(0);
+  ASSERT_EQ(pids.size(), 17u);
+  EXPECT_EQ(pids.front(), 300u);
+  EXPECT_EQ(pids.back(), 316u);
+}
+
+TEST_F(NvmlTest, ProcessListFailure) {
+  auto meter = open("gpu 0 energy_mj=0 pids=NOT_SUPPORTED/GPU_IS_LOST\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_TRUE(meter->processes(0).empty());
+  EXPECT_THROW(meter->processes(0), SourceError);
+}
+
+// --- Read failures ------------------------------------------------------------
+
+TEST_F(NvmlTest, FailingCounterThrowsSourceError) {
+  auto meter = open("gpu 0 energy_mj=1000,2000,GPU_IS_LOST\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  read(*meter);
+  std::vector<ChannelSample> s;
+  try {
+    meter->read(s);
+    FAIL() << "expected a SourceError";
+  } catch (const SourceError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("gpu0"));
+    EXPECT_THAT(std::string(e.what()), HasSubstr("GPU is lost"));
+  }
+}
+
+TEST_F(NvmlTest, FailingPowerThrowsSourceErrorForSampledGpu) {
+  auto meter = open("gpu 0 power_mw=100000,GPU_IS_LOST\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  std::vector<ChannelSample> s;
+  EXPECT_THROW(meter->read(s), SourceError);
+}
+
+// --- An old driver ------------------------------------------------------------
+
+TEST_F(NvmlTest, OldDriverUsesUnversionedFunctions) {
+  // The legacy fake exports no energy counter, only unversioned names and the
+  // 16-byte process struct.
+  auto meter = open("gpu 0 name=Tesla_K80 energy_mj=5000 power_mw=150000,149000 limit_mw=300000 pids=42,43\n", {},
+                    FAKE_NVML_LEGACY_PATH);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(meter->channels()[0].method, Method::sampled);
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].power_w, 149.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.power_limit_w, 300.0);
+  ASSERT_TRUE(meter->lists_processes());
+  EXPECT_EQ(meter->processes(0), (std::vector<std::uint32_t>{42, 43}));
+}
+
+}  // namespace
+}  // namespace powertrain::energy

@@ -1,0 +1,449 @@
+// A scripted stand-in for libnvidia-ml.so: it exports the NVML functions that
+// powertrain uses (declared in src/energy/nvml_api.h) and answers them from a
+// text file named by the environment variable FAKE_NVML_SCRIPT, read at nvmlInit.
+//
+// Script format, one directive per line ('#' starts a comment):
+//
+//   init DRIVER_NOT_LOADED        what nvmlInit returns (default SUCCESS)
+//   gpu 0 key=value ...           one GPU; indices count 0, 1, 2... in order
+//
+// GPU keys:
+//   name=NVIDIA_H100              nvmlDeviceGetName ('_' reads as a space)
+//   uuid=GPU-aaaa                 nvmlDeviceGetUUID (default GPU-fake-<index>)
+//   handle=NO_PERMISSION          what nvmlDeviceGetHandleByIndex returns
+//   energy_mj=1000,1500           nvmlDeviceGetTotalEnergyConsumption
+//   power_mw=250000               nvmlDeviceGetPowerUsage
+//   limit_mw=700000               the power limit
+//   util=50  sm_mhz=1980  temp=40  mem_used=1000
+//   pids=123,456/123,456,789      nvmlDeviceGetComputeRunningProcesses
+//   mig=MIG-1111,MIG-2222         UUIDs of the GPU's MIG instances
+//
+// A reading is a comma list whose entries are numbers or NVML return codes
+// (NOT_SUPPORTED, GPU_IS_LOST...): each call takes the next entry and the last
+// one repeats, so `power_mw=100000,GPU_IS_LOST` fails from the second call on.
+// A reading the script leaves out answers NOT_SUPPORTED. `pids` walks
+// '/'-separated sets the same way, one set per call, including calls that end
+// in INSUFFICIENT_SIZE: consecutive sets of growing size imitate processes that
+// start between the size query and the next call.
+//
+// Built twice: fake_nvml exports the current, versioned names; fake_nvml_legacy
+// (FAKE_NVML_LEGACY) imitates an old driver: unversioned names, the 16-byte
+// process struct, the management limit only, and no energy counter or MIG.
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nvml_api.h"
+
+#define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+namespace nvml = powertrain::energy::nvml;
+
+struct Reading {
+  nvml::Return rc = nvml::kNotSupported;
+  unsigned long long value = 0;
+};
+
+struct PidSet {
+  nvml::Return rc = nvml::kSuccess;
+  std::vector<unsigned> pids;
+};
+
+/// Steps answered one per call; the last one repeats.
+template <class T>
+struct Steps {
+  std::vector<T> steps;
+  std::size_t next = 0;
+  T take() {
+    if (steps.empty()) return T{};
+    const T& t = steps[std::min(next, steps.size() - 1)];
+    ++next;
+    return t;
+  }
+};
+
+struct FakeDevice {
+  bool mig = false;
+  std::string name;
+  std::string uuid;
+  nvml::Return handle_rc = nvml::kSuccess;
+  Steps<Reading> energy_mj, power_mw, limit_mw, util, sm_mhz, temp, mem_used;
+  Steps<PidSet> pids;
+  std::vector<std::unique_ptr<FakeDevice>> migs;
+};
+
+struct State {
+  int sessions = 0;  // nvmlInit calls not yet matched by nvmlShutdown
+  nvml::Return init_rc = nvml::kSuccess;
+  std::vector<std::unique_ptr<FakeDevice>> gpus;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+nvml::Return code_from_name(std::string_view name) {
+  for (const auto& entry : nvml::kReturnNames)
+    if (entry.name == name) return entry.code;
+  throw std::runtime_error("unknown NVML return code '" + std::string(name) + "'");
+}
+
+std::vector<std::string_view> split(std::string_view s, char separator) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    const std::size_t at = s.find(separator);
+    parts.push_back(s.substr(0, at));
+    if (at == std::string_view::npos) return parts;
+    s.remove_prefix(at + 1);
+  }
+}
+
+bool is_number(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+unsigned long long number(std::string_view s) {
+  unsigned long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) throw std::runtime_error("bad number '" + std::string(s) + "'");
+  return v;
+}
+
+Steps<Reading> parse_readings(std::string_view list) {
+  Steps<Reading> r;
+  for (std::string_view item : split(list, ','))
+    r.steps.push_back(is_number(item) ? Reading{nvml::kSuccess, number(item)} : Reading{code_from_name(item), 0});
+  return r;
+}
+
+Steps<PidSet> parse_pids(std::string_view sets) {
+  Steps<PidSet> p;
+  for (std::string_view set : split(sets, '/')) {
+    PidSet s;
+    if (!set.empty() && !is_number(split(set, ',')[0])) {
+      s.rc = code_from_name(set);
+    } else if (!set.empty()) {
+      for (std::string_view pid : split(set, ',')) s.pids.push_back(static_cast<unsigned>(number(pid)));
+    }
+    p.steps.push_back(std::move(s));
+  }
+  return p;
+}
+
+std::unique_ptr<FakeDevice> parse_gpu(std::istringstream& words, std::size_t expected_index) {
+  std::size_t index = 0;
+  if (!(words >> index) || index != expected_index)
+    throw std::runtime_error("gpu lines must be numbered 0, 1, 2... in order");
+  auto gpu = std::make_unique<FakeDevice>();
+  gpu->name = "Fake GPU";
+  gpu->uuid = "GPU-fake-" + std::to_string(index);
+  std::string word;
+  while (words >> word) {
+    const std::size_t eq = word.find('=');
+    if (eq == std::string::npos) throw std::runtime_error("expected key=value, got '" + word + "'");
+    const std::string key = word.substr(0, eq);
+    const std::string_view value = std::string_view(word).substr(eq + 1);
+    if (key == "name") {
+      gpu->name = std::string(value);
+      for (char& c : gpu->name)
+        if (c == '_') c = ' ';
+    } else if (key == "uuid") {
+      gpu->uuid = std::string(value);
+    } else if (key == "handle") {
+      gpu->handle_rc = code_from_name(value);
+    } else if (key == "energy_mj") {
+      gpu->energy_mj = parse_readings(value);
+    } else if (key == "power_mw") {
+      gpu->power_mw = parse_readings(value);
+    } else if (key == "limit_mw") {
+      gpu->limit_mw = parse_readings(value);
+    } else if (key == "util") {
+      gpu->util = parse_readings(value);
+    } else if (key == "sm_mhz") {
+      gpu->sm_mhz = parse_readings(value);
+    } else if (key == "temp") {
+      gpu->temp = parse_readings(value);
+    } else if (key == "mem_used") {
+      gpu->mem_used = parse_readings(value);
+    } else if (key == "pids") {
+      gpu->pids = parse_pids(value);
+    } else if (key == "mig") {
+      for (std::string_view uuid : split(value, ',')) {
+        auto mig = std::make_unique<FakeDevice>();
+        mig->mig = true;
+        mig->uuid = std::string(uuid);
+        gpu->migs.push_back(std::move(mig));
+      }
+    } else {
+      throw std::runtime_error("unknown gpu key '" + key + "'");
+    }
+  }
+  return gpu;
+}
+
+/// Replaces the state with the script's; on a bad script, says why on stderr
+/// and makes nvmlInit fail, so a typo in a test cannot pass unnoticed.
+void load_script() {
+  State& s = state();
+  s.init_rc = nvml::kSuccess;
+  s.gpus.clear();
+  const char* path = std::getenv("FAKE_NVML_SCRIPT");
+  if (path == nullptr) {
+    std::fprintf(stderr, "fake_nvml: FAKE_NVML_SCRIPT is not set\n");
+    s.init_rc = nvml::kUnknown;
+    return;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    std::fprintf(stderr, "fake_nvml: cannot read %s\n", path);
+    s.init_rc = nvml::kUnknown;
+    return;
+  }
+  std::string line;
+  int line_no = 0;
+  try {
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (const std::size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+      std::istringstream words(line);
+      std::string directive;
+      if (!(words >> directive)) continue;
+      if (directive == "init") {
+        std::string code;
+        words >> code;
+        s.init_rc = code_from_name(code);
+      } else if (directive == "gpu") {
+        s.gpus.push_back(parse_gpu(words, s.gpus.size()));
+      } else {
+        throw std::runtime_error("unknown directive '" + directive + "'");
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fake_nvml: %s:%d: %s\n", path, line_no, e.what());
+    s.gpus.clear();
+    s.init_rc = nvml::kUnknown;
+  }
+}
+
+FakeDevice* device(nvml::Device handle) { return reinterpret_cast<FakeDevice*>(handle); }
+
+/// The GPU behind a handle, or the reason to refuse the call.
+nvml::Return gpu_of(nvml::Device handle, FakeDevice*& gpu) {
+  if (state().sessions == 0) return nvml::kUninitialized;
+  if (handle == nullptr) return nvml::kInvalidArgument;
+  gpu = device(handle);
+  // MIG handles answer for their UUID only, enough for device selection.
+  return gpu->mig ? nvml::kNotSupported : nvml::kSuccess;
+}
+
+template <class T>
+nvml::Return answer(nvml::Device handle, Steps<Reading> FakeDevice::*member, T* out) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (out == nullptr) return nvml::kInvalidArgument;
+  const Reading r = (gpu->*member).take();
+  if (r.rc == nvml::kSuccess) *out = static_cast<T>(r.value);
+  return r.rc;
+}
+
+nvml::Return copy_string(const std::string& s, char* buffer, unsigned length) {
+  if (buffer == nullptr) return nvml::kInvalidArgument;
+  if (s.size() + 1 > length) return nvml::kInsufficientSize;
+  std::memcpy(buffer, s.c_str(), s.size() + 1);
+  return nvml::kSuccess;
+}
+
+template <class Info>
+nvml::Return processes(nvml::Device handle, unsigned* count, Info* infos) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (count == nullptr) return nvml::kInvalidArgument;
+  const PidSet set = gpu->pids.take();
+  if (set.rc != nvml::kSuccess) return set.rc;
+  const auto needed = static_cast<unsigned>(set.pids.size());
+  // As NVML does: too small a buffer gets the needed size back.
+  if (*count < needed) {
+    *count = needed;
+    return nvml::kInsufficientSize;
+  }
+  if (needed > 0 && infos == nullptr) return nvml::kInvalidArgument;
+  for (unsigned i = 0; i < needed; ++i) {
+    infos[i] = Info{};
+    infos[i].pid = set.pids[i];
+    infos[i].used_gpu_memory_bytes = 1ull << 30;
+  }
+  *count = needed;
+  return nvml::kSuccess;
+}
+
+nvml::Return init() {
+  State& s = state();
+  if (s.sessions == 0) load_script();
+  if (s.init_rc != nvml::kSuccess) return s.init_rc;
+  ++s.sessions;
+  return nvml::kSuccess;
+}
+
+nvml::Return get_count(unsigned* count) {
+  if (state().sessions == 0) return nvml::kUninitialized;
+  if (count == nullptr) return nvml::kInvalidArgument;
+  *count = static_cast<unsigned>(state().gpus.size());
+  return nvml::kSuccess;
+}
+
+nvml::Return get_handle(unsigned index, nvml::Device* handle) {
+  State& s = state();
+  if (s.sessions == 0) return nvml::kUninitialized;
+  if (handle == nullptr || index >= s.gpus.size()) return nvml::kInvalidArgument;
+  if (s.gpus[index]->handle_rc != nvml::kSuccess) return s.gpus[index]->handle_rc;
+  *handle = reinterpret_cast<nvml::Device>(s.gpus[index].get());
+  return nvml::kSuccess;
+}
+
+}  // namespace
+
+// Test hook, not NVML: how many nvmlInit calls are still open. Tests dlopen this
+// library themselves to check that the meter shuts NVML down.
+FAKE_EXPORT int fake_nvml_sessions() { return state().sessions; }
+
+FAKE_EXPORT nvml::Return nvmlShutdown() {
+  State& s = state();
+  if (s.sessions == 0) return nvml::kUninitialized;
+  --s.sessions;
+  return nvml::kSuccess;
+}
+
+FAKE_EXPORT const char* nvmlErrorString(nvml::Return rc) {
+  // The driver's wording, so messages in tests read like real ones.
+  switch (rc) {
+    case nvml::kSuccess: return "Success";
+    case nvml::kUninitialized: return "Uninitialized";
+    case nvml::kInvalidArgument: return "Invalid Argument";
+    case nvml::kNotSupported: return "Not Supported";
+    case nvml::kNoPermission: return "Insufficient Permissions";
+    case nvml::kNotFound: return "Not Found";
+    case nvml::kInsufficientSize: return "Insufficient Size";
+    case nvml::kDriverNotLoaded: return "Driver Not Loaded";
+    case nvml::kTimeout: return "Timeout";
+    case nvml::kGpuIsLost: return "GPU is lost";
+    case nvml::kLibRmVersionMismatch: return "RM has detected an NVML/RM version mismatch.";
+    case nvml::kNoData: return "No data";
+    default: return "Unknown Error";
+  }
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetName(nvml::Device handle, char* name, unsigned length) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  return copy_string(gpu->name, name, length);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetUUID(nvml::Device handle, char* uuid, unsigned length) {
+  if (state().sessions == 0) return nvml::kUninitialized;
+  if (handle == nullptr) return nvml::kInvalidArgument;
+  return copy_string(device(handle)->uuid, uuid, length);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetPowerUsage(nvml::Device handle, unsigned* power_mw) {
+  return answer(handle, &FakeDevice::power_mw, power_mw);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetUtilizationRates(nvml::Device handle, nvml::Utilization* utilization) {
+  if (utilization == nullptr) return nvml::kInvalidArgument;
+  unsigned gpu_pct = 0;
+  const nvml::Return rc = answer(handle, &FakeDevice::util, &gpu_pct);
+  if (rc == nvml::kSuccess) *utilization = nvml::Utilization{gpu_pct, gpu_pct / 2};
+  return rc;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetMemoryInfo(nvml::Device handle, nvml::Memory* memory) {
+  if (memory == nullptr) return nvml::kInvalidArgument;
+  unsigned long long used_bytes = 0;
+  const nvml::Return rc = answer(handle, &FakeDevice::mem_used, &used_bytes);
+  if (rc == nvml::kSuccess) {
+    const unsigned long long total_bytes = std::max(used_bytes, 80ull << 30);
+    *memory = nvml::Memory{total_bytes, total_bytes - used_bytes, used_bytes};
+  }
+  return rc;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetClockInfo(nvml::Device handle, int clock_type, unsigned* clock_mhz) {
+  if (clock_type != nvml::kClockSm) return nvml::kNotSupported;  // the fake scripts only the SM clock
+  return answer(handle, &FakeDevice::sm_mhz, clock_mhz);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetTemperature(nvml::Device handle, int sensor, unsigned* temperature_c) {
+  if (sensor != nvml::kTemperatureGpu) return nvml::kInvalidArgument;
+  return answer(handle, &FakeDevice::temp, temperature_c);
+}
+
+#ifndef FAKE_NVML_LEGACY
+
+FAKE_EXPORT nvml::Return nvmlInit_v2() { return init(); }
+FAKE_EXPORT nvml::Return nvmlDeviceGetCount_v2(unsigned* count) { return get_count(count); }
+FAKE_EXPORT nvml::Return nvmlDeviceGetHandleByIndex_v2(unsigned index, nvml::Device* handle) {
+  return get_handle(index, handle);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetTotalEnergyConsumption(nvml::Device handle, unsigned long long* energy_mj) {
+  return answer(handle, &FakeDevice::energy_mj, energy_mj);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetEnforcedPowerLimit(nvml::Device handle, unsigned* limit_mw) {
+  return answer(handle, &FakeDevice::limit_mw, limit_mw);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetMaxMigDeviceCount(nvml::Device handle, unsigned* count) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (count == nullptr) return nvml::kInvalidArgument;
+  if (gpu->migs.empty()) return nvml::kNotSupported;  // as on a GPU without MIG mode
+  *count = static_cast<unsigned>(gpu->migs.size()) + 1;  // one empty slot, as real GPUs have
+  return nvml::kSuccess;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetMigDeviceHandleByIndex(nvml::Device handle, unsigned index,
+                                                             nvml::Device* mig) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (mig == nullptr) return nvml::kInvalidArgument;
+  if (index >= gpu->migs.size()) return nvml::kNotFound;
+  *mig = reinterpret_cast<nvml::Device>(gpu->migs[index].get());
+  return nvml::kSuccess;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetComputeRunningProcesses_v3(nvml::Device handle, unsigned* count,
+                                                                 nvml::ProcessInfoV2* infos) {
+  return processes(handle, count, infos);
+}
+
+#else  // an old driver
+
+FAKE_EXPORT nvml::Return nvmlInit() { return init(); }
+FAKE_EXPORT nvml::Return nvmlDeviceGetCount(unsigned* count) { return get_count(count); }
+FAKE_EXPORT nvml::Return nvmlDeviceGetHandleByIndex(unsigned index, nvml::Device* handle) {
+  return get_handle(index, handle);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetPowerManagementLimit(nvml::Device handle, unsigned* limit_mw) {
+  return answer(handle, &FakeDevice::limit_mw, limit_mw);
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetComputeRunningProcesses(nvml::Device handle, unsigned* count,
+                                                              nvml::ProcessInfoV1* infos) {
+  return processes(handle, count, infos);
+}
+
+#endif

@@ -18,9 +18,10 @@ endfunction()
 
 # powertrain_layer_tests(NAME DEPS ...): one GoogleTest binary per layer from
 # every .cpp in the calling folder, registered with ctest. CLI: the suite runs the
-# powertrain executable (its path in $POWERTRAIN_BINARY).
+# powertrain executable (its path in $POWERTRAIN_BINARY). TORCH: the suite includes
+# LibTorch and shares its precompiled header.
 function(powertrain_layer_tests name)
-  cmake_parse_arguments(L "CLI" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(L "CLI;TORCH" "" "DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   if(NOT srcs)
     return()
@@ -29,6 +30,9 @@ function(powertrain_layer_tests name)
   add_executable(${target} ${srcs})
   target_link_libraries(${target} PRIVATE ${L_DEPS} powertrain_test_support GTest::gtest_main GTest::gmock)
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  if(L_TORCH)
+    powertrain_use_torch_pch(${target})
+  endif()
   # Only end-to-end suites (CLI) wait for the powertrain executable.
   set(env "POWERTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   if(L_CLI)
@@ -36,4 +40,24 @@ function(powertrain_layer_tests name)
     add_dependencies(${target} powertrain)
   endif()
   gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES ENVIRONMENT "${env}")
+endfunction()
+
+# LibTorch's headers cost about half a minute per translation unit. One
+# precompiled <torch/torch.h>, built once and reused by every target that
+# includes it, keeps the build inside the CI budget on two cores.
+option(POWERTRAIN_TORCH_PCH "Precompile LibTorch's headers once for all targets" ON)
+function(powertrain_use_torch_pch target)
+  if(NOT POWERTRAIN_TORCH_PCH)
+    return()
+  endif()
+  if(NOT TARGET powertrain_torch_pch)
+    file(WRITE ${PROJECT_BINARY_DIR}/torch_pch.cpp "// anchor of the shared LibTorch precompiled header\n")
+    add_library(powertrain_torch_pch STATIC ${PROJECT_BINARY_DIR}/torch_pch.cpp)
+    target_link_libraries(powertrain_torch_pch PUBLIC ${TORCH_LIBRARIES})
+    target_precompile_headers(powertrain_torch_pch PRIVATE <torch/torch.h>)
+  endif()
+  get_target_property(type ${target} TYPE)
+  if(NOT type STREQUAL "INTERFACE_LIBRARY")
+    target_precompile_headers(${target} REUSE_FROM powertrain_torch_pch)
+  endif()
 endfunction()

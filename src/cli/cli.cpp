@@ -18,6 +18,7 @@ int run_cli(int argc, char** argv) {
   add_devices_command(app, ctx);
   add_measure_command(app, ctx);
   add_burn_command(app, ctx);
+  add_train_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -11,5 +11,6 @@ struct Context {
 void add_devices_command(CLI::App& app, Context& ctx);
 void add_measure_command(CLI::App& app, Context& ctx);
 void add_burn_command(CLI::App& app, Context& ctx);
+void add_train_command(CLI::App& app, Context& ctx);
 
 }  // namespace powertrain::cli

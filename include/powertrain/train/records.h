@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "powertrain/energy/tracker.h"
@@ -31,6 +32,9 @@ struct RunConfig {
   std::string init_encoder;      ///< encoder checkpoint to start from (pretraining study)
   bool freeze_encoder = false;
   std::string tasks;             ///< label subset for multi-label data, comma-separated
+  /// Further dataset options by name (see docs/data.md and
+  /// train::dataset_options): e.g. {"max_samples", "2000"}, {"window", "128"}.
+  std::vector<std::pair<std::string, std::string>> data_options;
 };
 
 /// One finished epoch.
@@ -48,6 +52,7 @@ struct EpochRecord {
   double train_loss = 0.0;
   double val_loss = 0.0;
   double val_metric = 0.0;      ///< accuracy (single label) or mean accuracy over tasks
+  std::vector<double> val_task_metrics;  ///< multi label: validation accuracy per task (else empty)
 };
 
 enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed };
@@ -64,7 +69,8 @@ struct RunSummary {
   std::optional<double> energy_to_target_j;
   std::optional<double> time_to_target_s;
   double best_val_metric = 0.0;
-  double test_metric = 0.0;
+  double test_metric = 0.0;     ///< of the best model; NaN when there is no test split (or none was evaluated)
+  std::vector<double> test_task_metrics;  ///< multi label: test accuracy per task (else empty)
   std::string method;
   std::string message;  ///< why it diverged or failed
 };

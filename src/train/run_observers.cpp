@@ -1,0 +1,55 @@
+#include "powertrain/train/run_observers.h"
+
+#include <fmt/format.h>
+
+namespace powertrain::train {
+
+ProgressPrinter::ProgressPrinter(std::FILE* out, bool terminal, std::string label)
+    : out_(out), terminal_(terminal), label_(std::move(label)) {}
+
+void ProgressPrinter::on_start(const RunConfig& config, const Environment& environment) {
+  max_epochs_ = config.max_epochs;
+  energy_j_ = 0.0;
+  fmt::print(out_, "{}: {} on {} ({}), batch {}, lr {}, {} threads\n", label_, config.model, config.dataset,
+             config.device, config.batch_size, config.learning_rate, environment.threads);
+  std::fflush(out_);
+}
+
+void ProgressPrinter::on_batch(const BatchProgress& p) {
+  if (!terminal_) return;
+  const double pct = p.steps > 0 ? 100.0 * static_cast<double>(p.step) / static_cast<double>(p.steps) : 0.0;
+  fmt::print(out_, "\r\033[K{}: epoch {}/{} {:5.1f}%  loss {:.4f}  {:.1f} J so far", label_, p.epoch, max_epochs_, pct,
+             p.running_loss, energy_j_);
+  std::fflush(out_);
+  live_line_ = true;
+}
+
+void ProgressPrinter::on_epoch(const EpochRecord& e) {
+  energy_j_ += e.energy_j;
+  if (live_line_) fmt::print(out_, "\r\033[K");
+  live_line_ = false;
+  fmt::print(out_, "{}: epoch {:>3}  {:7.2f} s  {:10.1f} J ({})  {:7.1f} W  {:8.0f} samples/s  loss {:.4f}  "
+             "val loss {:.4f}  val metric {:.4f}\n",
+             label_, e.epoch, e.duration_s, e.energy_j, e.method, e.duration_s > 0 ? e.energy_j / e.duration_s : 0.0,
+             e.samples_per_s, e.train_loss, e.val_loss, e.val_metric);
+  std::fflush(out_);
+}
+
+void ProgressPrinter::on_end(const RunSummary& s) {
+  if (live_line_) fmt::print(out_, "\r\033[K");
+  live_line_ = false;
+  fmt::print(out_, "{}: {} after {} epochs, {:.1f} s, {:.1f} J ({}), best epoch {}, test metric {:.4f}{}\n", label_,
+             to_string(s.status), s.epochs, s.duration_s, s.energy_j, s.method, s.best_epoch, s.test_metric,
+             s.message.empty() ? "" : " (" + s.message + ")");
+  std::fflush(out_);
+}
+
+void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
+                   std::int64_t end_ns) {
+  std::vector<energy::TimelineSample> part;
+  for (auto& s : tracker.timeline())
+    if (s.t_ns >= start_ns && s.t_ns <= end_ns) part.push_back(std::move(s));
+  if (!part.empty()) store.add_timeline(run_id, tracker.channels(), part, start_ns);
+}
+
+}  // namespace powertrain::train

@@ -1,0 +1,35 @@
+#pragma once
+// JSON forms of the training records, as the store keeps them in its json
+// columns (runs.config, runs.environment, studies.environment, trials.config).
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "powertrain/train/records.h"
+
+namespace powertrain::store {
+
+/// Every field of `c`, keys named as the struct's fields; target_metric is
+/// null when unset; data_options is an array of [name, value] pairs.
+nlohmann::json config_json(const train::RunConfig& c);
+/// Inverse of config_json. Missing keys keep their defaults, so older and newer
+/// documents both read; a key of the wrong type throws StoreError.
+train::RunConfig config_from_json(const nlohmann::json& j);
+
+nlohmann::json environment_json(const train::Environment& e);
+/// Inverse of environment_json; missing keys keep their defaults. Throws StoreError.
+train::Environment environment_from_json(const nlohmann::json& j);
+
+/// A list of metrics (e.g. accuracy per task) as a JSON array; NaN as null.
+nlohmann::json metrics_json(const std::vector<double>& values);
+/// Inverse of metrics_json (null reads as NaN). Throws StoreError.
+std::vector<double> metrics_from_json(const nlohmann::json& j);
+
+/// A canonical trial key: the compact JSON of every field of `c` that defines
+/// the experiment, keys sorted, seed included. Leaves out where files live
+/// (data_dir, checkpoint), so moving the data keeps the keys of a study;
+/// data_options are sorted.
+std::string trial_key(const train::RunConfig& c);
+
+}  // namespace powertrain::store

@@ -1,0 +1,175 @@
+#pragma once
+// The results store: one SQLite database (WAL mode) that keeps studies,
+// trials, runs, epochs with their energy per channel, power timelines and
+// measured commands. See docs/store.md for the schema and the guarantees.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "powertrain/energy/tracker.h"
+#include "powertrain/energy/types.h"
+#include "powertrain/store/records.h"
+#include "powertrain/store/table.h"
+#include "powertrain/train/records.h"
+
+namespace powertrain::store {
+
+/// Schema version this build writes (PRAGMA user_version).
+inline constexpr int kSchemaVersion = 2;
+/// PRAGMA application_id of a powertrain database ("PWTR").
+inline constexpr std::int32_t kApplicationId = 0x50575452;
+
+/// When a committed transaction is safe.
+enum class Durability {
+  /// synchronous=FULL: the WAL is synced at every commit; a commit survives a
+  /// power loss. The default: the store commits about once per epoch.
+  full,
+  /// synchronous=NORMAL: a commit survives the process being killed but the
+  /// latest ones may roll back on a power loss (the database stays consistent).
+  normal,
+};
+
+struct OpenOptions {
+  /// How long a statement waits for another process's lock before it fails.
+  std::chrono::milliseconds busy_timeout{30000};
+  Durability durability = Durability::full;
+  /// Upgrade the schema only up to this version (tests of migrations);
+  /// kSchemaVersion for normal use. Read-write opens only.
+  int schema_version = kSchemaVersion;
+};
+
+/// A connection to a results database. Move-only; not thread-safe: give each
+/// thread (and each process, after fork) its own Store. Any number of Stores,
+/// in any processes, may use one database at a time: readers never wait, and a
+/// writer waits up to busy_timeout for another writer.
+///
+/// Every method throws StoreError with one line: "<path>: <what it was
+/// doing>: <SQLite's message>".
+class Store {
+ public:
+  /// Opens the database at `path`, creating it if missing, and upgrades its
+  /// schema in one transaction. Throws StoreError if the directory is missing,
+  /// the file is not a powertrain database, or its schema is newer than this
+  /// build's.
+  static Store open(const std::filesystem::path& path, const OpenOptions& options = {});
+  /// Opens an existing database for reading only (reports). Throws StoreError
+  /// if it is missing, not a powertrain database, or at another schema version.
+  static Store open_readonly(const std::filesystem::path& path, const OpenOptions& options = {});
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  ~Store();
+
+  const std::filesystem::path& path() const;
+  bool read_only() const;
+  /// The database's PRAGMA user_version.
+  int schema_version() const;
+
+  // --- studies -------------------------------------------------------------
+
+  /// Adds a study; throws StoreError if one has that name already.
+  std::int64_t create_study(std::string_view name, StudyKind kind, std::string_view spec,
+                            const train::Environment& environment);
+  std::optional<Study> find_study(std::string_view name) const;
+  /// Throws StoreError if there is no study `study_id`.
+  Study study(std::int64_t study_id) const;
+  /// Every study with its trial counts, oldest first.
+  std::vector<StudyOverview> list_studies() const;
+
+  // --- trials --------------------------------------------------------------
+
+  /// Returns the id of the trial with spec.key in the study, adding it as
+  /// pending if there is none. An existing trial is returned unchanged, so a
+  /// resumed study finds its trials and never duplicates one.
+  std::int64_t upsert_trial(std::int64_t study_id, const TrialSpec& spec);
+  std::optional<Trial> find_trial(std::int64_t study_id, std::string_view key) const;
+  /// Throws StoreError if there is no trial `trial_id`.
+  Trial trial(std::int64_t trial_id) const;
+  /// Trials of a study ordered by step, then by when they were added.
+  std::vector<Trial> trials_of(std::int64_t study_id) const;
+  /// trials_of() joined with each trial's latest run.
+  std::vector<TrialResult> results_of(std::int64_t study_id) const;
+
+  /// Claims a trial: in one transaction, begins a run, links it to the trial,
+  /// marks the trial running and counts the attempt. Returns the run id.
+  /// Throws StoreError if the trial is running (another process has it) or
+  /// done (is_done): a trial's result is never produced twice. Failed and
+  /// interrupted trials may be started again.
+  std::int64_t start_trial(std::int64_t trial_id, const train::RunConfig& config,
+                           const train::Environment& environment);
+  /// In one transaction: finish_run() of the trial's run and the trial status
+  /// that summary.status gives. Throws StoreError if the trial is not running.
+  void complete_trial(std::int64_t trial_id, const train::RunSummary& summary);
+  /// Marks a trial failed (an error stopped it, e.g. missing data), and its
+  /// run too if it is still running.
+  void mark_trial_failed(std::int64_t trial_id, std::string_view message);
+  /// Marks a trial interrupted (e.g. Ctrl-C), and its run too if still running.
+  void mark_trial_interrupted(std::int64_t trial_id, std::string_view message);
+  /// Marks every running trial of the study, and its run if still running,
+  /// interrupted: call it when a study starts, where a running trial can only
+  /// be left by a process that died. Returns how many trials it reset. Their
+  /// attempts were counted when they started.
+  int reset_interrupted(std::int64_t study_id);
+
+  // --- runs ----------------------------------------------------------------
+
+  /// Begins a run outside any study (status running). Returns its id.
+  std::int64_t begin_run(const train::RunConfig& config, const train::Environment& environment);
+  /// Stores one finished epoch, its channels, and the run's totals so far in
+  /// one transaction: after a crash an epoch is there whole or not at all.
+  /// Throws StoreError if the epoch is already stored or two channels share an id.
+  void add_epoch(std::int64_t run_id, const train::EpochRecord& epoch);
+  /// Stores the run's summary. Throws StoreError if summary.status is running
+  /// or the run is finished already.
+  void finish_run(std::int64_t run_id, const train::RunSummary& summary);
+  /// Throws StoreError if there is no run `run_id`.
+  RunRecord run(std::int64_t run_id) const;
+  /// Every run, oldest first.
+  std::vector<RunRecord> list_runs() const;
+  /// Epochs of a run in order, each with its channels in the order stored.
+  std::vector<train::EpochRecord> epochs_of(std::int64_t run_id) const;
+
+  // --- timeline ------------------------------------------------------------
+
+  /// Appends power samples to a run's timeline in one transaction.
+  /// `channel_ids` names the entries of each sample's power_w (index-aligned).
+  /// Times are kept as whole milliseconds since `origin_ns` (steady clock, e.g.
+  /// the run window's start_ns). NaN powers are skipped; a sample at a time
+  /// already stored for a channel replaces it. Throws StoreError if a sample
+  /// has more or fewer powers than channels.
+  void add_timeline(std::int64_t run_id, const std::vector<std::string>& channel_ids,
+                    const std::vector<energy::TimelineSample>& samples, std::int64_t origin_ns);
+  /// Same, naming channels by Tracker::channels().
+  void add_timeline(std::int64_t run_id, const std::vector<energy::ChannelInfo>& channels,
+                    const std::vector<energy::TimelineSample>& samples, std::int64_t origin_ns);
+  /// One series per channel, in the order channels were first stored.
+  std::vector<TimelineSeries> timeline_of(std::int64_t run_id) const;
+
+  // --- measured commands ---------------------------------------------------
+
+  /// Stores a measured command; returns its id. Throws StoreError on a duplicate uuid.
+  std::int64_t add_measurement(const MeasurementRecord& m);
+  /// Every stored measurement, oldest first.
+  std::vector<MeasurementRecord> list_measurements() const;
+
+  // --- rows for reports ----------------------------------------------------
+
+  /// Runs one read-only SQL statement with `?` parameters and returns its rows.
+  /// Throws StoreError for a statement that would write.
+  Table query(std::string_view sql, const std::vector<Value>& params = {}) const;
+  /// The trial_results view for one study: trial, configuration and summary
+  /// columns of each trial (see docs/store.md), ordered by step and trial id.
+  Table results_table(std::int64_t study_id) const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace powertrain::store

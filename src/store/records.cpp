@@ -1,0 +1,70 @@
+#include "powertrain/store/records.h"
+
+#include <string>
+
+#include "powertrain/error.h"
+
+namespace powertrain::store {
+
+std::string_view to_string(StudyKind k) {
+  switch (k) {
+    case StudyKind::grid: return "grid";
+    case StudyKind::pretrain: return "pretrain";
+    case StudyKind::multitask: return "multitask";
+    case StudyKind::train: return "train";
+  }
+  return "unknown";
+}
+
+StudyKind study_kind_from_string(std::string_view s) {
+  if (s == "grid") return StudyKind::grid;
+  if (s == "pretrain") return StudyKind::pretrain;
+  if (s == "multitask") return StudyKind::multitask;
+  if (s == "train") return StudyKind::train;
+  throw ConfigError("unknown study kind '" + std::string(s) +
+                    "' (expected grid, pretrain, multitask or train)");
+}
+
+std::string_view to_string(TrialStatus s) {
+  switch (s) {
+    case TrialStatus::pending: return "pending";
+    case TrialStatus::running: return "running";
+    case TrialStatus::converged: return "converged";
+    case TrialStatus::max_epochs: return "max_epochs";
+    case TrialStatus::diverged: return "diverged";
+    case TrialStatus::interrupted: return "interrupted";
+    case TrialStatus::failed: return "failed";
+  }
+  return "unknown";
+}
+
+TrialStatus trial_status_from_string(std::string_view s) {
+  if (s == "pending") return TrialStatus::pending;
+  if (s == "running") return TrialStatus::running;
+  if (s == "converged") return TrialStatus::converged;
+  if (s == "max_epochs") return TrialStatus::max_epochs;
+  if (s == "diverged") return TrialStatus::diverged;
+  if (s == "interrupted") return TrialStatus::interrupted;
+  if (s == "failed") return TrialStatus::failed;
+  throw ConfigError("unknown trial status '" + std::string(s) +
+                    "' (expected pending, running, converged, max_epochs, diverged, interrupted "
+                    "or failed)");
+}
+
+TrialStatus trial_status(train::RunStatus s) {
+  switch (s) {
+    case train::RunStatus::running: return TrialStatus::running;
+    case train::RunStatus::converged: return TrialStatus::converged;
+    case train::RunStatus::max_epochs: return TrialStatus::max_epochs;
+    case train::RunStatus::diverged: return TrialStatus::diverged;
+    case train::RunStatus::interrupted: return TrialStatus::interrupted;
+    case train::RunStatus::failed: return TrialStatus::failed;
+  }
+  return TrialStatus::failed;
+}
+
+bool is_done(TrialStatus s) {
+  return s == TrialStatus::converged || s == TrialStatus::max_epochs || s == TrialStatus::diverged;
+}
+
+}  // namespace powertrain::store

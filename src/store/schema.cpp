@@ -1,0 +1,216 @@
+#include "schema.h"
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+#include "powertrain/store/store.h"
+
+namespace powertrain::store::schema {
+namespace {
+
+// Times are ISO 8601 UTC text with milliseconds: readable in the sqlite3 shell
+// and sortable as text. REAL columns hold NULL where the value is NaN or
+// unknown (SQLite stores NaN as NULL anyway).
+#define PT_NOW "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+
+// Version 1: studies, trials, runs, epochs and their energy per channel.
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE studies (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  kind        TEXT NOT NULL CHECK (kind IN ('grid', 'pretrain', 'multitask', 'train')),
+  spec        TEXT NOT NULL DEFAULT '',
+  environment TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(environment)),
+  created_at  TEXT NOT NULL DEFAULT )sql" PT_NOW R"sql(
+);
+
+CREATE TABLE runs (
+  id                 INTEGER PRIMARY KEY,
+  config             TEXT NOT NULL CHECK (json_valid(config)),
+  dataset            TEXT NOT NULL,
+  model              TEXT NOT NULL,
+  optimizer          TEXT NOT NULL,
+  learning_rate      REAL,
+  batch_size         INTEGER NOT NULL,
+  seed               INTEGER NOT NULL,
+  device             TEXT NOT NULL,
+  host               TEXT NOT NULL DEFAULT '',
+  environment        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(environment)),
+  status             TEXT NOT NULL DEFAULT 'running' CHECK (status IN
+                       ('running', 'converged', 'max_epochs', 'diverged', 'interrupted', 'failed')),
+  epochs             INTEGER NOT NULL DEFAULT 0,
+  best_epoch         INTEGER NOT NULL DEFAULT 0,
+  duration_s         REAL DEFAULT 0,
+  energy_j           REAL DEFAULT 0,
+  energy_to_target_j REAL,
+  time_to_target_s   REAL,
+  best_val_metric    REAL,
+  test_metric        REAL,
+  test_task_metrics  TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(test_task_metrics)),
+  method             TEXT NOT NULL DEFAULT '',
+  message            TEXT NOT NULL DEFAULT '',
+  started_at         TEXT NOT NULL DEFAULT )sql" PT_NOW R"sql(,
+  finished_at        TEXT
+);
+
+CREATE TABLE trials (
+  id          INTEGER PRIMARY KEY,
+  study_id    INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+  key         TEXT NOT NULL,
+  phase       TEXT NOT NULL DEFAULT '',
+  step        INTEGER NOT NULL DEFAULT 0,
+  task        TEXT NOT NULL DEFAULT '',
+  config      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+  status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                ('pending', 'running', 'converged', 'max_epochs', 'diverged', 'interrupted', 'failed')),
+  run_id      INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  started_at  TEXT,
+  finished_at TEXT,
+  message     TEXT NOT NULL DEFAULT '',
+  UNIQUE (study_id, key)
+);
+CREATE INDEX trials_by_status ON trials (study_id, status);
+CREATE INDEX trials_by_run ON trials (run_id);
+
+CREATE TABLE epochs (
+  run_id           INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  epoch            INTEGER NOT NULL CHECK (epoch >= 1),
+  duration_s       REAL,
+  train_duration_s REAL,
+  eval_duration_s  REAL,
+  energy_j         REAL,
+  train_energy_j   REAL,
+  eval_energy_j    REAL,
+  method           TEXT NOT NULL DEFAULT '',
+  samples_per_s    REAL,
+  train_loss       REAL,
+  val_loss         REAL,
+  val_metric       REAL,
+  val_task_metrics TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(val_task_metrics)),
+  PRIMARY KEY (run_id, epoch)
+) WITHOUT ROWID;
+
+CREATE TABLE epoch_channels (
+  run_id       INTEGER NOT NULL,
+  epoch        INTEGER NOT NULL,
+  channel_id   TEXT NOT NULL,
+  ord          INTEGER NOT NULL,
+  device       TEXT NOT NULL DEFAULT '',
+  component    TEXT NOT NULL CHECK (component IN ('gpu', 'cpu', 'dram', 'psys', 'board')),
+  method       TEXT NOT NULL CHECK (method IN ('counter', 'sampled', 'estimated')),
+  in_total     INTEGER NOT NULL CHECK (in_total IN (0, 1)),
+  energy_j     REAL,
+  avg_power_w  REAL,
+  peak_power_w REAL,
+  PRIMARY KEY (run_id, epoch, channel_id),
+  FOREIGN KEY (run_id, epoch) REFERENCES epochs (run_id, epoch) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql";
+
+// Version 2: measured commands, the power timeline, and views for reports.
+// measurements comes first on purpose: a test checks that a step failing half
+// way leaves none of it behind.
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE measurements (
+  id                  INTEGER PRIMARY KEY,
+  uuid                TEXT NOT NULL UNIQUE,
+  started_at          TEXT NOT NULL,
+  command             TEXT NOT NULL DEFAULT '',
+  exit_code           INTEGER NOT NULL DEFAULT 0,
+  duration_s          REAL,
+  energy_j            REAL,
+  avg_power_w         REAL,
+  peak_power_w        REAL,
+  energy_above_idle_j REAL,
+  emissions_kg        REAL,
+  method              TEXT NOT NULL DEFAULT '',
+  host                TEXT NOT NULL DEFAULT '',
+  report              TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(report))
+);
+
+CREATE TABLE timeline_channels (
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  channel    INTEGER NOT NULL,
+  channel_id TEXT NOT NULL,
+  PRIMARY KEY (run_id, channel),
+  UNIQUE (run_id, channel_id)
+) WITHOUT ROWID;
+
+CREATE TABLE timeline (
+  run_id  INTEGER NOT NULL,
+  channel INTEGER NOT NULL,
+  t_ms    INTEGER NOT NULL,
+  power_w REAL NOT NULL,
+  PRIMARY KEY (run_id, channel, t_ms),
+  FOREIGN KEY (run_id, channel) REFERENCES timeline_channels (run_id, channel) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE VIEW timeline_w AS
+SELECT t.run_id, c.channel_id, t.t_ms / 1000.0 AS t_s, t.power_w
+FROM timeline t JOIN timeline_channels c ON c.run_id = t.run_id AND c.channel = t.channel;
+
+CREATE VIEW trial_results AS
+SELECT s.id AS study_id, s.name AS study, s.kind AS study_kind,
+       t.id AS trial_id, t.key, t.phase, t.step, t.task, t.status, t.attempts, t.run_id,
+       r.dataset, r.model, r.optimizer, r.learning_rate, r.batch_size, r.seed, r.device, r.host,
+       r.status AS run_status, r.epochs, r.best_epoch, r.duration_s, r.energy_j,
+       r.energy_to_target_j, r.time_to_target_s, r.best_val_metric, r.test_metric, r.test_task_metrics, r.method,
+       t.message, t.started_at, t.finished_at
+FROM trials t
+JOIN studies s ON s.id = t.study_id
+LEFT JOIN runs r ON r.id = t.run_id;
+)sql";
+
+#undef PT_NOW
+
+constexpr Migration kMigrations[] = {
+    {1, "studies, trials, runs, epochs, epoch_channels", kV1},
+    {2, "measurements, timeline, views trial_results and timeline_w", kV2},
+};
+static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+void check_version(sql::Connection& conn, int version, bool read_only) {
+  if (version > kSchemaVersion) {
+    throw StoreError(fmt::format(
+        "{}: database schema version {} is newer than this powertrain's ({}); use a newer powertrain",
+        conn.label(), version, kSchemaVersion));
+  }
+  if (read_only && version != kSchemaVersion) {
+    throw StoreError(fmt::format(
+        "{}: database schema version {} is older than this powertrain's ({}); "
+        "open it once for writing (e.g. run a study on it) to upgrade it",
+        conn.label(), version, kSchemaVersion));
+  }
+}
+
+void migrate(sql::Connection& conn, int target) {
+  if (target < 1 || target > kSchemaVersion) {
+    conn.fail("migrate", fmt::format("no schema version {}", target));
+  }
+  // The common case, a database at the current version, takes no write lock:
+  // opening does not wait for another process's transaction.
+  int current = static_cast<int>(conn.scalar_int("PRAGMA user_version", "read schema version"));
+  check_version(conn, current, false);
+  if (current >= target) return;
+
+  sql::Transaction tx(conn, "upgrade schema");
+  int version = static_cast<int>(conn.scalar_int("PRAGMA user_version", "read schema version"));
+  check_version(conn, version, false);
+  if (version >= target) return;  // nothing to do; the destructor ends the transaction
+  for (const Migration& m : kMigrations) {
+    if (m.version <= version || m.version > target) continue;
+    conn.exec(m.sql, fmt::format("upgrade schema to version {} ({})", m.version, m.description));
+  }
+  // Header fields, written in the same transaction as the tables.
+  conn.exec(fmt::format("PRAGMA application_id = {}; PRAGMA user_version = {};",
+                        kApplicationId, target),
+            "set schema version");
+  tx.commit();
+}
+
+}  // namespace powertrain::store::schema

@@ -1,0 +1,119 @@
+// Schema migrations: an older database is upgraded in place, in one transaction.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "powertrain/error.h"
+#include "powertrain/store/store.h"
+#include "samples.h"
+#include "temp_dir.h"
+
+namespace powertrain::store {
+namespace {
+
+using powertrain::testing::RawDb;
+using powertrain::testing::sample_config;
+using powertrain::testing::sample_environment;
+using powertrain::testing::sample_epoch;
+using powertrain::testing::TempDir;
+using powertrain::testing::trial_spec;
+
+struct V1Data {
+  std::int64_t study = 0, trial = 0, run = 0;
+};
+
+// A version-1 database with a study, a completed trial and its epochs.
+V1Data make_v1(const std::filesystem::path& path) {
+  auto store = Store::open(path, {.schema_version = 1});
+  EXPECT_EQ(store.schema_version(), 1);
+  V1Data d;
+  d.study = store.create_study("grid-v1", StudyKind::grid, "spec v1", sample_environment());
+  d.trial = store.upsert_trial(d.study, trial_spec("k1", sample_config()));
+  d.run = store.start_trial(d.trial, sample_config(), sample_environment());
+  store.add_epoch(d.run, sample_epoch(1));
+  store.add_epoch(d.run, sample_epoch(2));
+  train::RunSummary s;
+  s.status = train::RunStatus::converged;
+  s.epochs = 2;
+  s.energy_j = 3000.0;
+  store.complete_trial(d.trial, s);
+  return d;
+}
+
+TEST(StoreMigration, VersionOneHasNoVersionTwoTables) {
+  TempDir dir;
+  make_v1(dir / "r.db");
+  RawDb raw(dir / "r.db");
+  EXPECT_EQ(raw.integer("PRAGMA user_version"), 1);
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM sqlite_schema WHERE name IN ('timeline', 'measurements')"), 0);
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM epochs"), 2);
+}
+
+TEST(StoreMigration, UpgradesInPlaceWithoutDataLoss) {
+  TempDir dir;
+  auto path = dir / "r.db";
+  auto d = make_v1(path);
+
+  auto store = Store::open(path);
+  EXPECT_EQ(store.schema_version(), kSchemaVersion);
+  auto study = store.find_study("grid-v1");
+  ASSERT_TRUE(study);
+  EXPECT_EQ(study->id, d.study);
+  EXPECT_EQ(study->spec, "spec v1");
+  auto trial = store.trial(d.trial);
+  EXPECT_EQ(trial.status, TrialStatus::converged);
+  EXPECT_EQ(trial.run_id, d.run);
+  EXPECT_EQ(store.run(d.run).summary.energy_j, 3000.0);
+  auto epochs = store.epochs_of(d.run);
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_EQ(epochs[1].channels.size(), 3u);
+
+  // Version-2 features work on the upgraded database, on the old rows too.
+  energy::TimelineSample sample;
+  sample.t_ns = 1'000'000;
+  sample.power_w = {5.0};
+  store.add_timeline(d.run, std::vector<std::string>{"gpu0"}, {sample}, 0);
+  EXPECT_EQ(store.timeline_of(d.run).size(), 1u);
+  auto table = store.results_table(d.study);
+  ASSERT_EQ(table.rows.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(table.rows[0][table.column("status")]), "converged");
+}
+
+TEST(StoreMigration, FailingStepLeavesDatabaseAsItWas) {
+  TempDir dir;
+  auto path = dir / "r.db";
+  auto d = make_v1(path);
+  {
+    // A table in the way of version 2's second statement.
+    RawDb raw(path);
+    raw.exec("CREATE TABLE timeline_channels (x INTEGER)");
+  }
+  try {
+    Store::open(path);
+    FAIL() << "no StoreError";
+  } catch (const StoreError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("upgrade schema to version 2"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("timeline_channels already exists"));
+  }
+  RawDb raw(path);
+  EXPECT_EQ(raw.integer("PRAGMA user_version"), 1);
+  // measurements, created before the failing statement, was rolled back.
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM sqlite_schema WHERE name = 'measurements'"), 0);
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM epochs WHERE run_id = " + std::to_string(d.run)), 2);
+
+  raw.exec("DROP TABLE timeline_channels");
+  EXPECT_EQ(Store::open(path).schema_version(), kSchemaVersion);
+}
+
+TEST(StoreMigration, OpeningCurrentDatabaseChangesNothing) {
+  TempDir dir;
+  auto path = dir / "r.db";
+  Store::open(path);
+  RawDb raw(path);
+  auto schema = raw.text("SELECT group_concat(sql, ';') FROM sqlite_schema");
+  Store::open(path);
+  EXPECT_EQ(raw.text("SELECT group_concat(sql, ';') FROM sqlite_schema"), schema);
+  EXPECT_EQ(raw.integer("PRAGMA user_version"), kSchemaVersion);
+}
+
+}  // namespace
+}  // namespace powertrain::store

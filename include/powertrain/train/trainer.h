@@ -1,0 +1,119 @@
+#pragma once
+// Trains one model on one dataset, epoch by epoch, inside measurement windows.
+//
+//   Trainer trainer(config, dataset);          // validates, seeds, builds model + optimizer
+//   RunSummary s = trainer.run(tracker, observer, &stop_flag);
+//
+// Each epoch N is a window "epoch-N" on the caller's tracker with nested windows
+// "train-N" and "eval-N". Training stops at the first of: early stopping
+// (patience epochs without a validation-metric gain of at least min_delta;
+// status converged), max_epochs (max_epochs), divergence (diverged), the stop
+// flag (interrupted) or a torch error (failed). The best model by validation
+// metric is restored at the end, evaluated on the test split and written to
+// config.checkpoint (plus its encoder to encoder_checkpoint_path()).
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "powertrain/data/dataset.h"
+#include "powertrain/energy/tracker.h"
+#include "powertrain/models/model.h"
+#include "powertrain/train/observer.h"
+#include "powertrain/train/optimizer.h"
+#include "powertrain/train/records.h"
+
+namespace powertrain::train {
+
+/// Knobs of the trainer that do not define the experiment (RunConfig does).
+struct TrainOptions {
+  /// Architecture of the model config.model names.
+  models::ModelOptions model;
+  /// Batch size of validation and test passes; 0: max(batch_size, 1024).
+  std::int64_t eval_batch_size = 0;
+  /// Training batches between on_batch calls. Each call reads the running loss
+  /// (one device synchronization on a GPU) and checks it for divergence.
+  int progress_every = 50;
+  /// Divergence: the mean training loss is NaN or infinite, exceeds max_loss,
+  /// or exceeds max_loss_growth times the first loss reading of the run (the
+  /// mean over its first progress_every batches, or its first epoch if shorter).
+  double max_loss = 1e4;
+  double max_loss_growth = 100.0;
+  /// Prefix of the window names, so that several trainers can share a tracker.
+  std::string window_prefix;
+};
+
+/// The model's input spec for a dataset: sample shape from train.x, classes
+/// from labels (or the largest label + 1), tasks from y's second dimension.
+models::InputSpec input_spec(const data::Dataset& dataset);
+
+/// torch::Device for "cpu", "cuda" or "cuda:N". Throws ConfigError for another
+/// string, or for cuda when this LibTorch has no CUDA or no such GPU is visible.
+torch::Device parse_device(const std::string& device);
+
+/// Sets LibTorch's intra-op threads (0: every CPU this process may use) and,
+/// once per process, its inter-op threads to the same number. Returns the
+/// thread count in effect.
+int configure_threads(int threads);
+
+/// "<dir>/run.encoder.pt" for "<dir>/run.pt" (any other name: name + ".encoder.pt").
+std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& checkpoint);
+
+class Trainer {
+ public:
+  /// Validates the config, sets threads and seed, builds the model for the
+  /// dataset (loading config.init_encoder and freezing the encoder if asked),
+  /// moves it and the dataset's tensors to the device once, and builds the
+  /// optimizer. The dataset is used as given: config.subset and config.tasks
+  /// are applied by the data loader, not here. Throws ConfigError for invalid
+  /// settings, DataError for an unusable dataset (no training or validation
+  /// samples, x and y of different lengths), IoError for an unreadable
+  /// init_encoder.
+  Trainer(RunConfig config, const data::Dataset& dataset, TrainOptions options = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  /// Trains until a stop condition; see the file comment. `stop` (may be null)
+  /// is polled between batches. Torch errors during training end the run with
+  /// status failed; exceptions from the observer or the tracker propagate
+  /// (after every window this run opened has been closed). Call once per
+  /// Trainer: a second call would continue from the first one's state.
+  RunSummary run(energy::Tracker& tracker, RunObserver& observer, const std::atomic<bool>* stop = nullptr);
+
+  /// The model (after run(): with the best epoch's weights restored).
+  models::Model& model() { return model_; }
+  const RunConfig& config() const { return config_; }
+  const torch::Device& device() const { return device_; }
+  int threads() const { return threads_; }
+
+  /// Mean loss and metric of the current model over a split (inference mode;
+  /// the split is copied to the device if it is not there). Throws DataError
+  /// for an empty split.
+  struct Evaluation {
+    double loss = 0.0;
+    double metric = 0.0;               ///< accuracy, or mean accuracy over tasks
+    std::vector<double> task_metrics;  ///< multi label: accuracy of each task
+  };
+  Evaluation evaluate(const data::Split& split);
+
+ private:
+  struct State;
+  RunConfig config_;
+  TrainOptions options_;
+  torch::Device device_{torch::kCPU};
+  int threads_ = 1;
+  models::Model model_{nullptr};
+  std::unique_ptr<State> state_;
+};
+
+/// Trainer(config, dataset, options).run(tracker, observer, stop).
+RunSummary train_run(const RunConfig& config, const data::Dataset& dataset, energy::Tracker& tracker,
+                     RunObserver& observer, const std::atomic<bool>* stop = nullptr,
+                     const TrainOptions& options = {});
+
+}  // namespace powertrain::train

@@ -1,0 +1,99 @@
+#include "powertrain/train/optimizer.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::train {
+
+FlatOptimizer::FlatOptimizer(const std::vector<torch::Tensor>& params) {
+  if (params.empty()) throw ConfigError("the optimizer got no trainable parameters");
+  const auto options = params.front().options().requires_grad(false);
+  std::int64_t total = 0;
+  for (const auto& p : params) {
+    if (p.dtype() != options.dtype() || p.device() != options.device())
+      throw ConfigError("the optimizer's parameters must share one dtype and device");
+    if (!p.is_leaf() || !p.requires_grad()) throw ConfigError("the optimizer's parameters must be leaves that require grad");
+    total += p.numel();
+  }
+  params_ = torch::empty({total}, options);
+  grads_ = torch::zeros({total}, options);
+  torch::NoGradGuard no_grad;
+  std::int64_t offset = 0;
+  for (auto p : params) {  // handles share the parameter's TensorImpl
+    const std::int64_t n = p.numel();
+    auto data = params_.narrow(0, offset, n).view(p.sizes());
+    data.copy_(p);
+    p.set_data(data);
+    // Autograd accumulates into an existing .grad in place, so the gradients
+    // land in grads_ without a copy.
+    p.mutable_grad() = grads_.narrow(0, offset, n).view(p.sizes());
+    offset += n;
+  }
+}
+
+void FlatOptimizer::zero_grad() { grads_.zero_(); }
+
+FlatSgd::FlatSgd(const std::vector<torch::Tensor>& params, SgdOptions options)
+    : FlatOptimizer(params), options_(options) {
+  lr_ = options_.lr;
+}
+
+void FlatSgd::step() {
+  torch::NoGradGuard no_grad;
+  // The gradient buffer is scratch until the next zero_grad: update it in place.
+  if (options_.weight_decay != 0.0) grads_.add_(params_, options_.weight_decay);
+  if (options_.momentum == 0.0) {
+    params_.add_(grads_, -lr_);
+    return;
+  }
+  if (!momentum_.defined()) {
+    momentum_ = grads_.clone();
+  } else {
+    momentum_.mul_(options_.momentum).add_(grads_);
+  }
+  if (options_.nesterov)
+    params_.add_(grads_.add_(momentum_, options_.momentum), -lr_);
+  else
+    params_.add_(momentum_, -lr_);
+}
+
+FlatAdam::FlatAdam(const std::vector<torch::Tensor>& params, AdamOptions options)
+    : FlatOptimizer(params), options_(options) {
+  lr_ = options_.lr;
+  exp_avg_ = torch::zeros_like(params_);
+  exp_avg_sq_ = torch::zeros_like(params_);
+  denom_ = torch::empty_like(params_);
+}
+
+void FlatAdam::step() {
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  const auto& o = options_;
+  if (o.weight_decay != 0.0) grads_.add_(params_, o.weight_decay);
+  exp_avg_.mul_(o.beta1).add_(grads_, 1.0 - o.beta1);
+  exp_avg_sq_.mul_(o.beta2).addcmul_(grads_, grads_, 1.0 - o.beta2);
+  const double bias_correction1 = 1.0 - std::pow(o.beta1, static_cast<double>(steps_));
+  const double bias_correction2 = 1.0 - std::pow(o.beta2, static_cast<double>(steps_));
+  const double step_size = lr_ / bias_correction1;
+  torch::sqrt_out(denom_, exp_avg_sq_);
+  denom_.div_(std::sqrt(bias_correction2)).add_(o.eps);
+  params_.addcdiv_(exp_avg_, denom_, -step_size);
+}
+
+std::unique_ptr<FlatOptimizer> make_optimizer(const std::string& name, const std::vector<torch::Tensor>& params,
+                                              double lr, double momentum, double weight_decay) {
+  if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("learning rate must be > 0, got {}", lr));
+  if (!(weight_decay >= 0.0)) throw ConfigError(fmt::format("weight decay must be >= 0, got {}", weight_decay));
+  if (name == "sgd") {
+    if (!(momentum >= 0.0 && momentum < 1.0))
+      throw ConfigError(fmt::format("momentum must be in [0, 1), got {}", momentum));
+    return std::make_unique<FlatSgd>(params, SgdOptions{lr, momentum, weight_decay, false});
+  }
+  if (name == "adam") return std::make_unique<FlatAdam>(params, AdamOptions{lr, 0.9, 0.999, 1e-8, weight_decay});
+  throw ConfigError(fmt::format("unknown optimizer '{}' (known: sgd, adam)", name));
+}
+
+}  // namespace powertrain::train

@@ -28,6 +28,15 @@ struct Dataset {
   Split train, val, test;
   /// One-line description of where the data came from and how it was split.
   std::string provenance;
+  /// Input channel names, one per channel of x (sensor data: "hand_acc16_x", ...;
+  /// images: "gray" or "red", "green", "blue").
+  std::vector<std::string> channels;
+  /// Per-channel normalization fitted on the training split and applied to every
+  /// split: x = (raw - mean) / std. Empty when the inputs are not normalized.
+  std::vector<double> norm_mean, norm_std;
+
+  /// Number of model outputs: classes (single_label) or tasks (multi_label).
+  std::int64_t num_outputs() const { return static_cast<std::int64_t>(labels.size()); }
 };
 
 }  // namespace powertrain::data

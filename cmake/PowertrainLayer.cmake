@@ -33,13 +33,15 @@ function(powertrain_layer_tests name)
   if(L_TORCH)
     powertrain_use_torch_pch(${target})
   endif()
-  # Only end-to-end suites (CLI) wait for the powertrain executable.
-  set(env "POWERTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # The source tree and, for end-to-end suites (CLI), the powertrain executable
+  # reach the tests as compile definitions: gtest_discover_tests cannot pass
+  # more than one ENVIRONMENT entry reliably.
+  target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   if(L_CLI)
-    list(APPEND env "POWERTRAIN_BINARY=$<TARGET_FILE:powertrain>")
+    target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_BINARY="$<TARGET_FILE:powertrain>")
     add_dependencies(${target} powertrain)
   endif()
-  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120 PROPERTIES ENVIRONMENT "${env}")
+  gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120)
 endfunction()
 
 # LibTorch's headers cost about half a minute per translation unit. One

@@ -19,6 +19,8 @@ int run_cli(int argc, char** argv) {
   add_measure_command(app, ctx);
   add_burn_command(app, ctx);
   add_train_command(app, ctx);
+  add_study_commands(app, ctx);
+  add_report_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

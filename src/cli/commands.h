@@ -12,5 +12,7 @@ void add_devices_command(CLI::App& app, Context& ctx);
 void add_measure_command(CLI::App& app, Context& ctx);
 void add_burn_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
+void add_study_commands(CLI::App& app, Context& ctx);
+void add_report_command(CLI::App& app, Context& ctx);
 
 }  // namespace powertrain::cli

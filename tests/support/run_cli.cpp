@@ -12,16 +12,10 @@
 
 namespace powertrain::testing {
 
-std::string powertrain_binary() {
-  const char* p = std::getenv("POWERTRAIN_BINARY");
-  return p ? p : "";
-}
-
-CliResult run_powertrain(const std::vector<std::string>& args, const std::string& cwd) {
+CliResult run_program(const std::string& bin, const std::vector<std::string>& args, const std::string& cwd) {
   TempDir tmp;
   const auto out_path = tmp / "stdout";
   const auto err_path = tmp / "stderr";
-  const std::string bin = powertrain_binary();
   CliResult r;
   const pid_t pid = fork();
   if (pid == 0) {

@@ -1,6 +1,7 @@
 #pragma once
 // Runs the powertrain binary (path from $POWERTRAIN_BINARY, set by ctest) and
 // captures its output, for end-to-end tests of the command line.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,24 @@ struct CliResult {
   std::string err;  ///< standard error
 };
 
-/// The binary under test; empty if $POWERTRAIN_BINARY is unset.
-std::string powertrain_binary();
+/// Runs `binary` with `args` in `cwd` (empty: current directory), stdin from /dev/null.
+CliResult run_program(const std::string& binary, const std::vector<std::string>& args, const std::string& cwd = "");
+
+/// The binary under test: $POWERTRAIN_BINARY if set, else the one the build
+/// names for end-to-end suites (POWERTRAIN_TEST_BINARY); empty if neither.
+inline std::string powertrain_binary() {
+  if (const char* p = std::getenv("POWERTRAIN_BINARY")) return p;
+#ifdef POWERTRAIN_TEST_BINARY
+  return POWERTRAIN_TEST_BINARY;
+#else
+  return "";
+#endif
+}
+
 /// Runs powertrain with `args` in `cwd` (empty: current directory).
-CliResult run_powertrain(const std::vector<std::string>& args, const std::string& cwd = "");
+inline CliResult run_powertrain(const std::vector<std::string>& args, const std::string& cwd = "") {
+  return run_program(powertrain_binary(), args, cwd);
+}
 /// Number of lines in `s` (a trailing newline does not start a line).
 int count_lines(const std::string& s);
 

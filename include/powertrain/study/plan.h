@@ -1,0 +1,51 @@
+#pragma once
+// From a study specification to its list of trials, each with a canonical key.
+// No torch: the plan is what a resumed study compares against the store.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "powertrain/store/records.h"
+#include "powertrain/study/spec.h"
+
+namespace powertrain::study {
+
+/// One trial of a study as planned.
+struct PlannedTrial {
+  /// key, phase, step, task and the RunConfig it trains (seed, batch size,
+  /// learning rate, tasks, freeze_encoder set; init_encoder and checkpoint are
+  /// filled in by the runner, which knows where artifacts go).
+  store::TrialSpec spec;
+  /// Single-label class filter (pretraining study); empty: every class.
+  std::vector<std::string> classes;
+  /// Human label, e.g. "bs=64 lr=0.01 seed=0" or "step 2 finetune seed=1".
+  std::string label;
+  /// Pretraining study: index in the plan of the pretraining trial whose
+  /// encoder this trial starts from; -1: none.
+  int encoder_from = -1;
+};
+
+/// Every trial of the study in the order it runs. Grid: seeds (outer) x batch
+/// sizes x learning rates. Pretrain: per seed the pretraining, then per step
+/// scratch, finetune, frozen. Multitask: per seed one single-task model per
+/// task, then the shared model.
+std::vector<PlannedTrial> plan_trials(const StudySpec& spec);
+
+/// The canonical key of a trial: compact JSON, keys sorted, of every field
+/// that defines the experiment: the RunConfig's experiment fields (not where
+/// files live: data_dir, checkpoint, init_encoder's path), the data options,
+/// the data seed, the phase, step, task and class filter. Equal experiments
+/// give equal keys whatever order or format the specification used.
+std::string canonical_key(const train::RunConfig& config, std::uint64_t data_seed, const std::string& phase,
+                          int step, const std::string& task, const std::vector<std::string>& classes);
+
+/// A fingerprint of what a specification trains: its kind and the ordered keys
+/// of its plan. Two specifications with equal fingerprints are the same
+/// experiment (comments, layout and execution settings may differ).
+std::string plan_fingerprint(const StudySpec& spec);
+
+/// Where the runner writes a study's checkpoints for a database at `db`.
+std::filesystem::path artifacts_dir(const StudySpec& spec, const std::filesystem::path& db);
+
+}  // namespace powertrain::study

@@ -1,0 +1,66 @@
+#pragma once
+// Runs a study: every planned trial that has no result yet, each trained to
+// convergence and measured, each a row of the results store. No torch in this
+// header (the runner's one translation unit has it).
+//
+//   auto store = store::Store::open("results.db");
+//   RunOptions o;  o.stop = &stop_flag;
+//   StudyRun r = run_study(load_spec("grid.toml", store::StudyKind::grid), store, o);
+//
+// Resuming: the study is found by name. Its stored specification must plan the
+// same trials (plan_fingerprint); otherwise ConfigError (choose another name).
+// Trials left running by a process that died are reset to interrupted; trials
+// with a result are skipped; pending, interrupted and failed ones run.
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "powertrain/store/store.h"
+#include "powertrain/study/plan.h"
+#include "powertrain/study/spec.h"
+
+namespace powertrain::study {
+
+struct RunOptions {
+  /// The database's path (artifacts go beside it unless the spec says where).
+  /// Empty: store.path().
+  std::filesystem::path db;
+  /// Polled between batches and between trials. When it turns true the
+  /// running trial ends interrupted and run_study returns with stopped set.
+  const std::atomic<bool>* stop = nullptr;
+  /// Progress lines (one per trial, and per epoch on a terminal); null: quiet.
+  std::FILE* log = stderr;
+  bool terminal = false;  ///< live progress line on `log`
+  /// Run at most this many trials, then stop as if stopped (tests); < 0: all.
+  int max_trials = -1;
+  /// Called before each trial starts (after it is claimed in the store).
+  std::function<void(const PlannedTrial&)> on_trial_start;
+  /// Energy sources to skip (energy::ProbeOptions::disabled), e.g. {"nvml"}.
+  std::vector<std::string> disabled_sources;
+};
+
+struct StudyRun {
+  std::int64_t study_id = 0;
+  bool created = false;  ///< the study was new
+  int planned = 0;       ///< trials in the plan
+  int skipped = 0;       ///< had a result already
+  int reset = 0;         ///< found running (a process died) and reset to interrupted
+  int completed = 0;     ///< run now and ended converged or max_epochs
+  int diverged = 0;      ///< run now and diverged (recorded as a result)
+  int failed = 0;        ///< run now and failed (recorded; run again next time)
+  bool stopped = false;  ///< the stop flag (or max_trials) ended it early; the trial in flight is interrupted
+};
+
+/// Creates the study or finds it, plans its trials, upserts them and runs
+/// every one without a result. Datasets are loaded once per distinct data
+/// setting (outer loop); each trial gets a fresh Trainer. A trial that throws
+/// or fails is recorded failed and the study goes on; a diverged trial is a
+/// result. Throws ConfigError for a spec that cannot run (before anything is
+/// written when the data or model settings are invalid), StoreError for
+/// database errors.
+StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& options = {});
+
+}  // namespace powertrain::study

@@ -1,0 +1,112 @@
+#pragma once
+// Study specifications: TOML files that name a study's workload, what it
+// sweeps, its seeds, its convergence rule and how trials are run. No torch.
+//
+//   StudySpec s = load_spec("examples/grid-quick.toml", store::StudyKind::grid);
+//
+// docs/studies.md documents every key with its default. An unknown key, a
+// value of the wrong type or out of range, and a TOML syntax error are each a
+// ConfigError whose message starts with "<file>:<line>:".
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "powertrain/store/records.h"
+#include "powertrain/train/records.h"
+
+namespace powertrain::study {
+
+/// The default grid: 32x in batch size and 1000x in learning rate (SGD with
+/// momentum 0.9): small batches and high rates risk divergence, large batches
+/// and low rates run into the epoch limit, which is the spread the paper measures.
+inline const std::vector<std::int64_t> kDefaultBatchSizes{16, 64, 256, 512};
+inline const std::vector<double> kDefaultLearningRates{1e-4, 1e-3, 1e-2, 1e-1};
+
+/// What the pretraining study trains on: the source task of the pretraining, or
+/// one downstream task (a recycling step).
+struct TaskSource {
+  /// Label in tables; default: "classes 0,1,2" / "tasks a,b" / "step N".
+  std::string name;
+  /// Single-label data: keep only these classes (indices or class names) and
+  /// renumber them 0..k-1. Empty: every class.
+  std::vector<std::string> classes;
+  /// Multi-label data (or derived binary tasks of single-label data, see
+  /// data/multitask.h): comma-separated tasks. Empty: the dataset's own labels.
+  std::string tasks;
+  /// Data options that differ from the workload's (e.g. other PAMAP2 subjects).
+  std::vector<std::pair<std::string, std::string>> data;
+};
+
+/// How trials are run; may change between runs of a study (not part of any key).
+struct Execution {
+  /// Idle seconds before every trial (after the first), so that compared trials
+  /// start from a similar temperature.
+  double cooldown_s = 0.0;
+  /// Seconds of load before every trial, so that compared trials start warm.
+  double warmup_s = 0.0;
+  /// "auto" (the trial's device), "cpu" (energy::burn on the trial's threads)
+  /// or "device" (matrix products on the trial's device).
+  std::string warmup_load = "auto";
+  /// Energy sampling interval in ms (10 to 60000).
+  int interval_ms = 100;
+  /// Where checkpoints (pretrained encoders) go. Empty: "<db>.artifacts/<study name>".
+  std::string artifacts_dir;
+};
+
+struct StudySpec {
+  std::string name;            ///< unique in a database; default: the file's stem
+  store::StudyKind kind = store::StudyKind::grid;
+  std::string description;
+  std::string source;          ///< the file it came from ("<string>" for text)
+  std::string text;            ///< the TOML as given (stored with the study)
+
+  /// Workload and training: every RunConfig field but seed, batch_size and
+  /// learning_rate of a grid (swept), init_encoder / freeze_encoder /
+  /// checkpoint (set per trial).
+  train::RunConfig base;
+  /// Seed of the data layer's random choices (subsets, validation split,
+  /// synthetic data): one dataset for every trial; seeds vary the training.
+  std::uint64_t data_seed = 0;
+  /// Training seeds (repeats); every configuration is trained once per seed.
+  std::vector<std::uint64_t> seeds{0};
+
+  // grid
+  std::vector<std::int64_t> batch_sizes = kDefaultBatchSizes;
+  std::vector<double> learning_rates = kDefaultLearningRates;
+
+  // pretrain
+  TaskSource pretrain_source;
+  std::vector<TaskSource> downstream;  ///< one per recycling step
+  /// Which of scratch, finetune, frozen each step trains (default: all three).
+  std::vector<std::string> variants{"scratch", "finetune", "frozen"};
+
+  // multitask
+  std::vector<std::string> tasks;  ///< task specs (CelebA attributes, or see data/multitask.h)
+
+  Execution execution;
+};
+
+/// Parses a study specification. `source` names it in messages. `expected`:
+/// the kind the command runs; a spec without `kind` gets it, one with another
+/// kind is a ConfigError. Throws ConfigError (see the file comment).
+StudySpec parse_spec(std::string_view text, std::string_view source,
+                     std::optional<store::StudyKind> expected = std::nullopt);
+/// Reads and parses a file; its stem is the default name. Throws IoError when
+/// unreadable, ConfigError as parse_spec.
+StudySpec load_spec(const std::filesystem::path& path, std::optional<store::StudyKind> expected = std::nullopt);
+
+/// One documented key of the specification format (docs and `--help`).
+struct SpecKey {
+  std::string key;          ///< dotted path, e.g. "training.max_epochs"
+  std::string type;         ///< "string", "integer", "float", "boolean", "array of integers", ...
+  std::string default_value;
+  std::string meaning;
+};
+/// Every key the format accepts, in documentation order.
+const std::vector<SpecKey>& spec_keys();
+
+}  // namespace powertrain::study

@@ -1,0 +1,164 @@
+// `powertrain sweep`, `powertrain study pretrain|multitask|grid` and
+// `powertrain results`: the paper's studies, resumable, and their tables.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "powertrain/error.h"
+#include "powertrain/store/store.h"
+#include "powertrain/study/analysis.h"
+#include "powertrain/study/runner.h"
+#include "powertrain/study/spec.h"
+#include "powertrain/study/tables.h"
+
+namespace powertrain::cli {
+namespace {
+
+std::atomic<bool> g_study_stop{false};
+void request_study_stop(int) { g_study_stop = true; }
+
+struct StudyArgs {
+  std::string spec;
+  std::string db = "powertrain.db";
+  std::string name;
+  bool quiet = false;
+  std::vector<std::string> disable;
+};
+
+void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
+  const auto outcomes = study::outcomes_of(store.results_of(study.id));
+  fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", study.name, store::to_string(study.kind), study.created_at,
+             study.environment.host.empty() ? "" : " on ", study.environment.host);
+  for (const auto& t : study::study_tables(study, outcomes)) {
+    if (t.name == "trials" && !with_trials) continue;
+    study::print_table(out, t);
+  }
+}
+
+int run_study_command(StudyArgs& a, store::StudyKind kind) {
+  auto spec = study::load_spec(a.spec, kind);
+  if (!a.name.empty()) spec.name = a.name;
+  auto store = store::Store::open(a.db);
+
+  struct sigaction sa {};
+  sa.sa_handler = request_study_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  study::RunOptions o;
+  o.db = a.db;
+  o.stop = &g_study_stop;
+  o.log = a.quiet ? nullptr : stderr;
+  o.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
+  o.disabled_sources = a.disable;
+  const auto r = study::run_study(spec, store, o);
+
+  fmt::print(stderr,
+             "study '{}' in {}: {} trials planned, {} already done, {} completed, {} diverged, {} failed{}{}\n",
+             spec.name, a.db, r.planned, r.skipped, r.completed, r.diverged, r.failed,
+             r.reset ? fmt::format(", {} left running by a dead process were run again", r.reset) : "",
+             r.stopped ? "; stopped: run the same command again to resume" : "");
+  if (r.stopped) return 130;
+  print_study(stdout, store, store.study(r.study_id), false);
+  return r.failed > 0 ? 1 : 0;
+}
+
+void add_run_options(CLI::App* cmd, const std::shared_ptr<StudyArgs>& a) {
+  cmd->add_option("SPEC", a->spec, "Study specification (TOML; see docs/studies.md)")->required();
+  cmd->add_option("--db", a->db, "Results database (SQLite); running again resumes the study")->capture_default_str();
+  cmd->add_option("--name", a->name, "Study name (default: the spec's name, else the file's stem)");
+  cmd->add_option("--disable", a->disable, "Energy source to skip (repeatable), e.g. nvml")->allow_extra_args(false);
+  cmd->add_flag("--quiet", a->quiet, "No progress output");
+}
+
+struct ResultsArgs {
+  std::string db;
+  std::string study;
+  std::string csv_dir;
+  std::string json_file;
+  bool trials = false;
+};
+
+int run_results(const ResultsArgs& a) {
+  auto store = store::Store::open_readonly(a.db);
+  std::vector<store::Study> studies;
+  for (const auto& ov : store.list_studies())
+    if (a.study.empty() || ov.study.name == a.study) studies.push_back(ov.study);
+  if (studies.empty()) {
+    if (!a.study.empty()) throw ConfigError(fmt::format("{}: no study named '{}'", a.db, a.study));
+    fmt::print("{}: no studies yet\n", a.db);
+  }
+  nlohmann::json doc = {{"database", a.db}, {"studies", nlohmann::json::array()}};
+  for (const auto& s : studies) {
+    const auto outcomes = study::outcomes_of(store.results_of(s.id));
+    const auto tables = study::study_tables(s, outcomes);
+    fmt::print("\n== study '{}' ({}), created {}{}{}\n", s.name, store::to_string(s.kind), s.created_at,
+               s.environment.host.empty() ? "" : " on ", s.environment.host);
+    for (const auto& t : tables)
+      if (t.name != "trials" || a.trials) study::print_table(stdout, t);
+    if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, s.name + "_", tables);
+    nlohmann::json js = {{"name", s.name},
+                         {"kind", std::string(store::to_string(s.kind))},
+                         {"created_at", s.created_at},
+                         {"host", s.environment.host},
+                         {"spec", s.spec},
+                         {"tables", nlohmann::json::object()}};
+    for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);
+    doc["studies"].push_back(std::move(js));
+  }
+  if (!a.json_file.empty()) {
+    std::ofstream f(a.json_file, std::ios::binary | std::ios::trunc);
+    f << doc.dump(2) << "\n";
+    f.flush();
+    if (!f) throw IoError(fmt::format("{}: cannot write", a.json_file));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_study_commands(CLI::App& app, Context& ctx) {
+  {
+    auto a = std::make_shared<StudyArgs>();
+    auto* cmd = app.add_subcommand("sweep", "Grid study: batch sizes x learning rates, each trained to convergence and measured");
+    add_run_options(cmd, a);
+    cmd->callback([&ctx, a] { ctx.exit_code = run_study_command(*a, store::StudyKind::grid); });
+  }
+  {
+    auto* study = app.add_subcommand("study", "Run one of the paper's studies (resumable; see docs/studies.md)");
+    study->require_subcommand(1);
+    const std::vector<std::tuple<const char*, const char*, store::StudyKind>> kinds = {
+        {"grid", "Batch sizes x learning rates (same as `powertrain sweep`)", store::StudyKind::grid},
+        {"pretrain", "Pretrain an encoder, then reuse it (fine-tuned or frozen) vs training from scratch", store::StudyKind::pretrain},
+        {"multitask", "K single-task models vs one shared model with K heads", store::StudyKind::multitask},
+    };
+    for (const auto& [name, help, kind] : kinds) {
+      auto a = std::make_shared<StudyArgs>();
+      auto* cmd = study->add_subcommand(name, help);
+      add_run_options(cmd, a);
+      cmd->callback([&ctx, a, kind = kind] { ctx.exit_code = run_study_command(*a, kind); });
+    }
+  }
+  {
+    auto a = std::make_shared<ResultsArgs>();
+    auto* cmd = app.add_subcommand("results", "Print the studies of a results database as tables; export CSV and JSON");
+    cmd->add_option("DB", a->db, "Results database")->required();
+    cmd->add_option("--study", a->study, "Only this study");
+    cmd->add_option("--csv", a->csv_dir, "Write every table as DIR/<study>_<table>.csv");
+    cmd->add_option("--json", a->json_file, "Write every table of every study to FILE as JSON");
+    cmd->add_flag("--trials", a->trials, "Print the per-trial table too (always in CSV and JSON)");
+    cmd->callback([&ctx, a] { ctx.exit_code = run_results(*a); });
+  }
+}
+
+}  // namespace powertrain::cli

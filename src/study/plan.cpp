@@ -1,0 +1,160 @@
+// Trial plans and canonical keys (no torch).
+#include "powertrain/study/plan.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "powertrain/study/analysis.h"
+
+namespace powertrain::study {
+namespace {
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
+  return out;
+}
+
+/// The workload's data options with a task source's overrides on top, sorted by key.
+std::vector<std::pair<std::string, std::string>> merged_data(const train::RunConfig& base, const TaskSource& src) {
+  auto out = base.data_options;
+  for (const auto& [k, v] : src.data) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k; });
+    if (it != out.end()) it->second = v;
+    else out.emplace_back(k, v);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+PlannedTrial make_trial(const StudySpec& s, train::RunConfig config, const std::string& phase, int step,
+                        const std::string& task, std::vector<std::string> classes, std::string label) {
+  PlannedTrial t;
+  std::sort(config.data_options.begin(), config.data_options.end());
+  t.spec.key = canonical_key(config, s.data_seed, phase, step, task, classes);
+  t.spec.phase = phase;
+  t.spec.step = step;
+  t.spec.task = task;
+  t.spec.config = std::move(config);
+  t.classes = std::move(classes);
+  t.label = std::move(label);
+  return t;
+}
+
+}  // namespace
+
+std::string canonical_key(const train::RunConfig& c, std::uint64_t data_seed, const std::string& phase, int step,
+                          const std::string& task, const std::vector<std::string>& classes) {
+  nlohmann::json data = nlohmann::json::object();
+  for (const auto& [k, v] : c.data_options) data[k] = v;
+  nlohmann::json j = {
+      {"batch_size", c.batch_size},
+      {"classes", classes},
+      {"data", data},
+      {"data_seed", data_seed},
+      {"dataset", c.dataset},
+      {"device", c.device},
+      {"freeze_encoder", c.freeze_encoder},
+      {"init_encoder", !c.init_encoder.empty()},
+      {"learning_rate", c.learning_rate},
+      {"max_epochs", c.max_epochs},
+      {"min_delta", c.min_delta},
+      {"model", c.model},
+      {"momentum", c.momentum},
+      {"optimizer", c.optimizer},
+      {"patience", c.patience},
+      {"phase", phase},
+      {"seed", c.seed},
+      {"step", step},
+      {"subset", c.subset},
+      {"target_metric", c.target_metric ? nlohmann::json(*c.target_metric) : nlohmann::json(nullptr)},
+      {"task", task},
+      {"tasks", c.tasks},
+      {"threads", c.threads},
+      {"weight_decay", c.weight_decay},
+  };
+  return j.dump();  // objects keep their keys sorted; doubles print shortest round-trip
+}
+
+std::vector<PlannedTrial> plan_trials(const StudySpec& s) {
+  std::vector<PlannedTrial> plan;
+  switch (s.kind) {
+    case store::StudyKind::grid:
+    case store::StudyKind::train: {
+      for (auto seed : s.seeds)
+        for (auto bs : s.batch_sizes)
+          for (auto lr : s.learning_rates) {
+            auto c = s.base;
+            c.seed = seed;
+            c.batch_size = bs;
+            c.learning_rate = lr;
+            plan.push_back(make_trial(s, c, "", 0, "", {}, fmt::format("bs={} lr={:g} seed={}", bs, lr, seed)));
+          }
+      break;
+    }
+    case store::StudyKind::pretrain: {
+      for (auto seed : s.seeds) {
+        auto c = s.base;
+        c.seed = seed;
+        c.data_options = merged_data(s.base, s.pretrain_source);
+        if (!s.pretrain_source.tasks.empty()) c.tasks = s.pretrain_source.tasks;
+        const int pretrain_index = static_cast<int>(plan.size());
+        plan.push_back(make_trial(s, c, kPhasePretrain, 0, s.pretrain_source.name, s.pretrain_source.classes,
+                                  fmt::format("pretrain seed={}", seed)));
+        for (std::size_t i = 0; i < s.downstream.size(); ++i) {
+          const auto& d = s.downstream[i];
+          const int step = static_cast<int>(i) + 1;
+          for (const auto& variant : s.variants) {
+            auto dc = s.base;
+            dc.seed = seed;
+            dc.data_options = merged_data(s.base, d);
+            if (!d.tasks.empty()) dc.tasks = d.tasks;
+            const bool reuse = variant != kPhaseScratch;
+            dc.freeze_encoder = variant == kPhaseFrozen;
+            // Marks the key as "from the pretrained encoder"; the runner puts the real path here.
+            if (reuse) dc.init_encoder = "pretrained";
+            auto t = make_trial(s, dc, variant, step, d.name, d.classes,
+                                fmt::format("step {} {} seed={}", step, variant, seed));
+            if (reuse) t.encoder_from = pretrain_index;
+            t.spec.config.init_encoder.clear();
+            plan.push_back(std::move(t));
+          }
+        }
+      }
+      break;
+    }
+    case store::StudyKind::multitask: {
+      for (auto seed : s.seeds) {
+        for (const auto& task : s.tasks) {
+          auto c = s.base;
+          c.seed = seed;
+          c.tasks = task;
+          plan.push_back(make_trial(s, c, kPhaseSingle, 0, task, {}, fmt::format("single {} seed={}", task, seed)));
+        }
+        auto c = s.base;
+        c.seed = seed;
+        c.tasks = join(s.tasks, ",");
+        plan.push_back(make_trial(s, c, kPhaseMulti, 0, c.tasks, {}, fmt::format("shared model seed={}", seed)));
+      }
+      break;
+    }
+  }
+  return plan;
+}
+
+std::string plan_fingerprint(const StudySpec& spec) {
+  nlohmann::json j = {{"kind", std::string(store::to_string(spec.kind))}, {"trials", nlohmann::json::array()}};
+  for (const auto& t : plan_trials(spec)) j["trials"].push_back(t.spec.key);
+  return j.dump();
+}
+
+std::filesystem::path artifacts_dir(const StudySpec& spec, const std::filesystem::path& db) {
+  if (!spec.execution.artifacts_dir.empty()) return std::filesystem::path(spec.execution.artifacts_dir) / spec.name;
+  auto base = db;
+  base += ".artifacts";
+  return base / spec.name;
+}
+
+}  // namespace powertrain::study

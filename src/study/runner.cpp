@@ -1,0 +1,404 @@
+// The study runner: plans, resumes and runs the trials of a study. The only
+// translation unit of the study layer that includes LibTorch.
+#include "powertrain/study/runner.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "powertrain/data/load.h"
+#include "powertrain/data/multitask.h"
+#include "powertrain/energy/registry.h"
+#include "powertrain/energy/tracker.h"
+#include "powertrain/energy/workload.h"
+#include "powertrain/error.h"
+#include "powertrain/models/model.h"
+#include "powertrain/study/analysis.h"
+#include "powertrain/train/dataset_options.h"
+#include "powertrain/train/environment.h"
+#include "powertrain/train/run_observers.h"
+#include "powertrain/train/trainer.h"
+
+namespace powertrain::study {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool stop_requested(const RunOptions& o) { return o.stop && o.stop->load(); }
+
+std::string normalize_name(std::string s) {
+  for (auto& c : s) {
+    if (c == '_' || c == '-') c = ' ';
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+/// The data layer's options for a trial: one split for every seed (data_seed),
+/// every label (tasks and classes are applied by the runner on the loaded data).
+train::RunConfig data_config(const train::RunConfig& trial, std::uint64_t data_seed) {
+  auto c = trial;
+  c.seed = data_seed;
+  c.tasks.clear();
+  return c;
+}
+
+std::string data_key(const train::RunConfig& c) {
+  std::string k = fmt::format("{}|{}|{}|{}", c.dataset, c.data_dir, c.subset, c.seed);
+  for (const auto& [key, v] : c.data_options) k += "|" + key + "=" + v;
+  return k;
+}
+
+/// Keeps only the samples of `classes` (indices or names) and numbers them 0..k-1.
+data::Dataset filter_classes(const data::Dataset& ds, const std::vector<std::string>& classes) {
+  if (ds.label_kind != data::LabelKind::single_label)
+    throw ConfigError(fmt::format("a class filter needs single-label data; {} is multi-label (use tasks)", ds.name));
+  std::vector<std::int64_t> keep;
+  for (const auto& c : classes) {
+    std::optional<std::int64_t> idx;
+    if (!c.empty() && std::all_of(c.begin(), c.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
+      const auto v = std::stoll(c);
+      if (v >= 0 && v < ds.num_outputs()) idx = v;
+    } else {
+      for (std::size_t i = 0; i < ds.labels.size(); ++i)
+        if (normalize_name(ds.labels[i]) == normalize_name(c)) idx = static_cast<std::int64_t>(i);
+    }
+    if (!idx) {
+      std::string valid;
+      for (std::size_t i = 0; i < ds.labels.size(); ++i) valid += fmt::format("{}{} ({})", i ? ", " : "", i, ds.labels[i]);
+      throw ConfigError(fmt::format("unknown class '{}' of {} (valid: {})", c, ds.name, valid));
+    }
+    if (std::find(keep.begin(), keep.end(), *idx) != keep.end())
+      throw ConfigError(fmt::format("class '{}' is listed twice", c));
+    keep.push_back(*idx);
+  }
+  // Old label -> new label (-1: dropped).
+  std::vector<std::int64_t> remap(static_cast<std::size_t>(std::max<std::int64_t>(ds.num_outputs(), 1)), -1);
+  for (std::size_t i = 0; i < keep.size(); ++i) remap[static_cast<std::size_t>(keep[i])] = static_cast<std::int64_t>(i);
+  const auto table = torch::tensor(remap, torch::kInt64);
+  auto filter = [&](const data::Split& s) {
+    data::Split out;
+    if (!s.x.defined() || s.size() == 0) return s;
+    const auto y = s.y.to(torch::kCPU);
+    const auto mapped = table.index_select(0, y.clamp(0, static_cast<std::int64_t>(remap.size()) - 1));
+    const auto idx = torch::nonzero(mapped.ge(0)).squeeze(1);
+    out.x = s.x.index_select(0, idx.to(s.x.device()));
+    out.y = mapped.index_select(0, idx).to(s.y.device());
+    return out;
+  };
+  data::Dataset out = ds;
+  out.train = filter(ds.train);
+  out.val = filter(ds.val);
+  out.test = filter(ds.test);
+  out.labels.clear();
+  for (auto k : keep) out.labels.push_back(ds.labels[static_cast<std::size_t>(k)]);
+  std::string names;
+  for (const auto& l : out.labels) names += (names.empty() ? "" : ", ") + l;
+  out.provenance += fmt::format("; classes {} only", names);
+  if (out.train.size() == 0) throw ConfigError(fmt::format("no training samples of classes {} in {}", names, ds.name));
+  return out;
+}
+
+/// Multi-label data with only the named tasks (in that order); for single-label
+/// data, the derived binary tasks of data/multitask.h.
+data::Dataset select_tasks(const data::Dataset& ds, const std::vector<std::string>& tasks) {
+  if (ds.label_kind == data::LabelKind::single_label) return data::to_multitask(ds, tasks);
+  std::vector<std::int64_t> idx;
+  for (const auto& t : tasks) {
+    auto it = std::find_if(ds.labels.begin(), ds.labels.end(),
+                           [&](const std::string& l) { return normalize_name(l) == normalize_name(t); });
+    if (it == ds.labels.end()) {
+      std::string valid;
+      for (const auto& l : ds.labels) valid += (valid.empty() ? "" : ", ") + l;
+      throw ConfigError(fmt::format("unknown task '{}' of {} (valid: {})", t, ds.name, valid));
+    }
+    idx.push_back(it - ds.labels.begin());
+  }
+  const auto index = torch::tensor(idx, torch::kInt64);
+  auto pick = [&](const data::Split& s) {
+    data::Split out = s;
+    if (s.y.defined() && s.size() > 0) out.y = s.y.index_select(1, index.to(s.y.device())).contiguous();
+    return out;
+  };
+  data::Dataset out = ds;
+  out.train = pick(ds.train);
+  out.val = pick(ds.val);
+  out.test = pick(ds.test);
+  out.labels.clear();
+  for (auto i : idx) out.labels.push_back(ds.labels[static_cast<std::size_t>(i)]);
+  return out;
+}
+
+/// Loaded datasets, each distinct data setting once, and their label views.
+class DataCache {
+ public:
+  explicit DataCache(std::uint64_t data_seed) : data_seed_(data_seed) {}
+
+  const data::Dataset& base(const train::RunConfig& trial) {
+    const auto dc = data_config(trial, data_seed_);
+    const auto key = data_key(dc);
+    auto it = base_.find(key);
+    if (it == base_.end()) it = base_.emplace(key, data::load_dataset(train::dataset_options(dc))).first;
+    return it->second;
+  }
+
+  const data::Dataset& view(const PlannedTrial& t) {
+    const auto& c = t.spec.config;
+    const auto& b = base(c);
+    if (t.classes.empty() && c.tasks.empty()) return b;
+    std::string key = data_key(data_config(c, data_seed_)) + "|classes=";
+    for (const auto& k : t.classes) key += k + ",";
+    key += "|tasks=" + c.tasks;
+    auto it = views_.find(key);
+    if (it == views_.end()) {
+      data::Dataset d = t.classes.empty() ? b : filter_classes(b, t.classes);
+      if (!c.tasks.empty()) d = select_tasks(d, split_list(c.tasks));
+      it = views_.emplace(key, std::move(d)).first;
+    }
+    return it->second;
+  }
+
+ private:
+  std::uint64_t data_seed_;
+  std::map<std::string, data::Dataset> base_;
+  std::map<std::string, data::Dataset> views_;
+};
+
+/// Checks what would fail every trial the same way, before anything is written.
+void preflight(const PlannedTrial& t, const data::Dataset& ds) {
+  const auto& c = t.spec.config;
+  const auto& names = models::model_names();
+  if (std::find(names.begin(), names.end(), c.model) == names.end()) {
+    std::string valid;
+    for (const auto& n : names) valid += (valid.empty() ? "" : ", ") + n;
+    throw ConfigError(fmt::format("unknown model '{}' (valid: {})", c.model, valid));
+  }
+  (void)train::parse_device(c.device);
+  (void)models::make_model(c.model, train::input_spec(ds));
+}
+
+void sleep_interruptible(double seconds, const RunOptions& o) {
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end && !stop_requested(o)) {
+    const auto left = std::chrono::duration<double>(end - Clock::now()).count();
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(0.1, std::max(0.0, left))));
+  }
+}
+
+/// Loads the trial's device for `seconds`: matrix products on a GPU, energy::burn on the CPU.
+void warm_up(const StudySpec& spec, const train::RunConfig& c, const RunOptions& o) {
+  const double seconds = spec.execution.warmup_s;
+  if (!(seconds > 0.0) || stop_requested(o)) return;
+  const auto device = train::parse_device(c.device);
+  const bool on_device = spec.execution.warmup_load == "device" ||
+                         (spec.execution.warmup_load == "auto" && device.is_cuda());
+  if (on_device && !device.is_cpu()) {
+    torch::NoGradGuard no_grad;
+    const auto a = torch::randn({2048, 2048}, torch::TensorOptions().device(device));
+    auto b = a.clone();
+    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < end && !stop_requested(o)) {
+      for (int i = 0; i < 8; ++i) b = torch::matmul(a, b).div_(2048.0);
+      if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
+    }
+    return;
+  }
+  const int threads = c.threads > 0 ? c.threads : train::available_cpus();
+  // Slices of a second so that a stop request is honoured quickly.
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (!stop_requested(o)) {
+    const double left = std::chrono::duration<double>(end - Clock::now()).count();
+    if (left <= 0.0) break;
+    energy::burn(std::min(1.0, left), threads);
+  }
+}
+
+}  // namespace
+
+StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& o) {
+  StudyRun r;
+  const auto plan = plan_trials(spec);
+  r.planned = static_cast<int>(plan.size());
+  const std::filesystem::path db = o.db.empty() ? store.path() : o.db;
+  const auto artifacts = artifacts_dir(spec, db);
+
+  // 1. The study: new, or the same experiment as stored.
+  const auto existing = store.find_study(spec.name);
+  if (existing) {
+    if (existing->kind != spec.kind)
+      throw ConfigError(fmt::format("study '{}' in {} is a {} study, not {}; choose another name", spec.name,
+                                    db.string(), store::to_string(existing->kind), store::to_string(spec.kind)));
+    std::string stored_fp;
+    try {
+      stored_fp = plan_fingerprint(parse_spec(existing->spec, fmt::format("<stored spec of study '{}'>", spec.name), existing->kind));
+    } catch (const ConfigError&) {
+      stored_fp.clear();
+    }
+    if (stored_fp != plan_fingerprint(spec))
+      throw ConfigError(fmt::format(
+          "study '{}' in {} was created from a specification that trains other trials; "
+          "give this one another name (name = \"...\" in the spec, or --name) or use another database",
+          spec.name, db.string()));
+  }
+
+  // 2. Data and models for the trials that will run: bad settings fail here, before any write.
+  DataCache cache(spec.data_seed);
+  std::vector<bool> todo(plan.size(), true);
+  if (existing)
+    for (std::size_t i = 0; i < plan.size(); ++i)
+      if (auto t = store.find_trial(existing->id, plan[i].spec.key)) todo[i] = !store::is_done(t->status);
+  {
+    std::map<std::string, bool> checked;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      if (!todo[i]) continue;
+      const auto& ds = cache.view(plan[i]);
+      const auto k = plan[i].spec.config.model + "|" + plan[i].spec.config.device + "|" + data_key(plan[i].spec.config) +
+                     "|" + plan[i].spec.config.tasks + "|" + std::to_string(plan[i].classes.size());
+      if (!checked[k]) preflight(plan[i], ds);
+      checked[k] = true;
+    }
+  }
+
+  // 3. Store: the study, its trials, and trials a dead process left running.
+  if (existing) {
+    r.study_id = existing->id;
+  } else {
+    const auto env = train::collect_environment(spec.base.device, spec.base.threads > 0 ? spec.base.threads : train::available_cpus(), nullptr);
+    r.study_id = store.create_study(spec.name, spec.kind, spec.text, env);
+    r.created = true;
+  }
+  std::vector<std::int64_t> trial_ids;
+  for (const auto& t : plan) trial_ids.push_back(store.upsert_trial(r.study_id, t.spec));
+  r.reset = store.reset_interrupted(r.study_id);
+
+  // 4. The trials, in plan order.
+  int ran = 0;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const auto& t = plan[i];
+    const auto trial_id = trial_ids[i];
+    if (store::is_done(store.trial(trial_id).status)) {
+      ++r.skipped;
+      continue;
+    }
+    if (stop_requested(o) || (o.max_trials >= 0 && ran >= o.max_trials)) {
+      r.stopped = true;
+      break;
+    }
+    if (ran > 0 && spec.execution.cooldown_s > 0.0) {
+      sleep_interruptible(spec.execution.cooldown_s, o);
+      if (stop_requested(o)) {
+        r.stopped = true;
+        break;
+      }
+    }
+    ++ran;
+    const std::string label = fmt::format("[{}/{}] {}", i + 1, plan.size(), t.label);
+
+    auto config = t.spec.config;
+    if (config.data_dir.empty()) config.data_dir = spec.base.data_dir;
+    if (t.spec.phase == kPhasePretrain)
+      config.checkpoint = (artifacts / fmt::format("pretrain-seed{}.pt", config.seed)).string();
+
+    // Everything up to start_trial may fail the trial without a run.
+    std::unique_ptr<train::Trainer> trainer;
+    const data::Dataset* dataset = nullptr;
+    try {
+      if (t.encoder_from >= 0) {
+        const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
+        const auto pre = store.trial(trial_ids[static_cast<std::size_t>(t.encoder_from)]);
+        if (pre.status != store::TrialStatus::converged && pre.status != store::TrialStatus::max_epochs)
+          throw ConfigError(fmt::format("its pretraining ({}) has no usable encoder: {}", src.label, store::to_string(pre.status)));
+        const auto encoder = train::encoder_checkpoint_path(artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
+        if (!std::filesystem::exists(encoder))
+          throw IoError(fmt::format("the pretrained encoder {} is missing", encoder.string()));
+        config.init_encoder = encoder.string();
+      }
+      warm_up(spec, config, o);
+      dataset = &cache.view(t);
+      trainer = std::make_unique<train::Trainer>(config, *dataset);
+    } catch (const StoreError&) {
+      throw;
+    } catch (const std::exception& e) {
+      store.mark_trial_failed(trial_id, e.what());
+      ++r.failed;
+      if (o.log) fmt::print(o.log, "{}: failed: {}\n", label, e.what());
+      continue;
+    }
+
+    auto probe_options = energy::ProbeOptions{};
+    probe_options.disabled = o.disabled_sources;
+    auto probe = energy::probe_sources(probe_options);
+    energy::Tracker tracker(std::move(probe.meters), energy::TrackerOptions{std::chrono::milliseconds(spec.execution.interval_ms)});
+    const auto env = train::collect_environment(config.device, trainer->threads(), &tracker);
+    const auto run_id = store.start_trial(trial_id, config, env);
+    if (o.on_trial_start) o.on_trial_start(t);
+
+    train::StoreObserver to_store(store, run_id);
+    train::ProgressPrinter progress(o.log ? o.log : stderr, o.terminal,
+                                    label + (dataset->synthetic ? " (synthetic data)" : ""));
+    train::FanoutObserver both({&to_store, &progress});
+    train::RunObserver& observer = o.log ? static_cast<train::RunObserver&>(both) : to_store;
+
+    tracker.start();
+    tracker.begin("trial");
+    train::RunSummary summary;
+    try {
+      summary = trainer->run(tracker, observer, o.stop);
+    } catch (const std::exception& e) {
+      const auto w = tracker.end("trial");
+      tracker.stop();
+      (void)w;
+      try {
+        store.mark_trial_failed(trial_id, e.what());
+      } catch (const StoreError&) {
+      }
+      if (dynamic_cast<const StoreError*>(&e)) throw;
+      ++r.failed;
+      if (o.log) fmt::print(o.log, "{}: failed: {}\n", label, e.what());
+      continue;
+    }
+    const auto window = tracker.end("trial");
+    tracker.stop();
+    trainer.reset();
+
+    if (t.spec.phase == kPhaseMulti && summary.message.empty() && !summary.test_task_metrics.empty())
+      summary.message = task_metrics_message(summary.test_task_metrics);
+    store.complete_trial(trial_id, summary);
+    train::save_timeline(store, run_id, tracker, window.start_ns, window.end_ns);
+
+    switch (summary.status) {
+      case train::RunStatus::converged:
+      case train::RunStatus::max_epochs: ++r.completed; break;
+      case train::RunStatus::diverged: ++r.diverged; break;
+      case train::RunStatus::failed: ++r.failed; break;
+      case train::RunStatus::interrupted:
+      case train::RunStatus::running: r.stopped = true; break;
+    }
+    if (r.stopped) break;
+  }
+  return r;
+}
+
+}  // namespace powertrain::study

@@ -1,0 +1,520 @@
+// TOML study specifications: parsing with key- and line-precise errors.
+#include "powertrain/study/spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "powertrain/error.h"
+
+// Declared here rather than by including powertrain/train/dataset_options.h,
+// which pulls in LibTorch's headers through the data layer: this file stays
+// torch-free (it is compiled in seconds, not a minute).
+namespace powertrain::train {
+const std::vector<std::string>& data_option_keys();
+}
+
+namespace powertrain::study {
+namespace {
+
+std::string type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    default: return "nothing";
+  }
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
+  return out;
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const toml::node* at, const std::string& what) const {
+    const auto line = at ? at->source().begin.line : 0u;
+    if (line > 0) throw ConfigError(fmt::format("{}:{}: {}", source_, line, what));
+    throw ConfigError(fmt::format("{}: {}", source_, what));
+  }
+
+  const std::string& source() const { return source_; }
+
+ private:
+  std::string source_;
+};
+
+/// Reads one TOML table: values by key, with typed checks, then unknown keys.
+class Table {
+ public:
+  Table(const Parser& p, const toml::table& t, std::string prefix) : p_(p), t_(t), prefix_(std::move(prefix)) {}
+
+  std::string path(std::string_view key) const { return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key); }
+
+  const toml::node* take(std::string_view key) {
+    taken_.insert(std::string(key));
+    return t_.get(key);
+  }
+  bool has(std::string_view key) const { return t_.contains(key); }
+
+  [[noreturn]] void wrong_type(const toml::node* n, std::string_view key, std::string_view expected) const {
+    p_.fail(n, fmt::format("'{}' must be {}, got {}", path(key), expected, type_name(*n)));
+  }
+
+  std::optional<std::string> string(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return std::nullopt;
+    if (!n->is_string()) wrong_type(n, key, "a string");
+    return n->as_string()->get();
+  }
+  std::optional<std::int64_t> integer(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return std::nullopt;
+    if (!n->is_integer()) wrong_type(n, key, "an integer");
+    return n->as_integer()->get();
+  }
+  std::optional<double> number(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return std::nullopt;
+    if (n->is_integer()) return static_cast<double>(n->as_integer()->get());
+    if (!n->is_floating_point()) wrong_type(n, key, "a number");
+    return n->as_floating_point()->get();
+  }
+  std::optional<bool> boolean(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return std::nullopt;
+    if (!n->is_boolean()) wrong_type(n, key, "true or false");
+    return n->as_boolean()->get();
+  }
+  const toml::table* table(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) wrong_type(n, key, "a table");
+    return n->as_table();
+  }
+  const toml::array* array(std::string_view key) {
+    const auto* n = take(key);
+    if (!n) return nullptr;
+    if (!n->is_array()) wrong_type(n, key, "an array");
+    return n->as_array();
+  }
+  std::optional<std::vector<std::int64_t>> integers(std::string_view key) {
+    const auto* a = array(key);
+    if (!a) return std::nullopt;
+    std::vector<std::int64_t> out;
+    for (const auto& e : *a) {
+      if (!e.is_integer()) p_.fail(&e, fmt::format("'{}' must be an array of integers, got an element of type {}", path(key), type_name(e)));
+      out.push_back(e.as_integer()->get());
+    }
+    return out;
+  }
+  std::optional<std::vector<double>> numbers(std::string_view key) {
+    const auto* a = array(key);
+    if (!a) return std::nullopt;
+    std::vector<double> out;
+    for (const auto& e : *a) {
+      if (e.is_integer()) out.push_back(static_cast<double>(e.as_integer()->get()));
+      else if (e.is_floating_point()) out.push_back(e.as_floating_point()->get());
+      else p_.fail(&e, fmt::format("'{}' must be an array of numbers, got an element of type {}", path(key), type_name(e)));
+    }
+    return out;
+  }
+  /// An array of strings; integers are accepted and kept as their text when
+  /// `allow_integers` (class indices).
+  std::optional<std::vector<std::string>> strings(std::string_view key, bool allow_integers = false) {
+    const auto* n = t_.get(key);
+    if (n && n->is_string()) {  // "a,b,c" is accepted too
+      taken_.insert(std::string(key));
+      std::vector<std::string> out;
+      std::stringstream ss(n->as_string()->get());
+      for (std::string item; std::getline(ss, item, ',');) {
+        const auto b = item.find_first_not_of(' ');
+        const auto e = item.find_last_not_of(' ');
+        if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+      }
+      return out;
+    }
+    const auto* a = array(key);
+    if (!a) return std::nullopt;
+    std::vector<std::string> out;
+    for (const auto& e : *a) {
+      if (e.is_string()) out.push_back(e.as_string()->get());
+      else if (allow_integers && e.is_integer()) out.push_back(std::to_string(e.as_integer()->get()));
+      else
+        p_.fail(&e, fmt::format("'{}' must be an array of strings{}, got an element of type {}", path(key),
+                                allow_integers ? " or integers" : "", type_name(e)));
+    }
+    return out;
+  }
+
+  /// Every key of the table not taken is unknown: a ConfigError naming it and its line.
+  void finish(const std::vector<std::string>& valid, std::string_view note = {}) const {
+    for (const auto& [k, v] : t_) {
+      const std::string key(k.str());
+      if (taken_.count(key)) continue;
+      const bool known_elsewhere = std::find(valid.begin(), valid.end(), key) != valid.end();
+      if (known_elsewhere)
+        p_.fail(&v, fmt::format("key '{}' is not used here{}", path(key), note.empty() ? "" : fmt::format(" ({})", note)));
+      std::vector<std::string> mine;
+      for (const auto& t : taken_) mine.push_back(t);
+      std::sort(mine.begin(), mine.end());
+      p_.fail(&v, fmt::format("unknown key '{}' (valid here: {})", path(key), join(mine)));
+    }
+  }
+
+  const Parser& parser() const { return p_; }
+  const toml::table& raw() const { return t_; }
+
+ private:
+  const Parser& p_;
+  const toml::table& t_;
+  std::string prefix_;
+  std::set<std::string> taken_;
+};
+
+std::string number_text(double v) { return fmt::format("{}", v); }
+
+/// [workload.data] or a task source's `data`: data options as text, checked against the data layer's keys.
+std::vector<std::pair<std::string, std::string>> read_data_options(const Parser& p, const toml::table& t,
+                                                                   const std::string& prefix) {
+  const auto& keys = train::data_option_keys();
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string path = prefix + "." + key;
+    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+      p.fail(&v, fmt::format("unknown data option '{}' (valid: {})", path, join(keys)));
+    std::string text;
+    auto scalar = [&](const toml::node& n) -> std::string {
+      if (n.is_string()) return n.as_string()->get();
+      if (n.is_integer()) return std::to_string(n.as_integer()->get());
+      if (n.is_floating_point()) return number_text(n.as_floating_point()->get());
+      if (n.is_boolean()) return n.as_boolean()->get() ? "true" : "false";
+      p.fail(&n, fmt::format("'{}' must be a string, number, boolean or an array of them, got {}", path, type_name(n)));
+    };
+    if (v.is_array()) {
+      for (const auto& e : *v.as_array()) text += (text.empty() ? "" : ",") + scalar(e);
+    } else {
+      text = scalar(v);
+    }
+    out.emplace_back(key, text);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TaskSource read_task_source(const Parser& p, const toml::node& n, const std::string& prefix) {
+  if (!n.is_table()) p.fail(&n, fmt::format("'{}' must be a table, got {}", prefix, type_name(n)));
+  Table t(p, *n.as_table(), prefix);
+  TaskSource s;
+  s.name = t.string("name").value_or("");
+  s.classes = t.strings("classes", true).value_or(std::vector<std::string>{});
+  if (auto tasks = t.strings("tasks")) s.tasks = join(*tasks, ",");
+  if (const auto* d = t.table("data")) s.data = read_data_options(p, *d, prefix + ".data");
+  t.finish({});
+  if (!s.classes.empty() && !s.tasks.empty())
+    p.fail(&n, fmt::format("'{}' sets both classes and tasks; choose one", prefix));
+  if (s.name.empty()) {
+    if (!s.classes.empty()) s.name = "classes " + join(s.classes, ",");
+    else if (!s.tasks.empty()) s.name = "tasks " + s.tasks;
+  }
+  return s;
+}
+
+template <typename T>
+void require_unique(const Parser& p, const toml::node* at, const std::string& key, const std::vector<T>& v) {
+  auto sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    p.fail(at, fmt::format("'{}' lists a value twice", key));
+}
+
+}  // namespace
+
+StudySpec parse_spec(std::string_view text, std::string_view source, std::optional<store::StudyKind> expected) {
+  Parser p{std::string(source)};
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source();
+    throw ConfigError(fmt::format("{}:{}:{}: {}", source, s.begin.line, s.begin.column, e.description()));
+  }
+
+  StudySpec spec;
+  spec.source = std::string(source);
+  spec.text = std::string(text);
+  Table top(p, root, "");
+
+  if (auto name = top.string("name")) {
+    if (name->empty()) p.fail(top.take("name"), "'name' must not be empty");
+    spec.name = *name;
+  } else {
+    spec.name = std::filesystem::path(std::string(source)).stem().string();
+  }
+  if (auto kind = top.string("kind")) {
+    const auto* n = top.take("kind");
+    if (*kind != "grid" && *kind != "pretrain" && *kind != "multitask")
+      p.fail(n, fmt::format("'kind' must be grid, pretrain or multitask, got '{}'", *kind));
+    spec.kind = store::study_kind_from_string(*kind);
+    if (expected && *expected != spec.kind)
+      p.fail(n, fmt::format("this is a {} study; this command runs {} studies", *kind, store::to_string(*expected)));
+  } else if (expected) {
+    spec.kind = *expected;
+  } else {
+    p.fail(nullptr, "'kind' is missing (grid, pretrain or multitask)");
+  }
+  spec.description = top.string("description").value_or("");
+
+  // Seeds: a list, or a number of repeats (seeds 0 .. repeats-1).
+  if (top.has("seeds") && top.has("repeats"))
+    p.fail(top.take("repeats"), "give either 'seeds' or 'repeats', not both");
+  if (auto seeds = top.integers("seeds")) {
+    const auto* n = top.take("seeds");
+    if (seeds->empty()) p.fail(n, "'seeds' must not be empty");
+    spec.seeds.clear();
+    for (auto s : *seeds) {
+      if (s < 0) p.fail(n, "'seeds' must not be negative");
+      spec.seeds.push_back(static_cast<std::uint64_t>(s));
+    }
+    require_unique(p, n, "seeds", spec.seeds);
+  }
+  if (auto repeats = top.integer("repeats")) {
+    if (*repeats < 1 || *repeats > 1000) p.fail(top.take("repeats"), "'repeats' must be between 1 and 1000");
+    spec.seeds.clear();
+    for (std::int64_t s = 0; s < *repeats; ++s) spec.seeds.push_back(static_cast<std::uint64_t>(s));
+  }
+  if (auto ds = top.integer("data_seed")) {
+    if (*ds < 0) p.fail(top.take("data_seed"), "'data_seed' must not be negative");
+    spec.data_seed = static_cast<std::uint64_t>(*ds);
+  }
+
+  auto& c = spec.base;
+  c.seed = 0;
+  // [workload]
+  if (const auto* w = top.table("workload")) {
+    Table t(p, *w, "workload");
+    c.dataset = t.string("dataset").value_or(c.dataset);
+    c.data_dir = t.string("data_dir").value_or(c.data_dir);
+    c.model = t.string("model").value_or(c.model);
+    if (auto subset = t.number("subset")) {
+      if (!(*subset > 0.0 && *subset <= 1.0)) p.fail(t.take("subset"), "'workload.subset' must be in (0, 1]");
+      c.subset = *subset;
+    }
+    if (auto tasks = t.strings("tasks")) c.tasks = join(*tasks, ",");
+    if (const auto* d = t.table("data")) c.data_options = read_data_options(p, *d, "workload.data");
+    t.finish({});
+  }
+  if (c.dataset.empty()) p.fail(nullptr, "'workload.dataset' must not be empty");
+
+  // [training]
+  if (const auto* tr = top.table("training")) {
+    Table t(p, *tr, "training");
+    if (auto v = t.string("optimizer")) {
+      if (*v != "sgd" && *v != "adam") p.fail(t.take("optimizer"), fmt::format("'training.optimizer' must be sgd or adam, got '{}'", *v));
+      c.optimizer = *v;
+    }
+    const bool grid = spec.kind == store::StudyKind::grid;
+    if (!grid) {
+      if (auto v = t.number("learning_rate")) {
+        if (!(*v > 0.0)) p.fail(t.take("learning_rate"), "'training.learning_rate' must be positive");
+        c.learning_rate = *v;
+      }
+      if (auto v = t.integer("batch_size")) {
+        if (*v < 1) p.fail(t.take("batch_size"), "'training.batch_size' must be at least 1");
+        c.batch_size = *v;
+      }
+    }
+    if (auto v = t.number("momentum")) {
+      if (*v < 0.0 || *v >= 1.0) p.fail(t.take("momentum"), "'training.momentum' must be in [0, 1)");
+      c.momentum = *v;
+    }
+    if (auto v = t.number("weight_decay")) {
+      if (*v < 0.0) p.fail(t.take("weight_decay"), "'training.weight_decay' must not be negative");
+      c.weight_decay = *v;
+    }
+    if (auto v = t.integer("max_epochs")) {
+      if (*v < 1 || *v > 100000) p.fail(t.take("max_epochs"), "'training.max_epochs' must be at least 1");
+      c.max_epochs = static_cast<int>(*v);
+    }
+    if (auto v = t.integer("patience")) {
+      if (*v < 1 || *v > 100000) p.fail(t.take("patience"), "'training.patience' must be at least 1");
+      c.patience = static_cast<int>(*v);
+    }
+    if (auto v = t.number("min_delta")) {
+      if (*v < 0.0) p.fail(t.take("min_delta"), "'training.min_delta' must not be negative");
+      c.min_delta = *v;
+    }
+    if (auto v = t.number("target_metric")) c.target_metric = *v;
+    if (auto v = t.string("device")) {
+      if (v->empty()) p.fail(t.take("device"), "'training.device' must not be empty");
+      c.device = *v;
+    }
+    if (auto v = t.integer("threads")) {
+      if (*v < 0 || *v > 4096) p.fail(t.take("threads"), "'training.threads' must be 0 (all cores) or more");
+      c.threads = static_cast<int>(*v);
+    }
+    t.finish({"learning_rate", "batch_size"}, "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
+  }
+
+  // The kind's own table; the other kinds' tables are refused.
+  const std::vector<std::string> kind_tables{"grid", "pretrain", "multitask"};
+  if (spec.kind == store::StudyKind::grid) {
+    if (const auto* g = top.table("grid")) {
+      Table t(p, *g, "grid");
+      if (auto v = t.integers("batch_sizes")) {
+        const auto* n = t.take("batch_sizes");
+        if (v->empty()) p.fail(n, "'grid.batch_sizes' must not be empty");
+        for (auto b : *v)
+          if (b < 1) p.fail(n, "'grid.batch_sizes' must be at least 1");
+        require_unique(p, n, "grid.batch_sizes", *v);
+        spec.batch_sizes = *v;
+      }
+      if (auto v = t.numbers("learning_rates")) {
+        const auto* n = t.take("learning_rates");
+        if (v->empty()) p.fail(n, "'grid.learning_rates' must not be empty");
+        for (auto lr : *v)
+          if (!(lr > 0.0) || !std::isfinite(lr)) p.fail(n, "'grid.learning_rates' must be positive");
+        require_unique(p, n, "grid.learning_rates", *v);
+        spec.learning_rates = *v;
+      }
+      t.finish({});
+    }
+  } else if (spec.kind == store::StudyKind::pretrain) {
+    const auto* pt = top.table("pretrain");
+    if (!pt) p.fail(nullptr, "a pretrain study needs a [pretrain] table with 'source' and 'steps'");
+    Table t(p, *pt, "pretrain");
+    if (const auto* s = t.take("source")) spec.pretrain_source = read_task_source(p, *s, "pretrain.source");
+    if (spec.pretrain_source.name.empty()) spec.pretrain_source.name = "source";
+    const auto* steps = t.array("steps");
+    if (!steps || steps->empty()) p.fail(steps ? static_cast<const toml::node*>(steps) : pt, "'pretrain.steps' needs at least one downstream task");
+    int i = 0;
+    for (const auto& s : *steps) {
+      ++i;
+      auto src = read_task_source(p, s, fmt::format("pretrain.steps[{}]", i - 1));
+      if (src.name.empty()) src.name = fmt::format("step {}", i);
+      spec.downstream.push_back(std::move(src));
+    }
+    if (auto v = t.strings("variants")) {
+      const auto* n = t.take("variants");
+      if (v->empty()) p.fail(n, "'pretrain.variants' must not be empty");
+      for (const auto& x : *v)
+        if (x != "scratch" && x != "finetune" && x != "frozen")
+          p.fail(n, fmt::format("'pretrain.variants': unknown variant '{}' (scratch, finetune, frozen)", x));
+      require_unique(p, n, "pretrain.variants", *v);
+      spec.variants.clear();
+      for (const char* x : {"scratch", "finetune", "frozen"})  // canonical order
+        if (std::find(v->begin(), v->end(), x) != v->end()) spec.variants.push_back(x);
+    }
+    t.finish({});
+  } else if (spec.kind == store::StudyKind::multitask) {
+    const auto* mt = top.table("multitask");
+    if (!mt) p.fail(nullptr, "a multitask study needs a [multitask] table with 'tasks'");
+    Table t(p, *mt, "multitask");
+    auto tasks = t.strings("tasks");
+    const auto* n = t.take("tasks");
+    if (!tasks || tasks->size() < 2) p.fail(n ? n : mt, "'multitask.tasks' needs at least two tasks");
+    require_unique(p, n, "multitask.tasks", *tasks);
+    for (const auto& task : *tasks)
+      if (task.empty() || task.find(',') != std::string::npos) p.fail(n, fmt::format("'multitask.tasks': bad task '{}'", task));
+    spec.tasks = *tasks;
+    t.finish({});
+    if (!c.tasks.empty()) p.fail(nullptr, "a multitask study sets its tasks in multitask.tasks, not workload.tasks");
+  }
+
+  // [execution]
+  if (const auto* ex = top.table("execution")) {
+    Table t(p, *ex, "execution");
+    auto& e = spec.execution;
+    if (auto v = t.number("cooldown_s")) {
+      if (!(*v >= 0.0) || *v > 86400) p.fail(t.take("cooldown_s"), "'execution.cooldown_s' must be between 0 and 86400");
+      e.cooldown_s = *v;
+    }
+    if (auto v = t.number("warmup_s")) {
+      if (!(*v >= 0.0) || *v > 86400) p.fail(t.take("warmup_s"), "'execution.warmup_s' must be between 0 and 86400");
+      e.warmup_s = *v;
+    }
+    if (auto v = t.string("warmup_load")) {
+      if (*v != "auto" && *v != "cpu" && *v != "device")
+        p.fail(t.take("warmup_load"), fmt::format("'execution.warmup_load' must be auto, cpu or device, got '{}'", *v));
+      e.warmup_load = *v;
+    }
+    if (auto v = t.integer("interval_ms")) {
+      if (*v < 10 || *v > 60000) p.fail(t.take("interval_ms"), "'execution.interval_ms' must be between 10 and 60000");
+      e.interval_ms = static_cast<int>(*v);
+    }
+    e.artifacts_dir = t.string("artifacts_dir").value_or("");
+    t.finish({});
+  }
+
+  std::vector<std::string> other_tables;
+  for (const auto& k : kind_tables)
+    if (k != store::to_string(spec.kind)) other_tables.push_back(k);
+  top.finish(other_tables, fmt::format("a {} study", store::to_string(spec.kind)));
+  return spec;
+}
+
+StudySpec load_spec(const std::filesystem::path& path, std::optional<store::StudyKind> expected) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot read the study specification", path.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_spec(ss.str(), path.string(), expected);
+}
+
+const std::vector<SpecKey>& spec_keys() {
+  static const std::vector<SpecKey> keys = {
+      {"name", "string", "the file's stem", "Study name, unique in the database; a study runs again under its name"},
+      {"kind", "string", "the command's kind", "grid, pretrain or multitask"},
+      {"description", "string", "\"\"", "Free text"},
+      {"seeds", "array of integers", "[0]", "Training seeds: every configuration is trained once per seed"},
+      {"repeats", "integer", "1", "Instead of seeds: seeds 0 .. repeats-1"},
+      {"data_seed", "integer", "0", "Seed of the data layer (subsets, validation split, synthetic data), one for every trial"},
+      {"workload.dataset", "string", "\"fashion-mnist\"", "fashion-mnist, celeba, pamap2, synthetic-images, synthetic-sensors"},
+      {"workload.data_dir", "string", "\"\"", "Dataset root; empty: the dataset's standard location"},
+      {"workload.model", "string", "\"image-cnn\"", "image-cnn or sensor-cnn"},
+      {"workload.subset", "float", "1.0", "Fraction of the training split used"},
+      {"workload.tasks", "array of strings", "[]", "Grid/pretrain: label subset of multi-label data (e.g. CelebA attributes)"},
+      {"workload.data.KEY", "string/number/boolean/array", "the data layer's", "Data options (train::data_option_keys), e.g. max_samples = 3000"},
+      {"training.optimizer", "string", "\"sgd\"", "sgd (with momentum) or adam"},
+      {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it)"},
+      {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it)"},
+      {"training.momentum", "float", "0.9", "SGD momentum"},
+      {"training.weight_decay", "float", "0.0", "Weight decay"},
+      {"training.max_epochs", "integer", "20", "Epoch limit of a trial"},
+      {"training.patience", "integer", "3", "Epochs without a validation gain of min_delta before a trial has converged"},
+      {"training.min_delta", "float", "0.001", "Smallest validation-metric gain that counts"},
+      {"training.target_metric", "float", "none", "Validation metric whose first reaching is reported (time and energy to target)"},
+      {"training.device", "string", "\"cpu\"", "cpu, cuda or cuda:N"},
+      {"training.threads", "integer", "0", "LibTorch threads; 0: all cores"},
+      {"grid.batch_sizes", "array of integers", "[16, 64, 256, 512]", "Batch sizes swept"},
+      {"grid.learning_rates", "array of floats", "[0.0001, 0.001, 0.01, 0.1]", "Learning rates swept"},
+      {"pretrain.source", "table", "every class", "Pretraining task: {classes = [...]} or {tasks = [...]}, optional data = {...}, name"},
+      {"pretrain.steps", "array of tables", "required", "Downstream tasks, one per recycling step, as pretrain.source"},
+      {"pretrain.variants", "array of strings", "[\"scratch\", \"finetune\", \"frozen\"]", "How each step is trained"},
+      {"multitask.tasks", "array of strings", "required (2 or more)", "Tasks: CelebA attributes, or derived tasks of single-label data (data/multitask.h)"},
+      {"execution.cooldown_s", "float", "0", "Idle seconds before each trial after the first"},
+      {"execution.warmup_s", "float", "0", "Seconds of load before each trial"},
+      {"execution.warmup_load", "string", "\"auto\"", "auto (the trial's device), cpu or device"},
+      {"execution.interval_ms", "integer", "100", "Energy sampling interval"},
+      {"execution.artifacts_dir", "string", "\"<db>.artifacts/<name>\"", "Where pretrained encoders are written"},
+  };
+  return keys;
+}
+
+}  // namespace powertrain::study

@@ -1,0 +1,478 @@
+// Result tables of the studies and their console, CSV and JSON forms.
+#include "powertrain/study/tables.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::study {
+
+store::Value real(double v) {
+  if (!std::isfinite(v)) return std::monostate{};
+  return v;
+}
+
+Cell stat_cell(const Stat& s) {
+  // One value has no spread: the sd cell stays empty (NULL) rather than 0.
+  return {real(s.mean), s.n >= 2 ? real(s.sd) : store::Value(std::monostate{})};
+}
+
+namespace {
+
+using store::Value;
+
+Value text(std::string s) { return Value(std::move(s)); }
+Value integer(std::int64_t v) { return Value(v); }
+Value opt_real(const std::optional<double>& v) { return v ? real(*v) : Value(std::monostate{}); }
+
+Cell cell(Value v) { return {std::move(v), std::monostate{}}; }
+
+Column col(std::string name, std::string header, int digits = 3, bool sd = false) {
+  return Column{std::move(name), std::move(header), digits, sd};
+}
+
+/// Console text of a number: `digits` significant digits without exponent for
+/// ordinary magnitudes.
+std::string format_real(double v, int digits) {
+  if (v == 0.0) return "0";
+  if (digits <= 0) return fmt::format("{}", v);  // shortest exact form: learning rates, levels
+  const double a = std::fabs(v);
+  if (a >= 1e-3 && a < 1e15) {
+    const int magnitude = static_cast<int>(std::floor(std::log10(a)));
+    const int decimals = std::max(0, digits - 1 - magnitude);
+    return fmt::format("{:.{}f}", v, decimals);
+  }
+  return fmt::format("{:.{}g}", v, digits);
+}
+
+std::string console_value(const Value& v, int digits) {
+  if (std::holds_alternative<std::monostate>(v)) return "-";
+  if (const auto* d = std::get_if<double>(&v)) return format_real(*d, digits);
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  return std::get<std::string>(v);
+}
+
+std::string console_cell(const Cell& c, const Column& col) {
+  std::string s = console_value(c.value, col.digits);
+  if (col.has_sd && !std::holds_alternative<std::monostate>(c.value) && !std::holds_alternative<std::monostate>(c.sd))
+    s += " ± " + console_value(c.sd, std::max(1, col.digits - 1));
+  return s;
+}
+
+nlohmann::json json_value(const Value& v) {
+  if (std::holds_alternative<std::monostate>(v)) return nullptr;
+  if (const auto* d = std::get_if<double>(&v)) return *d;
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
+  return std::get<std::string>(v);
+}
+
+std::string csv_escape(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string fmt_level(double v) { return fmt::format("{:g}", v); }
+
+// --- field lists --------------------------------------------------------------------
+
+const std::vector<Field<TrialOutcome>>& trial_fields() {
+  static const std::vector<Field<TrialOutcome>> f = {
+      {col("phase", "phase"), [](const TrialOutcome& t) { return cell(text(t.phase)); }},
+      {col("step", "step"), [](const TrialOutcome& t) { return cell(integer(t.step)); }},
+      {col("task", "task"), [](const TrialOutcome& t) { return cell(text(t.task)); }},
+      {col("batch_size", "batch"), [](const TrialOutcome& t) { return cell(integer(t.batch_size)); }},
+      {col("learning_rate", "lr", 0), [](const TrialOutcome& t) { return cell(real(t.learning_rate)); }},
+      {col("seed", "seed"), [](const TrialOutcome& t) { return cell(integer(static_cast<std::int64_t>(t.seed))); }},
+      {col("status", "status"), [](const TrialOutcome& t) { return cell(text(std::string(store::to_string(t.status)))); }},
+      {col("epochs", "epochs"), [](const TrialOutcome& t) { return cell(integer(t.epochs)); }},
+      {col("energy_j", "energy J"), [](const TrialOutcome& t) { return cell(real(t.energy_j)); }},
+      {col("energy_per_epoch_j", "J/epoch"), [](const TrialOutcome& t) { return cell(real(t.energy_per_epoch_j())); }},
+      {col("duration_s", "time s"), [](const TrialOutcome& t) { return cell(real(t.duration_s)); }},
+      {col("metric", "metric", 4), [](const TrialOutcome& t) { return cell(real(t.metric)); }},
+      {col("message", "message"), [](const TrialOutcome& t) { return cell(text(t.message)); }},
+  };
+  return f;
+}
+
+struct RankedConfig {
+  int rank = 0;  // 0: unranked
+  const ConfigSummary* c = nullptr;
+  double vs_best = kNaN;
+  bool pareto = false;
+};
+
+const std::vector<Field<RankedConfig>>& config_fields() {
+  static const std::vector<Field<RankedConfig>> f = {
+      {col("rank", "rank"), [](const RankedConfig& r) { return cell(r.rank ? integer(r.rank) : Value(std::monostate{})); }},
+      {col("batch_size", "batch"), [](const RankedConfig& r) { return cell(integer(r.c->batch_size)); }},
+      {col("learning_rate", "lr", 0), [](const RankedConfig& r) { return cell(real(r.c->learning_rate)); }},
+      {col("results", "runs"), [](const RankedConfig& r) { return cell(integer(r.c->results)); }},
+      {col("energy_per_epoch_j", "J/epoch", 3, true), [](const RankedConfig& r) { return stat_cell(r.c->energy_per_epoch_j); }},
+      {col("epochs", "epochs", 3, true), [](const RankedConfig& r) { return stat_cell(r.c->epochs); }},
+      {col("energy_j", "energy J", 3, true), [](const RankedConfig& r) { return stat_cell(r.c->energy_j); }},
+      {col("duration_s", "time s", 3, true), [](const RankedConfig& r) { return stat_cell(r.c->duration_s); }},
+      {col("metric", "metric", 4, true), [](const RankedConfig& r) { return stat_cell(r.c->metric); }},
+      {col("energy_vs_best", "x best"), [](const RankedConfig& r) { return cell(real(r.vs_best)); }},
+      {col("pareto", "pareto"), [](const RankedConfig& r) { return cell(text(r.pareto ? "yes" : "")); }},
+      {col("converged", "conv"), [](const RankedConfig& r) { return cell(integer(r.c->converged)); }},
+      {col("max_epochs", "max_ep"), [](const RankedConfig& r) { return cell(integer(r.c->max_epochs)); }},
+      {col("diverged", "diverged"), [](const RankedConfig& r) { return cell(integer(r.c->diverged)); }},
+      {col("failed", "failed"), [](const RankedConfig& r) { return cell(integer(r.c->failed)); }},
+      {col("unfinished", "unfinished"), [](const RankedConfig& r) { return cell(integer(r.c->unfinished)); }},
+  };
+  return f;
+}
+
+struct EffectRow {
+  const FactorEffect* f = nullptr;
+  const LevelEffect* l = nullptr;
+};
+
+const std::vector<Field<EffectRow>>& effect_fields() {
+  static const std::vector<Field<EffectRow>> f = {
+      {col("factor", "factor"), [](const EffectRow& r) { return cell(text(r.f->factor)); }},
+      {col("level", "level", 0), [](const EffectRow& r) { return cell(real(r.l->level)); }},
+      {col("configs", "configs"), [](const EffectRow& r) { return cell(integer(r.l->configs)); }},
+      {col("energy_per_epoch_j", "J/epoch"), [](const EffectRow& r) { return cell(real(r.l->energy_per_epoch_j)); }},
+      {col("epochs", "epochs"), [](const EffectRow& r) { return cell(real(r.l->epochs)); }},
+      {col("energy_j", "energy J"), [](const EffectRow& r) { return cell(real(r.l->energy_j)); }},
+  };
+  return f;
+}
+
+const std::vector<Field<GridAnalysis>>& grid_summary_fields() {
+  auto cfg = [](const GridAnalysis& g, const std::optional<std::size_t>& i) -> const ConfigSummary* {
+    return i ? &g.configs[*i] : nullptr;
+  };
+  auto bs = [cfg](bool best) {
+    return [cfg, best](const GridAnalysis& g) {
+      const auto* c = cfg(g, best ? g.best : g.worst);
+      return cell(c ? integer(c->batch_size) : Value(std::monostate{}));
+    };
+  };
+  auto lr = [cfg](bool best) {
+    return [cfg, best](const GridAnalysis& g) {
+      const auto* c = cfg(g, best ? g.best : g.worst);
+      return cell(c ? real(c->learning_rate) : Value(std::monostate{}));
+    };
+  };
+  auto energy = [cfg](bool best) {
+    return [cfg, best](const GridAnalysis& g) {
+      const auto* c = cfg(g, best ? g.best : g.worst);
+      return c ? stat_cell(c->energy_j) : cell(std::monostate{});
+    };
+  };
+  static const std::vector<Field<GridAnalysis>> f = {
+      {col("best_batch_size", "best batch size"), bs(true)},
+      {col("best_learning_rate", "best learning rate", 0), lr(true)},
+      {col("best_energy_j", "best energy J", 3, true), energy(true)},
+      {col("worst_batch_size", "worst batch size"), bs(false)},
+      {col("worst_learning_rate", "worst learning rate", 0), lr(false)},
+      {col("worst_energy_j", "worst energy J", 3, true), energy(false)},
+      {col("saving_pct", "saving of best over worst %"), [](const GridAnalysis& g) { return cell(real(g.saving_pct)); }},
+      {col("worst_over_best", "worst / best"), [](const GridAnalysis& g) { return cell(real(g.worst_over_best)); }},
+      {col("batch_size_energy_per_epoch_ratio", "batch size: J/epoch max/min"),
+       [](const GridAnalysis& g) { return cell(real(g.batch_size.energy_per_epoch_ratio)); }},
+      {col("batch_size_epochs_ratio", "batch size: epochs max/min"),
+       [](const GridAnalysis& g) { return cell(real(g.batch_size.epochs_ratio)); }},
+      {col("learning_rate_energy_per_epoch_ratio", "learning rate: J/epoch max/min"),
+       [](const GridAnalysis& g) { return cell(real(g.learning_rate.energy_per_epoch_ratio)); }},
+      {col("learning_rate_epochs_ratio", "learning rate: epochs max/min"),
+       [](const GridAnalysis& g) { return cell(real(g.learning_rate.epochs_ratio)); }},
+      {col("trials", "trials"), [](const GridAnalysis& g) { return cell(integer(g.trials)); }},
+      {col("results", "results"), [](const GridAnalysis& g) { return cell(integer(g.results)); }},
+      {col("diverged", "diverged runs"), [](const GridAnalysis& g) { return cell(integer(g.diverged)); }},
+      {col("failed", "failed runs"), [](const GridAnalysis& g) { return cell(integer(g.failed)); }},
+      {col("unfinished", "unfinished"), [](const GridAnalysis& g) { return cell(integer(g.unfinished)); }},
+  };
+  return f;
+}
+
+struct StepRow {
+  int step = 0;
+  std::string task;
+  const VariantSummary* v = nullptr;
+  double saving_pct = kNaN;
+};
+
+const std::vector<Field<StepRow>>& step_fields() {
+  static const std::vector<Field<StepRow>> f = {
+      {col("step", "step"), [](const StepRow& r) { return cell(integer(r.step)); }},
+      {col("task", "task"), [](const StepRow& r) { return cell(text(r.task)); }},
+      {col("variant", "variant"), [](const StepRow& r) { return cell(text(r.v->variant)); }},
+      {col("results", "runs"), [](const StepRow& r) { return cell(integer(r.v->results)); }},
+      {col("diverged", "diverged"), [](const StepRow& r) { return cell(integer(r.v->diverged)); }},
+      {col("energy_j", "energy J", 3, true), [](const StepRow& r) { return stat_cell(r.v->energy_j); }},
+      {col("epochs", "epochs", 3, true), [](const StepRow& r) { return stat_cell(r.v->epochs); }},
+      {col("duration_s", "time s", 3, true), [](const StepRow& r) { return stat_cell(r.v->duration_s); }},
+      {col("metric", "metric", 4, true), [](const StepRow& r) { return stat_cell(r.v->metric); }},
+      {col("saving_vs_scratch_pct", "saving %"), [](const StepRow& r) { return cell(real(r.saving_pct)); }},
+  };
+  return f;
+}
+
+const std::vector<Field<BreakEven>>& break_even_fields() {
+  static const std::vector<Field<BreakEven>> f = {
+      {col("variant", "variant"), [](const BreakEven& b) { return cell(text(b.variant)); }},
+      {col("pretrain_energy_j", "pretrain J"), [](const BreakEven& b) { return cell(real(b.pretrain_energy_j)); }},
+      {col("scratch_energy_j", "scratch J/step"), [](const BreakEven& b) { return cell(real(b.scratch_energy_j)); }},
+      {col("reuse_energy_j", "reuse J/step"), [](const BreakEven& b) { return cell(real(b.reuse_energy_j)); }},
+      {col("saving_per_reuse_j", "saved J/reuse"), [](const BreakEven& b) { return cell(real(b.saving_per_reuse_j)); }},
+      {col("break_even_reuses", "N*"), [](const BreakEven& b) { return cell(opt_real(b.reuses)); }},
+      {col("reuses_needed", "reuses needed"),
+       [](const BreakEven& b) { return cell(b.reuses_needed ? integer(*b.reuses_needed) : Value(std::monostate{})); }},
+      {col("verdict", "verdict"), [](const BreakEven& b) {
+         if (std::isnan(b.pretrain_energy_j) || std::isnan(b.scratch_energy_j) || std::isnan(b.reuse_energy_j))
+           return cell(text("no data yet"));
+         if (!b.pays_off()) return cell(text("never pays off: reuse saves no energy"));
+         return cell(text(fmt::format("pays off after {} reuse{}", *b.reuses_needed, *b.reuses_needed == 1 ? "" : "s")));
+       }},
+  };
+  return f;
+}
+
+const std::vector<Field<TaskComparison>>& task_fields() {
+  static const std::vector<Field<TaskComparison>> f = {
+      {col("task", "task"), [](const TaskComparison& c) { return cell(text(c.task)); }},
+      {col("single_results", "runs"), [](const TaskComparison& c) { return cell(integer(c.single.results)); }},
+      {col("single_energy_j", "single J", 3, true), [](const TaskComparison& c) { return stat_cell(c.single.energy_j); }},
+      {col("single_epochs", "single epochs", 3, true), [](const TaskComparison& c) { return stat_cell(c.single.epochs); }},
+      {col("single_duration_s", "single s", 3, true), [](const TaskComparison& c) { return stat_cell(c.single.duration_s); }},
+      {col("single_metric", "single metric", 4, true), [](const TaskComparison& c) { return stat_cell(c.single.metric); }},
+      {col("multi_metric", "shared metric", 4, true), [](const TaskComparison& c) { return stat_cell(c.multi_metric); }},
+      {col("metric_delta", "shared - single", 3), [](const TaskComparison& c) { return cell(real(c.metric_delta)); }},
+  };
+  return f;
+}
+
+const std::vector<Field<MultitaskAnalysis>>& multitask_total_fields() {
+  static const std::vector<Field<MultitaskAnalysis>> f = {
+      {col("tasks", "tasks"), [](const MultitaskAnalysis& a) { return cell(integer(static_cast<std::int64_t>(a.tasks.size()))); }},
+      {col("single_energy_j", "single-task models J (sum)"), [](const MultitaskAnalysis& a) { return cell(real(a.single_energy_j)); }},
+      {col("multi_energy_j", "shared model J", 3, true), [](const MultitaskAnalysis& a) { return stat_cell(a.multi.energy_j); }},
+      {col("saving_pct", "saving of shared over single %"), [](const MultitaskAnalysis& a) { return cell(real(a.saving_pct)); }},
+      {col("single_epochs", "single-task epochs (sum)"), [](const MultitaskAnalysis& a) { return cell(real(a.single_epochs)); }},
+      {col("multi_epochs", "shared model epochs", 3, true), [](const MultitaskAnalysis& a) { return stat_cell(a.multi.epochs); }},
+      {col("single_duration_s", "single-task time s (sum)"), [](const MultitaskAnalysis& a) { return cell(real(a.single_duration_s)); }},
+      {col("multi_duration_s", "shared model time s", 3, true), [](const MultitaskAnalysis& a) { return stat_cell(a.multi.duration_s); }},
+      {col("single_mean_metric", "single-task metric (mean)", 4), [](const MultitaskAnalysis& a) { return cell(real(a.single_mean_metric)); }},
+      {col("multi_mean_metric", "shared model metric (mean)", 4), [](const MultitaskAnalysis& a) { return cell(real(a.multi_mean_metric)); }},
+      {col("multi_results", "shared model runs"), [](const MultitaskAnalysis& a) { return cell(integer(a.multi.results)); }},
+      {col("multi_diverged", "shared model diverged"), [](const MultitaskAnalysis& a) { return cell(integer(a.multi.diverged)); }},
+  };
+  return f;
+}
+
+}  // namespace
+
+ResultTable trials_table(const std::vector<TrialOutcome>& trials) {
+  return make_table("trials", "Trials", trial_fields(), trials);
+}
+
+std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
+  std::vector<ResultTable> out;
+  std::vector<RankedConfig> rows;
+  const double best = g.best ? g.configs[*g.best].energy_j.mean : kNaN;
+  auto row_of = [&](std::size_t i, int rank) {
+    RankedConfig r;
+    r.rank = rank;
+    r.c = &g.configs[i];
+    if (rank && best > 0.0) r.vs_best = g.configs[i].energy_j.mean / best;
+    r.pareto = std::find(g.pareto.begin(), g.pareto.end(), i) != g.pareto.end();
+    return r;
+  };
+  int rank = 0;
+  for (auto i : g.ranking) rows.push_back(row_of(i, ++rank));
+  for (auto i : g.unranked) rows.push_back(row_of(i, 0));
+  auto configs = make_table("grid_configs", "Configurations, cheapest first (total energy to convergence)", config_fields(), rows);
+  configs.notes.push_back(
+      "mean ± sd over seeds; J/epoch counts every run, the other columns leave diverged runs out; "
+      "ties in energy go to the higher metric, then the shorter time.");
+  if (!g.unranked.empty())
+    configs.notes.push_back("rank '-': no usable run (every seed diverged, failed or is unfinished).");
+  out.push_back(std::move(configs));
+
+  std::vector<RankedConfig> front;
+  for (auto i : g.pareto) front.push_back(row_of(i, static_cast<int>(std::find(g.ranking.begin(), g.ranking.end(), i) - g.ranking.begin()) + 1));
+  out.push_back(make_table("grid_pareto", "Pareto front: energy to convergence vs metric", config_fields(), front));
+
+  std::vector<EffectRow> effects;
+  for (const auto* f : {&g.batch_size, &g.learning_rate})
+    for (const auto& l : f->levels) effects.push_back({f, &l});
+  auto eff = make_table("grid_effects", "Effects: each level averaged over the other factor", effect_fields(), effects);
+  eff.notes.push_back(fmt::format(
+      "batch size moves energy per epoch {}x and epochs {}x; learning rate moves energy per epoch {}x and epochs {}x (max/min over levels).",
+      format_real(g.batch_size.energy_per_epoch_ratio, 3), format_real(g.batch_size.epochs_ratio, 3),
+      format_real(g.learning_rate.energy_per_epoch_ratio, 3), format_real(g.learning_rate.epochs_ratio, 3)));
+  out.push_back(std::move(eff));
+
+  auto summary = make_table("grid_summary", "Summary", grid_summary_fields(), std::vector<GridAnalysis>{g});
+  summary.vertical = true;
+  if (g.best && g.worst)
+    summary.notes.push_back(fmt::format("the best configuration (batch {}, lr {}) needs {}% less energy than the worst (batch {}, lr {}).",
+                                        g.configs[*g.best].batch_size, fmt_level(g.configs[*g.best].learning_rate),
+                                        format_real(g.saving_pct, 3), g.configs[*g.worst].batch_size,
+                                        fmt_level(g.configs[*g.worst].learning_rate)));
+  out.push_back(std::move(summary));
+  return out;
+}
+
+std::vector<ResultTable> pretrain_tables(const PretrainAnalysis& a) {
+  std::vector<StepRow> rows;
+  rows.push_back({0, "pretraining", &a.pretrain, kNaN});
+  for (const auto& s : a.steps) {
+    rows.push_back({s.step, s.task, &s.scratch, kNaN});
+    rows.push_back({s.step, s.task, &s.finetune, s.finetune_saving_pct});
+    rows.push_back({s.step, s.task, &s.frozen, s.frozen_saving_pct});
+  }
+  // Variants a study did not train have no trials: leave their rows out.
+  std::vector<StepRow> kept;
+  for (const auto& r : rows)
+    if (r.v->results + r.v->missing > 0) kept.push_back(r);
+  std::vector<ResultTable> out;
+  auto steps = make_table("pretrain_steps", "Recycling steps: scratch vs pretrained encoder", step_fields(), kept);
+  steps.notes.push_back("saving %: energy saved over training the same step from scratch (negative: costs more).");
+  out.push_back(std::move(steps));
+  std::vector<BreakEven> be;
+  for (const auto* b : {&a.finetune, &a.frozen})
+    if (!std::isnan(b->reuse_energy_j) || a.steps.empty()) be.push_back(*b);
+  auto t = make_table("pretrain_break_even", "Break-even: reuses that pay for the pretraining", break_even_fields(), be);
+  t.notes.push_back("N* = E_pretrain / (E_scratch - E_reuse) over the mean per-step energies; never pays off when reuse saves nothing.");
+  out.push_back(std::move(t));
+  return out;
+}
+
+std::vector<ResultTable> multitask_tables(const MultitaskAnalysis& a) {
+  std::vector<ResultTable> out;
+  auto tasks = make_table("multitask_tasks", "Tasks: one model each vs one shared model", task_fields(), a.tasks);
+  tasks.notes.push_back("metric: test accuracy of each task (the shared model's per-task accuracy from its heads).");
+  out.push_back(std::move(tasks));
+  auto totals = make_table("multitask_totals", "Totals: K single-task models vs one shared model", multitask_total_fields(),
+                           std::vector<MultitaskAnalysis>{a});
+  totals.vertical = true;
+  out.push_back(std::move(totals));
+  return out;
+}
+
+std::vector<ResultTable> study_tables(const store::Study& study, const std::vector<TrialOutcome>& trials) {
+  std::vector<ResultTable> out;
+  out.push_back(trials_table(trials));
+  std::vector<ResultTable> more;
+  switch (study.kind) {
+    case store::StudyKind::grid:
+    case store::StudyKind::train: more = grid_tables(analyze_grid(trials)); break;
+    case store::StudyKind::pretrain: more = pretrain_tables(analyze_pretrain(trials)); break;
+    case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
+  }
+  for (auto& t : more) out.push_back(std::move(t));
+  return out;
+}
+
+// --- output formats ---------------------------------------------------------------------
+
+void print_table(std::FILE* out, const ResultTable& t) {
+  fmt::print(out, "\n{}\n", t.title);
+  if (t.vertical) {
+    std::size_t w = 0;
+    for (const auto& c : t.columns) w = std::max(w, c.header.size());
+    for (const auto& row : t.rows)
+      for (std::size_t i = 0; i < t.columns.size(); ++i)
+        fmt::print(out, "  {:<{}}  {}\n", t.columns[i].header, w, console_cell(row[i], t.columns[i]));
+  } else {
+    std::vector<std::vector<std::string>> cells;
+    std::vector<std::size_t> width;
+    for (const auto& c : t.columns) width.push_back(c.header.size());
+    for (const auto& row : t.rows) {
+      std::vector<std::string> line;
+      for (std::size_t i = 0; i < t.columns.size(); ++i) {
+        line.push_back(console_cell(row[i], t.columns[i]));
+        // "±" is one column wide but two bytes.
+        const auto n = line.back().size() - (line.back().find("±") != std::string::npos ? 1 : 0);
+        width[i] = std::max(width[i], n);
+      }
+      cells.push_back(std::move(line));
+    }
+    auto pad = [](const std::string& s, std::size_t w) {
+      const auto n = s.size() - (s.find("±") != std::string::npos ? 1 : 0);
+      return s + std::string(w > n ? w - n : 0, ' ');
+    };
+    std::string header = " ";
+    for (std::size_t i = 0; i < t.columns.size(); ++i) header += " " + pad(t.columns[i].header, width[i]);
+    fmt::print(out, "{}\n", header);
+    for (const auto& line : cells) {
+      std::string s = " ";
+      for (std::size_t i = 0; i < line.size(); ++i) s += " " + pad(line[i], width[i]);
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      fmt::print(out, "{}\n", s);
+    }
+    if (t.rows.empty()) fmt::print(out, "  (none)\n");
+  }
+  for (const auto& n : t.notes) fmt::print(out, "  {}\n", n);
+}
+
+std::string to_csv(const ResultTable& t) {
+  std::string out;
+  std::vector<std::string> header;
+  for (const auto& c : t.columns) {
+    header.push_back(c.name);
+    if (c.has_sd) header.push_back(c.name + "_sd");
+  }
+  for (std::size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_escape(header[i]);
+  out += "\n";
+  for (const auto& row : t.rows) {
+    std::string line;
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      line += (i ? "," : "") + csv_escape(store::to_text(row[i].value));
+      if (t.columns[i].has_sd) line += "," + csv_escape(store::to_text(row[i].sd));
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const ResultTable& t) {
+  nlohmann::json j;
+  j["name"] = t.name;
+  j["title"] = t.title;
+  nlohmann::json cols = nlohmann::json::array();
+  for (const auto& c : t.columns) {
+    cols.push_back(c.name);
+    if (c.has_sd) cols.push_back(c.name + "_sd");
+  }
+  j["columns"] = cols;
+  j["rows"] = nlohmann::json::array();
+  for (const auto& row : t.rows) {
+    nlohmann::json r = nlohmann::json::object();
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      r[t.columns[i].name] = json_value(row[i].value);
+      if (t.columns[i].has_sd) r[t.columns[i].name + "_sd"] = json_value(row[i].sd);
+    }
+    j["rows"].push_back(std::move(r));
+  }
+  j["notes"] = t.notes;
+  return j;
+}
+
+void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create the directory: {}", dir.string(), ec.message()));
+  for (const auto& t : tables) {
+    const auto path = dir / (prefix + t.name + ".csv");
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << to_csv(t);
+    f.flush();
+    if (!f) throw IoError(fmt::format("{}: cannot write", path.string()));
+  }
+}
+
+}  // namespace powertrain::study

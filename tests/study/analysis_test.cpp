@@ -1,0 +1,346 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "powertrain/study/analysis.h"
+#include "powertrain/study/tables.h"
+
+namespace ps = powertrain::study;
+using powertrain::store::TrialStatus;
+
+namespace {
+
+ps::TrialOutcome grid_trial(std::int64_t bs, double lr, std::uint64_t seed, TrialStatus status, int epochs,
+                            double energy_j, double metric, double duration_s = 1.0) {
+  ps::TrialOutcome t;
+  t.batch_size = bs;
+  t.learning_rate = lr;
+  t.seed = seed;
+  t.status = status;
+  t.epochs = epochs;
+  t.energy_j = energy_j;
+  t.metric = metric;
+  t.duration_s = duration_s;
+  return t;
+}
+
+const ps::ConfigSummary& config(const ps::GridAnalysis& g, std::int64_t bs, double lr) {
+  for (const auto& c : g.configs)
+    if (c.batch_size == bs && c.learning_rate == lr) return c;
+  throw std::runtime_error("no such config");
+}
+
+// A 2x2 grid, two seeds each. Batch size sets the energy per epoch (small: 10 J,
+// large: 4 J); learning rate sets the epochs (low: 8, high: 3).
+std::vector<ps::TrialOutcome> grid() {
+  using S = TrialStatus;
+  return {
+      grid_trial(16, 0.001, 0, S::converged, 8, 80, 0.90),  grid_trial(16, 0.001, 1, S::converged, 8, 84, 0.92),
+      grid_trial(16, 0.1, 0, S::converged, 3, 30, 0.88),    grid_trial(16, 0.1, 1, S::converged, 3, 30, 0.86),
+      grid_trial(256, 0.001, 0, S::max_epochs, 8, 32, 0.80), grid_trial(256, 0.001, 1, S::converged, 8, 32, 0.82),
+      grid_trial(256, 0.1, 0, S::converged, 3, 12, 0.85),   grid_trial(256, 0.1, 1, S::diverged, 2, 8, 0.10),
+  };
+}
+
+}  // namespace
+
+TEST(Describe, MeanSampleSdMinMaxSkippingNaN) {
+  const auto s = ps::describe({1.0, 2.0, 3.0, ps::kNaN});
+  EXPECT_EQ(s.n, 3);
+  EXPECT_DOUBLE_EQ(s.mean, 2.0);
+  EXPECT_DOUBLE_EQ(s.sd, 1.0);
+  EXPECT_DOUBLE_EQ(s.min, 1.0);
+  EXPECT_DOUBLE_EQ(s.max, 3.0);
+  const auto one = ps::describe({5.0});
+  EXPECT_DOUBLE_EQ(one.sd, 0.0);
+  const auto none = ps::describe({});
+  EXPECT_EQ(none.n, 0);
+  EXPECT_TRUE(std::isnan(none.mean));
+  EXPECT_TRUE(std::isnan(none.sd));
+}
+
+TEST(Grid, SummariesLeaveDivergedRunsOutOfConvergenceNumbers) {
+  const auto g = ps::analyze_grid(grid());
+  ASSERT_EQ(g.configs.size(), 4u);
+  const auto& c = config(g, 256, 0.1);
+  EXPECT_EQ(c.trials, 2);
+  EXPECT_EQ(c.results, 2);
+  EXPECT_EQ(c.diverged, 1);
+  EXPECT_EQ(c.converged, 1);
+  EXPECT_EQ(c.energy_j.n, 1);
+  EXPECT_DOUBLE_EQ(c.energy_j.mean, 12.0);
+  // Energy per epoch counts the diverged run too: (12/3 + 8/2) / 2.
+  EXPECT_EQ(c.energy_per_epoch_j.n, 2);
+  EXPECT_DOUBLE_EQ(c.energy_per_epoch_j.mean, 4.0);
+  const auto& d = config(g, 16, 0.001);
+  EXPECT_DOUBLE_EQ(d.energy_j.mean, 82.0);
+  EXPECT_NEAR(d.energy_j.sd, std::sqrt(8.0), 1e-12);
+  EXPECT_DOUBLE_EQ(d.metric.mean, 0.91);
+  EXPECT_EQ(config(g, 256, 0.001).max_epochs, 1);
+  EXPECT_EQ(g.trials, 8);
+  EXPECT_EQ(g.results, 8);
+  EXPECT_EQ(g.diverged, 1);
+  // Ordered by batch size, then learning rate.
+  EXPECT_EQ(g.configs[0].batch_size, 16);
+  EXPECT_DOUBLE_EQ(g.configs[0].learning_rate, 0.001);
+  EXPECT_EQ(g.configs[3].batch_size, 256);
+  EXPECT_DOUBLE_EQ(g.configs[3].learning_rate, 0.1);
+}
+
+TEST(Grid, BestWorstSavingAndRanking) {
+  const auto g = ps::analyze_grid(grid());
+  ASSERT_TRUE(g.best && g.worst);
+  EXPECT_EQ(g.configs[*g.best].batch_size, 256);
+  EXPECT_DOUBLE_EQ(g.configs[*g.best].learning_rate, 0.1);
+  EXPECT_EQ(g.configs[*g.worst].batch_size, 16);
+  EXPECT_DOUBLE_EQ(g.configs[*g.worst].learning_rate, 0.001);
+  EXPECT_DOUBLE_EQ(g.saving_pct, (82.0 - 12.0) / 82.0 * 100.0);
+  EXPECT_DOUBLE_EQ(g.worst_over_best, 82.0 / 12.0);
+  ASSERT_EQ(g.ranking.size(), 4u);
+  std::vector<double> energies;
+  for (auto i : g.ranking) energies.push_back(g.configs[i].energy_j.mean);
+  EXPECT_EQ(energies, (std::vector<double>{12, 30, 32, 82}));
+  EXPECT_TRUE(g.unranked.empty());
+}
+
+TEST(Grid, ConfigurationsWhoseEverySeedDivergedAreUnranked) {
+  auto trials = grid();
+  trials.push_back(grid_trial(512, 1.0, 0, TrialStatus::diverged, 1, 1.0, 0.1));
+  trials.push_back(grid_trial(512, 1.0, 1, TrialStatus::diverged, 1, 1.0, 0.1));
+  trials.push_back(grid_trial(512, 0.5, 0, TrialStatus::failed, 0, 0.0, ps::kNaN));
+  const auto g = ps::analyze_grid(trials);
+  EXPECT_EQ(g.ranking.size(), 4u);
+  ASSERT_EQ(g.unranked.size(), 2u);
+  // The diverged runs are the cheapest, yet not the best.
+  EXPECT_EQ(g.configs[*g.best].batch_size, 256);
+  EXPECT_EQ(g.diverged, 3);
+  EXPECT_EQ(g.failed, 1);
+}
+
+TEST(Grid, TiesGoToTheHigherMetricThenTheShorterTime) {
+  using S = TrialStatus;
+  const std::vector<ps::TrialOutcome> t{
+      grid_trial(16, 0.1, 0, S::converged, 2, 10, 0.80, 5.0),
+      grid_trial(32, 0.1, 0, S::converged, 2, 10, 0.90, 9.0),
+      grid_trial(64, 0.1, 0, S::converged, 2, 10, 0.90, 7.0),
+  };
+  const auto configs = ps::summarize_configs(t);
+  const auto r = ps::rank_configs(configs);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(configs[r[0]].batch_size, 64);
+  EXPECT_EQ(configs[r[1]].batch_size, 32);
+  EXPECT_EQ(configs[r[2]].batch_size, 16);
+}
+
+TEST(Grid, ParetoFrontOfEnergyAgainstMetric) {
+  const auto g = ps::analyze_grid(grid());
+  // (12 J, .85), (30 J, .87), (32 J, .81), (82 J, .91): (32, .81) is dominated by (12, .85).
+  std::vector<std::pair<double, double>> front;
+  for (auto i : g.pareto) front.emplace_back(g.configs[i].energy_j.mean, g.configs[i].metric.mean);
+  ASSERT_EQ(front.size(), 3u);
+  EXPECT_DOUBLE_EQ(front[0].first, 12.0);
+  EXPECT_DOUBLE_EQ(front[1].first, 30.0);
+  EXPECT_DOUBLE_EQ(front[2].first, 82.0);
+}
+
+TEST(Grid, EffectsSeparateBatchSizeAndLearningRate) {
+  const auto g = ps::analyze_grid(grid());
+  ASSERT_EQ(g.batch_size.levels.size(), 2u);
+  ASSERT_EQ(g.learning_rate.levels.size(), 2u);
+  // Batch size 16: 10.25 J/epoch (80/8, 84/8 -> 10.25; 30/3 -> 10) => (10.25 + 10) / 2.
+  EXPECT_DOUBLE_EQ(g.batch_size.levels[0].level, 16.0);
+  EXPECT_DOUBLE_EQ(g.batch_size.levels[0].energy_per_epoch_j, (10.25 + 10.0) / 2);
+  EXPECT_DOUBLE_EQ(g.batch_size.levels[1].energy_per_epoch_j, (4.0 + 4.0) / 2);
+  // Learning rate: epochs 8 at 0.001, 3 at 0.1 whatever the batch size.
+  EXPECT_DOUBLE_EQ(g.learning_rate.levels[0].epochs, 8.0);
+  EXPECT_DOUBLE_EQ(g.learning_rate.levels[1].epochs, 3.0);
+  // Batch size moves energy/epoch more than learning rate; learning rate moves epochs more.
+  EXPECT_GT(g.batch_size.energy_per_epoch_ratio, g.learning_rate.energy_per_epoch_ratio);
+  EXPECT_GT(g.learning_rate.epochs_ratio, g.batch_size.epochs_ratio);
+  EXPECT_DOUBLE_EQ(g.learning_rate.epochs_ratio, 8.0 / 3.0);
+  EXPECT_DOUBLE_EQ(g.batch_size.epochs_ratio, 1.0);
+}
+
+TEST(Grid, PendingAndInterruptedTrialsAddNoNumbers) {
+  auto trials = grid();
+  trials.push_back(grid_trial(16, 0.1, 2, TrialStatus::interrupted, 1, 999, 0.1));
+  trials.push_back(grid_trial(16, 0.1, 3, TrialStatus::pending, 0, 0, ps::kNaN));
+  const auto g = ps::analyze_grid(trials);
+  const auto& c = config(g, 16, 0.1);
+  EXPECT_EQ(c.trials, 4);
+  EXPECT_EQ(c.unfinished, 2);
+  EXPECT_DOUBLE_EQ(c.energy_j.mean, 30.0);
+  EXPECT_EQ(c.energy_per_epoch_j.n, 2);
+}
+
+TEST(Grid, EmptyAndSavingEdgeCases) {
+  const auto g = ps::analyze_grid({});
+  EXPECT_FALSE(g.best);
+  EXPECT_TRUE(std::isnan(g.saving_pct));
+  EXPECT_TRUE(std::isnan(ps::saving_percent(1.0, 0.0)));
+  EXPECT_TRUE(std::isnan(ps::saving_percent(ps::kNaN, 10.0)));
+  EXPECT_DOUBLE_EQ(ps::saving_percent(20.0, 100.0), 80.0);
+  EXPECT_DOUBLE_EQ(ps::saving_percent(150.0, 100.0), -50.0);
+}
+
+// --- pretraining -------------------------------------------------------------------
+
+TEST(BreakEven, Arithmetic) {
+  // 1000 J of pretraining, 300 J per task from scratch, 100 J reusing: 5 reuses.
+  auto n = ps::break_even_reuses(1000, 300, 100);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_DOUBLE_EQ(*n, 5.0);
+  auto b = ps::break_even("finetune", 1000, 300, 120);
+  ASSERT_TRUE(b.pays_off());
+  EXPECT_NEAR(*b.reuses, 1000.0 / 180.0, 1e-12);
+  EXPECT_EQ(*b.reuses_needed, 6);
+  EXPECT_DOUBLE_EQ(b.saving_per_reuse_j, 180.0);
+  // Exactly 5 reuses needed, not 6.
+  EXPECT_EQ(*ps::break_even("frozen", 1000, 300, 100).reuses_needed, 5);
+  // Free pretraining pays off at once.
+  EXPECT_DOUBLE_EQ(*ps::break_even_reuses(0, 300, 100), 0.0);
+}
+
+TEST(BreakEven, NeverPaysOffWhenReuseSavesNothing) {
+  EXPECT_FALSE(ps::break_even_reuses(1000, 300, 300).has_value());
+  EXPECT_FALSE(ps::break_even_reuses(1000, 300, 400).has_value());
+  EXPECT_FALSE(ps::break_even_reuses(ps::kNaN, 300, 100).has_value());
+  const auto b = ps::break_even("finetune", 1000, 300, 400);
+  EXPECT_FALSE(b.pays_off());
+  EXPECT_FALSE(b.reuses_needed.has_value());
+  EXPECT_DOUBLE_EQ(b.saving_per_reuse_j, -100.0);
+  const auto t = ps::pretrain_tables(ps::PretrainAnalysis{{}, {}, b, ps::break_even("frozen", 1000, 300, 100)});
+  const auto csv = ps::to_csv(t[1]);
+  EXPECT_NE(csv.find("never pays off"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("pays off after 5 reuses"), std::string::npos) << csv;
+}
+
+namespace {
+ps::TrialOutcome phase_trial(const std::string& phase, int step, std::uint64_t seed, double energy, int epochs,
+                             double metric, TrialStatus status = TrialStatus::converged) {
+  ps::TrialOutcome t;
+  t.phase = phase;
+  t.step = step;
+  t.task = step == 0 ? "source" : "task " + std::to_string(step);
+  t.seed = seed;
+  t.energy_j = energy;
+  t.epochs = epochs;
+  t.metric = metric;
+  t.status = status;
+  return t;
+}
+}  // namespace
+
+TEST(Pretrain, StepsSavingsAndBreakEvenOverMeanStepEnergies) {
+  const std::vector<ps::TrialOutcome> trials{
+      phase_trial("pretrain", 0, 0, 900, 9, 0.9), phase_trial("pretrain", 0, 1, 1100, 11, 0.9),
+      phase_trial("scratch", 1, 0, 400, 8, 0.8),  phase_trial("finetune", 1, 0, 200, 4, 0.85),
+      phase_trial("frozen", 1, 0, 100, 2, 0.7),   phase_trial("scratch", 2, 0, 200, 4, 0.8),
+      phase_trial("finetune", 2, 0, 200, 4, 0.8), phase_trial("frozen", 2, 0, 500, 2, 0.7),
+      phase_trial("frozen", 2, 1, 0, 1, 0.1, TrialStatus::diverged),
+  };
+  const auto a = ps::analyze_pretrain(trials);
+  EXPECT_DOUBLE_EQ(a.pretrain.energy_j.mean, 1000.0);
+  ASSERT_EQ(a.steps.size(), 2u);
+  EXPECT_EQ(a.steps[0].step, 1);
+  EXPECT_EQ(a.steps[0].task, "task 1");
+  EXPECT_DOUBLE_EQ(a.steps[0].finetune_saving_pct, 50.0);
+  EXPECT_DOUBLE_EQ(a.steps[0].frozen_saving_pct, 75.0);
+  EXPECT_DOUBLE_EQ(a.steps[1].finetune_saving_pct, 0.0);
+  EXPECT_DOUBLE_EQ(a.steps[1].frozen_saving_pct, -150.0);
+  EXPECT_EQ(a.steps[1].frozen.diverged, 1);
+  // Mean scratch 300, finetune 200, frozen 300 per step.
+  ASSERT_TRUE(a.finetune.pays_off());
+  EXPECT_DOUBLE_EQ(*a.finetune.reuses, 10.0);
+  EXPECT_FALSE(a.frozen.pays_off());
+  const auto tables = ps::pretrain_tables(a);
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].rows.size(), 7u);  // pretraining + 2 steps x 3 variants
+}
+
+// --- multitask ---------------------------------------------------------------------
+
+TEST(Multitask, SharedModelAgainstSingleTaskModels) {
+  auto single = [](const std::string& task, double energy, int epochs, double metric) {
+    ps::TrialOutcome t;
+    t.phase = "single";
+    t.task = task;
+    t.energy_j = energy;
+    t.epochs = epochs;
+    t.metric = metric;
+    t.status = TrialStatus::converged;
+    return t;
+  };
+  ps::TrialOutcome multi;
+  multi.phase = "multi";
+  multi.task = "top,footwear";
+  multi.energy_j = 150;
+  multi.epochs = 6;
+  multi.status = TrialStatus::converged;
+  multi.task_metrics = ps::parse_task_metrics_message(ps::task_metrics_message({0.9, 0.97}));
+  ASSERT_EQ(multi.task_metrics.size(), 2u);
+  const auto a = ps::analyze_multitask({single("footwear", 80, 4, 0.99), single("top", 120, 5, 0.92), multi});
+  ASSERT_EQ(a.tasks.size(), 2u);
+  EXPECT_EQ(a.tasks[0].task, "top");  // the shared model's order
+  EXPECT_DOUBLE_EQ(a.tasks[0].multi_metric.mean, 0.9);
+  EXPECT_NEAR(a.tasks[0].metric_delta, -0.02, 1e-12);
+  EXPECT_DOUBLE_EQ(a.single_energy_j, 200.0);
+  EXPECT_DOUBLE_EQ(a.multi_energy_j, 150.0);
+  EXPECT_DOUBLE_EQ(a.saving_pct, 25.0);
+  EXPECT_DOUBLE_EQ(a.single_epochs, 9.0);
+  EXPECT_DOUBLE_EQ(a.multi_epochs, 6.0);
+  EXPECT_NEAR(a.multi_mean_metric, 0.935, 1e-12);
+  EXPECT_NEAR(a.single_mean_metric, 0.955, 1e-12);
+}
+
+TEST(Multitask, TaskMetricsMessageRoundTrip) {
+  EXPECT_EQ(ps::task_metrics_message({0.5, 0.25}), "task_metrics=[0.5,0.25]");
+  EXPECT_EQ(ps::parse_task_metrics_message("task_metrics=[0.5,0.25]"), (std::vector<double>{0.5, 0.25}));
+  EXPECT_TRUE(ps::parse_task_metrics_message("loss is NaN").empty());
+  EXPECT_TRUE(ps::parse_task_metrics_message("task_metrics=[0.5,x]").empty());
+}
+
+// --- tables ----------------------------------------------------------------------------
+
+TEST(Tables, OneFieldListDrivesConsoleCsvAndJson) {
+  const auto g = ps::analyze_grid(grid());
+  const auto tables = ps::grid_tables(g);
+  ASSERT_GE(tables.size(), 4u);
+  const auto& configs = tables[0];
+  EXPECT_EQ(configs.name, "grid_configs");
+  EXPECT_EQ(configs.rows.size(), 4u);
+  const auto csv = ps::to_csv(configs);
+  const auto header = csv.substr(0, csv.find('\n'));
+  EXPECT_NE(header.find("energy_per_epoch_j,energy_per_epoch_j_sd"), std::string::npos) << header;
+  EXPECT_NE(header.find("energy_j,energy_j_sd"), std::string::npos) << header;
+  const auto json = ps::to_json(configs);
+  ASSERT_EQ(json["rows"].size(), 4u);
+  EXPECT_EQ(json["rows"][0]["rank"], 1);
+  EXPECT_DOUBLE_EQ(json["rows"][0]["energy_j"].get<double>(), 12.0);
+  EXPECT_TRUE(json["rows"][0]["energy_j_sd"].is_null()) << "one usable seed has no spread";
+  EXPECT_NEAR(json["rows"][3]["energy_j_sd"].get<double>(), std::sqrt(8.0), 1e-12);
+  // The CSV columns are the JSON columns.
+  std::string cols;
+  for (const auto& c : json["columns"]) cols += (cols.empty() ? "" : ",") + c.get<std::string>();
+  EXPECT_EQ(cols, header);
+  char* buf = nullptr;
+  std::size_t len = 0;
+  std::FILE* mem = open_memstream(&buf, &len);
+  ps::print_table(mem, configs);
+  std::fclose(mem);
+  const std::string console(buf, len);
+  free(buf);
+  EXPECT_NE(console.find(" 12.0 "), std::string::npos) << console;
+  EXPECT_NE(console.find(" 0.001 "), std::string::npos) << "learning rates print exactly: " << console;
+  EXPECT_NE(console.find("82.0 ± 2.8"), std::string::npos) << console;
+}
+
+TEST(Tables, NaNIsNullInJsonAndEmptyInCsv) {
+  using S = TrialStatus;
+  const auto tables = ps::grid_tables(ps::analyze_grid({grid_trial(16, 0.1, 0, S::diverged, 1, 5, 0.1)}));
+  const auto json = ps::to_json(tables[0]);
+  EXPECT_TRUE(json["rows"][0]["energy_j"].is_null());
+  EXPECT_TRUE(json["rows"][0]["rank"].is_null());
+  const auto csv = ps::to_csv(tables[0]);
+  EXPECT_NE(csv.find("\n,16,"), std::string::npos) << csv;  // empty rank, then batch size
+}

@@ -1,0 +1,232 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "powertrain/error.h"
+#include "powertrain/study/plan.h"
+#include "powertrain/study/spec.h"
+#include "temp_dir.h"
+
+namespace ps = powertrain::study;
+using powertrain::ConfigError;
+using powertrain::store::StudyKind;
+
+namespace {
+
+std::string error_of(const std::string& text, std::optional<StudyKind> kind = StudyKind::grid) {
+  try {
+    ps::parse_spec(text, "spec.toml", kind);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Spec, DefaultsOfAnEmptyGridSpec) {
+  const auto s = ps::parse_spec("", "dir/my-grid.toml", StudyKind::grid);
+  EXPECT_EQ(s.name, "my-grid");
+  EXPECT_EQ(s.kind, StudyKind::grid);
+  EXPECT_EQ(s.seeds, std::vector<std::uint64_t>{0});
+  EXPECT_EQ(s.data_seed, 0u);
+  EXPECT_EQ(s.batch_sizes, (std::vector<std::int64_t>{16, 64, 256, 512}));
+  EXPECT_EQ(s.learning_rates, (std::vector<double>{1e-4, 1e-3, 1e-2, 1e-1}));
+  // The default grid spans at least 32x in batch size and 1000x in learning rate.
+  EXPECT_GE(s.batch_sizes.back() / s.batch_sizes.front(), 32);
+  EXPECT_GE(s.learning_rates.back() / s.learning_rates.front(), 999.0);
+  EXPECT_EQ(s.base.dataset, "fashion-mnist");
+  EXPECT_EQ(s.base.model, "image-cnn");
+  EXPECT_EQ(s.base.optimizer, "sgd");
+  EXPECT_EQ(s.base.max_epochs, 20);
+  EXPECT_EQ(s.base.patience, 3);
+  EXPECT_DOUBLE_EQ(s.base.min_delta, 1e-3);
+  EXPECT_FALSE(s.base.target_metric.has_value());
+  EXPECT_EQ(s.base.device, "cpu");
+  EXPECT_EQ(s.base.threads, 0);
+  EXPECT_EQ(s.execution.cooldown_s, 0.0);
+  EXPECT_EQ(s.execution.warmup_s, 0.0);
+  EXPECT_EQ(s.execution.warmup_load, "auto");
+  EXPECT_EQ(s.execution.interval_ms, 100);
+}
+
+TEST(Spec, ReadsEveryTable) {
+  const auto s = ps::parse_spec(R"(
+name = "g"
+kind = "grid"
+repeats = 3
+data_seed = 7
+[workload]
+dataset = "synthetic-images"
+model = "image-cnn"
+subset = 0.5
+[workload.data]
+max_samples = 300
+image_size = 16
+normalize = true
+val_subjects = [105, 106]
+[training]
+optimizer = "adam"
+momentum = 0.5
+max_epochs = 4
+patience = 2
+min_delta = 0
+target_metric = 0.8
+device = "cpu"
+threads = 2
+[grid]
+batch_sizes = [32, 8]
+learning_rates = [0.1, 1]
+[execution]
+cooldown_s = 1.5
+warmup_s = 2
+warmup_load = "cpu"
+interval_ms = 50
+)",
+                                "x.toml");
+  EXPECT_EQ(s.name, "g");
+  EXPECT_EQ(s.seeds, (std::vector<std::uint64_t>{0, 1, 2}));
+  EXPECT_EQ(s.data_seed, 7u);
+  EXPECT_EQ(s.base.dataset, "synthetic-images");
+  EXPECT_DOUBLE_EQ(s.base.subset, 0.5);
+  // Data options come back as text, sorted by key; arrays joined with commas.
+  const std::vector<std::pair<std::string, std::string>> data{
+      {"image_size", "16"}, {"max_samples", "300"}, {"normalize", "true"}, {"val_subjects", "105,106"}};
+  EXPECT_EQ(s.base.data_options, data);
+  EXPECT_EQ(s.base.optimizer, "adam");
+  EXPECT_EQ(s.base.max_epochs, 4);
+  EXPECT_EQ(s.base.patience, 2);
+  EXPECT_EQ(s.base.min_delta, 0.0);
+  ASSERT_TRUE(s.base.target_metric.has_value());
+  EXPECT_DOUBLE_EQ(*s.base.target_metric, 0.8);
+  EXPECT_EQ(s.base.threads, 2);
+  EXPECT_EQ(s.batch_sizes, (std::vector<std::int64_t>{32, 8}));
+  EXPECT_EQ(s.learning_rates, (std::vector<double>{0.1, 1.0}));  // integers accepted as numbers
+  EXPECT_DOUBLE_EQ(s.execution.cooldown_s, 1.5);
+  EXPECT_DOUBLE_EQ(s.execution.warmup_s, 2.0);
+  EXPECT_EQ(s.execution.warmup_load, "cpu");
+  EXPECT_EQ(s.execution.interval_ms, 50);
+}
+
+TEST(Spec, UnknownKeyNamesTheKeyAndItsLine) {
+  EXPECT_EQ(error_of("name = \"a\"\n\n[training]\nmax_epochs = 3\nmax_epoch = 4\n").rfind("spec.toml:5: unknown key 'training.max_epoch'", 0), 0u)
+      << error_of("name = \"a\"\n\n[training]\nmax_epochs = 3\nmax_epoch = 4\n");
+  EXPECT_NE(error_of("[training]\nmax_epoch = 4\n").find("max_epochs"), std::string::npos) << "lists the valid keys";
+  EXPECT_EQ(error_of("colour = 1\n").rfind("spec.toml:1: unknown key 'colour'", 0), 0u) << error_of("colour = 1\n");
+  EXPECT_EQ(error_of("\n[grid]\nbatch_size = [1]\n").rfind("spec.toml:3: unknown key 'grid.batch_size'", 0), 0u);
+  EXPECT_EQ(error_of("[workload.data]\nmax_sample = 3\n").rfind("spec.toml:2: unknown data option 'workload.data.max_sample'", 0), 0u)
+      << error_of("[workload.data]\nmax_sample = 3\n");
+  EXPECT_EQ(error_of("[weird]\nx = 1\n").rfind("spec.toml:1: unknown key 'weird'", 0), 0u) << error_of("[weird]\nx = 1\n");
+}
+
+TEST(Spec, KeysOfAnotherKindAreRefusedWithTheirLine) {
+  // A grid sweeps learning rate and batch size: [training] must not set them.
+  const auto e = error_of("[training]\nlearning_rate = 0.1\n");
+  EXPECT_EQ(e.rfind("spec.toml:2: key 'training.learning_rate' is not used here", 0), 0u) << e;
+  const auto e2 = error_of("\n\n[multitask]\ntasks = [\"a\", \"b\"]\n");
+  EXPECT_EQ(e2.rfind("spec.toml:3: key 'multitask' is not used here (a grid study)", 0), 0u) << e2;
+}
+
+TEST(Spec, WrongTypeNamesTheKeyTheTypesAndTheLine) {
+  const auto e = error_of("[training]\n\nmax_epochs = \"ten\"\n");
+  EXPECT_EQ(e, "spec.toml:3: 'training.max_epochs' must be an integer, got string");
+  const auto e2 = error_of("[grid]\nbatch_sizes = [16, 32.5]\n");
+  EXPECT_EQ(e2.rfind("spec.toml:2: 'grid.batch_sizes' must be an array of integers", 0), 0u) << e2;
+  const auto e3 = error_of("seeds = 3\n");
+  EXPECT_EQ(e3, "spec.toml:1: 'seeds' must be an array, got integer");
+  const auto e4 = error_of("workload = 3\n");
+  EXPECT_EQ(e4, "spec.toml:1: 'workload' must be a table, got integer");
+  const auto e5 = error_of("[training]\nmin_delta = true\n");
+  EXPECT_EQ(e5, "spec.toml:2: 'training.min_delta' must be a number, got boolean");
+}
+
+TEST(Spec, ValuesOutOfRange) {
+  EXPECT_EQ(error_of("[training]\nmax_epochs = 0\n"), "spec.toml:2: 'training.max_epochs' must be at least 1");
+  EXPECT_EQ(error_of("[grid]\nlearning_rates = [0.1, -1]\n"), "spec.toml:2: 'grid.learning_rates' must be positive");
+  EXPECT_EQ(error_of("[grid]\nbatch_sizes = [16, 16]\n"), "spec.toml:2: 'grid.batch_sizes' lists a value twice");
+  EXPECT_EQ(error_of("seeds = [1]\nrepeats = 2\n"), "spec.toml:2: give either 'seeds' or 'repeats', not both");
+  EXPECT_EQ(error_of("[training]\noptimizer = \"rmsprop\"\n"), "spec.toml:2: 'training.optimizer' must be sgd or adam, got 'rmsprop'");
+  EXPECT_EQ(error_of("[execution]\ninterval_ms = 1\n"), "spec.toml:2: 'execution.interval_ms' must be between 10 and 60000");
+}
+
+TEST(Spec, TomlSyntaxErrorsGiveFileAndLine) {
+  const auto e = error_of("name = \"a\"\n[training\n");
+  EXPECT_EQ(e.rfind("spec.toml:2:", 0), 0u) << e;
+}
+
+TEST(Spec, KindMustMatchTheCommand) {
+  EXPECT_EQ(error_of("kind = \"pretrain\"\n"), "spec.toml:1: this is a pretrain study; this command runs grid studies");
+  EXPECT_EQ(error_of("kind = \"other\"\n"), "spec.toml:1: 'kind' must be grid, pretrain or multitask, got 'other'");
+  EXPECT_EQ(error_of("", std::nullopt), "spec.toml: 'kind' is missing (grid, pretrain or multitask)");
+}
+
+TEST(Spec, PretrainSpec) {
+  const auto s = ps::parse_spec(R"(
+kind = "pretrain"
+[training]
+batch_size = 32
+learning_rate = 0.05
+[pretrain]
+source = { classes = [0, 1, "Pullover"] }
+steps = [ { classes = [5, 6] }, { classes = ["Bag", "Sneaker"], name = "bags" } ]
+variants = ["frozen", "scratch"]
+)",
+                                "p.toml", StudyKind::pretrain);
+  EXPECT_EQ(s.kind, StudyKind::pretrain);
+  EXPECT_EQ(s.base.batch_size, 32);
+  EXPECT_DOUBLE_EQ(s.base.learning_rate, 0.05);
+  EXPECT_EQ(s.pretrain_source.classes, (std::vector<std::string>{"0", "1", "Pullover"}));
+  EXPECT_EQ(s.pretrain_source.name, "classes 0,1,Pullover");
+  ASSERT_EQ(s.downstream.size(), 2u);
+  EXPECT_EQ(s.downstream[0].name, "classes 5,6");
+  EXPECT_EQ(s.downstream[1].name, "bags");
+  EXPECT_EQ(s.variants, (std::vector<std::string>{"scratch", "frozen"}));  // canonical order
+
+  const auto e = error_of("kind = \"pretrain\"\n[pretrain]\nsource = {classes=[0]}\nsteps = [{classes=[1], colour=2}]\n", std::nullopt);
+  EXPECT_EQ(e.rfind("spec.toml:4: unknown key 'pretrain.steps[0].colour'", 0), 0u) << e;
+  const auto e2 = error_of("kind = \"pretrain\"\n[pretrain]\nsource = {classes=[0]}\n", std::nullopt);
+  EXPECT_EQ(e2.rfind("spec.toml:2: 'pretrain.steps' needs at least one downstream task", 0), 0u) << e2;
+}
+
+TEST(Spec, MultitaskSpec) {
+  const auto s = ps::parse_spec("kind = \"multitask\"\n[multitask]\ntasks = [\"top\", \"footwear\", \"bag\"]\n", "m.toml");
+  EXPECT_EQ(s.kind, StudyKind::multitask);
+  EXPECT_EQ(s.tasks, (std::vector<std::string>{"top", "footwear", "bag"}));
+  EXPECT_EQ(error_of("kind = \"multitask\"\n[multitask]\ntasks = [\"top\"]\n", std::nullopt),
+            "spec.toml:3: 'multitask.tasks' needs at least two tasks");
+}
+
+TEST(Spec, LoadSpecReadsAFile) {
+  powertrain::testing::TempDir dir;
+  powertrain::testing::write_file(dir / "quick.toml", "[training]\nmax_epochs = 2\n");
+  const auto s = ps::load_spec(dir / "quick.toml", StudyKind::grid);
+  EXPECT_EQ(s.name, "quick");
+  EXPECT_EQ(s.base.max_epochs, 2);
+  EXPECT_EQ(s.text, "[training]\nmax_epochs = 2\n");
+  EXPECT_THROW(ps::load_spec(dir / "missing.toml", StudyKind::grid), powertrain::IoError);
+}
+
+TEST(Spec, EveryDocumentedKeyIsListed) {
+  const auto& keys = ps::spec_keys();
+  EXPECT_GT(keys.size(), 25u);
+  for (const auto& k : keys) {
+    EXPECT_FALSE(k.type.empty()) << k.key;
+    EXPECT_FALSE(k.default_value.empty()) << k.key;
+  }
+}
+
+TEST(Spec, ExampleSpecsParse) {
+  const char* src = POWERTRAIN_TEST_SOURCE_DIR;
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(src) / "examples")) {
+    if (e.path().extension() != ".toml") continue;
+    SCOPED_TRACE(e.path().string());
+    EXPECT_NO_THROW({
+      const auto s = ps::load_spec(e.path());
+      EXPECT_FALSE(ps::plan_trials(s).empty());
+    });
+    ++n;
+  }
+  EXPECT_GE(n, 6);
+}

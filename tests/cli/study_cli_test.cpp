@@ -147,7 +147,12 @@ TEST(StudyCli, SweepSurvivesKill9AtRandomPointsWithoutLossOrDuplicates) {
 TEST(StudyCli, SigintInterruptsTheRunningTrialWithExit130) {
   if (powertrain::testing::powertrain_binary().empty()) GTEST_SKIP() << "POWERTRAIN_BINARY is not set";
   TempDir dir;
-  write_file(dir / "spec.toml", kSpec);
+  // Trials long enough (tens of seconds) that the signal lands inside one.
+  std::string spec = kSpec;
+  spec.replace(spec.find("train_samples = 256"), 19, "train_samples = 4000");
+  spec.replace(spec.find("max_epochs = 3"), 14, "max_epochs = 50");
+  spec.replace(spec.find("patience = 2"), 12, "patience = 50");
+  write_file(dir / "spec.toml", spec);
   const auto db = dir / "r.db";
   const std::vector<std::string> args{"sweep", (dir / "spec.toml").string(), "--db", db.string(), "--quiet"};
   const pid_t pid = spawn(args, dir.path());

@@ -143,13 +143,6 @@ class PerfPowerMeter final : public Meter {
   std::vector<Counter> counters_;
 };
 
-void mark_unavailable(SourceStatus& status, std::string reason, std::string fix = {}) {
-  status.available = false;
-  status.reason = std::move(reason);
-  status.fix = std::move(fix);
-  status.channels.clear();
-}
-
 }  // namespace
 
 std::unique_ptr<Meter> open_perf_power(const ProbeOptions& options, SourceStatus& status) {
@@ -162,7 +155,7 @@ std::unique_ptr<Meter> open_perf_power(const ProbeOptions& options, SourceStatus
 
   std::error_code ec;
   if (!fs::is_directory(pmu_dir, ec)) {
-    mark_unavailable(status, "no perf power PMU (" + pmu_dir.string() +
+    status.set_unavailable("no perf power PMU (" + pmu_dir.string() +
                                  " is missing: virtual machine, container, CPU without RAPL, "
                                  "or a kernel without RAPL perf events)");
     return nullptr;
@@ -170,7 +163,7 @@ std::unique_ptr<Meter> open_perf_power(const ProbeOptions& options, SourceStatus
   int error = 0;
   auto type = sysfs::read_u64(pmu_dir / "type", &error);
   if (!type || *type > UINT32_MAX) {
-    mark_unavailable(status, "cannot read the perf power PMU type from " +
+    status.set_unavailable("cannot read the perf power PMU type from " +
                                  (pmu_dir / "type").string() + ": " + sysfs::errno_text(error));
     return nullptr;
   }
@@ -190,14 +183,14 @@ std::unique_ptr<Meter> open_perf_power(const ProbeOptions& options, SourceStatus
       int open_error = errno;
       for (const auto& c : counters) ::close(c.fd);
       sysfs::Diagnosis d = sysfs::diagnose_perf_open_error(p.event, p.cpu, open_error, paranoid);
-      mark_unavailable(status, d.reason, d.fix);
+      status.set_unavailable(d.reason, d.fix);
       return nullptr;
     }
     counters.push_back({fd, p.scale_j});
     channels.push_back(p.info);
   }
   if (channels.empty()) {
-    mark_unavailable(status, "the perf power PMU at " + pmu_dir.string() +
+    status.set_unavailable("the perf power PMU at " + pmu_dir.string() +
                                  " lists no usable energy event (energy-pkg, energy-ram, "
                                  "energy-cores, energy-gpu, energy-psys with unit Joules)");
     return nullptr;

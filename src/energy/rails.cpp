@@ -152,13 +152,6 @@ class RailsMeter final : public Meter {
   std::vector<RailFiles> rails_;
 };
 
-void mark_unavailable(SourceStatus& status, std::string reason, std::string fix = {}) {
-  status.available = false;
-  status.reason = std::move(reason);
-  status.fix = std::move(fix);
-  status.channels.clear();
-}
-
 }  // namespace
 
 std::unique_ptr<Meter> open_rails(const ProbeOptions& options, SourceStatus& status) {
@@ -179,10 +172,10 @@ std::unique_ptr<Meter> open_rails(const ProbeOptions& options, SourceStatus& sta
   if (rails.empty()) {
     std::error_code ec;
     if (fs::is_directory(hwmon_driver, ec) || fs::is_directory(iio_driver, ec)) {
-      mark_unavailable(status, "an INA3221 driver is loaded but exposes no labeled rail under " +
+      status.set_unavailable("an INA3221 driver is loaded but exposes no labeled rail under " +
                                    hwmon_driver.string() + " or " + iio_driver.string());
     } else {
-      mark_unavailable(status, "no INA3221 power monitor (no ina3221 or ina3221x driver under " +
+      status.set_unavailable("no INA3221 power monitor (no ina3221 or ina3221x driver under " +
                                    drivers.string() + "): not a Jetson-class board");
     }
     return nullptr;
@@ -192,7 +185,7 @@ std::unique_ptr<Meter> open_rails(const ProbeOptions& options, SourceStatus& sta
   for (const RailFiles& rail : rails) {
     int error = 0;
     if (!read_power_w(rail, error)) {
-      mark_unavailable(status,
+      status.set_unavailable(
                        "cannot read INA3221 rail " + rail.label + ": " + sysfs::errno_text(error));
       return nullptr;
     }

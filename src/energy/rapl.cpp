@@ -155,13 +155,6 @@ class RaplMeter final : public Meter {
   std::vector<Counter> counters_;
 };
 
-void mark_unavailable(SourceStatus& status, std::string reason, std::string fix) {
-  status.available = false;
-  status.reason = std::move(reason);
-  status.fix = std::move(fix);
-  status.channels.clear();
-}
-
 }  // namespace
 
 std::unique_ptr<Meter> open_rapl(const ProbeOptions& options, SourceStatus& status) {
@@ -174,7 +167,7 @@ std::unique_ptr<Meter> open_rapl(const ProbeOptions& options, SourceStatus& stat
 
   std::vector<Zone> zones = find_zones(powercap_dir);
   if (zones.empty()) {
-    mark_unavailable(status,
+    status.set_unavailable(
                      "no RAPL powercap zones (virtual machine, container, or CPU without RAPL): "
                      "no intel-rapl:N under " +
                          powercap_dir.string(),
@@ -229,7 +222,7 @@ std::unique_ptr<Meter> open_rapl(const ProbeOptions& options, SourceStatus& stat
   }
 
   if (channels.empty()) {
-    mark_unavailable(status, first_failure->reason, first_failure->fix);
+    status.set_unavailable(first_failure->reason, first_failure->fix);
     return nullptr;
   }
   if (!unreadable.empty()) {

@@ -19,6 +19,14 @@ struct SourceStatus {
   std::string reason;       ///< why it is unavailable (empty when available)
   std::string fix;          ///< how to make it available (may be empty)
   std::vector<ChannelInfo> channels;
+
+  /// Marks the source unavailable with why and how to fix it.
+  void set_unavailable(std::string why, std::string how_to_fix = {}) {
+    available = false;
+    reason = std::move(why);
+    fix = std::move(how_to_fix);
+    channels.clear();
+  }
 };
 
 /// Where and how to look. The roots exist so tests can point at fake trees.

@@ -2,7 +2,6 @@
 #include "powertrain/train/environment.h"
 
 #include <sched.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,15 +11,10 @@
 #include <fmt/format.h>
 #include <torch/version.h>
 
+#include "powertrain/energy/host.h"
+
 namespace powertrain::train {
 namespace {
-
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 int cuda_index(const std::string& device) {
   if (device.rfind("cuda", 0) != 0) return -1;
@@ -35,20 +29,7 @@ int cuda_index(const std::string& device) {
 
 }  // namespace
 
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  // x86 says "model name"; some ARM kernels only say "Hardware" or "CPU part".
-  std::string fallback;
-  while (std::getline(in, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string key = trim(line.substr(0, colon));
-    if (key == "model name") return trim(line.substr(colon + 1));
-    if (fallback.empty() && (key == "Hardware" || key == "Model")) fallback = trim(line.substr(colon + 1));
-  }
-  return fallback;
-}
+std::string cpu_model_name() { return energy::host_info().cpu_model; }
 
 int available_cpus() {
   cpu_set_t set;
@@ -62,11 +43,10 @@ int available_cpus() {
 
 Environment collect_environment(const std::string& device, int threads, const energy::Tracker* tracker) {
   Environment env;
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) == 0) env.host = host;
-  struct utsname u {};
-  if (uname(&u) == 0) env.os = fmt::format("{} {} {}", u.sysname, u.release, u.machine);
-  env.cpu_model = cpu_model_name();
+  const auto host = energy::host_info();
+  env.host = host.hostname;
+  env.os = host.os;
+  env.cpu_model = host.cpu_model;
   env.cpu_count = available_cpus();
   env.torch_version = fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
 #ifdef POWERTRAIN_GIT_COMMIT

@@ -153,13 +153,12 @@ void Tracker::run() {
 void Tracker::reading_locked(std::int64_t t_ns) {
   const std::size_t n = channels_.size();
   scratch_.assign(n, ChannelSample{});
-  std::vector<ChannelSample> part;
   std::size_t base = 0;
   for (auto& m : meters_) {
     const std::size_t k = m->channels().size();
     try {
-      m->read(part);
-      for (std::size_t i = 0; i < k && i < part.size(); ++i) scratch_[base + i] = part[i];
+      m->read(part_);
+      for (std::size_t i = 0; i < k && i < part_.size(); ++i) scratch_[base + i] = part_[i];
     } catch (const Error& e) {
       if (sampling_error_.empty()) sampling_error_ = m->source() + ": " + e.what();
     }

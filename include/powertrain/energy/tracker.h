@@ -126,6 +126,7 @@ class Tracker {
 
   // State of the latest reading (guarded by mu_).
   std::vector<ChannelSample> scratch_;
+  std::vector<ChannelSample> part_;    // one meter's reading, reused across readings
   std::vector<double> acc_energy_j_;   // integrated energy per channel since start
   std::vector<double> last_energy_j_;  // last raw cumulative value (cumulative channels)
   std::vector<double> last_power_w_;   // last power (power channels) or NaN

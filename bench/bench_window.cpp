@@ -2,6 +2,10 @@
 //   build/bench/bench_window --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "powertrain/energy/estimate.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/energy/tracker.h"
@@ -58,6 +62,45 @@ void BM_WindowProbedMeters(benchmark::State& state) {
   run_windows(state, std::move(probe.meters));
 }
 BENCHMARK(BM_WindowProbedMeters)->Unit(benchmark::kMicrosecond);
+
+// A RAPL powercap tree of two packages with a DRAM zone each, in a temporary
+// folder: four energy_uj files read at each boundary. Real RAPL files cost a
+// little more (the kernel reads an MSR), but the path through the tracker is this.
+void BM_WindowRaplCounters(benchmark::State& state) {
+  namespace fs = std::filesystem;
+  std::string pattern = (fs::temp_directory_path() / "powertrain-bench-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    state.SkipWithError("cannot create a temporary folder");
+    return;
+  }
+  const fs::path root = pattern;
+  auto write = [&](const fs::path& rel, const std::string& text) {
+    fs::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << text << '\n';
+  };
+  for (int p = 0; p < 2; ++p) {
+    const fs::path pkg = fs::path("class/powercap") / ("intel-rapl:" + std::to_string(p));
+    write(pkg / "name", "package-" + std::to_string(p));
+    write(pkg / "energy_uj", "123456789");
+    write(pkg / "max_energy_range_uj", "262143328850");
+    const fs::path dram = pkg / ("intel-rapl:" + std::to_string(p) + ":0");
+    write(dram / "name", "dram");
+    write(dram / "energy_uj", "2345678");
+    write(dram / "max_energy_range_uj", "65712999613");
+  }
+  ProbeOptions options;
+  options.sysfs_root = root;
+  options.disabled = {"nvml", "perf", "rails"};
+  options.estimate_missing = false;
+  auto probe = probe_sources(options);
+  if (probe.meters.empty()) {
+    state.SkipWithError("the fake RAPL tree did not open");
+  } else {
+    run_windows(state, std::move(probe.meters));
+  }
+  fs::remove_all(root);
+}
+BENCHMARK(BM_WindowRaplCounters)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -188,6 +188,9 @@ class EstimateMeter final : public Meter {
 
   std::string source() const override { return "estimate"; }
   const std::vector<ChannelInfo>& channels() const override { return channels_; }
+  // A model of utilization: reading /proc at every window boundary would cost
+  // more than the window itself, and a sub-interval utilization is noise.
+  bool read_at_boundaries() const override { return false; }
 
   void read(std::vector<ChannelSample>& out) override {
     const double t = steady_s();

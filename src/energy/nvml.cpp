@@ -335,7 +335,29 @@ class NvmlMeter final : public Meter {
   std::string source() const override { return std::string(kSource); }
   const std::vector<ChannelInfo>& channels() const override { return channels_; }
 
-  void read(std::vector<ChannelSample>& out) override {
+  void read(std::vector<ChannelSample>& out) override { read_gpus(out, true); }
+
+  // Counters are read at window boundaries; power-only GPUs are sampled.
+  bool read_at_boundaries() const override {
+    return std::any_of(gpus_.begin(), gpus_.end(), [](const Gpu& g) { return g.counter; });
+  }
+  // At a boundary only the energy counter matters: power and telemetry are
+  // driver round trips the sampler takes anyway.
+  void read_energy(std::vector<ChannelSample>& out) override { read_gpus(out, false); }
+
+  bool lists_processes() const override {
+    return lib_->get_processes_v2 != nullptr || lib_->get_processes_v1 != nullptr;
+  }
+
+  std::vector<std::uint32_t> processes(std::size_t index) override {
+    if (index >= gpus_.size()) return {};
+    if (lib_->get_processes_v2 != nullptr) return list_processes<nvml::ProcessInfoV2>(lib_->get_processes_v2, gpus_[index]);
+    if (lib_->get_processes_v1 != nullptr) return list_processes<nvml::ProcessInfoV1>(lib_->get_processes_v1, gpus_[index]);
+    return {};
+  }
+
+ private:
+  void read_gpus(std::vector<ChannelSample>& out, bool full) {
     out.assign(gpus_.size(), ChannelSample{});
     for (std::size_t i = 0; i < gpus_.size(); ++i) {
       Gpu& gpu = gpus_[i];
@@ -351,6 +373,7 @@ class NvmlMeter final : public Meter {
         gpu.total_energy_mj += energy_mj >= gpu.last_energy_mj ? energy_mj - gpu.last_energy_mj : energy_mj;
         gpu.last_energy_mj = energy_mj;
         sample.energy_j = static_cast<double>(gpu.total_energy_mj) / 1000.0;
+        if (!full) continue;
       }
 
       unsigned power_mw = 0;
@@ -361,22 +384,10 @@ class NvmlMeter final : public Meter {
       } else if (!gpu.counter) {
         throw SourceError(fmt::format("nvml: reading the power of gpu{} failed: {}", gpu.index, lib_->describe(rc)));
       }
-      read_telemetry(gpu, sample.gpu);
+      if (full) read_telemetry(gpu, sample.gpu);
     }
   }
 
-  bool lists_processes() const override {
-    return lib_->get_processes_v2 != nullptr || lib_->get_processes_v1 != nullptr;
-  }
-
-  std::vector<std::uint32_t> processes(std::size_t index) override {
-    if (index >= gpus_.size()) return {};
-    if (lib_->get_processes_v2 != nullptr) return list_processes<nvml::ProcessInfoV2>(lib_->get_processes_v2, gpus_[index]);
-    if (lib_->get_processes_v1 != nullptr) return list_processes<nvml::ProcessInfoV1>(lib_->get_processes_v1, gpus_[index]);
-    return {};
-  }
-
- private:
   void read_telemetry(Gpu& gpu, GpuTelemetry& t) {
     unsigned limit_mw = 0;
     if (query_optional(gpu.limit_supported, lib_->get_power_limit, gpu.handle, &limit_mw))

@@ -133,6 +133,8 @@ class RailsMeter final : public Meter {
 
   std::string source() const override { return "rails"; }
   const std::vector<ChannelInfo>& channels() const override { return channels_; }
+  // Sampled power: a boundary holds the last sample instead of reading the rails.
+  bool read_at_boundaries() const override { return false; }
 
   void read(std::vector<ChannelSample>& out) override {
     out.assign(channels_.size(), ChannelSample{});

@@ -122,7 +122,7 @@ ChannelInfo describe_zone(const Zone& zone, const std::string& parent_device) {
 class RaplMeter final : public Meter {
  public:
   struct Counter {
-    fs::path energy_uj;
+    sysfs::OpenFile energy_uj;  // kept open: one pread per reading
     std::uint64_t max_range_uj = 0;  // 0 when max_energy_range_uj is unreadable
     std::uint64_t last_uj = 0;
     std::uint64_t total_uj = 0;  // extended across wraparounds since open
@@ -139,9 +139,9 @@ class RaplMeter final : public Meter {
     for (std::size_t i = 0; i < counters_.size(); ++i) {
       Counter& c = counters_[i];
       int error = 0;
-      auto cur_uj = sysfs::read_u64(c.energy_uj, &error);
+      auto cur_uj = c.energy_uj.read_u64(&error);
       if (!cur_uj) {
-        throw SourceError("rapl: cannot read " + c.energy_uj.string() + ": " +
+        throw SourceError("rapl: cannot read " + c.energy_uj.path().string() + ": " +
                           sysfs::errno_text(error));
       }
       c.total_uj += sysfs::rapl_delta_uj(c.last_uj, *cur_uj, c.max_range_uj);
@@ -189,14 +189,15 @@ std::unique_ptr<Meter> open_rapl(const ProbeOptions& options, SourceStatus& stat
   bool permission_failure = false;
   for (const Zone& zone : zones) {
     RaplMeter::Counter counter;
-    counter.energy_uj = zone.dir / "energy_uj";
+    const fs::path energy_uj = zone.dir / "energy_uj";
+    counter.energy_uj = sysfs::OpenFile(energy_uj);
     int error = 0;
-    auto now_uj = sysfs::read_u64(counter.energy_uj, &error);
+    auto now_uj = counter.energy_uj.read_u64(&error);
     if (!now_uj) {
       bool permission = error == EACCES || error == EPERM;
       // Report the permission problem over any other: it is the common one and has a fix.
       if (!first_failure || (permission && !permission_failure)) {
-        first_failure = sysfs::diagnose_rapl_read_error(counter.energy_uj, error, powercap_dir);
+        first_failure = sysfs::diagnose_rapl_read_error(energy_uj, error, powercap_dir);
       }
       permission_failure = permission_failure || permission;
       unreadable.push_back(zone.dir_name + " (" + zone.name + ")");

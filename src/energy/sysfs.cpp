@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstring>
 #include <system_error>
+#include <utility>
 
 namespace powertrain::energy::sysfs {
 
@@ -105,6 +106,46 @@ std::optional<std::int64_t> read_i64(const fs::path& path, int* error) {
   std::optional<std::int64_t> value;
   if (r.ok()) value = parse_i64(r.text);
   if (error != nullptr) *error = !r.ok() ? r.error : (value ? 0 : EINVAL);
+  return value;
+}
+
+OpenFile::OpenFile(const fs::path& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) error_ = errno;
+}
+
+OpenFile::~OpenFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+OpenFile::OpenFile(OpenFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), error_(other.error_) {}
+
+OpenFile& OpenFile::operator=(OpenFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    error_ = other.error_;
+  }
+  return *this;
+}
+
+std::optional<std::uint64_t> OpenFile::read_u64(int* error) const {
+  auto fail = [&](int e) -> std::optional<std::uint64_t> {
+    if (error != nullptr) *error = e;
+    return std::nullopt;
+  };
+  if (fd_ < 0) return fail(error_ != 0 ? error_ : EBADF);
+  char buf[64];  // a counter is at most 20 digits; more is not a counter
+  ssize_t n;
+  do {
+    n = ::pread(fd_, buf, sizeof buf, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(errno);
+  auto value = parse_u64(std::string_view(buf, static_cast<std::size_t>(n)));
+  if (!value) return fail(EINVAL);
+  if (error != nullptr) *error = 0;
   return value;
 }
 

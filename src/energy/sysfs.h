@@ -35,6 +35,32 @@ std::optional<double> parse_double(std::string_view text);
 std::optional<std::uint64_t> read_u64(const std::filesystem::path& path, int* error = nullptr);
 std::optional<std::int64_t> read_i64(const std::filesystem::path& path, int* error = nullptr);
 
+/// A sysfs attribute kept open and re-read from offset 0 with one pread per
+/// reading, instead of open+read+close: window boundaries read counters this
+/// way. sysfs regenerates an attribute's text on each read at offset 0; a
+/// removed attribute (driver unloaded) then fails the read with ENODEV.
+class OpenFile {
+ public:
+  OpenFile() = default;
+  explicit OpenFile(const std::filesystem::path& path);  ///< check ok()/error()
+  ~OpenFile();
+  OpenFile(OpenFile&& other) noexcept;
+  OpenFile& operator=(OpenFile&& other) noexcept;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  int error() const { return error_; }  ///< errno of the failed open
+  const std::filesystem::path& path() const { return path_; }
+  /// The whole value parsed as read_u64 does; nullopt with errno in *error.
+  std::optional<std::uint64_t> read_u64(int* error = nullptr) const;
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  int error_ = 0;
+};
+
 /// Names of the entries of `dir` that are directories, following symlinks
 /// (sysfs class and bus folders are symlinks to the device tree). Sorted with
 /// digit runs compared as numbers, so "hwmon10" follows "hwmon2". Empty if

@@ -66,8 +66,13 @@ Tracker::Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions opti
   const std::size_t n = channels_.size();
   acc_energy_j_.assign(n, 0.0);
   last_energy_j_.assign(n, kNaN);
-  last_power_w_.assign(n, kNaN);
+  read_t_ns_.assign(n, -1);
   cur_power_w_.assign(n, kNaN);
+  held_power_w_.assign(n, kNaN);
+  ref_energy_j_.assign(n, 0.0);
+  ref_t_ns_.assign(n, -1);
+  scratch_.assign(n, ChannelSample{});
+  for (const auto& m : meters_) boundary_read_.push_back(m->read_at_boundaries());
   gpu_pids_.assign(n, {});
   timeline_.reserve(std::min<std::size_t>(options_.max_timeline_samples, 4096));
 }
@@ -82,7 +87,7 @@ void Tracker::set_sync_hook(std::function<void()> hook) {
 void Tracker::start() {
   std::lock_guard lock(mu_);
   if (running_) return;
-  reading_locked(now_ns());
+  reading_locked(now_ns(), false);
   running_ = true;
   stop_requested_ = false;
   thread_ = std::thread([this] { run(); });
@@ -97,8 +102,8 @@ void Tracker::stop() {
   cv_.notify_all();
   thread_.join();
   std::lock_guard lock(mu_);
-  reading_locked(now_ns());
   running_ = false;
+  reading_locked(now_ns(), false);
 }
 
 void Tracker::run() {
@@ -112,7 +117,7 @@ void Tracker::run() {
     const auto now = std::chrono::steady_clock::now();
     if (next < now) next = now + options_.interval;
 
-    reading_locked(now_ns());
+    reading_locked(now_ns(), false);
     ++tick_;
     if (tick_ % keep_every_ == 0) {
       if (timeline_.size() >= options_.max_timeline_samples) {
@@ -150,57 +155,93 @@ void Tracker::run() {
   }
 }
 
-void Tracker::reading_locked(std::int64_t t_ns) {
-  const std::size_t n = channels_.size();
-  scratch_.assign(n, ChannelSample{});
+void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
+  // At a boundary, while the sampler runs, only meters that must be read there
+  // (counters) are read, and only their energy; the rest keep their last sample
+  // and are extrapolated by energy_at_locked(), once the sampler has given them
+  // a power. Until then (the first interval after start()) they are read at
+  // boundaries too, as without a sampler.
+  const bool partial = boundary && running_;
+  auto settled = [&](std::size_t first, std::size_t count) {
+    for (std::size_t i = first; i < first + count; ++i)
+      if (std::isnan(held_power_w_[i])) return false;
+    return true;
+  };
   std::size_t base = 0;
-  for (auto& m : meters_) {
-    const std::size_t k = m->channels().size();
+  double total_power_w = 0.0;
+  for (std::size_t m = 0; m < meters_.size(); ++m) {
+    Meter& meter = *meters_[m];
+    const std::size_t k = meter.channels().size();
+    if (partial && !boundary_read_[m] && settled(base, k)) {
+      for (std::size_t i = base; i < base + k; ++i)
+        if (channels_[i].in_total && !std::isnan(cur_power_w_[i])) total_power_w += cur_power_w_[i];
+      base += k;
+      continue;
+    }
+    bool ok = true;
     try {
-      m->read(part_);
-      for (std::size_t i = 0; i < k && i < part_.size(); ++i) scratch_[base + i] = part_[i];
+      if (partial)
+        meter.read_energy(part_);
+      else
+        meter.read(part_);
     } catch (const Error& e) {
-      if (sampling_error_.empty()) sampling_error_ = m->source() + ": " + e.what();
+      ok = false;
+      if (sampling_error_.empty()) sampling_error_ = meter.source() + ": " + e.what();
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::size_t i = base + j;
+      const ChannelSample s = ok && j < part_.size() ? part_[j] : ChannelSample{};
+      if (!partial) scratch_[i] = s;
+      const double dt_s = read_t_ns_[i] < 0 ? 0.0 : static_cast<double>(t_ns - read_t_ns_[i]) * 1e-9;
+      if (channels_[i].cumulative) {
+        if (std::isnan(s.energy_j)) {
+          cur_power_w_[i] = kNaN;
+          continue;
+        }
+        if (!std::isnan(last_energy_j_[i]) && dt_s > 0.0)
+          acc_energy_j_[i] += std::max(0.0, s.energy_j - last_energy_j_[i]);
+        last_energy_j_[i] = s.energy_j;
+        // Power of a cumulative channel: over the sampler's interval, not over
+        // the microseconds between two window boundaries (without a sampler:
+        // between boundaries).
+        if (!partial) {
+          if (ref_t_ns_[i] >= 0 && t_ns > ref_t_ns_[i])
+            held_power_w_[i] = (acc_energy_j_[i] - ref_energy_j_[i]) / (static_cast<double>(t_ns - ref_t_ns_[i]) * 1e-9);
+          ref_energy_j_[i] = acc_energy_j_[i];
+          ref_t_ns_[i] = t_ns;
+        }
+      } else {
+        if (std::isnan(s.power_w)) {
+          cur_power_w_[i] = kNaN;  // a failed read: the gap is bridged at the next one
+          continue;
+        }
+        if (!std::isnan(held_power_w_[i]) && dt_s > 0.0)
+          acc_energy_j_[i] += 0.5 * (held_power_w_[i] + s.power_w) * dt_s;  // trapezoid
+        held_power_w_[i] = s.power_w;
+      }
+      cur_power_w_[i] = held_power_w_[i];
+      read_t_ns_[i] = t_ns;
+      if (channels_[i].in_total && !std::isnan(cur_power_w_[i])) total_power_w += cur_power_w_[i];
     }
     base += k;
-  }
-
-  const double dt_s = last_t_ns_ < 0 ? 0.0 : static_cast<double>(t_ns - last_t_ns_) * 1e-9;
-  double total_power_w = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& s = scratch_[i];
-    if (channels_[i].cumulative) {
-      if (std::isnan(s.energy_j)) {
-        cur_power_w_[i] = kNaN;
-        continue;
-      }
-      if (!std::isnan(last_energy_j_[i]) && dt_s > 0.0) {
-        const double delta_j = std::max(0.0, s.energy_j - last_energy_j_[i]);
-        acc_energy_j_[i] += delta_j;
-        cur_power_w_[i] = delta_j / dt_s;
-      }
-      last_energy_j_[i] = s.energy_j;
-    } else {
-      if (std::isnan(s.power_w)) {
-        cur_power_w_[i] = kNaN;
-        continue;
-      }
-      if (!std::isnan(last_power_w_[i]) && dt_s > 0.0)
-        acc_energy_j_[i] += 0.5 * (last_power_w_[i] + s.power_w) * dt_s;  // trapezoid
-      last_power_w_[i] = s.power_w;
-      cur_power_w_[i] = s.power_w;
-    }
-    if (channels_[i].in_total && !std::isnan(cur_power_w_[i])) total_power_w += cur_power_w_[i];
   }
   last_t_ns_ = t_ns;
   ++readings_;
 
   for (auto& w : open_) {
     if (t_ns <= w->start_ns) continue;
-    for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t i = 0; i < channels_.size(); ++i)
       if (!std::isnan(cur_power_w_[i])) w->peak_power_w[i] = std::max(w->peak_power_w[i], cur_power_w_[i]);
     w->peak_total_w = std::max(w->peak_total_w, total_power_w);
   }
+}
+
+double Tracker::energy_at_locked(std::size_t i, std::int64_t t_ns) const {
+  // Energy up to the channel's last reading, plus its last power held since then.
+  double e = acc_energy_j_[i];
+  if (read_t_ns_[i] >= 0 && t_ns > read_t_ns_[i] && !std::isnan(held_power_w_[i]))
+    e += held_power_w_[i] * static_cast<double>(t_ns - read_t_ns_[i]) * 1e-9;
+  return e;
 }
 
 void Tracker::begin(std::string name) {
@@ -214,11 +255,12 @@ void Tracker::begin(std::string name) {
   std::lock_guard lock(mu_);
   for (const auto& w : open_)
     if (w->name == name) throw ConfigError("measurement window '" + name + "' is already open");
-  reading_locked(t);
+  reading_locked(t, true);
   auto w = std::make_unique<Open>();
   w->name = std::move(name);
   w->start_ns = t;
-  w->start_energy_j = acc_energy_j_;
+  w->start_energy_j.resize(channels_.size());
+  for (std::size_t i = 0; i < channels_.size(); ++i) w->start_energy_j[i] = energy_at_locked(i, t);
   w->peak_power_w.assign(channels_.size(), 0.0);
   open_.push_back(std::move(w));
 }
@@ -235,7 +277,7 @@ WindowResult Tracker::end(std::string_view name) {
   auto it = std::find_if(open_.begin(), open_.end(), [&](const auto& w) { return w->name == name; });
   if (it == open_.end())
     throw ConfigError("measurement window '" + std::string(name) + "' is not open");
-  reading_locked(t);
+  reading_locked(t, true);
   const Open& w = **it;
 
   WindowResult r;
@@ -253,7 +295,7 @@ WindowResult Tracker::end(std::string_view name) {
     ce.component = c.component;
     ce.method = c.method;
     ce.in_total = c.in_total;
-    ce.energy_j = acc_energy_j_[i] - w.start_energy_j[i];
+    ce.energy_j = std::max(0.0, energy_at_locked(i, t) - w.start_energy_j[i]);
     ce.avg_power_w = r.duration_s > 0 ? ce.energy_j / r.duration_s : 0.0;
     ce.peak_power_w = w.peak_power_w[i];
     r.channels.push_back(ce);

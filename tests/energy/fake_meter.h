@@ -11,11 +11,13 @@ namespace powertrain::testing {
 
 class FakeMeter final : public energy::Meter {
  public:
-  explicit FakeMeter(std::vector<energy::ChannelInfo> channels) : channels_(std::move(channels)) {
+  explicit FakeMeter(std::vector<energy::ChannelInfo> channels, bool read_at_boundaries = true)
+      : channels_(std::move(channels)), read_at_boundaries_(read_at_boundaries) {
     values_.assign(channels_.size(), energy::ChannelSample{});
   }
   std::string source() const override { return "fake"; }
   const std::vector<energy::ChannelInfo>& channels() const override { return channels_; }
+  bool read_at_boundaries() const override { return read_at_boundaries_; }
   void read(std::vector<energy::ChannelSample>& out) override {
     std::lock_guard lock(*mu_);
     ++*reads_;
@@ -49,6 +51,7 @@ class FakeMeter final : public energy::Meter {
 
  private:
   std::vector<energy::ChannelInfo> channels_;
+  bool read_at_boundaries_;
   std::vector<energy::ChannelSample> values_;
   std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
   std::shared_ptr<int> reads_ = std::make_shared<int>(0);

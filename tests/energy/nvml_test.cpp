@@ -296,6 +296,28 @@ TEST_F(NvmlTest, GpuWithoutPermissionIsLeftOut) {
   EXPECT_THAT(status_.fix, HasSubstr("/dev/nvidia"));
 }
 
+TEST_F(NvmlTest, BoundaryReadTakesOnlyTheCounter) {
+  // Window boundaries read energy alone: the fake's power and utilization
+  // sequences do not advance, so the next full read sees their second values.
+  auto meter = open("gpu 0 energy_mj=0,1000,3000 power_mw=100000,200000 util=10,20\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_TRUE(meter->read_at_boundaries());
+  std::vector<ChannelSample> s;
+  meter->read_energy(s);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 1.0);
+  EXPECT_TRUE(std::isnan(s[0].power_w));
+  EXPECT_TRUE(std::isnan(s[0].gpu.utilization_pct));
+  s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 3.0);
+  EXPECT_DOUBLE_EQ(s[0].gpu.utilization_pct, 10.0);
+
+  meter.reset();
+  meter = open("gpu 0 energy_mj=NOT_SUPPORTED power_mw=100000\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_FALSE(meter->read_at_boundaries());  // sampled power is held at boundaries
+}
+
 // --- Telemetry ----------------------------------------------------------------
 
 TEST_F(NvmlTest, Telemetry) {

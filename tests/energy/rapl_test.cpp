@@ -295,15 +295,37 @@ TEST(RaplTest, NoReadableZoneIsUnavailable) {
   EXPECT_THAT(status.reason, HasSubstr("cannot read RAPL counter"));
 }
 
-TEST(RaplTest, CounterThatDisappearsMakesReadThrow) {
+TEST(RaplTest, CounterThatStopsAnsweringMakesReadThrow) {
+  // The meter keeps energy_uj open. A real sysfs file whose driver went away
+  // fails the read (ENODEV); a plain file cannot, so the fake turns to garbage.
   FakeSysfs fake;
   fake.add_rapl_zone("intel-rapl:0", "package-0", 10, kMaxRangeUj);
   SourceStatus status;
   auto meter = open_rapl(options_for(fake), status);
   ASSERT_NE(meter, nullptr) << status.reason;
-  std::filesystem::remove(fake.rapl_energy_file("intel-rapl:0"));
+  powertrain::testing::write_file(fake.rapl_energy_file("intel-rapl:0"), "not a counter\n");
   std::vector<ChannelSample> out;
-  EXPECT_THROW(meter->read(out), SourceError);
+  try {
+    meter->read(out);
+    FAIL() << "a counter that reads as text must throw";
+  } catch (const SourceError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("intel-rapl:0"));
+  }
+}
+
+TEST(RaplTest, OpenCounterSeesNewValues) {
+  // One pread per reading: the value is re-read, not cached.
+  FakeSysfs fake;
+  fake.add_rapl_zone("intel-rapl:0", "package-0", 1000, kMaxRangeUj);
+  SourceStatus status;
+  auto meter = open_rapl(options_for(fake), status);
+  ASSERT_NE(meter, nullptr) << status.reason;
+  std::vector<ChannelSample> out;
+  for (std::uint64_t uj : {3000u, 3000u, 1003000u}) {
+    fake.set_rapl_energy("intel-rapl:0", uj);
+    meter->read(out);
+    EXPECT_DOUBLE_EQ(out[0].energy_j, static_cast<double>(uj - 1000) * 1e-6);
+  }
 }
 
 TEST(RaplTest, RealMachineCountersAreMonotonic) {

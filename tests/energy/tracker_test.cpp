@@ -176,6 +176,104 @@ TEST(Tracker, SyncHookRunsAtEveryBoundary) {
   EXPECT_EQ(calls, 4);
 }
 
+TEST(Tracker, BoundariesReadCountersAndHoldSampledSources) {
+  // A counter meter (read at boundaries) beside a sampled one (not read there).
+  auto counter = std::make_unique<FakeMeter>(std::vector{counter_channel("pkg", Component::cpu)});
+  auto sampled = std::make_unique<FakeMeter>(
+      std::vector{power_channel("est", Component::dram, Method::estimated)}, /*read_at_boundaries=*/false);
+  auto cc = counter->control();
+  auto sc = sampled->control();
+  cc.set_energy(0, 0);
+  sc.set_power(0, 50);
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(counter));
+  meters.push_back(std::move(sampled));
+  TrackerOptions opts;
+  opts.interval = 60s;  // no sampler tick inside this test
+  Tracker tracker(std::move(meters), opts);
+  tracker.start();
+  const int counter_reads = cc.reads_so_far();
+  const int sampled_reads = sc.reads_so_far();
+  tracker.begin("w");
+  cc.set_energy(0, 12);
+  sc.set_power(0, 1000);  // not seen before the next sample
+  std::this_thread::sleep_for(20ms);
+  auto r = tracker.end("w");
+  EXPECT_EQ(cc.reads_so_far(), counter_reads + 2);
+  EXPECT_EQ(sc.reads_so_far(), sampled_reads);
+  EXPECT_DOUBLE_EQ(r.channels[0].energy_j, 12.0);
+  // The sampled channel's last power (50 W) held over the window.
+  EXPECT_NEAR(r.channels[1].energy_j, 50.0 * r.duration_s, 1e-6);
+  EXPECT_EQ(r.method, "counter+estimated");
+  tracker.stop();
+}
+
+TEST(Tracker, ModelIsReadAtBoundariesUntilTheSamplerGivesItAPower) {
+  // A cumulative model (the utilization estimate) has no power until two
+  // readings an interval apart: before the first sampler tick, boundaries read it.
+  auto meter = std::make_unique<FakeMeter>(
+      std::vector{counter_channel("est", Component::cpu)}, /*read_at_boundaries=*/false);
+  auto ctl = meter->control();
+  ctl.set_energy(0, 0);
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(meter));
+  TrackerOptions opts;
+  opts.interval = 60s;
+  Tracker tracker(std::move(meters), opts);
+  tracker.start();
+  const int reads = ctl.reads_so_far();
+  tracker.begin("w");
+  ctl.set_energy(0, 3);
+  const auto r = tracker.end("w");
+  EXPECT_EQ(ctl.reads_so_far(), reads + 2);
+  EXPECT_DOUBLE_EQ(r.energy_j, 3.0);
+  tracker.stop();
+}
+
+TEST(Tracker, HeldPowerIsCorrectedAtTheNextSample) {
+  // Extrapolation never loses or double counts energy: over windows that span
+  // samples, a constant power integrates exactly, and energy since start() sums up.
+  TrackerOptions opts;
+  opts.interval = 10ms;
+  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
+                                           /*read_at_boundaries=*/false);
+  auto ctl = meter->control();
+  ctl.set_power(0, 80);
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(meter));
+  Tracker tracker(std::move(meters), opts);
+  tracker.start();
+  tracker.begin("all");
+  double parts_j = 0, parts_s = 0;
+  for (int i = 0; i < 5; ++i) {
+    tracker.begin("part");
+    std::this_thread::sleep_for(15ms);
+    const auto p = tracker.end("part");
+    parts_j += p.energy_j;
+    parts_s += p.duration_s;
+  }
+  const auto all = tracker.end("all");
+  tracker.stop();
+  EXPECT_NEAR(parts_j, 80.0 * parts_s, 1e-6);
+  EXPECT_NEAR(all.energy_j, 80.0 * all.duration_s, 1e-6);
+}
+
+TEST(Tracker, WithoutSamplerEveryMeterIsReadAtBoundaries) {
+  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
+                                           /*read_at_boundaries=*/false);
+  auto ctl = meter->control();
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(meter));
+  Tracker tracker(std::move(meters));
+  ctl.set_power(0, 0);
+  tracker.begin("w");
+  std::this_thread::sleep_for(20ms);
+  ctl.set_power(0, 200);
+  const auto r = tracker.end("w");
+  EXPECT_EQ(ctl.reads_so_far(), 2);
+  EXPECT_NEAR(r.energy_j, 100.0 * r.duration_s, 1e-9);
+}
+
 TEST(Tracker, IntervalOutOfRangeIsRejected) {
   TrackerOptions opts;
   opts.interval = 5ms;

@@ -26,6 +26,18 @@ class Meter {
   /// energy_j: wraparound is resolved by the meter. Throws SourceError.
   virtual void read(std::vector<ChannelSample>& out) = 0;
 
+  /// Whether measurement-window boundaries read this meter. true (the default)
+  /// for hardware energy counters, whose value at a boundary is exact and cheap;
+  /// false for sampled power and models, which the tracker extrapolates from
+  /// their last sample at a boundary, so that a boundary costs no file or driver
+  /// reads for them. Applies while the tracker's sampler runs; a tracker without
+  /// its sampler reads every meter at every boundary.
+  virtual bool read_at_boundaries() const { return true; }
+
+  /// The read used at window boundaries: only energy_j of cumulative channels
+  /// has to be filled; power and telemetry may stay NaN. Default: read().
+  virtual void read_energy(std::vector<ChannelSample>& out) { read(out); }
+
   /// Process ids that currently run on the GPU of channel `index`, when the
   /// source can tell (NVML's process list). Default: the source cannot tell.
   virtual bool lists_processes() const { return false; }

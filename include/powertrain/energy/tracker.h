@@ -70,8 +70,9 @@ struct TrackerOptions {
 void validate(const TrackerOptions& options);
 
 /// Reads a set of meters on one background thread and answers measurement
-/// windows. Windows read every meter at their boundaries, so a window's energy
-/// is exact for counters and interpolated between samples for power sources.
+/// windows. Window boundaries read the energy counters (exact), and extrapolate
+/// sampled and estimated channels from their last sample (their power held
+/// since then), so that a boundary costs no more than the counter reads.
 class Tracker {
  public:
   explicit Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions options = {});
@@ -110,7 +111,10 @@ class Tracker {
 
  private:
   struct Open;
-  void reading_locked(std::int64_t t_ns);  // requires mu_
+  // Both require mu_. A boundary reading skips meters that are not read at
+  // boundaries while the sampler runs.
+  void reading_locked(std::int64_t t_ns, bool boundary);
+  double energy_at_locked(std::size_t channel, std::int64_t t_ns) const;
   void run();
 
   std::vector<std::unique_ptr<Meter>> meters_;
@@ -125,12 +129,17 @@ class Tracker {
   std::thread thread_;
 
   // State of the latest reading (guarded by mu_).
-  std::vector<ChannelSample> scratch_;
+  std::vector<bool> boundary_read_;    // per meter: read at window boundaries
+  std::vector<ChannelSample> scratch_; // last full reading (telemetry for the timeline)
   std::vector<ChannelSample> part_;    // one meter's reading, reused across readings
-  std::vector<double> acc_energy_j_;   // integrated energy per channel since start
+  std::vector<double> acc_energy_j_;   // energy per channel from start to its last reading
+  std::vector<std::int64_t> read_t_ns_;  // time of each channel's last reading (-1: none)
   std::vector<double> last_energy_j_;  // last raw cumulative value (cumulative channels)
-  std::vector<double> last_power_w_;   // last power (power channels) or NaN
-  std::vector<double> cur_power_w_;    // power over the last interval, per channel
+  std::vector<double> held_power_w_;   // last valid power (power channels) or power over
+                                       // the last sampler interval (cumulative); NaN before any
+  std::vector<double> ref_energy_j_;   // cumulative channels: acc at the last sampler reading
+  std::vector<std::int64_t> ref_t_ns_;  // and its time (-1: none yet)
+  std::vector<double> cur_power_w_;    // as held_power_w_, but NaN after a failed read
   std::int64_t last_t_ns_ = -1;
   std::uint64_t readings_ = 0;
   std::string sampling_error_;

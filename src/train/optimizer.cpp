@@ -24,12 +24,18 @@ FlatOptimizer::FlatOptimizer(const std::vector<torch::Tensor>& params) {
   std::int64_t offset = 0;
   for (auto p : params) {  // handles share the parameter's TensorImpl
     const std::int64_t n = p.numel();
-    auto data = params_.narrow(0, offset, n).view(p.sizes());
+    // A slice with the parameter's own strides: a channels-last weight stays
+    // channels-last (dense strides cover exactly n elements).
+    auto slice = [&](const torch::Tensor& flat) {  // flat starts at offset 0 of its storage
+      return p.is_non_overlapping_and_dense() ? flat.as_strided(p.sizes(), p.strides(), offset)
+                                              : flat.narrow(0, offset, n).view(p.sizes());
+    };
+    auto data = slice(params_);
     data.copy_(p);
     p.set_data(data);
     // Autograd accumulates into an existing .grad in place, so the gradients
     // land in grads_ without a copy.
-    p.mutable_grad() = grads_.narrow(0, offset, n).view(p.sizes());
+    p.mutable_grad() = slice(grads_);
     offset += n;
   }
 }

@@ -194,6 +194,8 @@ Trainer::Trainer(RunConfig config, const data::Dataset& dataset, TrainOptions op
   if (!c.init_encoder.empty()) models::load_encoder(*model_, c.init_encoder);
   if (c.freeze_encoder) model_->freeze_encoder();
   model_->to(device_);
+  // Before the optimizer re-points the parameters: it keeps their layout.
+  if (device_.is_cpu() && options_.channels_last_on_cpu) model_->encoder->set_channels_last(true);
 
   // Once, before training: the splits on the device, labels in the loss's dtype.
   const auto y_type = st.multi_label ? torch::kFloat : torch::kLong;

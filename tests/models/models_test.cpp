@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "powertrain/error.h"
@@ -231,4 +233,115 @@ TEST(Model, ParameterCount) {
   auto m = pm::make_model("sensor-cnn", {{2, 8}, false, 3}, o);
   // conv 4*2*5, bn 4+4, head 3*4+3
   EXPECT_EQ(pm::parameter_count(*m), 40 + 8 + 15);
+}
+
+// --- Fast paths: the same function as the plain one ----------------------------
+
+namespace {
+
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, double tol, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double diff = (a - b).abs().max().item<double>();
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  EXPECT_LE(diff, tol * scale) << what << ": max difference " << diff;
+}
+
+// Forward and both gradients of conv2d_same against torch::conv2d.
+void check_conv(std::vector<std::int64_t> x_shape, std::vector<std::int64_t> w_shape, std::int64_t ph,
+                std::int64_t pw, bool channels_last) {
+  torch::manual_seed(3);
+  auto x0 = torch::randn(x_shape);
+  auto w0 = torch::randn(w_shape);
+  if (channels_last) {
+    x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
+    w0 = w0.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  auto x1 = x0.clone().requires_grad_(), w1 = w0.clone().requires_grad_();
+  auto x2 = x0.clone().requires_grad_(), w2 = w0.clone().requires_grad_();
+  const auto ref = torch::conv2d(x1, w1, {}, 1, {ph, pw});
+  const auto out = pm::conv2d_same(x2, w2, ph, pw);
+  const auto g = torch::randn_like(ref);
+  ref.backward(g);
+  out.backward(g);
+  const std::string what = fmt::format("x [{}] w [{}]{}", fmt::join(x_shape, ","), fmt::join(w_shape, ","),
+                                       channels_last ? " channels-last" : "");
+  expect_close(out, ref, 1e-5, what + " output");
+  expect_close(x2.grad(), x1.grad(), 1e-5, what + " input gradient");
+  expect_close(w2.grad(), w1.grad(), 1e-5, what + " weight gradient");
+}
+
+}  // namespace
+
+TEST(Conv2dSame, BatchOfOneMatchesTorchForwardAndBackward) {
+  for (bool cl : {false, true}) {
+    check_conv({1, 1, 28, 28}, {32, 1, 3, 3}, 1, 1, cl);
+    check_conv({1, 32, 14, 14}, {64, 32, 3, 3}, 1, 1, cl);
+    check_conv({1, 64, 7, 7}, {128, 64, 5, 5}, 2, 2, cl);
+    check_conv({1, 18, 1, 64}, {32, 18, 1, 5}, 0, 2, cl);  // a sensor block
+    check_conv({3, 8, 9, 9}, {4, 8, 3, 3}, 1, 1, cl);      // torch's own path
+  }
+}
+
+TEST(Conv2dSame, InputThatNeedsNoGradient) {
+  torch::manual_seed(4);
+  auto x = torch::randn({1, 2, 6, 6});
+  auto w1 = torch::randn({3, 2, 3, 3}).requires_grad_();
+  auto w2 = w1.detach().clone().requires_grad_();
+  torch::conv2d(x, w1, {}, 1, 1).sum().backward();
+  pm::conv2d_same(x, w2, 1, 1).sum().backward();
+  expect_close(w2.grad(), w1.grad(), 1e-5, "weight gradient");
+}
+
+// The channels-last layout computes the same model: outputs, gradients and
+// batch-norm statistics agree with the default layout, in training and eval.
+TEST(ChannelsLast, SameFunctionForBothEncoders) {
+  struct Case {
+    std::string model;
+    pm::InputSpec spec;
+  };
+  for (const auto& c : {Case{"image-cnn", image_spec(3, 16, 5)}, Case{"sensor-cnn", {{6, 40}, false, 4}}}) {
+    for (std::int64_t batch : {1, 5}) {
+      torch::manual_seed(7);
+      pm::ModelOptions o;
+      o.dropout = 0.0;
+      auto a = pm::make_model(c.model, c.spec, o);
+      torch::manual_seed(7);
+      auto b = pm::make_model(c.model, c.spec, o);
+      b->encoder->set_channels_last(true);
+      ASSERT_TRUE(b->encoder->channels_last());
+      ASSERT_TRUE(same_values(*a, *b));
+      auto shape = c.spec.sample_shape;
+      shape.insert(shape.begin(), batch);
+      const auto x = torch::randn(shape);
+      const std::string what = fmt::format("{} batch {}", c.model, batch);
+      const auto ya = a->forward(x);
+      const auto yb = b->forward(x);
+      expect_close(yb, ya, 1e-5, what + " training output");
+      ya.square().sum().backward();
+      yb.square().sum().backward();
+      auto pa = a->named_parameters();
+      for (const auto& p : b->named_parameters())
+        expect_close(p.value().grad(), pa[p.key()].grad(), 1e-4, what + " gradient of " + p.key());
+      for (const auto& bu : b->named_buffers())
+        expect_close(bu.value(), a->named_buffers()[bu.key()], 1e-5, what + " buffer " + bu.key());
+      a->eval();
+      b->eval();
+      expect_close(b->forward(x), a->forward(x), 1e-5, what + " eval output");
+    }
+  }
+}
+
+TEST(ChannelsLast, CheckpointsLoadAcrossLayouts) {
+  powertrain::testing::TempDir dir;
+  torch::manual_seed(8);
+  auto a = pm::make_model("sensor-cnn", {{6, 32}, false, 3});
+  a->encoder->set_channels_last(true);
+  pm::save_model(*a, dir / "m.pt");
+  auto b = pm::make_model("sensor-cnn", {{6, 32}, false, 3});
+  pm::load_model(*b, dir / "m.pt");
+  EXPECT_TRUE(same_values(*a, *b));
+  a->eval();
+  b->eval();
+  const auto x = torch::randn({2, 6, 32});
+  EXPECT_TRUE(torch::allclose(a->forward(x), b->forward(x), 1e-5, 1e-6));
 }

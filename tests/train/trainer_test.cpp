@@ -337,6 +337,40 @@ TEST(FlatOptimizer, ParametersLiveInTheFlatBuffer) {
   EXPECT_THROW(pt::make_optimizer("sgd", m->trainable_parameters(), 0.1, 1.0, 0.0), ConfigError);
 }
 
+TEST(FlatOptimizer, ChannelsLastWeightsKeepTheirLayoutAndMatchTorch) {
+  // The trainer lays conv weights out channels-last on the CPU before the
+  // optimizer takes them: the flat buffer's slices keep that layout, and
+  // training still matches torch.optim on the default layout.
+  torch::manual_seed(6);
+  auto a = pm::make_model("image-cnn", {{2, 8, 8}, false, 3}, {8, 16, 2, 3, 0.0, 0, false});
+  torch::manual_seed(6);
+  auto b = pm::make_model("image-cnn", {{2, 8, 8}, false, 3}, {8, 16, 2, 3, 0.0, 0, false});
+  b->encoder->set_channels_last(true);
+  torch::optim::SGD ref(a->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  auto flat = pt::make_optimizer("sgd", b->trainable_parameters(), 0.05, 0.9, 0.0);
+  int conv_weights = 0;
+  for (const auto& p : b->encoder->named_parameters()) {
+    if (p.value().dim() != 4) continue;
+    ++conv_weights;
+    EXPECT_TRUE(p.value().is_contiguous(at::MemoryFormat::ChannelsLast)) << p.key();
+    EXPECT_TRUE(p.value().grad().is_contiguous(at::MemoryFormat::ChannelsLast)) << p.key();
+  }
+  EXPECT_EQ(conv_weights, 2);
+  const auto x = torch::randn({6, 2, 8, 8});
+  const auto y = torch::randint(0, 3, {6});
+  for (int i = 0; i < 5; ++i) {
+    ref.zero_grad();
+    torch::cross_entropy_loss(a->forward(x), y).backward();
+    ref.step();
+    flat->zero_grad();
+    torch::cross_entropy_loss(b->forward(x), y).backward();
+    flat->step();
+  }
+  auto pa = a->named_parameters();
+  for (const auto& p : b->named_parameters())
+    EXPECT_LT((p.value() - pa[p.key()]).abs().max().item<double>(), 1e-4) << p.key();
+}
+
 // ---- training ----------------------------------------------------------------
 
 TEST(Trainer, LearnsSeparableImages) {

@@ -18,9 +18,27 @@ class EncoderImpl : public torch::nn::Module {
   /// Length of the feature vector forward() returns.
   std::int64_t out_features() const { return out_features_; }
 
+  /// Runs the conv blocks in channels-last memory order (NHWC; sensor
+  /// sequences as [N, C, 1, L]) and lays the conv weights out the same way:
+  /// the order oneDNN's CPU kernels, max pooling and batch norm are fastest in.
+  /// The function computed is the same. Call before an optimizer takes the
+  /// parameters: it replaces their storage. Shapes, names and checkpoints do
+  /// not change.
+  virtual void set_channels_last(bool on) = 0;
+  bool channels_last() const { return channels_last_; }
+
  protected:
   std::int64_t out_features_ = 0;
+  bool channels_last_ = false;
 };
+
+/// A stride-1 2-D convolution without bias, "same" padding (pad_h, pad_w), as
+/// torch::conv2d computes it. On the CPU a batch of one sample runs through
+/// oneDNN forward and backward: LibTorch's own dispatch sends it to an im2col +
+/// BLAS path that is several times slower (with Debian's reference BLAS, over
+/// ten times). Any other case is torch::conv2d.
+torch::Tensor conv2d_same(const torch::Tensor& x, const torch::Tensor& weight, std::int64_t pad_h,
+                          std::int64_t pad_w);
 
 /// Architecture of a conv encoder.
 struct ConvEncoderOptions {
@@ -44,6 +62,7 @@ class ImageEncoderImpl final : public EncoderImpl {
  public:
   explicit ImageEncoderImpl(const ConvEncoderOptions& options);
   torch::Tensor forward(const torch::Tensor& x) override;
+  void set_channels_last(bool on) override;
   const ConvEncoderOptions& options() const { return options_; }
 
  private:
@@ -61,6 +80,7 @@ class SensorEncoderImpl final : public EncoderImpl {
  public:
   explicit SensorEncoderImpl(const ConvEncoderOptions& options);
   torch::Tensor forward(const torch::Tensor& x) override;
+  void set_channels_last(bool on) override;
   const ConvEncoderOptions& options() const { return options_; }
 
  private:

@@ -1,0 +1,215 @@
+// Training throughput of powertrain's C++ engine against the same model and loop
+// in Python PyTorch (bench/train_python.py), side by side in one run.
+//
+//   build/bench/bench_train [--workloads image,sensor] [--batches 1,4,16,64,256,512]
+//                           [--threads N] [--repeats 3] [--seconds 2]
+//                           [--python /usr/bin/python3] [--script bench/train_python.py]
+//
+// For every workload and batch size the two sides train the same number of
+// random in-memory samples (calibrated to take about --seconds in C++) for two
+// epochs, and each reports the samples per second of its second epoch's
+// training phase (the first warms allocators and kernels). Trials alternate
+// C++ and Python so that drift on a shared machine hits both; the medians and
+// their ratio are printed as a Markdown table.
+//
+// The C++ side is the real engine: train::Trainer with a Tracker (no meters:
+// energy is not the point here), exactly as `powertrain train` runs it.
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "powertrain/data/dataset.h"
+#include "powertrain/energy/tracker.h"
+#include "powertrain/models/model.h"
+#include "powertrain/train/trainer.h"
+
+namespace {
+
+using namespace powertrain;
+
+struct Workload {
+  std::string name;    // as train_python.py names it
+  std::string model;   // powertrain model
+  std::vector<std::int64_t> shape;
+  std::int64_t classes;
+};
+
+// Fashion-MNIST images; PAMAP2 windows (18 IMU channels, 256 samples, 12 activities).
+const std::vector<Workload>& workloads() {
+  static const std::vector<Workload> w{{"image", "image-cnn", {1, 28, 28}, 10},
+                                       {"sensor", "sensor-cnn", {18, 256}, 12}};
+  return w;
+}
+
+const Workload& workload_named(const std::string& name) {
+  for (const auto& w : workloads())
+    if (w.name == name) return w;
+  throw std::runtime_error("unknown workload '" + name + "' (known: image, sensor)");
+}
+
+data::Split random_split(const Workload& w, std::int64_t n) {
+  auto shape = w.shape;
+  shape.insert(shape.begin(), n);
+  return {torch::randn(shape), torch::randint(0, w.classes, {n}, torch::kLong)};
+}
+
+class LastEpoch final : public train::RunObserver {
+ public:
+  void on_epoch(const train::EpochRecord& e) override { samples_per_s = e.samples_per_s; }
+  double samples_per_s = 0.0;
+};
+
+struct Settings {
+  int threads = 0;
+  double lr = 0.01, momentum = 0.9;
+  std::uint64_t seed = 1;
+};
+
+// Two epochs of the engine over n random samples; samples/s of the second.
+double cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Settings& s) {
+  torch::manual_seed(s.seed);
+  data::Dataset d;
+  d.name = "random";
+  d.synthetic = true;
+  d.modality = w.shape.size() == 3 ? data::Dataset::Modality::image : data::Dataset::Modality::sensor;
+  for (std::int64_t c = 0; c < w.classes; ++c) d.labels.push_back(std::to_string(c));
+  d.train = random_split(w, n);
+  d.val = random_split(w, std::min<std::int64_t>(n, 64));
+  train::RunConfig c;
+  c.dataset = "random";
+  c.model = w.model;
+  c.optimizer = "sgd";
+  c.learning_rate = s.lr;
+  c.momentum = s.momentum;
+  c.batch_size = batch;
+  c.max_epochs = 2;
+  c.patience = 0;
+  c.seed = s.seed;
+  c.threads = s.threads;
+  energy::Tracker tracker({});
+  LastEpoch last;
+  train::train_run(c, d, tracker, last);
+  return last.samples_per_s;
+}
+
+std::string run_capture(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) throw std::runtime_error("cannot run: " + command);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  const int rc = ::pclose(pipe.release());
+  if (rc != 0) throw std::runtime_error("failed (status " + std::to_string(rc) + "): " + command);
+  return out;
+}
+
+struct Python {
+  std::string exe, script;
+  nlohmann::json call(const std::string& args) const {
+    const std::string out = run_capture(fmt::format("'{}' '{}' {}", exe, script, args));
+    const auto line = out.substr(out.find_last_of('{') == std::string::npos ? 0 : out.rfind('{'));
+    return nlohmann::json::parse(line);
+  }
+};
+
+double python_trial(const Python& py, const Workload& w, std::int64_t batch, std::int64_t n, const Settings& s) {
+  return py
+      .call(fmt::format("--workload {} --batch {} --samples {} --threads {} --epochs 2 --seed {} --lr {} "
+                        "--momentum {}",
+                        w.name, batch, n, s.threads, s.seed, s.lr, s.momentum))
+      .at("samples_per_s")
+      .get<double>();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto k = v.size();
+  return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Training throughput: powertrain's C++ engine against the same loop in Python PyTorch"};
+  std::string workload_list = "image,sensor", batch_list = "1,4,16,64,256,512";
+  std::string python = "/usr/bin/python3", script = POWERTRAIN_BENCH_DIR "/train_python.py";
+  Settings s;
+  int repeats = 3;
+  double seconds = 2.0;
+  app.add_option("--workloads", workload_list, "comma-separated: image, sensor");
+  app.add_option("--batches", batch_list, "comma-separated batch sizes");
+  app.add_option("--threads", s.threads, "threads on both sides; 0: every CPU this process may use");
+  app.add_option("--repeats", repeats, "alternating trials per side")->check(CLI::PositiveNumber);
+  app.add_option("--seconds", seconds, "target length of one C++ epoch")->check(CLI::PositiveNumber);
+  app.add_option("--python", python, "Python with torch (Debian's python3-torch)");
+  app.add_option("--script", script, "the Python side");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const Python py{python, script};
+    s.threads = train::configure_threads(s.threads);  // the same number on both sides
+    const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe");
+    fmt::print("# Training throughput, C++ engine vs Python PyTorch\n\n");
+    fmt::print("LibTorch (C++) {}, torch (Python) {}, {} thread(s) each, SGD with momentum, random data in "
+               "memory, median of {} alternating trials of about {} s.\n",
+               TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds);
+
+    for (const auto& name : split_list(workload_list)) {
+      const Workload& w = workload_named(name);
+      // Same model on both sides, or the comparison means nothing.
+      models::InputSpec spec{w.shape, false, w.classes};
+      const auto cpp_params = models::parameter_count(*models::make_model(w.model, spec));
+      const auto py_params =
+          py.call(fmt::format("--workload {} --batch 1 --samples 1 --threads 1 --describe", w.name))
+              .at("parameters")
+              .get<std::int64_t>();
+      if (cpp_params != py_params)
+        throw std::runtime_error(fmt::format("{}: the C++ model has {} parameters, the Python one {}", w.name,
+                                             cpp_params, py_params));
+      fmt::print("\n## {} ({}, input [{}], {} parameters)\n\n", w.name, w.model, fmt::join(w.shape, ", "),
+                 cpp_params);
+      fmt::print("| batch | samples per trial | C++ samples/s | Python samples/s | C++ / Python |\n");
+      fmt::print("|---:|---:|---:|---:|---:|\n");
+      for (const auto& b : split_list(batch_list)) {
+        const std::int64_t batch = std::stoll(b);
+        if (batch < 1) throw std::runtime_error("batch sizes must be >= 1");
+        // Calibrate: enough whole batches for about `seconds` of C++ training.
+        const std::int64_t probe_n = std::max<std::int64_t>(batch * 4, 256);
+        const double rate = cpp_trial(w, batch, probe_n, s);
+        const std::int64_t n = std::max<std::int64_t>(
+            batch * 4, static_cast<std::int64_t>(rate * seconds / static_cast<double>(batch)) * batch);
+        std::vector<double> cpp, pyv;
+        for (int r = 0; r < repeats; ++r) {
+          cpp.push_back(cpp_trial(w, batch, n, s));
+          pyv.push_back(python_trial(py, w, batch, n, s));
+        }
+        const double c = median(cpp), p = median(pyv);
+        fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.2f} |\n", batch, n, c, p, c / p);
+        std::fflush(stdout);
+      }
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_train: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""The Python PyTorch side of bench_train: the same models and training loop as
+powertrain's C++ engine, written the way a PyTorch user writes them.
+
+bench_train runs this once per trial and reads one JSON line from stdout:
+    /usr/bin/python3 bench/train_python.py --workload image --batch 16 \
+        --samples 4096 --threads 2 --epochs 2 --seed 1
+It trains `epochs` epochs over `samples` random samples held in memory and
+reports the samples per second of the last epoch's training phase, which the
+C++ side measures the same way (the first epoch warms allocators and kernels).
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The workloads' shapes, as in bench_train.cpp: Fashion-MNIST images and
+# PAMAP2 windows (18 IMU channels, 256 samples, 12 activities).
+WORKLOADS = {
+    "image": {"shape": (1, 28, 28), "classes": 10, "kernel": 3},
+    "sensor": {"shape": (18, 256), "classes": 12, "kernel": 5},
+}
+
+
+def block_widths(width, max_width, depth):
+    """Channels per conv block: doubled per block up to max_width."""
+    out = []
+    w = width
+    for i in range(depth):
+        out.append(min(w, max(max_width, width)))
+        if w < max_width:
+            w *= 2
+    return out
+
+
+class ImageCnn(nn.Module):
+    """conv (no bias) -> batch norm -> max pool -> ReLU per block, flatten,
+    dropout, linear: powertrain's image-cnn with its default options."""
+
+    def __init__(self, shape, classes, kernel, width=32, max_width=256, depth=3, dropout=0.25):
+        super().__init__()
+        c, h, w = shape
+        layers = []
+        for out in block_widths(width, max_width, depth):
+            layers += [nn.Conv2d(c, out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(out)]
+            if h >= 2 and w >= 2:
+                layers.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            layers.append(nn.ReLU(inplace=True))
+            c = out
+        self.encoder = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(c * h * w, classes)
+
+    def forward(self, x):
+        return self.head(self.dropout(torch.flatten(self.encoder(x), 1)))
+
+
+class SensorCnn(nn.Module):
+    """The 1D counterpart: conv1d blocks, mean over time, dropout, linear."""
+
+    def __init__(self, shape, classes, kernel, width=32, max_width=256, depth=3, dropout=0.25):
+        super().__init__()
+        c, length = shape
+        layers = []
+        for out in block_widths(width, max_width, depth):
+            layers += [nn.Conv1d(c, out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(out)]
+            if length >= 2:
+                layers.append(nn.MaxPool1d(2))
+                length //= 2
+            layers.append(nn.ReLU(inplace=True))
+            c = out
+        self.encoder = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(c, classes)
+
+    def forward(self, x):
+        return self.head(self.dropout(self.encoder(x).mean(2)))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--samples", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--describe", action="store_true", help="print the parameter count and exit")
+    a = p.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    spec = WORKLOADS[a.workload]
+    cls = ImageCnn if a.workload == "image" else SensorCnn
+    model = cls(spec["shape"], spec["classes"], spec["kernel"])
+    if a.describe:
+        print(json.dumps({"parameters": sum(t.numel() for t in model.parameters()),
+                          "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        return
+
+    x = torch.randn((a.samples,) + spec["shape"])
+    y = torch.randint(0, spec["classes"], (a.samples,))
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
+    gen = torch.Generator().manual_seed(a.seed)
+
+    samples_per_s = 0.0
+    for _ in range(a.epochs):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(a.samples, generator=gen)
+        loss_sum = torch.zeros(())
+        for first in range(0, a.samples, a.batch):
+            index = order[first:first + a.batch]
+            xb, yb = x[index], y[index]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * index.numel()
+        mean_loss = loss_sum.item() / a.samples
+        samples_per_s = a.samples / (time.perf_counter() - start)
+        if mean_loss != mean_loss:
+            sys.exit("the training loss became NaN")
+    print(json.dumps({"samples_per_s": samples_per_s, "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -198,24 +198,30 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
     if (c.ranked()) max_e = std::max(max_e, c.energy_j.mean);
   const EnergyUnit unit = energy_unit_for(max_e);
 
-  // Recommendation.
-  if (g.best && g.worst && *g.best != *g.worst) {
-    const auto& b = g.configs[*g.best];
+  // Recommendation: the cheapest setup near the top metric, not the cheapest
+  // alone, which may have stopped early at a poor metric.
+  if (g.recommended && g.worst && g.ranking.size() > 1) {
+    const auto& r = g.configs[*g.recommended];
     const auto& w = g.configs[*g.worst];
-    std::string text = fmt::format(
-        "Use {}: it used {} less energy to converge than the worst setup ({}): {} against {}{}, at a final metric of {} "
-        "(worst setup: {}).",
-        config_name(b), pct_text(g.saving_pct), config_name(w), energy_text(b.energy_j.mean, unit),
-        energy_text(w.energy_j.mean, unit), est, format_number(b.metric.mean), format_number(w.metric.mean));
-    // The most accurate configuration, when it is not the cheapest.
-    std::optional<std::size_t> top;
-    for (auto i : g.ranking)
-      if (std::isfinite(g.configs[i].metric.mean) && (!top || g.configs[i].metric.mean > g.configs[*top].metric.mean)) top = i;
-    if (top && *top != *g.best) {
-      const auto& t = g.configs[*top];
-      text += fmt::format(" The most accurate setup, {}, reached {} for {} ({}x the energy of the recommended one).",
-                          config_name(t), format_number(t.metric.mean), energy_text(t.energy_j.mean, unit),
-                          format_number(t.energy_j.mean / b.energy_j.mean, 3));
+    const double saving = study::saving_percent(r.energy_j.mean, w.energy_j.mean);
+    std::string text;
+    if (std::isfinite(g.top_metric))
+      text = fmt::format("Use {}: the cheapest setup whose final metric ({}) is within {} of the best one ({}). ",
+                         config_name(r), format_number(r.metric.mean), format_number(g.metric_tolerance),
+                         format_number(g.top_metric));
+    else
+      text = fmt::format("Use {}: the cheapest setup. ", config_name(r));
+    if (*g.recommended != *g.worst)
+      text += fmt::format("It used {} less energy to converge than the worst setup ({}): {} against {}{}.",
+                          pct_text(saving), config_name(w), energy_text(r.energy_j.mean, unit),
+                          energy_text(w.energy_j.mean, unit), est);
+    else
+      text += fmt::format("It is also the most expensive setup ({}{}).", energy_text(r.energy_j.mean, unit), est);
+    if (g.best && *g.best != *g.recommended) {
+      const auto& b = g.configs[*g.best];
+      text += fmt::format(" The cheapest setup overall, {}, used {} ({}x less) but reached only {}.", config_name(b),
+                          energy_text(b.energy_j.mean, unit), format_number(r.energy_j.mean / b.energy_j.mean, 3),
+                          format_number(b.metric.mean));
     }
     sec.blocks.push_back(recommendation(text));
   } else if (g.best) {
@@ -292,10 +298,11 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
     for (std::size_t x = 0; x < batches.size(); ++x)
       for (std::size_t y = 0; y < lrs.size(); ++y)
         if (!seen.count({x, y})) in.cells.push_back(HeatCell{x, y, std::nullopt, "", "not in study"});
-    if (g.best) in.highlight = std::make_pair(xi(g.configs[*g.best].batch_size), yi(g.configs[*g.best].learning_rate));
+    if (g.recommended)
+      in.highlight = std::make_pair(xi(g.configs[*g.recommended].batch_size), yi(g.configs[*g.recommended].learning_rate));
     sec.blocks.push_back(Block::of(heatmap_figure(in)));
   };
-  const std::string frame = g.best ? " The framed cell is the recommended setup." : "";
+  const std::string frame = g.recommended ? " The framed cell is the recommended setup." : "";
   double max_epoch_e = 0.0;
   for (const auto& c : g.configs)
     if (c.energy_per_epoch_j.n > 0) max_epoch_e = std::max(max_epoch_e, c.energy_per_epoch_j.mean);
@@ -369,7 +376,8 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
           if (const auto* r = run_of(s, s.trials[j])) cr.push_back(r);
       const std::string bound = c.max_epochs > 0 ? "≥ " : "";
       std::vector<std::string> notes;
-      if (g.best && i == *g.best) notes.push_back("recommended");
+      if (g.recommended && i == *g.recommended) notes.push_back("recommended");
+      if (g.best && i == *g.best) notes.push_back("cheapest");
       if (g.worst && i == *g.worst) notes.push_back("worst");
       if (front.count(i)) notes.push_back("Pareto front");
       if (c.diverged) notes.push_back(fmt::format("{} diverged", c.diverged));
@@ -417,8 +425,8 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
   sec.blocks.push_back(Block::end_details());
 
   const RunData* highlight = nullptr;
-  if (g.best) {
-    const auto& b = g.configs[*g.best];
+  if (g.recommended) {
+    const auto& b = g.configs[*g.recommended];
     highlight = cheapest_run(s, outcomes, [&](const study::TrialOutcome& o) {
       return o.batch_size == b.batch_size && o.learning_rate == b.learning_rate;
     });

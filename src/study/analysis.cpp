@@ -264,10 +264,36 @@ FactorEffect learning_rate_effect(const std::vector<ConfigSummary>& configs) {
   return factor_effect("learning_rate", configs, [](const ConfigSummary& c) { return c.learning_rate; });
 }
 
-GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials) {
+namespace {
+
+double top_metric_of(const std::vector<ConfigSummary>& configs, const std::vector<std::size_t>& ranking) {
+  double top = kNaN;
+  for (auto i : ranking) {
+    const double m = configs[i].metric.mean;
+    if (std::isfinite(m) && !(m <= top)) top = m;
+  }
+  return top;
+}
+
+}  // namespace
+
+std::optional<std::size_t> recommend_config(const std::vector<ConfigSummary>& configs,
+                                            const std::vector<std::size_t>& ranking, double metric_tolerance) {
+  if (ranking.empty()) return std::nullopt;
+  const double top = top_metric_of(configs, ranking);
+  if (!std::isfinite(top)) return ranking.front();
+  for (auto i : ranking)  // cheapest first
+    if (std::isfinite(configs[i].metric.mean) && configs[i].metric.mean >= top - metric_tolerance) return i;
+  return ranking.front();  // not reached: the top one qualifies
+}
+
+GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials, double metric_tolerance) {
   GridAnalysis g;
   g.configs = summarize_configs(trials);
   g.ranking = rank_configs(g.configs);
+  g.metric_tolerance = metric_tolerance;
+  g.top_metric = top_metric_of(g.configs, g.ranking);
+  g.recommended = recommend_config(g.configs, g.ranking, metric_tolerance);
   for (std::size_t i = 0; i < g.configs.size(); ++i)
     if (!g.configs[i].ranked()) g.unranked.push_back(i);
   if (!g.ranking.empty()) {

@@ -153,31 +153,45 @@ const std::vector<Field<GridAnalysis>>& grid_summary_fields() {
   auto cfg = [](const GridAnalysis& g, const std::optional<std::size_t>& i) -> const ConfigSummary* {
     return i ? &g.configs[*i] : nullptr;
   };
-  auto bs = [cfg](bool best) {
-    return [cfg, best](const GridAnalysis& g) {
-      const auto* c = cfg(g, best ? g.best : g.worst);
+  using Pick = std::optional<std::size_t> GridAnalysis::*;
+  auto bs = [cfg](Pick pick) {
+    return [cfg, pick](const GridAnalysis& g) {
+      const auto* c = cfg(g, g.*pick);
       return cell(c ? integer(c->batch_size) : Value(std::monostate{}));
     };
   };
-  auto lr = [cfg](bool best) {
-    return [cfg, best](const GridAnalysis& g) {
-      const auto* c = cfg(g, best ? g.best : g.worst);
+  auto lr = [cfg](Pick pick) {
+    return [cfg, pick](const GridAnalysis& g) {
+      const auto* c = cfg(g, g.*pick);
       return cell(c ? real(c->learning_rate) : Value(std::monostate{}));
     };
   };
-  auto energy = [cfg](bool best) {
-    return [cfg, best](const GridAnalysis& g) {
-      const auto* c = cfg(g, best ? g.best : g.worst);
+  auto energy = [cfg](Pick pick) {
+    return [cfg, pick](const GridAnalysis& g) {
+      const auto* c = cfg(g, g.*pick);
       return c ? stat_cell(c->energy_j) : cell(std::monostate{});
     };
   };
+  auto metric = [cfg](Pick pick) {
+    return [cfg, pick](const GridAnalysis& g) {
+      const auto* c = cfg(g, g.*pick);
+      return c ? stat_cell(c->metric) : cell(std::monostate{});
+    };
+  };
   static const std::vector<Field<GridAnalysis>> f = {
-      {col("best_batch_size", "best batch size"), bs(true)},
-      {col("best_learning_rate", "best learning rate", 0), lr(true)},
-      {col("best_energy_j", "best energy J", 3, true), energy(true)},
-      {col("worst_batch_size", "worst batch size"), bs(false)},
-      {col("worst_learning_rate", "worst learning rate", 0), lr(false)},
-      {col("worst_energy_j", "worst energy J", 3, true), energy(false)},
+      {col("recommended_batch_size", "recommended batch size"), bs(&GridAnalysis::recommended)},
+      {col("recommended_learning_rate", "recommended learning rate", 0), lr(&GridAnalysis::recommended)},
+      {col("recommended_energy_j", "recommended energy J", 3, true), energy(&GridAnalysis::recommended)},
+      {col("recommended_metric", "recommended metric", 4, true), metric(&GridAnalysis::recommended)},
+      {col("top_metric", "top metric"), [](const GridAnalysis& g) { return cell(real(g.top_metric)); }},
+      {col("metric_tolerance", "metric tolerance"), [](const GridAnalysis& g) { return cell(real(g.metric_tolerance)); }},
+      {col("best_batch_size", "best batch size"), bs(&GridAnalysis::best)},
+      {col("best_learning_rate", "best learning rate", 0), lr(&GridAnalysis::best)},
+      {col("best_energy_j", "best energy J", 3, true), energy(&GridAnalysis::best)},
+      {col("best_metric", "best metric", 4, true), metric(&GridAnalysis::best)},
+      {col("worst_batch_size", "worst batch size"), bs(&GridAnalysis::worst)},
+      {col("worst_learning_rate", "worst learning rate", 0), lr(&GridAnalysis::worst)},
+      {col("worst_energy_j", "worst energy J", 3, true), energy(&GridAnalysis::worst)},
       {col("saving_pct", "saving of best over worst %"), [](const GridAnalysis& g) { return cell(real(g.saving_pct)); }},
       {col("worst_over_best", "worst / best"), [](const GridAnalysis& g) { return cell(real(g.worst_over_best)); }},
       {col("batch_size_energy_per_epoch_ratio", "batch size: J/epoch max/min"),

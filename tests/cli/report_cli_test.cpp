@@ -71,7 +71,7 @@ TEST_F(ReportCli, WritesFiguresTablesAndPageAndPrintsItsPath) {
   }
   EXPECT_TRUE(fs::exists(out / "tables" / "study1-configurations.csv"));
   const auto html = read_file(out / "report.html");
-  EXPECT_NE(html.find("Use batch size 256 with learning rate 0.01"), std::string::npos);
+  EXPECT_NE(html.find("Use batch size 64 with learning rate 0.1"), std::string::npos);
   // Only the grid study.
   EXPECT_EQ(html.find("id=\"study-2\""), std::string::npos);
 }

@@ -127,7 +127,8 @@ inline void add_trial(store::Store& db, std::int64_t study, const std::string& p
 /// Batch size {16, 64, 256} x learning rate {0.001, 0.01, 0.1} x 2 seeds.
 /// Larger batches cost less per epoch; small learning rates need more epochs;
 /// (16, 0.1) diverges; (256, 0.001) stops at the epoch limit. The cheapest
-/// setup is batch size 256 with learning rate 0.01.
+/// setup is batch size 256 with learning rate 0.01 (metric 0.823); the
+/// recommended one, cheapest within 0.01 of the top metric, is 64 with 0.1 (0.873).
 inline void add_grid_study(store::Store& db, const std::string& name = "grid") {
   const auto id = db.create_study(name, store::StudyKind::grid, "kind = \"grid\"", report_environment());
   for (std::int64_t bs : {16, 64, 256}) {

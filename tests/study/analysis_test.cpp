@@ -103,6 +103,38 @@ TEST(Grid, BestWorstSavingAndRanking) {
   EXPECT_TRUE(g.unranked.empty());
 }
 
+TEST(Grid, RecommendationIsTheCheapestNearTheTopMetric) {
+  // Mean metrics: 16/0.001 0.91 (82 J), 16/0.1 0.87 (30 J), 256/0.001 0.81
+  // (32 J), 256/0.1 0.85 (12 J; its diverged seed does not count).
+  const auto g = ps::analyze_grid(grid(), 0.05);
+  EXPECT_DOUBLE_EQ(g.top_metric, 0.91);
+  EXPECT_DOUBLE_EQ(g.metric_tolerance, 0.05);
+  ASSERT_TRUE(g.recommended);
+  EXPECT_EQ(g.configs[*g.recommended].batch_size, 16);
+  EXPECT_DOUBLE_EQ(g.configs[*g.recommended].learning_rate, 0.1);
+  EXPECT_EQ(g.configs[*g.best].batch_size, 256);  // the cheapest is still reported as such
+
+  // One point of accuracy (the default): only the most accurate setup qualifies.
+  const auto strict = ps::analyze_grid(grid());
+  ASSERT_TRUE(strict.recommended);
+  EXPECT_EQ(*strict.recommended, *strict.worst);
+
+  // A wide tolerance gives the cheapest.
+  const auto loose = ps::analyze_grid(grid(), 1.0);
+  EXPECT_EQ(*loose.recommended, *loose.best);
+}
+
+TEST(Grid, RecommendationWithoutMetricsIsTheCheapest) {
+  using S = TrialStatus;
+  const std::vector<ps::TrialOutcome> t{grid_trial(16, 0.1, 0, S::converged, 2, 20, ps::kNaN),
+                                        grid_trial(32, 0.1, 0, S::converged, 2, 10, ps::kNaN)};
+  const auto g = ps::analyze_grid(t);
+  ASSERT_TRUE(g.recommended);
+  EXPECT_EQ(g.configs[*g.recommended].batch_size, 32);
+  EXPECT_TRUE(std::isnan(g.top_metric));
+  EXPECT_FALSE(ps::analyze_grid({}).recommended);
+}
+
 TEST(Grid, ConfigurationsWhoseEverySeedDivergedAreUnranked) {
   auto trials = grid();
   trials.push_back(grid_trial(512, 1.0, 0, TrialStatus::diverged, 1, 1.0, 0.1));

@@ -127,6 +127,18 @@ std::vector<std::size_t> rank_configs(const std::vector<ConfigSummary>& configs)
 /// energy, cheapest first. Configurations with a NaN metric are left out.
 std::vector<std::size_t> pareto_front(const std::vector<ConfigSummary>& configs);
 
+/// The setup to recommend: among the ranked configurations, the cheapest (mean
+/// total energy) whose mean metric is within `metric_tolerance` (absolute, in
+/// the metric's own units) of the highest mean metric. The cheapest setup alone
+/// can be one that stopped early at a poor metric; this one is not. When no
+/// ranked configuration has a finite metric, the cheapest. nullopt when none is
+/// ranked.
+std::optional<std::size_t> recommend_config(const std::vector<ConfigSummary>& configs,
+                                            const std::vector<std::size_t>& ranking, double metric_tolerance);
+
+/// Default tolerance of recommend_config: one point of accuracy.
+inline constexpr double kDefaultMetricTolerance = 0.01;
+
 /// Saving of `best` over `worst` in percent: (worst - best) / worst * 100.
 /// NaN when worst is not positive or either value is not finite.
 double saving_percent(double best, double worst);
@@ -159,6 +171,10 @@ struct GridAnalysis {
   std::vector<std::size_t> unranked;   ///< configurations without a usable result (e.g. every seed diverged)
   std::optional<std::size_t> best;     ///< ranking.front()
   std::optional<std::size_t> worst;    ///< ranking.back()
+  /// recommend_config(configs, ranking, metric_tolerance): cheapest near the top metric.
+  std::optional<std::size_t> recommended;
+  double metric_tolerance = kDefaultMetricTolerance;
+  double top_metric = kNaN;            ///< highest mean metric of a ranked configuration
   double saving_pct = kNaN;            ///< saving_percent(best energy, worst energy)
   double worst_over_best = kNaN;       ///< worst energy / best energy
   std::vector<std::size_t> pareto;     ///< pareto_front()
@@ -170,7 +186,8 @@ struct GridAnalysis {
   int failed = 0;
   int unfinished = 0;
 };
-GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials);
+GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials,
+                          double metric_tolerance = kDefaultMetricTolerance);
 
 // --- pretraining study ----------------------------------------------------------
 

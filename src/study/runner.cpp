@@ -383,8 +383,6 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     tracker.stop();
     trainer.reset();
 
-    if (t.spec.phase == kPhaseMulti && summary.message.empty() && !summary.test_task_metrics.empty())
-      summary.message = task_metrics_message(summary.test_task_metrics);
     store.complete_trial(trial_id, summary);
     train::save_timeline(store, run_id, tracker, window.start_ns, window.end_ns);
 

@@ -249,7 +249,14 @@ tasks = ["class_0", "pair=1+2"]
   const auto r = ps::run_study(spec, store, quiet());
   EXPECT_EQ(r.failed, 0);
   expect_complete(store, r.study_id, 3);
-  const auto a = ps::analyze_multitask(ps::outcomes_of(store.results_of(r.study_id)));
+  const auto results = store.results_of(r.study_id);
+  for (const auto& t : results) {
+    if (t.trial.phase != ps::kPhaseMulti) continue;
+    ASSERT_TRUE(t.run);
+    EXPECT_EQ(t.run->summary.test_task_metrics.size(), 2u);  // in its own column,
+    EXPECT_EQ(t.trial.message.find("task_metrics"), std::string::npos);  // not in the message
+  }
+  const auto a = ps::analyze_multitask(ps::outcomes_of(results));
   ASSERT_EQ(a.tasks.size(), 2u);
   EXPECT_EQ(a.tasks[0].task, "class_0");
   EXPECT_EQ(a.tasks[1].task, "pair=1+2");

@@ -78,13 +78,13 @@ struct TrialOutcome {
 
 /// The outcome of a stored trial and its latest run. The metric is the run's
 /// test metric, or its best validation metric when the test metric is NaN.
-/// Per-task test metrics are read from the trial message where the multitask
-/// study keeps them (see task_metrics_message()).
+/// Per-task test metrics come from the run's test_task_metrics; for runs stored
+/// before that column existed, from the trial message (task_metrics_message()).
 TrialOutcome outcome_of(const store::TrialResult& result);
 std::vector<TrialOutcome> outcomes_of(const std::vector<store::TrialResult>& results);
 
-/// How the multitask study keeps a shared model's per-task test metrics in the
-/// trial message (the store has no column for them): "task_metrics=[a,b,...]".
+/// How studies written before schema version 2 kept a shared model's per-task
+/// test metrics in the trial message: "task_metrics=[a,b,...]". Only read now.
 std::string task_metrics_message(const std::vector<double>& task_metrics);
 /// Inverse of task_metrics_message(); empty for any other message.
 std::vector<double> parse_task_metrics_message(const std::string& message);

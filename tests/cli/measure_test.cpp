@@ -30,7 +30,9 @@ TEST_F(Cli, DevicesListsEverySourceWithReasons) {
   auto doc = nlohmann::json::parse(j.out);
   ASSERT_EQ(doc.size(), 5u);
   for (const auto& s : doc) {
-    if (!s["available"].get<bool>()) EXPECT_FALSE(s["reason"].get<std::string>().empty()) << s.dump();
+    if (!s["available"].get<bool>()) {
+      EXPECT_FALSE(s["reason"].get<std::string>().empty()) << s.dump();
+    }
   }
 }
 
@@ -50,7 +52,9 @@ TEST_F(Cli, MeasureSleepReportsAndLabelsEstimates) {
   bool has_counter = false;
   for (const auto& s : doc["sources"])
     if (s["available"].get<bool>() && s["source"] != "estimate") has_counter = true;
-  if (!has_counter) EXPECT_EQ(doc["method"], "estimated");
+  if (!has_counter) {
+    EXPECT_EQ(doc["method"], "estimated");
+  }
   EXPECT_GE(doc["carbon"]["emissions_kg"].get<double>(), 0.0);
 }
 

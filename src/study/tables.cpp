@@ -331,11 +331,24 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
 
   auto summary = make_table("grid_summary", "Summary", grid_summary_fields(), std::vector<GridAnalysis>{g});
   summary.vertical = true;
-  if (g.best && g.worst)
-    summary.notes.push_back(fmt::format("the best configuration (batch {}, lr {}) needs {}% less energy than the worst (batch {}, lr {}).",
-                                        g.configs[*g.best].batch_size, fmt_level(g.configs[*g.best].learning_rate),
-                                        format_real(g.saving_pct, 3), g.configs[*g.worst].batch_size,
-                                        fmt_level(g.configs[*g.worst].learning_rate)));
+  if (g.best && g.worst) {
+    const auto& b = g.configs[*g.best];
+    const auto& w = g.configs[*g.worst];
+    summary.notes.push_back(fmt::format(
+        "the cheapest configuration (batch {}, lr {}) needs {}% less energy than the worst (batch {}, lr {}), at a "
+        "metric of {}.",
+        b.batch_size, fmt_level(b.learning_rate), format_real(g.saving_pct, 3), w.batch_size,
+        fmt_level(w.learning_rate), format_real(b.metric.mean, 4)));
+  }
+  if (g.recommended && g.best && *g.recommended != *g.best) {
+    const auto& r = g.configs[*g.recommended];
+    summary.notes.push_back(fmt::format(
+        "recommended: batch {}, lr {}, the cheapest within {} of the top metric {}: {} J at a metric of {} ({}% less "
+        "than the worst).",
+        r.batch_size, fmt_level(r.learning_rate), format_real(g.metric_tolerance, 3), format_real(g.top_metric, 4),
+        format_real(r.energy_j.mean, 3), format_real(r.metric.mean, 4),
+        format_real(saving_percent(r.energy_j.mean, g.configs[*g.worst].energy_j.mean), 3)));
+  }
   out.push_back(std::move(summary));
   return out;
 }

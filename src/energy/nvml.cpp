@@ -337,7 +337,8 @@ class NvmlMeter final : public Meter {
 
   void read(std::vector<ChannelSample>& out) override { read_gpus(out, true); }
 
-  // Counters are read at window boundaries; power-only GPUs are sampled.
+  // Counters are read at window boundaries (with the power of any power-only
+  // GPU in the same meter); a meter of power-only GPUs is left to the sampler.
   bool read_at_boundaries() const override {
     return std::any_of(gpus_.begin(), gpus_.end(), [](const Gpu& g) { return g.counter; });
   }

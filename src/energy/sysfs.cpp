@@ -143,6 +143,7 @@ std::optional<std::uint64_t> OpenFile::read_u64(int* error) const {
     n = ::pread(fd_, buf, sizeof buf, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return fail(errno);
+  if (static_cast<std::size_t>(n) == sizeof buf) return fail(EINVAL);  // longer than any counter
   auto value = parse_u64(std::string_view(buf, static_cast<std::size_t>(n)));
   if (!value) return fail(EINVAL);
   if (error != nullptr) *error = 0;

@@ -71,6 +71,10 @@ Tracker::Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions opti
   held_power_w_.assign(n, kNaN);
   ref_energy_j_.assign(n, 0.0);
   ref_t_ns_.assign(n, -1);
+  smooth_.assign(n, false);
+  report_j_.assign(n, 0.0);
+  report_t_ns_.assign(n, 0);
+  report_w_.assign(n, 0.0);
   scratch_.assign(n, ChannelSample{});
   for (const auto& m : meters_) boundary_read_.push_back(m->read_at_boundaries());
   gpu_pids_.assign(n, {});
@@ -87,6 +91,7 @@ void Tracker::set_sync_hook(std::function<void()> hook) {
 void Tracker::start() {
   std::lock_guard lock(mu_);
   if (running_) return;
+  smooth_.assign(channels_.size(), false);
   reading_locked(now_ns(), false);
   running_ = true;
   stop_requested_ = false;
@@ -157,22 +162,27 @@ void Tracker::run() {
 
 void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
   // At a boundary, while the sampler runs, only meters that must be read there
-  // (counters) are read, and only their energy; the rest keep their last sample
-  // and are extrapolated by energy_at_locked(), once the sampler has given them
-  // a power. Until then (the first interval after start()) they are read at
-  // boundaries too, as without a sampler.
+  // (counters) are read, and only their energy; the rest are left to
+  // energy_at_locked() once a sampler reading has given every channel of the
+  // meter a power (smooth_). Until then (the first interval after start())
+  // they are read at boundaries too, as without a sampler.
   const bool partial = boundary && running_;
   auto settled = [&](std::size_t first, std::size_t count) {
     for (std::size_t i = first; i < first + count; ++i)
       if (std::isnan(held_power_w_[i])) return false;
     return true;
   };
+  auto smooth = [&](std::size_t first, std::size_t count) {
+    for (std::size_t i = first; i < first + count; ++i)
+      if (!smooth_[i]) return false;
+    return count > 0;
+  };
   std::size_t base = 0;
   double total_power_w = 0.0;
   for (std::size_t m = 0; m < meters_.size(); ++m) {
     Meter& meter = *meters_[m];
     const std::size_t k = meter.channels().size();
-    if (partial && !boundary_read_[m] && settled(base, k)) {
+    if (partial && !boundary_read_[m] && smooth(base, k)) {
       for (std::size_t i = base; i < base + k; ++i)
         if (channels_[i].in_total && !std::isnan(cur_power_w_[i])) total_power_w += cur_power_w_[i];
       base += k;
@@ -198,8 +208,7 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
           cur_power_w_[i] = kNaN;
           continue;
         }
-        if (!std::isnan(last_energy_j_[i]) && dt_s > 0.0)
-          acc_energy_j_[i] += std::max(0.0, s.energy_j - last_energy_j_[i]);
+        if (!std::isnan(last_energy_j_[i])) acc_energy_j_[i] += std::max(0.0, s.energy_j - last_energy_j_[i]);
         last_energy_j_[i] = s.energy_j;
         // Power of a cumulative channel: over the sampler's interval, not over
         // the microseconds between two window boundaries (without a sampler:
@@ -223,6 +232,24 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
       read_t_ns_[i] = t_ns;
       if (channels_[i].in_total && !std::isnan(cur_power_w_[i])) total_power_w += cur_power_w_[i];
     }
+    // A sampler reading of a meter that boundaries skip: restart the reported
+    // energy's slope so that it catches up with what the sample says.
+    if (!boundary && running_ && !boundary_read_[m]) {
+      const bool all_have_power = settled(base, k);
+      for (std::size_t i = base; i < base + k; ++i) {
+        const double truth_j = sampled_energy_locked(i, t_ns);
+        if (!smooth_[i]) {
+          if (!all_have_power) continue;
+          smooth_[i] = true;  // from here on boundaries skip the meter
+          report_j_[i] = truth_j;
+        } else {
+          report_j_[i] = energy_at_locked(i, t_ns);
+        }
+        report_t_ns_[i] = t_ns;
+        const double interval_s = std::chrono::duration<double>(options_.interval).count();
+        report_w_[i] = std::max(0.0, held_power_w_[i] + (truth_j - report_j_[i]) / interval_s);
+      }
+    }
     base += k;
   }
   last_t_ns_ = t_ns;
@@ -237,6 +264,19 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
 }
 
 double Tracker::energy_at_locked(std::size_t i, std::int64_t t_ns) const {
+  if (!running_ || !smooth_[i]) return sampled_energy_locked(i, t_ns);
+  // A channel that boundaries do not read: its reported energy grows at its
+  // latest power plus what the previous interval's slope missed, spread over one
+  // interval, so it never jumps and never runs backwards, and it follows the
+  // sampled energy with a lag of about one interval. A stalled sampler stops it
+  // after ten intervals (at least 2 s) instead of extrapolating without end.
+  const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.interval).count();
+  const std::int64_t cap_ns = std::max<std::int64_t>(10 * interval_ns, 2'000'000'000);
+  const std::int64_t dt_ns = std::clamp<std::int64_t>(t_ns - report_t_ns_[i], 0, cap_ns);
+  return report_j_[i] + report_w_[i] * static_cast<double>(dt_ns) * 1e-9;
+}
+
+double Tracker::sampled_energy_locked(std::size_t i, std::int64_t t_ns) const {
   // Energy up to the channel's last reading, plus its last power held since then.
   double e = acc_energy_j_[i];
   if (read_t_ns_[i] >= 0 && t_ns > read_t_ns_[i] && !std::isnan(held_power_w_[i]))
@@ -251,8 +291,9 @@ void Tracker::begin(std::string name) {
     hook = sync_hook_;
   }
   if (hook) hook();
-  const std::int64_t t = now_ns();
   std::lock_guard lock(mu_);
+  // Taken under the lock: readings stay in time order with the sampler's.
+  const std::int64_t t = now_ns();
   for (const auto& w : open_)
     if (w->name == name) throw ConfigError("measurement window '" + name + "' is already open");
   reading_locked(t, true);
@@ -272,8 +313,8 @@ WindowResult Tracker::end(std::string_view name) {
     hook = sync_hook_;
   }
   if (hook) hook();
-  const std::int64_t t = now_ns();
   std::lock_guard lock(mu_);
+  const std::int64_t t = now_ns();  // under the lock, as in begin()
   auto it = std::find_if(open_.begin(), open_.end(), [&](const auto& w) { return w->name == name; });
   if (it == open_.end())
     throw ConfigError("measurement window '" + std::string(name) + "' is not open");
@@ -295,6 +336,8 @@ WindowResult Tracker::end(std::string_view name) {
     ce.component = c.component;
     ce.method = c.method;
     ce.in_total = c.in_total;
+    // Never negative by construction: counters only grow, reported energy never
+    // runs backwards. The clamp guards a counter the meter failed to keep monotonic.
     ce.energy_j = std::max(0.0, energy_at_locked(i, t) - w.start_energy_j[i]);
     ce.avg_power_w = r.duration_s > 0 ? ce.energy_j / r.duration_s : 0.0;
     ce.peak_power_w = w.peak_power_w[i];

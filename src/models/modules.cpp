@@ -63,10 +63,10 @@ struct OnednnConv2d : torch::autograd::Function<OnednnConv2d> {
     const auto& w = saved[1];
     const std::int64_t pad_h = ctx->saved_data["pad_h"].toInt();
     const std::int64_t pad_w = ctx->saved_data["pad_w"].toInt();
-    const auto g = grads[0].contiguous();
+    const auto g = grads[0].contiguous(grads[0].suggest_memory_format());  // keep channels-last
     torch::Tensor gx, gw;
     if (ctx->needs_input_grad(0)) {
-      const auto flipped = w.flip({2, 3}).transpose(0, 1).contiguous();
+      const auto flipped = w.flip({2, 3}).transpose(0, 1).contiguous(w.suggest_memory_format());
       gx = at::mkldnn_convolution(g, flipped, {}, {w.size(2) - 1 - pad_h, w.size(3) - 1 - pad_w}, {1, 1},
                                   {1, 1}, 1);
     }
@@ -83,7 +83,9 @@ struct OnednnConv2d : torch::autograd::Function<OnednnConv2d> {
 
 torch::Tensor conv2d_same(const torch::Tensor& x, const torch::Tensor& weight, std::int64_t pad_h,
                           std::int64_t pad_w) {
-  if (x.dim() == 4 && x.size(0) == 1 && onednn_usable(x, weight))
+  // The input gradient pads by kernel - 1 - pad: only "same"-style padding fits.
+  if (x.dim() == 4 && x.size(0) == 1 && weight.dim() == 4 && pad_h < weight.size(2) && pad_w < weight.size(3) &&
+      onednn_usable(x, weight))
     return OnednnConv2d::apply(x, weight, pad_h, pad_w);
   return torch::conv2d(x, weight, {}, 1, {pad_h, pad_w});
 }

@@ -176,8 +176,17 @@ TEST(Tracker, SyncHookRunsAtEveryBoundary) {
   EXPECT_EQ(calls, 4);
 }
 
+// Waits until the sampler has taken a reading after `after` readings.
+void wait_for_tick(const Tracker& tracker, std::uint64_t after) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (tracker.readings() <= after && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_GT(tracker.readings(), after) << "the sampler never ticked";
+}
+
 TEST(Tracker, BoundariesReadCountersAndHoldSampledSources) {
-  // A counter meter (read at boundaries) beside a sampled one (not read there).
+  // A counter meter (read at boundaries) beside a sampled one (not read there
+  // once the sampler has given it a power).
   auto counter = std::make_unique<FakeMeter>(std::vector{counter_channel("pkg", Component::cpu)});
   auto sampled = std::make_unique<FakeMeter>(
       std::vector{power_channel("est", Component::dram, Method::estimated)}, /*read_at_boundaries=*/false);
@@ -189,9 +198,10 @@ TEST(Tracker, BoundariesReadCountersAndHoldSampledSources) {
   meters.push_back(std::move(counter));
   meters.push_back(std::move(sampled));
   TrackerOptions opts;
-  opts.interval = 60s;  // no sampler tick inside this test
+  opts.interval = 1s;  // one tick, then a second of quiet for the window
   Tracker tracker(std::move(meters), opts);
   tracker.start();
+  wait_for_tick(tracker, tracker.readings());
   const int counter_reads = cc.reads_so_far();
   const int sampled_reads = sc.reads_so_far();
   tracker.begin("w");
@@ -206,6 +216,47 @@ TEST(Tracker, BoundariesReadCountersAndHoldSampledSources) {
   EXPECT_NEAR(r.channels[1].energy_j, 50.0 * r.duration_s, 1e-6);
   EXPECT_EQ(r.method, "counter+estimated");
   tracker.stop();
+}
+
+TEST(Tracker, HeldEnergyNeverJumpsAndAddsUp) {
+  // Power drops from 100 W to 20 W between samples. Many short windows tile
+  // the run: none may come out negative, together they give the enclosing
+  // window's energy exactly, and that is the true energy within what one
+  // interval's lag can move.
+  TrackerOptions opts;
+  opts.interval = 20ms;
+  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
+                                           /*read_at_boundaries=*/false);
+  auto ctl = meter->control();
+  ctl.set_power(0, 100);
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::move(meter));
+  Tracker tracker(std::move(meters), opts);
+  tracker.start();
+  tracker.begin("all");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point drop;
+  double parts_j = 0;
+  for (int i = 0; i < 60; ++i) {
+    if (i == 30) {
+      ctl.set_power(0, 20);
+      drop = std::chrono::steady_clock::now();
+    }
+    tracker.begin("part");
+    std::this_thread::sleep_for(3ms);
+    const auto p = tracker.end("part");
+    EXPECT_GE(p.energy_j, 0.0);
+    parts_j += p.energy_j;
+  }
+  std::this_thread::sleep_for(100ms);  // let the sampler catch up with the drop
+  const auto all = tracker.end("all");
+  const auto t1 = std::chrono::steady_clock::now();
+  tracker.stop();
+  EXPECT_LE(parts_j, all.energy_j + 1e-9);
+  const double truth_j = 100.0 * std::chrono::duration<double>(drop - t0).count() +
+                         20.0 * std::chrono::duration<double>(t1 - drop).count();
+  // 80 W x (half an interval of trapezoid + one interval of lag + scheduling slack).
+  EXPECT_NEAR(all.energy_j, truth_j, 80.0 * 0.06) << "parts " << parts_j;
 }
 
 TEST(Tracker, ModelIsReadAtBoundariesUntilTheSamplerGivesItAPower) {

@@ -70,9 +70,11 @@ struct TrackerOptions {
 void validate(const TrackerOptions& options);
 
 /// Reads a set of meters on one background thread and answers measurement
-/// windows. Window boundaries read the energy counters (exact), and extrapolate
-/// sampled and estimated channels from their last sample (their power held
-/// since then), so that a boundary costs no more than the counter reads.
+/// windows. Window boundaries read the energy counters (exact). Sampled and
+/// estimated channels are not read there: windows see an energy that grows at
+/// their latest sampled power and catches up with each new sample over the
+/// next interval (continuous and never decreasing), so that a boundary costs no
+/// more than the counter reads.
 class Tracker {
  public:
   explicit Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions options = {});
@@ -114,7 +116,8 @@ class Tracker {
   // Both require mu_. A boundary reading skips meters that are not read at
   // boundaries while the sampler runs.
   void reading_locked(std::int64_t t_ns, bool boundary);
-  double energy_at_locked(std::size_t channel, std::int64_t t_ns) const;
+  double energy_at_locked(std::size_t channel, std::int64_t t_ns) const;     // what windows see
+  double sampled_energy_locked(std::size_t channel, std::int64_t t_ns) const;  // last reading + held power
   void run();
 
   std::vector<std::unique_ptr<Meter>> meters_;
@@ -137,6 +140,12 @@ class Tracker {
   std::vector<double> last_energy_j_;  // last raw cumulative value (cumulative channels)
   std::vector<double> held_power_w_;   // last valid power (power channels) or power over
                                        // the last sampler interval (cumulative); NaN before any
+  // Channels of meters that boundaries skip, once the sampler gave them a power:
+  // the energy windows see is report_j_ at report_t_ns_ plus report_w_ since then.
+  std::vector<bool> smooth_;
+  std::vector<double> report_j_;
+  std::vector<std::int64_t> report_t_ns_;
+  std::vector<double> report_w_;
   std::vector<double> ref_energy_j_;   // cumulative channels: acc at the last sampler reading
   std::vector<std::int64_t> ref_t_ns_;  // and its time (-1: none yet)
   std::vector<double> cur_power_w_;    // as held_power_w_, but NaN after a failed read

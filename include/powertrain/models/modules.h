@@ -21,9 +21,10 @@ class EncoderImpl : public torch::nn::Module {
   /// Runs the conv blocks in channels-last memory order (NHWC; sensor
   /// sequences as [N, C, 1, L]) and lays the conv weights out the same way:
   /// the order oneDNN's CPU kernels, max pooling and batch norm are fastest in.
-  /// The function computed is the same. Call before an optimizer takes the
-  /// parameters: it replaces their storage. Shapes, names and checkpoints do
-  /// not change.
+  /// The function computed is the same. Call it before an optimizer takes the
+  /// parameters: it replaces their storage, so a flat optimizer created before
+  /// would no longer update the weights. Shapes, names and checkpoints do not
+  /// change.
   virtual void set_channels_last(bool on) = 0;
   bool channels_last() const { return channels_last_; }
 

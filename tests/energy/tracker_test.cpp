@@ -20,8 +20,8 @@ struct Rig {
   std::unique_ptr<Tracker> tracker;
 };
 
-Rig make_rig(std::vector<ChannelInfo> channels, TrackerOptions opts = {}) {
-  auto meter = std::make_unique<FakeMeter>(std::move(channels));
+Rig make_rig(std::vector<ChannelInfo> channels, TrackerOptions opts = {}, bool read_at_boundaries = true) {
+  auto meter = std::make_unique<FakeMeter>(std::move(channels), read_at_boundaries);
   auto ctl = meter->control();
   std::vector<std::unique_ptr<Meter>> meters;
   meters.push_back(std::move(meter));
@@ -225,13 +225,10 @@ TEST(Tracker, HeldEnergyNeverJumpsAndAddsUp) {
   // interval's lag can move.
   TrackerOptions opts;
   opts.interval = 20ms;
-  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
-                                           /*read_at_boundaries=*/false);
-  auto ctl = meter->control();
+  auto rig = make_rig({power_channel("rail", Component::board, Method::sampled)}, opts, /*read_at_boundaries=*/false);
+  auto& ctl = rig.ctl;
+  auto& tracker = *rig.tracker;
   ctl.set_power(0, 100);
-  std::vector<std::unique_ptr<Meter>> meters;
-  meters.push_back(std::move(meter));
-  Tracker tracker(std::move(meters), opts);
   tracker.start();
   tracker.begin("all");
   const auto t0 = std::chrono::steady_clock::now();
@@ -262,15 +259,12 @@ TEST(Tracker, HeldEnergyNeverJumpsAndAddsUp) {
 TEST(Tracker, ModelIsReadAtBoundariesUntilTheSamplerGivesItAPower) {
   // A cumulative model (the utilization estimate) has no power until two
   // readings an interval apart: before the first sampler tick, boundaries read it.
-  auto meter = std::make_unique<FakeMeter>(
-      std::vector{counter_channel("est", Component::cpu)}, /*read_at_boundaries=*/false);
-  auto ctl = meter->control();
-  ctl.set_energy(0, 0);
-  std::vector<std::unique_ptr<Meter>> meters;
-  meters.push_back(std::move(meter));
   TrackerOptions opts;
   opts.interval = 60s;
-  Tracker tracker(std::move(meters), opts);
+  auto rig = make_rig({counter_channel("est", Component::cpu)}, opts, /*read_at_boundaries=*/false);
+  auto& ctl = rig.ctl;
+  auto& tracker = *rig.tracker;
+  ctl.set_energy(0, 0);
   tracker.start();
   const int reads = ctl.reads_so_far();
   tracker.begin("w");
@@ -286,13 +280,10 @@ TEST(Tracker, HeldPowerIsCorrectedAtTheNextSample) {
   // samples, a constant power integrates exactly, and energy since start() sums up.
   TrackerOptions opts;
   opts.interval = 10ms;
-  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
-                                           /*read_at_boundaries=*/false);
-  auto ctl = meter->control();
+  auto rig = make_rig({power_channel("rail", Component::board, Method::sampled)}, opts, /*read_at_boundaries=*/false);
+  auto& ctl = rig.ctl;
+  auto& tracker = *rig.tracker;
   ctl.set_power(0, 80);
-  std::vector<std::unique_ptr<Meter>> meters;
-  meters.push_back(std::move(meter));
-  Tracker tracker(std::move(meters), opts);
   tracker.start();
   tracker.begin("all");
   double parts_j = 0, parts_s = 0;
@@ -310,12 +301,9 @@ TEST(Tracker, HeldPowerIsCorrectedAtTheNextSample) {
 }
 
 TEST(Tracker, WithoutSamplerEveryMeterIsReadAtBoundaries) {
-  auto meter = std::make_unique<FakeMeter>(std::vector{power_channel("rail", Component::board, Method::sampled)},
-                                           /*read_at_boundaries=*/false);
-  auto ctl = meter->control();
-  std::vector<std::unique_ptr<Meter>> meters;
-  meters.push_back(std::move(meter));
-  Tracker tracker(std::move(meters));
+  auto rig = make_rig({power_channel("rail", Component::board, Method::sampled)}, {}, /*read_at_boundaries=*/false);
+  auto& ctl = rig.ctl;
+  auto& tracker = *rig.tracker;
   ctl.set_power(0, 0);
   tracker.begin("w");
   std::this_thread::sleep_for(20ms);

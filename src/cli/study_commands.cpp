@@ -7,8 +7,11 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <set>
+#include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -33,10 +36,28 @@ struct StudyArgs {
   std::vector<std::string> disable;
 };
 
-void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
-  const auto outcomes = study::outcomes_of(store.results_of(study.id));
+// How the energy of a study's runs was obtained: the distinct methods of its
+// runs ("estimated", "counter+estimated", ...), joined; empty before any run.
+std::string energy_methods(const std::vector<store::TrialResult>& results) {
+  std::set<std::string> methods;
+  for (const auto& r : results)
+    if (r.run && !r.run->summary.method.empty()) methods.insert(r.run->summary.method);
+  return fmt::format("{}", fmt::join(methods, ", "));
+}
+
+// The heading of one study, with the method behind every energy figure under it.
+void print_heading(std::FILE* out, const store::Study& study, const std::string& methods) {
   fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", study.name, store::to_string(study.kind), study.created_at,
              study.environment.host.empty() ? "" : " on ", study.environment.host);
+  if (methods.empty()) return;
+  fmt::print(out, "energy method of its runs: {}{}\n", methods,
+             methods == "estimated" ? " (no energy counter covered them: every joule below is a model estimate)" : "");
+}
+
+void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
+  const auto results = store.results_of(study.id);
+  const auto outcomes = study::outcomes_of(results);
+  print_heading(out, study, energy_methods(results));
   for (const auto& t : study::study_tables(study, outcomes)) {
     if (t.name == "trials" && !with_trials) continue;
     study::print_table(out, t);
@@ -100,10 +121,11 @@ int run_results(const ResultsArgs& a) {
   }
   nlohmann::json doc = {{"database", a.db}, {"studies", nlohmann::json::array()}};
   for (const auto& s : studies) {
-    const auto outcomes = study::outcomes_of(store.results_of(s.id));
+    const auto results = store.results_of(s.id);
+    const auto outcomes = study::outcomes_of(results);
     const auto tables = study::study_tables(s, outcomes);
-    fmt::print("\n== study '{}' ({}), created {}{}{}\n", s.name, store::to_string(s.kind), s.created_at,
-               s.environment.host.empty() ? "" : " on ", s.environment.host);
+    const std::string methods = energy_methods(results);
+    print_heading(stdout, s, methods);
     for (const auto& t : tables)
       if (t.name != "trials" || a.trials) study::print_table(stdout, t);
     if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, s.name + "_", tables);
@@ -111,6 +133,7 @@ int run_results(const ResultsArgs& a) {
                          {"kind", std::string(store::to_string(s.kind))},
                          {"created_at", s.created_at},
                          {"host", s.environment.host},
+                         {"energy_method", methods},
                          {"spec", s.spec},
                          {"tables", nlohmann::json::object()}};
     for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);

@@ -214,6 +214,10 @@ tasks = ["class_0", "class_1"]
   const auto j = nlohmann::json::parse(read_file(dir / "r.json"));
   ASSERT_EQ(j["studies"].size(), 1u);
   EXPECT_EQ(j["studies"][0]["kind"], "multitask");
+  // Every energy figure says how it was obtained (estimated on a machine without counters).
+  const auto method = j["studies"][0]["energy_method"].get<std::string>();
+  EXPECT_FALSE(method.empty());
+  EXPECT_NE(r.out.find("energy method of its runs: " + method), std::string::npos) << r.out;
   EXPECT_EQ(j["studies"][0]["tables"]["trials"]["rows"].size(), 3u);
   EXPECT_EQ(j["studies"][0]["tables"]["multitask_tasks"]["rows"].size(), 2u);
   const auto csv = read_file(dir / "csv" / "mt_multitask_tasks.csv");

@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace powertrain::report {
 
@@ -79,6 +80,11 @@ std::string empty_plot(std::string_view message) {
   return fmt::format("set xrange [0:1]\nset yrange [0:1]\nset label 99 {} at graph 0.5, graph 0.5 center "
                      "textcolor rgb '#718096'\nplot NaN notitle\n",
                      gnuplot_quote(message));
+}
+
+// The gnuplot plot command over the plot's parts, one part per continued line.
+std::string plot_command(const std::vector<std::string>& parts) {
+  return fmt::format("plot {}\n", fmt::join(parts, ", \\\n  "));
 }
 
 const energy::ChannelEnergy* channel_info(const RunData& run, const std::string& id) {
@@ -271,10 +277,7 @@ Figure heatmap_figure(const HeatmapInput& in) {
     f.script = script + fmt::format("set label 99 'no results yet' at graph 0.5, graph 0.5 center\nplot NaN notitle\n");
     return f;
   }
-  script += "plot ";
-  for (std::size_t i = 0; i < parts.size(); ++i) script += (i ? ", \\\n  " : "") + parts[i];
-  script += "\n";
-  f.script = std::move(script);
+  f.script = script + plot_command(parts);
   return f;
 }
 
@@ -372,10 +375,7 @@ Figure cumulative_figure(const CumulativeInput& in) {
     f.script = script + empty_plot("no results yet");
     return f;
   }
-  script += "plot ";
-  for (std::size_t i = 0; i < parts.size(); ++i) script += (i ? ", \\\n  " : "") + parts[i];
-  script += "\n";
-  f.script = std::move(script);
+  f.script = script + plot_command(parts);
   return f;
 }
 
@@ -425,10 +425,7 @@ Figure bar_figure(const BarInput& in) {
     f.script = script + empty_plot("no results yet");
     return f;
   }
-  script += "plot ";
-  for (std::size_t i = 0; i < parts.size(); ++i) script += (i ? ", \\\n  " : "") + parts[i];
-  script += "\n";
-  f.script = std::move(script);
+  f.script = script + plot_command(parts);
   return f;
 }
 

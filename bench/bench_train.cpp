@@ -117,9 +117,8 @@ std::string run_capture(const std::string& command) {
 struct Python {
   std::string exe, script;
   nlohmann::json call(const std::string& args) const {
-    const std::string out = run_capture(fmt::format("'{}' '{}' {}", exe, script, args));
-    const auto line = out.substr(out.find_last_of('{') == std::string::npos ? 0 : out.rfind('{'));
-    return nlohmann::json::parse(line);
+    // The script prints one JSON object, on its last line.
+    return nlohmann::json::parse(run_capture(fmt::format("'{}' '{}' {}", exe, script, args)));
   }
 };
 

@@ -3,7 +3,7 @@
 //
 //   build/bench/bench_train [--workloads image,sensor] [--batches 1,4,16,64,256,512]
 //                           [--threads N] [--repeats 3] [--seconds 2]
-//                           [--python /usr/bin/python3] [--script bench/train_python.py]
+//                           [--python PYTHON] [--script bench/train_python.py]
 //
 // For every workload and batch size the two sides train the same number of
 // random in-memory samples (calibrated to take about --seconds in C++) for two
@@ -150,7 +150,7 @@ std::vector<std::string> split_list(const std::string& s) {
 int main(int argc, char** argv) {
   CLI::App app{"Training throughput: powertrain's C++ engine against the same loop in Python PyTorch"};
   std::string workload_list = "image,sensor", batch_list = "1,4,16,64,256,512";
-  std::string python = "/usr/bin/python3", script = POWERTRAIN_BENCH_DIR "/train_python.py";
+  std::string python = POWERTRAIN_BENCH_PYTHON, script = POWERTRAIN_BENCH_DIR "/train_python.py";
   Settings s;
   int repeats = 3;
   double seconds = 2.0;
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", s.threads, "threads on both sides; 0: every CPU this process may use");
   app.add_option("--repeats", repeats, "alternating trials per side")->check(CLI::PositiveNumber);
   app.add_option("--seconds", seconds, "target length of one C++ epoch")->check(CLI::PositiveNumber);
-  app.add_option("--python", python, "Python with torch (Debian's python3-torch)");
+  app.add_option("--python", python, "Python with torch (default: the one the build took LibTorch from)");
   app.add_option("--script", script, "the Python side");
   CLI11_PARSE(app, argc, argv);
 

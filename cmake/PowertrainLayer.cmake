@@ -36,7 +36,8 @@ function(powertrain_layer_tests name)
   # The source tree and, for end-to-end suites (CLI), the powertrain executable
   # reach the tests as compile definitions: gtest_discover_tests cannot pass
   # more than one ENVIRONMENT entry reliably.
-  target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                                               POWERTRAIN_TEST_PYTHON="${POWERTRAIN_PYTHON}")
   if(L_CLI)
     target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_BINARY="$<TARGET_FILE:powertrain>")
     add_dependencies(${target} powertrain)

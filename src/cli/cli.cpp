@@ -7,12 +7,19 @@
 
 #include "commands.h"
 #include "powertrain/error.h"
+#include "powertrain/train/device.h"
+#include "powertrain/train/environment.h"
 
 namespace powertrain::cli {
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"powertrain: measure, explain and cut the energy of neural-network training"};
-  app.set_version_flag("--version", std::string("powertrain ") + POWERTRAIN_VERSION + " (" + POWERTRAIN_GIT_COMMIT + ")");
+  // The LibTorch line asks CUDA for its devices, so it is built only when asked.
+  app.set_version_flag("--version", [] {
+    const auto env = train::collect_environment("cpu", 0, nullptr);
+    return fmt::format("powertrain {} ({})\nLibTorch {}: {}", POWERTRAIN_VERSION, POWERTRAIN_GIT_COMMIT,
+                       env.torch_version, train::describe(train::cuda_support()));
+  });
   app.require_subcommand(1);
   Context ctx;
   add_devices_command(app, ctx);

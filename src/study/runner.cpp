@@ -215,14 +215,7 @@ void warm_up(const StudySpec& spec, const train::RunConfig& c, const RunOptions&
   const bool on_device = spec.execution.warmup_load == "device" ||
                          (spec.execution.warmup_load == "auto" && device.is_cuda());
   if (on_device && !device.is_cpu()) {
-    torch::NoGradGuard no_grad;
-    const auto a = torch::randn({2048, 2048}, torch::TensorOptions().device(device));
-    auto b = a.clone();
-    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-    while (Clock::now() < end && !stop_requested(o)) {
-      for (int i = 0; i < 8; ++i) b = torch::matmul(a, b).div_(2048.0);
-      if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? 0 : device.index());
-    }
+    train::load_device(device, seconds, [&o] { return stop_requested(o); });
     return;
   }
   const int threads = c.threads > 0 ? c.threads : train::available_cpus();

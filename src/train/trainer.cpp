@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/train/device.h"
 #include "powertrain/train/environment.h"
 
 namespace powertrain::train {
@@ -63,8 +64,7 @@ class SyncHookScope {
  public:
   SyncHookScope(energy::Tracker& tracker, const torch::Device& device) : tracker_(tracker) {
     if (!device.is_cuda()) return;
-    const std::int64_t index = device.has_index() ? device.index() : 0;
-    tracker_.set_sync_hook([index] { torch::cuda::synchronize(index); });
+    tracker_.set_sync_hook([device] { synchronize(device); });
     installed_ = true;
   }
   ~SyncHookScope() {
@@ -107,28 +107,6 @@ models::InputSpec input_spec(const data::Dataset& ds) {
     spec.outputs = top + 1;
   }
   return spec;
-}
-
-torch::Device parse_device(const std::string& device) {
-  if (device == "cpu") return torch::Device(torch::kCPU);
-  if (device.rfind("cuda", 0) == 0) {
-    std::optional<torch::Device> d;
-    try {
-      d = torch::Device(device);
-    } catch (const c10::Error&) {
-      throw ConfigError(fmt::format("invalid device '{}' (expected cpu, cuda or cuda:N)", device));
-    }
-    if (!torch::cuda::is_available())
-      throw ConfigError(fmt::format(
-          "device '{}' needs CUDA, but this LibTorch build has no CUDA support or no GPU is visible; use cpu",
-          device));
-    const std::int64_t index = d->has_index() ? d->index() : 0;
-    const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
-    if (index >= count)
-      throw ConfigError(fmt::format("device '{}': only {} CUDA device(s) visible", device, count));
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  throw ConfigError(fmt::format("invalid device '{}' (expected cpu, cuda or cuda:N)", device));
 }
 
 int configure_threads(int threads) {

@@ -16,19 +16,21 @@ using powertrain::testing::run_program;
 
 namespace {
 
-const char* kPython = "/usr/bin/python3";
+// The Python whose torch package the build took LibTorch from (scripts/build).
+const char* kPython = POWERTRAIN_TEST_PYTHON;
 
 std::string script() { return std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/bench/train_python.py"; }
 
 bool python_has_torch() {
-  if (!std::filesystem::exists(kPython)) return false;
+  if (std::string(kPython).empty() || !std::filesystem::exists(kPython)) return false;
   return run_program(kPython, {"-c", "import torch"}).exit_code == 0;
 }
 
 }  // namespace
 
 TEST(PythonMirror, SameModelsAsTheEngineAndTheLoopRuns) {
-  if (!python_has_torch()) GTEST_SKIP() << kPython << " with torch (Debian's python3-torch) is not installed";
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch: the build was configured without POWERTRAIN_PYTHON "
+                                      "(scripts/build sets it) or '" << kPython << "' cannot import torch";
   struct Case {
     const char* workload;
     const char* model;

@@ -23,6 +23,7 @@
 #include "powertrain/data/dataset.h"
 #include "powertrain/energy/tracker.h"
 #include "powertrain/models/model.h"
+#include "powertrain/train/device.h"
 #include "powertrain/train/observer.h"
 #include "powertrain/train/optimizer.h"
 #include "powertrain/train/records.h"
@@ -53,10 +54,6 @@ struct TrainOptions {
 /// The model's input spec for a dataset: sample shape from train.x, classes
 /// from labels (or the largest label + 1), tasks from y's second dimension.
 models::InputSpec input_spec(const data::Dataset& dataset);
-
-/// torch::Device for "cpu", "cuda" or "cuda:N". Throws ConfigError for another
-/// string, or for cuda when this LibTorch has no CUDA or no such GPU is visible.
-torch::Device parse_device(const std::string& device);
 
 /// Sets LibTorch's intra-op threads (0: every CPU this process may use) and,
 /// once per process, its inter-op threads to the same number. Returns the

@@ -1,0 +1,41 @@
+// End-to-end: `powertrain train` on the CUDA path where no GPU is visible, and
+// `--version` naming the LibTorch the binary runs on.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "run_cli.h"
+#include "temp_dir.h"
+
+namespace {
+
+using powertrain::testing::count_lines;
+using powertrain::testing::powertrain_binary;
+using powertrain::testing::run_program;
+using powertrain::testing::TempDir;
+
+TEST(TrainCli, CudaWithNoVisibleGpuIsOneLineAndNothingIsRecorded) {
+  TempDir dir;
+  const auto db = (dir / "runs.db").string();
+  // CUDA_VISIBLE_DEVICES='' hides every GPU, so this holds on a GPU machine too.
+  const auto r = run_program("/usr/bin/env", {"CUDA_VISIBLE_DEVICES=", powertrain_binary(), "train", "--dataset",
+                                              "synthetic-images", "--data", "train_samples=64", "--max-epochs", "1",
+                                              "--device", "cuda", "--db", db, "--quiet"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("powertrain: device 'cuda': ", 0), 0u) << r.err;
+  const bool cpu_only = r.err.find("CPU-only LibTorch") != std::string::npos;
+  EXPECT_TRUE(cpu_only || r.err.find("no CUDA GPU is visible (CUDA_VISIBLE_DEVICES='')") != std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db)) << "a run that cannot start records nothing";
+}
+
+TEST(TrainCli, VersionNamesTheLibTorchAndItsCuda) {
+  const auto r = run_program(powertrain_binary(), {"--version"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("powertrain ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nLibTorch "), std::string::npos) << r.out;
+  EXPECT_TRUE(r.out.find("compiled in") != std::string::npos) << r.out;
+}
+
+}  // namespace

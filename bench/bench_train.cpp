@@ -2,20 +2,23 @@
 // in Python PyTorch (bench/train_python.py), side by side in one run.
 //
 //   build/bench/bench_train [--workloads image,sensor] [--batches 1,4,16,64,256,512]
-//                           [--threads N] [--repeats 3] [--seconds 2]
+//                           [--threads N] [--repeats 3] [--seconds 2] [--modes tuned,compile]
 //                           [--python PYTHON] [--script bench/train_python.py]
 //
-// For every workload and batch size the two sides train the same number of
-// random in-memory samples (calibrated to take about --seconds in C++) for two
-// epochs, and each reports the samples per second of its second epoch's
-// training phase (the first warms allocators and kernels). Trials alternate
-// C++ and Python so that drift on a shared machine hits both; the medians and
-// their ratio are printed as a Markdown table.
+// For every workload and batch size each side trains the same number of random
+// in-memory samples (calibrated to take about --seconds in C++) for two epochs
+// and reports the samples per second of its second epoch's training phase (the
+// first warms allocators and kernels, and compiles), and of the whole run from
+// the model's creation on (end to end, a compile included). The Python side
+// runs in the forms --modes names (train_python.py: tuned eager, torch.compile,
+// plain eager). Trials alternate C++ and each Python form so that drift on a
+// shared machine hits all; medians and ratios are printed as Markdown tables.
 //
 // The C++ side is the real engine: train::Trainer with a Tracker (no meters:
 // energy is not the point here), exactly as `powertrain train` runs it.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -76,8 +79,13 @@ struct Settings {
   std::uint64_t seed = 1;
 };
 
-// Two epochs of the engine over n random samples; samples/s of the second.
-double cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Settings& s) {
+struct Rates {
+  double epoch = 0.0;       // samples/s of the second epoch's training phase
+  double end_to_end = 0.0;  // samples/s of both epochs from the model's creation on
+};
+
+// Two epochs of the engine over n random samples.
+Rates cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Settings& s) {
   torch::manual_seed(s.seed);
   data::Dataset d;
   d.name = "random";
@@ -99,8 +107,10 @@ double cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Se
   c.threads = s.threads;
   energy::Tracker tracker({});
   LastEpoch last;
+  const auto start = std::chrono::steady_clock::now();
   train::train_run(c, d, tracker, last);
-  return last.samples_per_s;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {last.samples_per_s, 2.0 * static_cast<double>(n) / seconds};
 }
 
 std::string run_capture(const std::string& command) {
@@ -122,16 +132,16 @@ struct Python {
   }
 };
 
-double python_trial(const Python& py, const Workload& w, std::int64_t batch, std::int64_t n, const Settings& s) {
-  return py
-      .call(fmt::format("--workload {} --batch {} --samples {} --threads {} --epochs 2 --seed {} --lr {} "
-                        "--momentum {}",
-                        w.name, batch, n, s.threads, s.seed, s.lr, s.momentum))
-      .at("samples_per_s")
-      .get<double>();
+Rates python_trial(const Python& py, const std::string& mode, const Workload& w, std::int64_t batch, std::int64_t n,
+                   const Settings& s) {
+  const auto r = py.call(fmt::format("--workload {} --batch {} --samples {} --threads {} --epochs 2 --seed {} --lr {} "
+                                     "--momentum {} --mode {}",
+                                     w.name, batch, n, s.threads, s.seed, s.lr, s.momentum, mode));
+  return {r.at("samples_per_s").get<double>(), r.at("end_to_end_samples_per_s").get<double>()};
 }
 
 double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
   const auto k = v.size();
   return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
@@ -159,18 +169,23 @@ int main(int argc, char** argv) {
   app.add_option("--threads", s.threads, "threads on both sides; 0: every CPU this process may use");
   app.add_option("--repeats", repeats, "alternating trials per side")->check(CLI::PositiveNumber);
   app.add_option("--seconds", seconds, "target length of one C++ epoch")->check(CLI::PositiveNumber);
+  std::string mode_list = "tuned,compile";
+  app.add_option("--modes", mode_list, "Python forms, comma-separated: tuned, compile, plain");
   app.add_option("--python", python, "Python with torch (default: the one the build took LibTorch from)");
   app.add_option("--script", script, "the Python side");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (python.empty()) throw std::runtime_error("no Python with torch: pass --python");
     const Python py{python, script};
+    const auto modes = split_list(mode_list);
     s.threads = train::configure_threads(s.threads);  // the same number on both sides
     const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe");
     fmt::print("# Training throughput, C++ engine vs Python PyTorch\n\n");
     fmt::print("LibTorch (C++) {}, torch (Python) {}, {} thread(s) each, SGD with momentum, random data in "
-               "memory, median of {} alternating trials of about {} s.\n",
-               TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds);
+               "memory, median of {} alternating trials of about {} s. Python forms: {}.\n",
+               TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds,
+               fmt::join(modes, ", "));
 
     for (const auto& name : split_list(workload_list)) {
       const Workload& w = workload_named(name);
@@ -186,23 +201,40 @@ int main(int argc, char** argv) {
                                              cpp_params, py_params));
       fmt::print("\n## {} ({}, input [{}], {} parameters)\n\n", w.name, w.model, fmt::join(w.shape, ", "),
                  cpp_params);
-      fmt::print("| batch | samples per trial | C++ samples/s | Python samples/s | C++ / Python |\n");
-      fmt::print("|---:|---:|---:|---:|---:|\n");
+      // Header: the engine, then per Python form its rate and the engine's ratio
+      // to it (second epoch), and the ratio end to end (compile included).
+      fmt::print("| batch | samples per trial | C++ samples/s |");
+      for (const auto& m : modes) fmt::print(" {0} samples/s | C++ / {0} | C++ / {0}, end to end |", m);
+      fmt::print("\n|---:|---:|---:|");
+      for (std::size_t i = 0; i < modes.size(); ++i) fmt::print("---:|---:|---:|");
+      fmt::print("\n");
       for (const auto& b : split_list(batch_list)) {
         const std::int64_t batch = std::stoll(b);
         if (batch < 1) throw std::runtime_error("batch sizes must be >= 1");
         // Calibrate: enough whole batches for about `seconds` of C++ training.
         const std::int64_t probe_n = std::max<std::int64_t>(batch * 4, 256);
-        const double rate = cpp_trial(w, batch, probe_n, s);
+        const double rate = cpp_trial(w, batch, probe_n, s).epoch;
         const std::int64_t n = std::max<std::int64_t>(
             batch * 4, static_cast<std::int64_t>(rate * seconds / static_cast<double>(batch)) * batch);
-        std::vector<double> cpp, pyv;
+        std::vector<double> cpp, cpp_e2e;
+        std::vector<std::vector<double>> py_epoch(modes.size()), py_e2e(modes.size());
         for (int r = 0; r < repeats; ++r) {
-          cpp.push_back(cpp_trial(w, batch, n, s));
-          pyv.push_back(python_trial(py, w, batch, n, s));
+          const auto c = cpp_trial(w, batch, n, s);
+          cpp.push_back(c.epoch);
+          cpp_e2e.push_back(c.end_to_end);
+          for (std::size_t m = 0; m < modes.size(); ++m) {
+            const auto p = python_trial(py, modes[m], w, batch, n, s);
+            py_epoch[m].push_back(p.epoch);
+            py_e2e[m].push_back(p.end_to_end);
+          }
         }
-        const double c = median(cpp), p = median(pyv);
-        fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.2f} |\n", batch, n, c, p, c / p);
+        const double c = median(cpp), ce = median(cpp_e2e);
+        fmt::print("| {} | {} | {:.0f} |", batch, n, c);
+        for (std::size_t m = 0; m < modes.size(); ++m) {
+          const double p = median(py_epoch[m]), pe = median(py_e2e[m]);
+          fmt::print(" {:.0f} | {:.2f} | {:.2f} |", p, c / p, ce / pe);
+        }
+        fmt::print("\n");
         std::fflush(stdout);
       }
     }

@@ -37,58 +37,7 @@ std::int64_t block_width(const ConvEncoderOptions& o, int block) {
 
 bool cudnn_enabled() { return at::globalContext().userEnabledCuDNN(); }
 
-bool onednn_usable(const torch::Tensor& x, const torch::Tensor& w) {
-  return x.device().is_cpu() && x.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat &&
-         at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
-}
-
-// Convolution through oneDNN's forward primitive alone. Backward, for stride 1
-// and no dilation: the input gradient is the convolution of the output
-// gradient with the weight flipped in space and transposed in channels; the
-// weight gradient is the convolution of the input, with channels as batch,
-// by the output gradient, with channels as batch, as the kernel.
-struct OnednnConv2d : torch::autograd::Function<OnednnConv2d> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& w, std::int64_t pad_h, std::int64_t pad_w) {
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["pad_h"] = pad_h;
-    ctx->saved_data["pad_w"] = pad_w;
-    return at::mkldnn_convolution(x, w, {}, {pad_h, pad_w}, {1, 1}, {1, 1}, 1);
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
-    const auto& w = saved[1];
-    const std::int64_t pad_h = ctx->saved_data["pad_h"].toInt();
-    const std::int64_t pad_w = ctx->saved_data["pad_w"].toInt();
-    const auto g = grads[0].contiguous(grads[0].suggest_memory_format());  // keep channels-last
-    torch::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) {
-      const auto flipped = w.flip({2, 3}).transpose(0, 1).contiguous(w.suggest_memory_format());
-      gx = at::mkldnn_convolution(g, flipped, {}, {w.size(2) - 1 - pad_h, w.size(3) - 1 - pad_w}, {1, 1},
-                                  {1, 1}, 1);
-    }
-    if (ctx->needs_input_grad(1)) {
-      gw = at::mkldnn_convolution(x.transpose(0, 1).contiguous(), g.transpose(0, 1).contiguous(), {},
-                                  {pad_h, pad_w}, {1, 1}, {1, 1}, 1)
-               .transpose(0, 1);
-    }
-    return {gx, gw, torch::Tensor(), torch::Tensor()};
-  }
-};
-
 }  // namespace
-
-torch::Tensor conv2d_same(const torch::Tensor& x, const torch::Tensor& weight, std::int64_t pad_h,
-                          std::int64_t pad_w) {
-  // The input gradient pads by kernel - 1 - pad: only "same"-style padding fits.
-  if (x.dim() == 4 && x.size(0) == 1 && weight.dim() == 4 && pad_h < weight.size(2) && pad_w < weight.size(3) &&
-      onednn_usable(x, weight))
-    return OnednnConv2d::apply(x, weight, pad_h, pad_w);
-  return torch::conv2d(x, weight, {}, 1, {pad_h, pad_w});
-}
 
 ImageEncoderImpl::ImageEncoderImpl(const ConvEncoderOptions& options) : options_(options) {
   validate(options_, 2, "image-cnn");
@@ -111,7 +60,14 @@ ImageEncoderImpl::ImageEncoderImpl(const ConvEncoderOptions& options) : options_
 void ImageEncoderImpl::set_channels_last(bool on) {
   torch::NoGradGuard no_grad;
   const auto format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  for (auto& conv : convs_) conv->weight.set_data(conv->weight.contiguous(format));
+  for (auto& conv : convs_) {
+    auto& w = conv->weight;
+    // A kernel over one input channel is already "contiguous" in either format,
+    // so contiguous() keeps its strides and convolution reads it as NCHW: the
+    // first block, the largest, then runs in NCHW. Copying into a tensor laid
+    // out in the format fixes the strides that pick the layout.
+    if (w.suggest_memory_format() != format) w.set_data(at::empty_like(w, format).copy_(w));
+  }
   channels_last_ = on;
 }
 
@@ -120,7 +76,7 @@ torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& x) {
   const bool training = is_training();
   torch::Tensor h = channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
   for (std::size_t i = 0; i < convs_.size(); ++i) {
-    h = conv2d_same(h, convs_[i]->weight, pad, pad);
+    h = torch::conv2d(h, convs_[i]->weight, {}, 1, {pad, pad});
     const auto& bn = norms_[i];
     h = torch::batch_norm(h, bn->weight, bn->bias, bn->running_mean, bn->running_var, training,
                           kBnMomentum, kBnEps, cudnn_enabled());
@@ -166,7 +122,7 @@ torch::Tensor SensorEncoderImpl::forward(const torch::Tensor& x) {
     // The 1-D blocks as 2-D ones over [N, C, 1, L] in channels-last order.
     torch::Tensor h = x.unsqueeze(2).contiguous(at::MemoryFormat::ChannelsLast);
     for (std::size_t i = 0; i < convs_.size(); ++i) {
-      h = conv2d_same(h, convs_[i]->weight.unsqueeze(2), 0, pad);
+      h = torch::conv2d(h, convs_[i]->weight.unsqueeze(2), {}, 1, torch::IntArrayRef{0, pad});
       const auto& bn = norms_[i];
       h = torch::batch_norm(h, bn->weight, bn->bias, bn->running_mean, bn->running_var, training,
                             kBnMomentum, kBnEps, cudnn_enabled());

@@ -33,14 +33,6 @@ class EncoderImpl : public torch::nn::Module {
   bool channels_last_ = false;
 };
 
-/// A stride-1 2-D convolution without bias, "same" padding (pad_h, pad_w), as
-/// torch::conv2d computes it. On the CPU a batch of one sample runs through
-/// oneDNN forward and backward: LibTorch's own dispatch sends it to an im2col +
-/// BLAS path that is several times slower (with Debian's reference BLAS, over
-/// ten times). Any other case is torch::conv2d.
-torch::Tensor conv2d_same(const torch::Tensor& x, const torch::Tensor& weight, std::int64_t pad_h,
-                          std::int64_t pad_w);
-
 /// Architecture of a conv encoder.
 struct ConvEncoderOptions {
   std::int64_t in_channels = 1;

@@ -124,11 +124,16 @@ std::string run_capture(const std::string& command) {
   return out;
 }
 
+// The engine keeps freed memory in the process (train::keep_freed_memory); the
+// Python side gets the same glibc settings through glibc's environment
+// variables, so that neither side pays page faults the other does not.
+constexpr const char* kSameAllocator = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 ";
+
 struct Python {
-  std::string exe, script;
+  std::string exe, script, env;
   nlohmann::json call(const std::string& args) const {
     // The script prints one JSON object, on its last line.
-    return nlohmann::json::parse(run_capture(fmt::format("'{}' '{}' {}", exe, script, args)));
+    return nlohmann::json::parse(run_capture(fmt::format("{}'{}' '{}' {}", env, exe, script, args)));
   }
 };
 
@@ -170,6 +175,9 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "alternating trials per side")->check(CLI::PositiveNumber);
   app.add_option("--seconds", seconds, "target length of one C++ epoch")->check(CLI::PositiveNumber);
   std::string mode_list = "tuned,compile";
+  bool same_allocator = true;
+  app.add_flag("!--python-default-allocator", same_allocator,
+               "run Python with glibc's default allocator settings instead of the engine's");
   app.add_option("--modes", mode_list, "Python forms, comma-separated: tuned, compile, plain");
   app.add_option("--python", python, "Python with torch (default: the one the build took LibTorch from)");
   app.add_option("--script", script, "the Python side");
@@ -177,15 +185,15 @@ int main(int argc, char** argv) {
 
   try {
     if (python.empty()) throw std::runtime_error("no Python with torch: pass --python");
-    const Python py{python, script};
+    const Python py{python, script, same_allocator ? kSameAllocator : ""};
     const auto modes = split_list(mode_list);
     s.threads = train::configure_threads(s.threads);  // the same number on both sides
     const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe");
     fmt::print("# Training throughput, C++ engine vs Python PyTorch\n\n");
     fmt::print("LibTorch (C++) {}, torch (Python) {}, {} thread(s) each, SGD with momentum, random data in "
-               "memory, median of {} alternating trials of about {} s. Python forms: {}.\n",
+               "memory, median of {} alternating trials of about {} s. Python forms: {}. Python's allocator: {}.\n",
                TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds,
-               fmt::join(modes, ", "));
+               fmt::join(modes, ", "), same_allocator ? std::string("the engine's (") + kSameAllocator + ")" : "glibc's default");
 
     for (const auto& name : split_list(workload_list)) {
       const Workload& w = workload_named(name);

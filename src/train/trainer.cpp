@@ -19,6 +19,7 @@
 #include "powertrain/error.h"
 #include "powertrain/train/device.h"
 #include "powertrain/train/environment.h"
+#include "powertrain/train/memory.h"
 
 namespace powertrain::train {
 namespace {
@@ -155,6 +156,7 @@ Trainer::Trainer(RunConfig config, const data::Dataset& dataset, TrainOptions op
   if (options_.eval_batch_size < 0) throw ConfigError("eval batch size must be >= 0");
   device_ = parse_device(c.device);
   threads_ = configure_threads(c.threads);
+  keep_freed_memory();
 
   auto& st = *state_;
   st.multi_label = dataset.label_kind == data::LabelKind::multi_label;

@@ -35,6 +35,7 @@
 #include "powertrain/data/dataset.h"
 #include "powertrain/energy/tracker.h"
 #include "powertrain/models/model.h"
+#include "powertrain/train/memory.h"
 #include "powertrain/train/trainer.h"
 
 namespace {
@@ -124,11 +125,6 @@ std::string run_capture(const std::string& command) {
   return out;
 }
 
-// The engine keeps freed memory in the process (train::keep_freed_memory); the
-// Python side gets the same glibc settings through glibc's environment
-// variables, so that neither side pays page faults the other does not.
-constexpr const char* kSameAllocator = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 ";
-
 struct Python {
   std::string exe, script, env;
   nlohmann::json call(const std::string& args) const {
@@ -185,7 +181,11 @@ int main(int argc, char** argv) {
 
   try {
     if (python.empty()) throw std::runtime_error("no Python with torch: pass --python");
-    const Python py{python, script, same_allocator ? kSameAllocator : ""};
+    // The engine keeps freed memory in the process (train::keep_freed_memory);
+    // the Python side gets the same glibc settings through glibc's environment
+    // variables, so that neither side pays page faults the other does not.
+    const std::string allocator = train::kept_memory_environment();
+    const Python py{python, script, same_allocator ? allocator + " " : ""};
     const auto modes = split_list(mode_list);
     s.threads = train::configure_threads(s.threads);  // the same number on both sides
     const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe");
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
     fmt::print("LibTorch (C++) {}, torch (Python) {}, {} thread(s) each, SGD with momentum, random data in "
                "memory, median of {} alternating trials of about {} s. Python forms: {}. Python's allocator: {}.\n",
                TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds,
-               fmt::join(modes, ", "), same_allocator ? std::string("the engine's (") + kSameAllocator + ")" : "glibc's default");
+               fmt::join(modes, ", "), same_allocator ? "the engine's (" + allocator + ")" : "glibc's default");
 
     for (const auto& name : split_list(workload_list)) {
       const Workload& w = workload_named(name);

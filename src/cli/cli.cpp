@@ -16,9 +16,8 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"powertrain: measure, explain and cut the energy of neural-network training"};
   // The LibTorch line asks CUDA for its devices, so it is built only when asked.
   app.set_version_flag("--version", [] {
-    const auto env = train::collect_environment("cpu", 0, nullptr);
     return fmt::format("powertrain {} ({})\nLibTorch {}: {}", POWERTRAIN_VERSION, POWERTRAIN_GIT_COMMIT,
-                       env.torch_version, train::describe(train::cuda_support()));
+                       train::torch_version(), train::describe(train::cuda_support()));
   });
   app.require_subcommand(1);
   Context ctx;

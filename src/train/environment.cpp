@@ -29,6 +29,10 @@ int cuda_index(const std::string& device) {
 
 }  // namespace
 
+std::string torch_version() {
+  return fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+}
+
 std::string cpu_model_name() { return energy::host_info().cpu_model; }
 
 int available_cpus() {
@@ -48,7 +52,7 @@ Environment collect_environment(const std::string& device, int threads, const en
   env.os = host.os;
   env.cpu_model = host.cpu_model;
   env.cpu_count = available_cpus();
-  env.torch_version = fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+  env.torch_version = torch_version();
 #ifdef POWERTRAIN_GIT_COMMIT
   env.commit = POWERTRAIN_GIT_COMMIT;
 #else

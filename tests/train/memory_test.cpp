@@ -41,3 +41,13 @@ TEST(Memory, FreedActivationsAreReusedWithoutPageFaults) {
 }
 
 }  // namespace
+
+namespace {
+
+// The names glibc reads at start-up (MALLOC_*_ with a trailing underscore) and
+// the values keep_freed_memory sets, so a child runs with the same allocator.
+TEST(Memory, ChildEnvironmentNamesGlibcsVariables) {
+  EXPECT_STREQ(powertrain::train::kept_memory_environment(), "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647");
+}
+
+}  // namespace

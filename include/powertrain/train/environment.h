@@ -13,6 +13,9 @@ namespace powertrain::train {
 /// may be null (no GPU name, no sampling description).
 Environment collect_environment(const std::string& device, int threads, const energy::Tracker* tracker);
 
+/// The LibTorch version compiled against, "2.15.0".
+std::string torch_version();
+
 /// Model name of the first CPU in /proc/cpuinfo ("" when unknown).
 std::string cpu_model_name();
 /// CPUs this process may run on (sched_getaffinity), at least 1.

@@ -14,4 +14,10 @@ namespace powertrain::train {
 /// take the settings (not glibc).
 bool keep_freed_memory();
 
+/// The same settings as glibc's environment variables
+/// ("MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=..."), for a child process that
+/// should run with the allocator this process runs with (the benchmark's
+/// Python side).
+const char* kept_memory_environment();
+
 }  // namespace powertrain::train

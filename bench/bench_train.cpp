@@ -68,9 +68,9 @@ data::Split random_split(const Workload& w, std::int64_t n) {
   return {torch::randn(shape), torch::randint(0, w.classes, {n}, torch::kLong)};
 }
 
-class LastEpoch final : public train::RunObserver {
+class LastEpoch final : public run::RunObserver {
  public:
-  void on_epoch(const train::EpochRecord& e) override { samples_per_s = e.samples_per_s; }
+  void on_epoch(const run::EpochRecord& e) override { samples_per_s = e.samples_per_s; }
   double samples_per_s = 0.0;
 };
 
@@ -95,7 +95,7 @@ Rates cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Set
   for (std::int64_t c = 0; c < w.classes; ++c) d.labels.push_back(std::to_string(c));
   d.train = random_split(w, n);
   d.val = random_split(w, std::min<std::int64_t>(n, 64));
-  train::RunConfig c;
+  run::RunConfig c;
   c.dataset = "random";
   c.model = w.model;
   c.optimizer = "sgd";

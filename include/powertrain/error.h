@@ -42,4 +42,12 @@ class StoreError : public Error {
   using Error::Error;
 };
 
+/// The user's training program broke the protocol of docs/external.md (a
+/// malformed event, an epoch out of order), crashed, hung past a timeout or
+/// ended without what a run needs. Fails that run, not the study.
+class WorkloadError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace powertrain

@@ -8,7 +8,7 @@
 #include "commands.h"
 #include "powertrain/error.h"
 #include "powertrain/train/device.h"
-#include "powertrain/train/environment.h"
+#include "powertrain/train/device.h"
 
 namespace powertrain::cli {
 

@@ -1,6 +1,7 @@
 // `powertrain measure [options] -- COMMAND [ARGS...]`: runs any command under the
 // meters and reports its energy.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <random>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -23,6 +25,10 @@
 #include "commands.h"
 #include "powertrain/energy/measurement.h"
 #include "powertrain/error.h"
+#include "powertrain/external/channel.h"
+#include "powertrain/run/control.h"
+
+extern char** environ;
 
 namespace powertrain::cli {
 namespace {
@@ -152,6 +158,69 @@ std::string random_uuid() {
   return s;
 }
 
+// Listens, on a thread of its own, for the protocol of docs/external.md: when
+// the command reports its epochs, each one is a window of the measurement.
+// It never tells the command to stop (no convergence rule: measure only
+// watches); a malformed event ends the breakdown with a note, not the command.
+class EpochListener {
+ public:
+  EpochListener() = default;  // opens the socket
+  ~EpochListener() { (void)stop(); }
+  const std::string& socket_path() const { return channel_.path(); }
+  // Starts listening once the meters run.
+  void start(energy::Tracker& tracker) {
+    control_ = std::make_unique<run::RunControl>(unlimited(), tracker, recorder_);
+    thread_ = std::thread([this] { loop(); });
+  }
+  // Ends listening (after the command exited) and returns the epochs.
+  std::vector<run::EpochRecord> stop() {
+    if (thread_.joinable()) {
+      done_ = true;
+      thread_.join();
+    }
+    if (control_) {
+      (void)control_->finish();
+      control_.reset();
+    }
+    return recorder_.epochs;
+  }
+  const std::string& note() const { return note_; }
+
+ private:
+  static run::RunConfig unlimited() {
+    run::RunConfig c;
+    c.max_epochs = 1 << 30;
+    c.patience = 0;
+    return c;
+  }
+  void loop() {
+    bool draining = false;
+    for (;;) {
+      const int fd = channel_.poll_fd();
+      if (fd < 0) return;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 20) > 0) {
+        try {
+          channel_.on_readable(*control_);
+        } catch (const std::exception& e) {
+          note_ = e.what();
+          return;
+        }
+        continue;
+      }
+      // After the command exits, what it sent is read before the thread ends.
+      if (draining) return;
+      if (done_) draining = true;
+    }
+  }
+  external::EventChannel channel_;
+  run::RecordingObserver recorder_;
+  std::unique_ptr<run::RunControl> control_;
+  std::atomic<bool> done_{false};
+  std::string note_;
+  std::thread thread_;
+};
+
 void write_file_atomically(const fs::path& path, const std::string& text) {
   const auto tmp = path.string() + ".tmp";
   {
@@ -190,6 +259,17 @@ int run_measure(const MeasureOptions& o) {
   if (o.command.empty()) throw ConfigError("no command given: use powertrain measure [options] -- COMMAND [ARGS...]");
   const std::string exe = resolve_command(o.command.front());
 
+  // The command's environment: ours, and the socket of the epoch protocol
+  // (built before fork: the child may only make async-signal-safe calls).
+  EpochListener listener;
+  std::vector<std::string> env_strings{"POWERTRAIN_SOCKET=" + listener.socket_path(), "POWERTRAIN_PROTOCOL=1"};
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, "POWERTRAIN_SOCKET=", 18) != 0 && std::strncmp(*e, "POWERTRAIN_PROTOCOL=", 20) != 0)
+      env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   // The child waits on a pipe until the meters run, so its first instructions are measured.
   int gate[2];
   if (::pipe2(gate, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
@@ -204,7 +284,7 @@ int run_measure(const MeasureOptions& o) {
     std::vector<char*> argv;
     for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
+    ::execve(exe.c_str(), argv.data(), envp.data());
     std::fprintf(stderr, "powertrain: cannot execute %s: %s\n", exe.c_str(), std::strerror(errno));
     ::_exit(127);
   }
@@ -238,6 +318,11 @@ int run_measure(const MeasureOptions& o) {
   }
   m.timestamp_utc = utc_now_iso();
   tracker->begin("run");
+  listener.start(*tracker);
+  struct StopListener {  // before the tracker goes, on every path
+    EpochListener& l;
+    ~StopListener() { (void)l.stop(); }
+  } stop_listener{listener};
   release_child();
 
   // Poll rather than block, to follow the command's process tree for GPU attribution.
@@ -255,6 +340,7 @@ int run_measure(const MeasureOptions& o) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  const auto epochs = listener.stop();
   m.window = tracker->end("run");
   g_child = 0;
   tracker->stop();
@@ -282,6 +368,21 @@ int run_measure(const MeasureOptions& o) {
   for (const auto& s : m.sources)
     if (s.source == "estimate" && s.available) m.estimate_scope = o.scope;
   energy::attribute(m);
+  for (const auto& e : epochs) {
+    energy::EpochEnergy x;
+    x.epoch = e.epoch;
+    x.duration_s = e.duration_s;
+    x.train_energy_j = e.train_energy_j;
+    x.eval_energy_j = e.eval_energy_j;
+    x.val_metric = e.val_metric;
+    x.method = e.method;
+    // The same attribution as the whole command's: GPUs it did not use are left out.
+    for (std::size_t i = 0; i < e.channels.size(); ++i)
+      if (e.channels[i].in_total && !(i < m.gpu_use.size() && m.gpu_use[i] == GpuUse::unused))
+        x.energy_j += e.channels[i].energy_j;
+    m.epochs.push_back(x);
+  }
+  m.epochs_note = listener.note();
   m.carbon = energy::carbon_of(m.energy_j, carbon);
   if (!o.intensity) {
     if (auto r = (carbon.table ? energy::CarbonTable::load(*carbon.table) : energy::CarbonTable::bundled()).find(o.region)) {

@@ -18,15 +18,13 @@
 #include "powertrain/error.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
-#include "powertrain/study/runner.h"
+#include "powertrain/runner/runner.h"
+#include "powertrain/session/signals.h"
 #include "powertrain/study/spec.h"
 #include "powertrain/study/tables.h"
 
 namespace powertrain::cli {
 namespace {
-
-std::atomic<bool> g_study_stop{false};
-void request_study_stop(int) { g_study_stop = true; }
 
 struct StudyArgs {
   std::string spec;
@@ -69,20 +67,14 @@ int run_study_command(StudyArgs& a, store::StudyKind kind) {
   if (!a.name.empty()) spec.name = a.name;
   auto store = store::Store::open(a.db);
 
-  struct sigaction sa {};
-  sa.sa_handler = request_study_stop;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-
-  study::RunOptions o;
+  session::StopOnSignals signals;
+  runner::RunOptions o;
   o.db = a.db;
-  o.stop = &g_study_stop;
+  o.stop = signals.flag();
   o.log = a.quiet ? nullptr : stderr;
   o.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
   o.disabled_sources = a.disable;
-  const auto r = study::run_study(spec, store, o);
+  const auto r = runner::run_study(spec, store, o);
 
   fmt::print(stderr,
              "study '{}' in {}: {} trials planned, {} already done, {} completed, {} diverged, {} failed{}{}\n",

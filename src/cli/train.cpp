@@ -1,91 +1,87 @@
-// `powertrain train`: one training run, measured epoch by epoch, recorded in the store.
-#include <signal.h>
+// `powertrain train`: one training run, measured epoch by epoch, recorded in
+// the store: the built-in trainer, or the user's own program after `--`.
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
+#include <memory>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "powertrain/data/load.h"
-#include "powertrain/energy/registry.h"
 #include "powertrain/error.h"
+#include "powertrain/external/workload.h"
+#include "powertrain/session/session.h"
+#include "powertrain/session/signals.h"
 #include "powertrain/store/store.h"
 #include "powertrain/train/dataset_options.h"
-#include "powertrain/train/environment.h"
-#include "powertrain/train/run_observers.h"
 #include "powertrain/train/trainer.h"
 
 namespace powertrain::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void request_stop(int) { g_stop = true; }
-
 struct TrainArgs {
-  train::RunConfig config;
+  run::RunConfig config;
   std::string db = "powertrain.db";
   int interval_ms = 100;
   std::vector<std::string> data_options;  // key=value
   bool quiet = false;
   std::optional<double> target;
+  std::vector<std::string> disable;
+  // The user's own program.
+  std::vector<std::string> command;
+  std::string workdir;
+  std::vector<std::string> env;  // key=value
+  external::CommandOptions command_options;
 };
+
+std::pair<std::string, std::string> key_value(const std::string& kv, const char* option) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) throw ConfigError(fmt::format("{} expects KEY=VALUE, got '{}'", option, kv));
+  return {kv.substr(0, eq), kv.substr(eq + 1)};
+}
 
 int run_train(TrainArgs& a) {
   auto& c = a.config;
   c.target_metric = a.target;
-  for (const auto& kv : a.data_options) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw ConfigError("--data expects KEY=VALUE, got '" + kv + "'");
-    c.data_options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  energy::TrackerOptions topts;
-  topts.interval = std::chrono::milliseconds(a.interval_ms);
-  energy::validate(topts);
+  for (const auto& kv : a.data_options) c.data_options.push_back(key_value(kv, "--data"));
+  session::SessionOptions so;
+  so.interval = std::chrono::milliseconds(a.interval_ms);
+  so.disabled_sources = a.disable;
+  so.log = a.quiet ? nullptr : stderr;
+  so.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
 
   // Validate and load before anything is written: bad input leaves the store untouched.
-  const auto dataset = data::load_dataset(train::dataset_options(c));
-  train::Trainer trainer(c, dataset);
-  auto store = store::Store::open(a.db);
-
-  auto probe = energy::probe_sources({});
-  energy::Tracker tracker(std::move(probe.meters), topts);
-
-  struct sigaction sa {};
-  sa.sa_handler = request_stop;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-
-  const auto env = train::collect_environment(c.device, trainer.threads(), &tracker);
-  const auto run_id = store.begin_run(c, env);
-  train::StoreObserver to_store(store, run_id);
-  const std::string label = fmt::format("run {}{}", run_id, dataset.synthetic ? " (synthetic data)" : "");
-  train::ProgressPrinter progress(stderr, ::isatty(STDERR_FILENO) != 0, label);
-  train::FanoutObserver fanout({&to_store, &progress});
-
-  tracker.start();
-  tracker.begin("run");
-  train::RunSummary summary;
-  try {
-    summary = trainer.run(tracker, a.quiet ? static_cast<train::RunObserver&>(to_store) : fanout, &g_stop);
-  } catch (...) {
-    tracker.end("run");
-    train::RunSummary failed;
-    failed.status = train::RunStatus::failed;
-    failed.message = "the run stopped on an error";
-    store.finish_run(run_id, failed);
-    throw;
+  std::unique_ptr<run::Workload> workload;
+  std::optional<data::Dataset> dataset;
+  if (!a.command.empty()) {
+    if (!a.data_options.empty()) throw ConfigError("--data is for the built-in trainer; pass your program its own settings");
+    c.dataset.clear();
+    c.model.clear();
+    c.command.argv = a.command;
+    c.command.workdir = a.workdir;
+    for (const auto& kv : a.env) c.command.env.push_back(key_value(kv, "--env"));
+    a.command_options.output = a.quiet ? nullptr : stderr;
+    workload = std::make_unique<external::CommandWorkload>(c, a.command_options);
+  } else {
+    if (!a.workdir.empty() || !a.env.empty()) throw ConfigError("--workdir and --env go with a command after --");
+    dataset = data::load_dataset(train::dataset_options(c));
+    workload = std::make_unique<train::Trainer>(c, *dataset);
   }
-  const auto window = tracker.end("run");
-  tracker.stop();
-  store.finish_run(run_id, summary);
-  train::save_timeline(store, run_id, tracker, window.start_ns, window.end_ns);
-  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {:.4f}\n", run_id, a.db,
-             train::to_string(summary.status), summary.epochs, summary.energy_j, summary.method, summary.test_metric);
-  if (summary.status == train::RunStatus::interrupted) return 130;
-  if (summary.status == train::RunStatus::failed) return 1;
+  auto store = store::Store::open(a.db);
+  session::StopOnSignals signals;
+  so.stop = signals.flag();
+  session::RunSession session(store, so);
+  const auto out = session.run(c, *workload);
+  const auto& s = out.summary;
+  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {:.4f}\n", out.run_id, a.db,
+             run::to_string(s.status), s.epochs, s.energy_j, s.method, s.test_metric);
+  if (s.status == run::RunStatus::interrupted) return 130;
+  if (s.status == run::RunStatus::failed) {
+    // The reason's first line; the whole of it (the program's stderr) is in the store.
+    const auto first = s.message.substr(0, s.message.find('\n'));
+    throw WorkloadError(fmt::format("run {} failed: {}", out.run_id, first));
+  }
   return 0;
 }
 
@@ -93,7 +89,8 @@ int run_train(TrainArgs& a) {
 
 void add_train_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<TrainArgs>();
-  auto* cmd = app.add_subcommand("train", "Train one model, measured epoch by epoch, and record it in the store");
+  auto* cmd = app.add_subcommand(
+      "train", "Train one model (built in, or your own program after --), measured epoch by epoch, and record it in the store");
   cmd->set_config("--config", "", "TOML file with any of these options as keys (e.g. batch_size = 64)");
   cmd->allow_config_extras(CLI::config_extras_mode::error);
   auto& c = a->config;
@@ -122,6 +119,18 @@ void add_train_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--db", a->db, "Results database (SQLite)")->capture_default_str();
   cmd->add_option("--interval", a->interval_ms, "Sampling interval in ms")->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
+  cmd->add_option("--disable", a->disable, "Energy source to skip (repeatable), e.g. nvml")->allow_extra_args(false);
+  cmd->add_option("--workdir", a->workdir, "Working directory of the command");
+  cmd->add_option("--env", a->env, "Environment variable KEY=VALUE for the command (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--timeout", a->command_options.timeout_s, "The command's longest run in seconds (0: none)");
+  cmd->add_option("--idle-timeout", a->command_options.idle_timeout_s,
+                  "The command's longest silence between events in seconds (0: none)");
+  cmd->add_option("--grace", a->command_options.grace_s,
+                  "Seconds the command has after the stop reply to send its test metric and exit")
+      ->capture_default_str();
+  cmd->add_option("command", a->command,
+                  "Your training program and its arguments, after --, with {placeholders} such as {batch_size} "
+                  "(docs/external.md)");
   cmd->callback([&ctx, a] { ctx.exit_code = run_train(*a); });
 }
 

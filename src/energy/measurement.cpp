@@ -1,5 +1,7 @@
 #include "powertrain/energy/measurement.h"
 
+#include <cmath>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,6 +103,14 @@ std::string to_text(const Measurement& m) {
         "from a linear model of CPU utilization ({} scope) and memory in use\n",
         m.estimate_scope.empty() ? "system" : m.estimate_scope);
   for (const auto& n : w.notes) out += "note: " + n + "\n";
+  if (!m.epochs.empty()) {
+    out += fmt::format("{:>6} {:>10} {:>12} {:>12} {:>12} {:>10}  {}\n", "epoch", "seconds", "energy_J", "train_J",
+                       "eval_J", "val_metric", "method (epochs the command reported)");
+    for (const auto& e : m.epochs)
+      out += fmt::format("{:>6} {:>10.3f} {:>12.3f} {:>12.3f} {:>12.3f} {:>10.4f}  {}\n", e.epoch, e.duration_s,
+                         e.energy_j, e.train_energy_j, e.eval_energy_j, e.val_metric, e.method);
+  }
+  if (!m.epochs_note.empty()) out += "note: the epoch breakdown stopped: " + m.epochs_note + "\n";
   return out;
 }
 
@@ -125,7 +135,18 @@ nlohmann::json to_json(const Measurement& m) {
   json sources = json::array();
   for (const auto& s : m.sources)
     sources.push_back({{"source", s.source}, {"available", s.available}, {"reason", s.reason}, {"fix", s.fix}});
+  json epochs = json::array();
+  for (const auto& e : m.epochs)
+    epochs.push_back({{"epoch", e.epoch},
+                      {"duration_s", e.duration_s},
+                      {"energy_j", e.energy_j},
+                      {"train_energy_j", e.train_energy_j},
+                      {"eval_energy_j", e.eval_energy_j},
+                      {"val_metric", std::isnan(e.val_metric) ? json(nullptr) : json(e.val_metric)},
+                      {"method", e.method}});
   json out{{"schema", "powertrain.measure/1"},
+           {"epochs", epochs},
+           {"epochs_note", m.epochs_note},
            {"run_id", m.run_id},
            {"timestamp", m.timestamp_utc},
            {"command", m.command},

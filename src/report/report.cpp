@@ -138,15 +138,15 @@ Section environment_section(const ReportData& data) {
   sec.id = "environment";
   sec.title = "Environment";
   struct Env {
-    train::Environment e;
+    run::Environment e;
     std::vector<std::int64_t> runs;
     std::vector<std::string> studies;
   };
   std::vector<Env> envs;
-  const auto key = [](const train::Environment& e) {
+  const auto key = [](const run::Environment& e) {
     return std::tie(e.host, e.os, e.cpu_model, e.cpu_count, e.gpu, e.torch_version, e.commit, e.threads, e.sampling);
   };
-  const auto find = [&](const train::Environment& e) -> Env& {
+  const auto find = [&](const run::Environment& e) -> Env& {
     for (auto& x : envs)
       if (key(x.e) == key(e)) return x;
     envs.push_back(Env{e, {}, {}});

@@ -733,7 +733,7 @@ HtmlTable runs_table(const std::string& name, const std::string& caption, const 
     const auto& s = r->run.summary;
     t.rows.push_back({Cell::number(std::to_string(r->run.id)), r->run.config.dataset, r->run.config.model,
                       Cell::number(std::to_string(r->run.config.batch_size)), Cell::number(lr_text(r->run.config.learning_rate)),
-                      std::string(train::to_string(s.status)), Cell::number(std::to_string(s.epochs)),
+                      std::string(run::to_string(s.status)), Cell::number(std::to_string(s.epochs)),
                       Cell::number(format_number(s.energy_j)), Cell::number(format_number(s.duration_s)),
                       Cell::number(format_number(s.best_val_metric)), Cell::number(format_number(s.test_metric)),
                       Cell::number(grams_co2(s.energy_j, carbon)), method_cell(s.method), Cell(format_time(r->run.started_at)).with_class("nowrap")});

@@ -30,7 +30,7 @@ void require_object(const json& j, std::string_view what) {
 
 }  // namespace
 
-json config_json(const train::RunConfig& c) {
+json config_json(const run::RunConfig& c) {
   json j = {
       {"dataset", c.dataset},
       {"data_dir", c.data_dir},
@@ -55,12 +55,17 @@ json config_json(const train::RunConfig& c) {
       {"data_options", c.data_options},  // [[name, value], ...] in the config's order
   };
   if (c.target_metric) j["target_metric"] = *c.target_metric;
+  if (!c.command.empty()) {  // only then: documents of built-in runs keep their form
+    j["command"] = c.command.argv;
+    j["workdir"] = c.command.workdir;
+    j["env"] = c.command.env;
+  }
   return j;
 }
 
-train::RunConfig config_from_json(const json& j) {
+run::RunConfig config_from_json(const json& j) {
   require_object(j, "a run configuration");
-  train::RunConfig c;
+  run::RunConfig c;
   read(j, "dataset", c.dataset);
   read(j, "data_dir", c.data_dir);
   read(j, "model", c.model);
@@ -86,10 +91,15 @@ train::RunConfig config_from_json(const json& j) {
   read(j, "freeze_encoder", c.freeze_encoder);
   read(j, "tasks", c.tasks);
   read(j, "data_options", c.data_options);
+  if (j.contains("command")) {
+    read(j, "command", c.command.argv);
+    read(j, "workdir", c.command.workdir);
+    read(j, "env", c.command.env);
+  }
   return c;
 }
 
-json environment_json(const train::Environment& e) {
+json environment_json(const run::Environment& e) {
   return {
       {"host", e.host},
       {"os", e.os},
@@ -103,9 +113,9 @@ json environment_json(const train::Environment& e) {
   };
 }
 
-train::Environment environment_from_json(const json& j) {
+run::Environment environment_from_json(const json& j) {
   require_object(j, "an environment");
-  train::Environment e;
+  run::Environment e;
   read(j, "host", e.host);
   read(j, "os", e.os);
   read(j, "cpu_model", e.cpu_model);
@@ -140,7 +150,7 @@ std::vector<double> metrics_from_json(const json& j) {
   return out;
 }
 
-std::string trial_key(const train::RunConfig& c) {
+std::string trial_key(const run::RunConfig& c) {
   auto sorted = c;
   std::sort(sorted.data_options.begin(), sorted.data_options.end());
   json j = config_json(sorted);

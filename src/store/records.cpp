@@ -51,14 +51,14 @@ TrialStatus trial_status_from_string(std::string_view s) {
                     "or failed)");
 }
 
-TrialStatus trial_status(train::RunStatus s) {
+TrialStatus trial_status(run::RunStatus s) {
   switch (s) {
-    case train::RunStatus::running: return TrialStatus::running;
-    case train::RunStatus::converged: return TrialStatus::converged;
-    case train::RunStatus::max_epochs: return TrialStatus::max_epochs;
-    case train::RunStatus::diverged: return TrialStatus::diverged;
-    case train::RunStatus::interrupted: return TrialStatus::interrupted;
-    case train::RunStatus::failed: return TrialStatus::failed;
+    case run::RunStatus::running: return TrialStatus::running;
+    case run::RunStatus::converged: return TrialStatus::converged;
+    case run::RunStatus::max_epochs: return TrialStatus::max_epochs;
+    case run::RunStatus::diverged: return TrialStatus::diverged;
+    case run::RunStatus::interrupted: return TrialStatus::interrupted;
+    case run::RunStatus::failed: return TrialStatus::failed;
   }
   return TrialStatus::failed;
 }

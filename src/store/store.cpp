@@ -52,8 +52,8 @@ energy::Component component_from_text(const std::string& s) {
   throw StoreError(fmt::format("stored component '{}' is not one this powertrain knows", s));
 }
 
-train::RunStatus run_status_of(const std::string& s) {
-  return parse_stored<train::RunStatus>(s, "run status", train::run_status_from_string);
+run::RunStatus run_status_of(const std::string& s) {
+  return parse_stored<run::RunStatus>(s, "run status", run::run_status_from_string);
 }
 
 TrialStatus trial_status_of(const std::string& s) {
@@ -189,8 +189,8 @@ struct Store::Impl {
     if (read_only) conn.fail(purpose, "the database was opened read-only");
   }
 
-  std::int64_t insert_run(const train::RunConfig& c, const train::Environment& e);
-  void finish_run_locked(std::int64_t run_id, const train::RunSummary& s);
+  std::int64_t insert_run(const run::RunConfig& c, const run::Environment& e);
+  void finish_run_locked(std::int64_t run_id, const run::RunSummary& s);
   void end_trial(std::int64_t trial_id, TrialStatus status, std::string_view message);
 };
 
@@ -266,7 +266,7 @@ int Store::schema_version() const {
 // --- studies -------------------------------------------------------------------
 
 std::int64_t Store::create_study(std::string_view name, StudyKind kind, std::string_view spec,
-                                 const train::Environment& environment) {
+                                 const run::Environment& environment) {
   const std::string purpose = fmt::format("create study '{}'", name);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
@@ -410,8 +410,8 @@ std::vector<TrialResult> Store::results_of(std::int64_t study_id) const {
   return out;
 }
 
-std::int64_t Store::start_trial(std::int64_t trial_id, const train::RunConfig& config,
-                                const train::Environment& environment) {
+std::int64_t Store::start_trial(std::int64_t trial_id, const run::RunConfig& config,
+                                const run::Environment& environment) {
   const std::string purpose = fmt::format("start trial {}", trial_id);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
@@ -435,11 +435,11 @@ std::int64_t Store::start_trial(std::int64_t trial_id, const train::RunConfig& c
   return run_id;
 }
 
-void Store::complete_trial(std::int64_t trial_id, const train::RunSummary& summary) {
+void Store::complete_trial(std::int64_t trial_id, const run::RunSummary& summary) {
   const std::string purpose = fmt::format("complete trial {}", trial_id);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
-  if (summary.status == train::RunStatus::running) {
+  if (summary.status == run::RunStatus::running) {
     conn.fail(purpose, "the summary's status is still 'running'");
   }
   Transaction tx(conn, purpose);
@@ -522,7 +522,7 @@ int Store::reset_interrupted(std::int64_t study_id) {
 
 // --- runs ------------------------------------------------------------------------
 
-std::int64_t Store::Impl::insert_run(const train::RunConfig& c, const train::Environment& e) {
+std::int64_t Store::Impl::insert_run(const run::RunConfig& c, const run::Environment& e) {
   static constexpr std::string_view kPurpose = "begin run";
   auto q = conn.cached(
       "INSERT INTO runs (config, dataset, model, optimizer, learning_rate, batch_size, seed, device, "
@@ -536,7 +536,7 @@ std::int64_t Store::Impl::insert_run(const train::RunConfig& c, const train::Env
   return sqlite3_last_insert_rowid(conn.get());
 }
 
-std::int64_t Store::begin_run(const train::RunConfig& config, const train::Environment& environment) {
+std::int64_t Store::begin_run(const run::RunConfig& config, const run::Environment& environment) {
   impl_->require_writable("begin run");
   Transaction tx(impl_->conn, "begin run");
   auto id = impl_->insert_run(config, environment);
@@ -544,7 +544,7 @@ std::int64_t Store::begin_run(const train::RunConfig& config, const train::Envir
   return id;
 }
 
-void Store::add_epoch(std::int64_t run_id, const train::EpochRecord& e) {
+void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
   const std::string purpose = fmt::format("add epoch {} of run {}", e.epoch, run_id);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
@@ -586,9 +586,9 @@ void Store::add_epoch(std::int64_t run_id, const train::EpochRecord& e) {
   tx.commit();
 }
 
-void Store::Impl::finish_run_locked(std::int64_t run_id, const train::RunSummary& s) {
+void Store::Impl::finish_run_locked(std::int64_t run_id, const run::RunSummary& s) {
   const std::string purpose = fmt::format("finish run {}", run_id);
-  if (s.status == train::RunStatus::running) {
+  if (s.status == run::RunStatus::running) {
     conn.fail(purpose, "the summary's status is still 'running'");
   }
   {
@@ -602,7 +602,7 @@ void Store::Impl::finish_run_locked(std::int64_t run_id, const train::RunSummary
       "energy_to_target_j = ?, time_to_target_s = ?, best_val_metric = ?, test_metric = ?, "
       "method = ?, message = ?, test_task_metrics = ?, finished_at = " PT_NOW " WHERE id = ?",
       purpose);
-  q.bind(1, train::to_string(s.status)).bind(2, s.epochs).bind(3, s.best_epoch);
+  q.bind(1, run::to_string(s.status)).bind(2, s.epochs).bind(3, s.best_epoch);
   q.bind(4, s.duration_s).bind(5, s.energy_j).bind(6, s.energy_to_target_j);
   q.bind(7, s.time_to_target_s).bind(8, s.best_val_metric).bind(9, s.test_metric);
   q.bind(10, s.method).bind(11, s.message).bind(12, metrics_json(s.test_task_metrics).dump());
@@ -610,7 +610,7 @@ void Store::Impl::finish_run_locked(std::int64_t run_id, const train::RunSummary
   q.run();
 }
 
-void Store::finish_run(std::int64_t run_id, const train::RunSummary& summary) {
+void Store::finish_run(std::int64_t run_id, const run::RunSummary& summary) {
   const std::string purpose = fmt::format("finish run {}", run_id);
   impl_->require_writable(purpose);
   Transaction tx(impl_->conn, purpose);
@@ -632,12 +632,12 @@ std::vector<RunRecord> Store::list_runs() const {
   return out;
 }
 
-std::vector<train::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
+std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
   auto& conn = impl_->conn;
   const std::string purpose = fmt::format("read epochs of run {}", run_id);
   // One snapshot for both queries: a writer's next epoch shows in both or neither.
   Transaction snapshot(conn, purpose, Transaction::Mode::read);
-  std::vector<train::EpochRecord> out;
+  std::vector<run::EpochRecord> out;
   std::map<int, std::size_t> index;
   {
     auto q = conn.cached(
@@ -647,7 +647,7 @@ std::vector<train::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
         purpose);
     q.bind(1, run_id);
     while (q.step()) {
-      train::EpochRecord e;
+      run::EpochRecord e;
       e.epoch = q.int32(0);
       e.duration_s = q.real(1);
       e.train_duration_s = q.real(2);

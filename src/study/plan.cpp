@@ -18,7 +18,7 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
 }
 
 /// The workload's data options with a task source's overrides on top, sorted by key.
-std::vector<std::pair<std::string, std::string>> merged_data(const train::RunConfig& base, const TaskSource& src) {
+std::vector<std::pair<std::string, std::string>> merged_data(const run::RunConfig& base, const TaskSource& src) {
   auto out = base.data_options;
   for (const auto& [k, v] : src.data) {
     auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k; });
@@ -29,7 +29,7 @@ std::vector<std::pair<std::string, std::string>> merged_data(const train::RunCon
   return out;
 }
 
-PlannedTrial make_trial(const StudySpec& s, train::RunConfig config, const std::string& phase, int step,
+PlannedTrial make_trial(const StudySpec& s, run::RunConfig config, const std::string& phase, int step,
                         const std::string& task, std::vector<std::string> classes, std::string label) {
   PlannedTrial t;
   std::sort(config.data_options.begin(), config.data_options.end());
@@ -45,7 +45,7 @@ PlannedTrial make_trial(const StudySpec& s, train::RunConfig config, const std::
 
 }  // namespace
 
-std::string canonical_key(const train::RunConfig& c, std::uint64_t data_seed, const std::string& phase, int step,
+std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, const std::string& phase, int step,
                           const std::string& task, const std::vector<std::string>& classes) {
   nlohmann::json data = nlohmann::json::object();
   for (const auto& [k, v] : c.data_options) data[k] = v;
@@ -75,6 +75,13 @@ std::string canonical_key(const train::RunConfig& c, std::uint64_t data_seed, co
       {"threads", c.threads},
       {"weight_decay", c.weight_decay},
   };
+  // A command is part of the experiment (another program is another trial);
+  // keys of built-in studies stay what they were.
+  if (!c.command.empty()) {
+    j["command"] = c.command.argv;
+    j["workdir"] = c.command.workdir;
+    j["env"] = c.command.env;
+  }
   return j.dump();  // objects keep their keys sorted; doubles print shortest round-trip
 }
 

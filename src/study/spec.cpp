@@ -11,13 +11,7 @@
 #include <toml++/toml.h>
 
 #include "powertrain/error.h"
-
-// Declared here rather than by including powertrain/train/dataset_options.h,
-// which pulls in LibTorch's headers through the data layer: this file stays
-// torch-free (it is compiled in seconds, not a minute).
-namespace powertrain::train {
-const std::vector<std::string>& data_option_keys();
-}
+#include "powertrain/external/command.h"
 
 namespace powertrain::study {
 namespace {
@@ -192,7 +186,7 @@ std::string number_text(double v) { return fmt::format("{}", v); }
 /// [workload.data] or a task source's `data`: data options as text, checked against the data layer's keys.
 std::vector<std::pair<std::string, std::string>> read_data_options(const Parser& p, const toml::table& t,
                                                                    const std::string& prefix) {
-  const auto& keys = train::data_option_keys();
+  const auto& keys = run::data_option_keys();
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [k, v] : t) {
     const std::string key(k.str());
@@ -318,9 +312,41 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     }
     if (auto tasks = t.strings("tasks")) c.tasks = join(*tasks, ",");
     if (const auto* d = t.table("data")) c.data_options = read_data_options(p, *d, "workload.data");
+    // The user's own program instead of the built-in trainer (docs/external.md).
+    if (auto argv = t.strings("command")) {
+      const auto* n = t.take("command");
+      if (argv->empty() || argv->front().empty()) p.fail(n, "'workload.command' needs at least the program to run");
+      for (const char* key : {"dataset", "data_dir", "model", "subset", "data"})
+        if (w->contains(key))
+          p.fail(w->get(key), fmt::format("'workload.{}' is for the built-in trainer; a command loads its own data "
+                                          "(pass settings as arguments)", key));
+      c.dataset.clear();
+      c.model.clear();
+      c.command.argv = *argv;
+      try {
+        external::validate(c.command);
+      } catch (const ConfigError& e) {
+        p.fail(n, e.what());
+      }
+    }
+    if (auto dir = t.string("workdir")) c.command.workdir = *dir;
+    if (const auto* env = t.table("env")) {
+      for (const auto& [k, v] : *env) {
+        if (!v.is_string()) p.fail(&v, fmt::format("'workload.env.{}' must be a string, got {}", k.str(), type_name(v)));
+        c.command.env.emplace_back(std::string(k.str()), v.as_string()->get());
+      }
+      std::sort(c.command.env.begin(), c.command.env.end());
+      try {
+        external::validate(c.command);
+      } catch (const ConfigError& e) {
+        p.fail(env, e.what());
+      }
+    }
+    if (c.command.empty() && (!c.command.workdir.empty() || !c.command.env.empty()))
+      p.fail(w, "'workload.workdir' and 'workload.env' go with 'workload.command'");
     t.finish({});
   }
-  if (c.dataset.empty()) p.fail(nullptr, "'workload.dataset' must not be empty");
+  if (c.dataset.empty() && c.command.empty()) p.fail(nullptr, "'workload.dataset' must not be empty");
 
   // [training]
   if (const auto* tr = top.table("training")) {
@@ -437,6 +463,17 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     if (!c.tasks.empty()) p.fail(nullptr, "a multitask study sets its tasks in multitask.tasks, not workload.tasks");
   }
 
+  // A command gets its trial's labels as {tasks}; class filters and data
+  // overrides are applied by the built-in trainer's data layer only.
+  if (!c.command.empty()) {
+    std::vector<const TaskSource*> sources{&spec.pretrain_source};
+    for (const auto& d : spec.downstream) sources.push_back(&d);
+    for (const auto* src : sources)
+      if (!src->classes.empty() || !src->data.empty())
+        p.fail(nullptr, fmt::format("task '{}': a command gets its task as {{tasks}}; use tasks = [...] (classes "
+                                    "and data overrides are for the built-in trainer)", src->name));
+  }
+
   // [execution]
   if (const auto* ex = top.table("execution")) {
     Table t(p, *ex, "execution");
@@ -459,6 +496,14 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       e.interval_ms = static_cast<int>(*v);
     }
     e.artifacts_dir = t.string("artifacts_dir").value_or("");
+    for (auto [key, field] : {std::pair{"timeout_s", &e.timeout_s}, std::pair{"idle_timeout_s", &e.idle_timeout_s},
+                              std::pair{"grace_s", &e.grace_s}}) {
+      if (auto v = t.number(key)) {
+        if (!(*v >= 0.0) || *v > 30 * 86400.0)
+          p.fail(t.take(key), fmt::format("'execution.{}' must be between 0 and 2592000", key));
+        *field = *v;
+      }
+    }
     t.finish({});
   }
 
@@ -490,7 +535,10 @@ const std::vector<SpecKey>& spec_keys() {
       {"workload.model", "string", "\"image-cnn\"", "image-cnn or sensor-cnn"},
       {"workload.subset", "float", "1.0", "Fraction of the training split used"},
       {"workload.tasks", "array of strings", "[]", "Grid/pretrain: label subset of multi-label data (e.g. CelebA attributes)"},
-      {"workload.data.KEY", "string/number/boolean/array", "the data layer's", "Data options (train::data_option_keys), e.g. max_samples = 3000"},
+      {"workload.data.KEY", "string/number/boolean/array", "the data layer's", "Data options (run::data_option_keys), e.g. max_samples = 3000"},
+      {"workload.command", "array of strings", "none", "Your own training program instead of the built-in trainer, with {placeholders} (docs/external.md)"},
+      {"workload.workdir", "string", "the spec's folder", "Working directory of the command (relative: to the spec's folder)"},
+      {"workload.env", "table of strings", "{}", "Environment variables added for the command ({placeholders} allowed)"},
       {"training.optimizer", "string", "\"sgd\"", "sgd (with momentum) or adam"},
       {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it)"},
       {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it)"},
@@ -513,6 +561,9 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.warmup_load", "string", "\"auto\"", "auto (the trial's device), cpu or device"},
       {"execution.interval_ms", "integer", "100", "Energy sampling interval"},
       {"execution.artifacts_dir", "string", "\"<db>.artifacts/<name>\"", "Where pretrained encoders are written"},
+      {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
+      {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
+      {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},
   };
   return keys;
 }

@@ -85,7 +85,7 @@ const std::vector<std::string>& data_option_keys() {
   return keys;
 }
 
-data::DatasetOptions dataset_options(const RunConfig& config) {
+data::DatasetOptions dataset_options(const run::RunConfig& config) {
   data::DatasetOptions o;
   o.name = config.dataset;
   o.data_dir = config.data_dir;

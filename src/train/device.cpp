@@ -7,10 +7,16 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <torch/version.h>
 
 #include "powertrain/error.h"
 
 namespace powertrain::train {
+
+std::string torch_version() {
+  return fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+}
+
 
 CudaSupport cuda_support() {
   CudaSupport s;

@@ -18,46 +18,11 @@
 
 #include "powertrain/error.h"
 #include "powertrain/train/device.h"
-#include "powertrain/train/environment.h"
+#include "powertrain/run/environment.h"
 #include "powertrain/train/memory.h"
 
 namespace powertrain::train {
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Closes, on every exit path, the windows a run opened, so that a failed run
-// leaves the caller's tracker usable.
-class WindowScope {
- public:
-  explicit WindowScope(energy::Tracker& tracker) : tracker_(tracker) {}
-  ~WindowScope() { close_all(); }
-  WindowScope(const WindowScope&) = delete;
-  WindowScope& operator=(const WindowScope&) = delete;
-
-  void begin(const std::string& name) {
-    tracker_.begin(name);
-    open_.push_back(name);
-  }
-  energy::WindowResult end(const std::string& name) {
-    auto it = std::find(open_.begin(), open_.end(), name);
-    if (it != open_.end()) open_.erase(it);
-    return tracker_.end(name);
-  }
-  void close_all() noexcept {
-    while (!open_.empty()) {
-      try {
-        tracker_.end(open_.back());
-      } catch (...) {  // closing is best effort on an error path
-      }
-      open_.pop_back();
-    }
-  }
-
- private:
-  energy::Tracker& tracker_;
-  std::vector<std::string> open_;
-};
 
 // Installs a GPU synchronization as the tracker's sync hook for the run's
 // duration, so queued kernels land in the window that issued them.
@@ -112,7 +77,7 @@ models::InputSpec input_spec(const data::Dataset& ds) {
 
 int configure_threads(int threads) {
   if (threads < 0) throw ConfigError(fmt::format("threads must be >= 0, got {}", threads));
-  const int n = threads > 0 ? threads : available_cpus();
+  const int n = threads > 0 ? threads : run::available_cpus();
   torch::set_num_threads(n);
   // Inter-op threads can be set only once per process, before first use.
   static std::once_flag once;
@@ -123,14 +88,6 @@ int configure_threads(int threads) {
     }
   });
   return torch::get_num_threads();
-}
-
-std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& checkpoint) {
-  if (checkpoint.extension() == ".pt") {
-    auto p = checkpoint;
-    return p.replace_extension(".encoder.pt");
-  }
-  return checkpoint.string() + ".encoder.pt";
 }
 
 struct Trainer::State {
@@ -145,13 +102,11 @@ struct Trainer::State {
   std::optional<double> first_loss;
 };
 
-Trainer::Trainer(RunConfig config, const data::Dataset& dataset, TrainOptions options)
+Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options)
     : config_(std::move(config)), options_(std::move(options)), state_(std::make_unique<State>()) {
   const auto& c = config_;
   if (c.batch_size < 1) throw ConfigError(fmt::format("batch size must be >= 1, got {}", c.batch_size));
-  if (c.max_epochs < 1) throw ConfigError(fmt::format("max epochs must be >= 1, got {}", c.max_epochs));
-  if (c.patience < 0) throw ConfigError(fmt::format("patience must be >= 0 (0: no early stopping), got {}", c.patience));
-  if (!(c.min_delta >= 0.0)) throw ConfigError(fmt::format("min_delta must be >= 0, got {}", c.min_delta));
+  (void)run::ConvergenceRule(c, options_.loss_limits);  // validates the rule's settings
   if (options_.progress_every < 1) throw ConfigError("progress_every must be >= 1");
   if (options_.eval_batch_size < 0) throw ConfigError("eval batch size must be >= 0");
   device_ = parse_device(c.device);
@@ -206,7 +161,7 @@ Trainer::~Trainer() = default;
 // Returns nullopt when stopped by the flag.
 static std::optional<Trainer::Evaluation> evaluate_tensors(models::ModelImpl& model, const torch::Tensor& x,
                                                            const torch::Tensor& y, bool multi_label,
-                                                           std::int64_t batch, const std::atomic<bool>* stop) {
+                                                           std::int64_t batch, const run::RunControl* control) {
   model.eval();
   c10::InferenceMode inference;
   const std::int64_t n = x.size(0);
@@ -214,7 +169,7 @@ static std::optional<Trainer::Evaluation> evaluate_tensors(models::ModelImpl& mo
   auto loss_sum = torch::zeros({}, x.options());
   auto correct = torch::zeros({tasks}, x.options().dtype(torch::kLong));
   for (std::int64_t start = 0; start < n; start += batch) {
-    if (stop && stop->load(std::memory_order_relaxed)) return std::nullopt;
+    if (control && control->stop_requested()) return std::nullopt;
     const std::int64_t m = std::min(batch, n - start);
     const auto xb = x.narrow(0, start, m);  // a view: evaluation needs no shuffling
     const auto yb = y.narrow(0, start, m);
@@ -250,7 +205,16 @@ Trainer::Evaluation Trainer::evaluate(const data::Split& split) {
                            state_->multi_label, batch, nullptr);
 }
 
-RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const std::atomic<bool>* stop) {
+std::string Trainer::framework() const { return torch_version(); }
+
+run::RunSummary Trainer::run(energy::Tracker& tracker, run::RunObserver& observer, const std::atomic<bool>* stop) {
+  run::RunControl control(config_, tracker, observer, stop, options_.loss_limits, options_.window_prefix);
+  control.start(run::collect_environment(config_.device, threads_, &tracker, framework()));
+  run(control);
+  return control.finish();
+}
+
+void Trainer::run(run::RunControl& control) {
   auto& st = *state_;
   const auto& c = config_;
   auto& opt = *st.optimizer;
@@ -260,55 +224,15 @@ RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const s
   const std::int64_t eval_batch =
       options_.eval_batch_size > 0 ? options_.eval_batch_size : std::max<std::int64_t>(batch, 1024);
   const bool multi = st.multi_label;
-  const auto stopped = [stop] { return stop && stop->load(std::memory_order_relaxed); };
-
-  RunSummary s;
-  s.status = RunStatus::running;
-  s.test_metric = kNaN;
-  const Environment env = collect_environment(c.device, threads_, &tracker);
-  SyncHookScope hook(tracker, device_);
-  WindowScope windows(tracker);
-  observer.on_start(c, env);
-
-  // Energy and time of every window run, the unfinished epoch included.
-  auto count = [&s](const energy::WindowResult& w) {
-    s.duration_s += w.duration_s;
-    s.energy_j += w.energy_j;
-    if (!w.method.empty()) s.method = w.method;
-  };
-  // Divergence check on a mean training loss; sets the message when diverged.
-  auto diverged = [&](double loss, int epoch, std::int64_t step) {
-    std::string why;
-    if (!std::isfinite(loss)) {
-      why = fmt::format("the training loss became {}", loss);
-    } else if (loss > options_.max_loss) {
-      why = fmt::format("the training loss {:.4g} exceeded {:.4g}", loss, options_.max_loss);
-    } else if (st.first_loss && *st.first_loss > 0.0 && loss > options_.max_loss_growth * *st.first_loss) {
-      why = fmt::format("the training loss {:.4g} exceeded {:.4g} times its first value {:.4g}", loss,
-                        options_.max_loss_growth, *st.first_loss);
-    }
-    if (!st.first_loss) st.first_loss = loss;
-    if (why.empty()) return false;
-    s.message = fmt::format("diverged in epoch {} after {} batches: {}", epoch, step, why);
-    return true;
-  };
-
-  double best_for_stopping = -std::numeric_limits<double>::infinity();
-  double best_metric = -std::numeric_limits<double>::infinity();
-  int bad_epochs = 0;
+  SyncHookScope hook(control.tracker(), device_);
 
   try {
-    for (int epoch = 1; epoch <= c.max_epochs && s.status == RunStatus::running; ++epoch) {
-      if (stopped()) {
-        s.status = RunStatus::interrupted;
-        s.message = fmt::format("interrupted before epoch {}", epoch);
+    for (int epoch = 1; control.status() == run::RunStatus::running; ++epoch) {
+      if (control.stop_requested()) {
+        control.interrupt(fmt::format("interrupted before epoch {}", epoch));
         break;
       }
-      const std::string epoch_w = fmt::format("{}epoch-{}", options_.window_prefix, epoch);
-      const std::string train_w = fmt::format("{}train-{}", options_.window_prefix, epoch);
-      const std::string eval_w = fmt::format("{}eval-{}", options_.window_prefix, epoch);
-      windows.begin(epoch_w);
-      windows.begin(train_w);
+      control.begin_epoch(epoch);
 
       // ---- training ------------------------------------------------------
       model_->train();
@@ -317,9 +241,8 @@ RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const s
       std::int64_t done = 0;
       bool cut_short = false;
       for (std::int64_t step = 0; step < steps; ++step) {
-        if (stopped()) {
-          s.status = RunStatus::interrupted;
-          s.message = fmt::format("interrupted in epoch {} after {} of {} batches", epoch, step, steps);
+        if (control.stop_requested()) {
+          control.interrupt(fmt::format("interrupted in epoch {} after {} of {} batches", epoch, step, steps));
           cut_short = true;
           break;
         }
@@ -344,62 +267,36 @@ RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const s
 
         if ((step + 1) % options_.progress_every == 0 && step + 1 < steps) {
           const double running = st.loss_sum.item<double>() / static_cast<double>(done);
-          if (diverged(running, epoch, step + 1)) {
-            s.status = RunStatus::diverged;
+          if (auto why = control.batch({epoch, step + 1, steps, done, running})) {
+            control.diverge(fmt::format("diverged in epoch {} after {} batches: {}", epoch, step + 1, *why));
             cut_short = true;
             break;
           }
-          observer.on_batch({epoch, step + 1, steps, done, running});
         }
       }
-      const auto train_r = windows.end(train_w);
-      double train_loss = kNaN;
-      if (!cut_short) {
-        train_loss = st.loss_sum.item<double>() / static_cast<double>(n_train);
-        if (diverged(train_loss, epoch, steps)) {
-          s.status = RunStatus::diverged;
-          cut_short = true;
-        }
-      }
-      if (cut_short) {
-        count(windows.end(epoch_w));
+      if (cut_short) break;
+      const double train_loss = st.loss_sum.item<double>() / static_cast<double>(n_train);
+      if (auto why = control.check_loss(train_loss)) {
+        control.diverge(fmt::format("diverged in epoch {} after {} batches: {}", epoch, steps, *why));
         break;
       }
 
       // ---- validation ----------------------------------------------------
-      windows.begin(eval_w);
-      const auto val = evaluate_tensors(*model_, st.val_x, st.val_y, multi, eval_batch, stop);
-      const auto eval_r = windows.end(eval_w);
-      const auto epoch_r = windows.end(epoch_w);
-      count(epoch_r);
+      control.begin_eval();
+      const auto val = evaluate_tensors(*model_, st.val_x, st.val_y, multi, eval_batch, &control);
       if (!val) {
-        s.status = RunStatus::interrupted;
-        s.message = fmt::format("interrupted in epoch {} during validation", epoch);
+        control.interrupt(fmt::format("interrupted in epoch {} during validation", epoch));
         break;
       }
+      run::EpochMetrics metrics;
+      metrics.val_metric = val->metric;
+      metrics.val_loss = val->loss;
+      metrics.train_loss = train_loss;
+      metrics.samples = n_train;
+      metrics.val_task_metrics = val->task_metrics;
+      const auto verdict = control.end_epoch(metrics);
 
-      EpochRecord r;
-      r.epoch = epoch;
-      r.duration_s = epoch_r.duration_s;
-      r.train_duration_s = train_r.duration_s;
-      r.eval_duration_s = eval_r.duration_s;
-      r.energy_j = epoch_r.energy_j;
-      r.train_energy_j = train_r.energy_j;
-      r.eval_energy_j = eval_r.energy_j;
-      r.method = epoch_r.method;
-      r.channels = epoch_r.channels;
-      r.samples_per_s = train_r.duration_s > 0 ? static_cast<double>(n_train) / train_r.duration_s : 0.0;
-      r.train_loss = train_loss;
-      r.val_loss = val->loss;
-      r.val_metric = val->metric;
-      r.val_task_metrics = val->task_metrics;
-      s.epochs = epoch;
-      observer.on_epoch(r);
-
-      if (val->metric > best_metric) {  // the best model: strictly the highest metric
-        best_metric = val->metric;
-        s.best_epoch = epoch;
-        s.best_val_metric = val->metric;
+      if (verdict.best) {
         torch::NoGradGuard no_grad;
         std::size_t i = 0;
         auto keep = [&](const torch::Tensor& t) {
@@ -412,27 +309,14 @@ RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const s
         for (const auto& p : model_->parameters()) keep(p);
         for (const auto& b : model_->buffers()) keep(b);
       }
-      if (c.target_metric && !s.energy_to_target_j && val->metric >= *c.target_metric) {
-        s.energy_to_target_j = s.energy_j;
-        s.time_to_target_s = s.duration_s;
-      }
-      if (!std::isfinite(val->loss)) {
-        s.status = RunStatus::diverged;
-        s.message = fmt::format("diverged in epoch {}: the validation loss became {}", epoch, val->loss);
-        break;
-      }
-      if (val->metric - c.min_delta > best_for_stopping) {  // improvement by more than min_delta
-        best_for_stopping = val->metric;
-        bad_epochs = 0;
-      } else if (c.patience > 0 && ++bad_epochs >= c.patience) {
-        s.status = RunStatus::converged;
-        s.message = fmt::format("no validation gain above {} for {} epochs", c.min_delta, c.patience);
-      }
+      if (verdict.stop) break;
     }
-    if (s.status == RunStatus::running) s.status = RunStatus::max_epochs;
 
     // ---- the best model: restore, test, checkpoint ------------------------
-    if (s.status != RunStatus::interrupted && s.best_epoch > 0) {
+    const auto status = control.status();
+    const bool ended = status == run::RunStatus::converged || status == run::RunStatus::max_epochs ||
+                       status == run::RunStatus::diverged;
+    if (ended && control.summary().best_epoch > 0) {
       {
         torch::NoGradGuard no_grad;
         std::size_t i = 0;
@@ -441,30 +325,24 @@ RunSummary Trainer::run(energy::Tracker& tracker, RunObserver& observer, const s
       }
       if (st.test_x.defined()) {
         const auto test = evaluate_tensors(*model_, st.test_x, st.test_y, multi, eval_batch, nullptr);
-        s.test_metric = test->metric;
-        s.test_task_metrics = test->task_metrics;
+        control.set_test(test->metric, test->task_metrics);
       }
       if (!c.checkpoint.empty()) {
         try {
           models::save_model(*model_, c.checkpoint);
-          models::save_encoder(*model_, encoder_checkpoint_path(c.checkpoint));
+          models::save_encoder(*model_, run::encoder_checkpoint_path(c.checkpoint));
         } catch (const IoError& e) {
-          s.status = RunStatus::failed;
-          s.message = e.what();
+          control.fail(e.what());
         }
       }
     }
   } catch (const c10::Error& e) {
-    windows.close_all();
-    s.status = RunStatus::failed;
-    s.message = fmt::format("torch error: {}", e.what_without_backtrace());
+    control.fail(fmt::format("torch error: {}", e.what_without_backtrace()));
   }
-  observer.on_end(s);
-  return s;
 }
 
-RunSummary train_run(const RunConfig& config, const data::Dataset& dataset, energy::Tracker& tracker,
-                     RunObserver& observer, const std::atomic<bool>* stop, const TrainOptions& options) {
+run::RunSummary train_run(const run::RunConfig& config, const data::Dataset& dataset, energy::Tracker& tracker,
+                     run::RunObserver& observer, const std::atomic<bool>* stop, const TrainOptions& options) {
   Trainer trainer(config, dataset, options);
   return trainer.run(tracker, observer, stop);
 }

@@ -15,8 +15,8 @@
 
 namespace powertrain::testing {
 
-inline train::Environment report_environment() {
-  train::Environment e;
+inline run::Environment report_environment() {
+  run::Environment e;
   e.host = "build-node <7>";
   e.os = "Linux 6.1";
   e.cpu_model = "AMD EPYC 7B13";
@@ -34,20 +34,20 @@ struct FakeRun {
   double epoch_s = 2.0;         ///< duration of every epoch
   double power_w = 40.0;        ///< total power (cpu 75 %, dram 25 %)
   double final_metric = 0.9;
-  train::RunStatus status = train::RunStatus::converged;
+  run::RunStatus status = run::RunStatus::converged;
   std::vector<double> task_metrics;  ///< multitask: per-task test metrics
   bool estimated = true;        ///< channels estimated (the build machines) or counters
 };
 
 /// Epochs, timeline and summary of one run. Energy = power x time.
-inline train::RunSummary fill_run(store::Store& db, std::int64_t run_id, const FakeRun& f) {
+inline run::RunSummary fill_run(store::Store& db, std::int64_t run_id, const FakeRun& f) {
   const std::vector<std::string> channels = {"estimate:cpu", "estimate:dram"};
   const double shares[] = {0.75, 0.25};
   std::vector<energy::TimelineSample> samples;
   const int per_epoch = 10;  // samples
   double t = 0.0, energy = 0.0, best = 0.0;
   for (int e = 1; e <= f.epochs; ++e) {
-    train::EpochRecord r;
+    run::EpochRecord r;
     r.epoch = e;
     r.duration_s = f.epoch_s;
     r.train_duration_s = 0.8 * f.epoch_s;
@@ -85,22 +85,22 @@ inline train::RunSummary fill_run(store::Store& db, std::int64_t run_id, const F
   }
   std::vector<std::string> ids = f.estimated ? channels : std::vector<std::string>{"rapl:package-0", "rapl:package-0:dram"};
   db.add_timeline(run_id, ids, samples, 0);
-  train::RunSummary s;
+  run::RunSummary s;
   s.status = f.status;
   s.epochs = f.epochs;
   s.best_epoch = f.epochs;
   s.duration_s = t;
   s.energy_j = energy;
   s.best_val_metric = best;
-  s.test_metric = f.status == train::RunStatus::diverged ? std::nan("") : f.final_metric;
+  s.test_metric = f.status == run::RunStatus::diverged ? std::nan("") : f.final_metric;
   s.test_task_metrics = f.task_metrics;
   s.method = f.estimated ? "estimated" : "counter";
-  if (f.status == train::RunStatus::diverged) s.message = "loss became NaN";
+  if (f.status == run::RunStatus::diverged) s.message = "loss became NaN";
   return s;
 }
 
-inline train::RunConfig report_config(std::int64_t batch, double lr, std::uint64_t seed) {
-  train::RunConfig c;
+inline run::RunConfig report_config(std::int64_t batch, double lr, std::uint64_t seed) {
+  run::RunConfig c;
   c.dataset = "synthetic-images";
   c.model = "image-cnn";
   c.batch_size = batch;
@@ -112,7 +112,7 @@ inline train::RunConfig report_config(std::int64_t batch, double lr, std::uint64
 
 /// Adds one trial and runs it to its end.
 inline void add_trial(store::Store& db, std::int64_t study, const std::string& phase, int step, const std::string& task,
-                      const train::RunConfig& config, const FakeRun& f) {
+                      const run::RunConfig& config, const FakeRun& f) {
   store::TrialSpec spec;
   spec.key = store::trial_key(config) + phase + std::to_string(step) + task;
   spec.phase = phase;
@@ -140,11 +140,11 @@ inline void add_grid_study(store::Store& db, const std::string& name = "grid") {
         f.epochs += static_cast<int>(seed) - 1;
         f.final_metric = 0.80 + 0.02 * std::log10(lr * 1000.0) + (bs == 64 ? 0.03 : 0.0) + 0.002 * seed;
         if (bs == 16 && lr == 0.1) {
-          f.status = train::RunStatus::diverged;
+          f.status = run::RunStatus::diverged;
           f.epochs = 2;
         }
         if (bs == 256 && lr == 0.001) {
-          f.status = train::RunStatus::max_epochs;
+          f.status = run::RunStatus::max_epochs;
           f.epochs = 8;
         }
         add_trial(db, id, "", 0, "", report_config(bs, lr, seed), f);

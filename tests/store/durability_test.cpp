@@ -157,8 +157,8 @@ TEST(StoreConcurrency, TwoWritersClaimEachTrialOnce) {
         continue;  // the other worker has it, or has done it
       }
       store.add_epoch(run, sample_epoch(1, 2));
-      train::RunSummary s;
-      s.status = train::RunStatus::max_epochs;
+      run::RunSummary s;
+      s.status = run::RunStatus::max_epochs;
       s.epochs = 1;
       store.complete_trial(id, s);
       ++ran;

@@ -31,8 +31,8 @@ V1Data make_v1(const std::filesystem::path& path) {
   d.run = store.start_trial(d.trial, sample_config(), sample_environment());
   store.add_epoch(d.run, sample_epoch(1));
   store.add_epoch(d.run, sample_epoch(2));
-  train::RunSummary s;
-  s.status = train::RunStatus::converged;
+  run::RunSummary s;
+  s.status = run::RunStatus::converged;
   s.epochs = 2;
   s.energy_j = 3000.0;
   store.complete_trial(d.trial, s);

@@ -8,12 +8,12 @@
 #include <string>
 
 #include "powertrain/store/records.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::testing {
 
-inline train::RunConfig sample_config(double lr = 0.01, std::int64_t batch = 64, std::uint64_t seed = 1) {
-  train::RunConfig c;
+inline run::RunConfig sample_config(double lr = 0.01, std::int64_t batch = 64, std::uint64_t seed = 1) {
+  run::RunConfig c;
   c.dataset = "synthetic-images";
   c.model = "image-cnn";
   c.learning_rate = lr;
@@ -26,7 +26,7 @@ inline train::RunConfig sample_config(double lr = 0.01, std::int64_t batch = 64,
   return c;
 }
 
-inline store::TrialSpec trial_spec(std::string key, train::RunConfig config = {}, std::string phase = "",
+inline store::TrialSpec trial_spec(std::string key, run::RunConfig config = {}, std::string phase = "",
                                    int step = 0, std::string task = "") {
   store::TrialSpec t;
   t.key = std::move(key);
@@ -37,14 +37,14 @@ inline store::TrialSpec trial_spec(std::string key, train::RunConfig config = {}
   return t;
 }
 
-inline train::Environment environment_on(std::string host) {
-  train::Environment e;
+inline run::Environment environment_on(std::string host) {
+  run::Environment e;
   e.host = std::move(host);
   return e;
 }
 
-inline train::Environment sample_environment() {
-  train::Environment e;
+inline run::Environment sample_environment() {
+  run::Environment e;
   e.host = "node-7";
   e.os = "Linux-6.1";
   e.cpu_model = "AMD EPYC";
@@ -57,8 +57,8 @@ inline train::Environment sample_environment() {
   return e;
 }
 
-inline train::EpochRecord sample_epoch(int epoch, int channels = 3) {
-  train::EpochRecord e;
+inline run::EpochRecord sample_epoch(int epoch, int channels = 3) {
+  run::EpochRecord e;
   e.epoch = epoch;
   e.duration_s = 10.0 + epoch;
   e.train_duration_s = 8.0;

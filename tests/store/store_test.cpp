@@ -27,13 +27,13 @@ class StoreTest : public ::testing::Test {
   Store store = Store::open(dir / "results.db", {.durability = Durability::normal});
 };
 
-void expect_config_eq(const train::RunConfig& a, const train::RunConfig& b) {
+void expect_config_eq(const run::RunConfig& a, const run::RunConfig& b) {
   EXPECT_EQ(config_json(a), config_json(b));
 }
 
-train::RunSummary converged_summary() {
-  train::RunSummary s;
-  s.status = train::RunStatus::converged;
+run::RunSummary converged_summary() {
+  run::RunSummary s;
+  s.status = run::RunStatus::converged;
   s.epochs = 3;
   s.best_epoch = 2;
   s.duration_s = 36.5;
@@ -48,12 +48,12 @@ train::RunSummary converged_summary() {
 }
 
 TEST(RunStatusNames, RoundTrip) {
-  for (auto s : {train::RunStatus::running, train::RunStatus::converged, train::RunStatus::max_epochs,
-                 train::RunStatus::diverged, train::RunStatus::interrupted, train::RunStatus::failed}) {
-    EXPECT_EQ(train::run_status_from_string(train::to_string(s)), s);
+  for (auto s : {run::RunStatus::running, run::RunStatus::converged, run::RunStatus::max_epochs,
+                 run::RunStatus::diverged, run::RunStatus::interrupted, run::RunStatus::failed}) {
+    EXPECT_EQ(run::run_status_from_string(run::to_string(s)), s);
   }
-  EXPECT_EQ(train::to_string(train::RunStatus::max_epochs), "max_epochs");
-  EXPECT_THROW(train::run_status_from_string("done"), ConfigError);
+  EXPECT_EQ(run::to_string(run::RunStatus::max_epochs), "max_epochs");
+  EXPECT_THROW(run::run_status_from_string("done"), ConfigError);
 }
 
 TEST(TrialStatusNames, RoundTripAndDone) {
@@ -66,7 +66,7 @@ TEST(TrialStatusNames, RoundTripAndDone) {
   EXPECT_TRUE(is_done(TrialStatus::max_epochs));
   EXPECT_FALSE(is_done(TrialStatus::interrupted));
   EXPECT_FALSE(is_done(TrialStatus::failed));
-  EXPECT_EQ(trial_status(train::RunStatus::diverged), TrialStatus::diverged);
+  EXPECT_EQ(trial_status(run::RunStatus::diverged), TrialStatus::diverged);
   for (auto k : {StudyKind::grid, StudyKind::pretrain, StudyKind::multitask, StudyKind::train}) {
     EXPECT_EQ(study_kind_from_string(to_string(k)), k);
   }
@@ -88,7 +88,7 @@ TEST(StoreJson, ConfigAndEnvironmentRoundTrip) {
   auto e = sample_environment();
   EXPECT_EQ(environment_json(environment_from_json(environment_json(e))), environment_json(e));
   // Older documents lacking keys read with defaults; wrong types are errors.
-  EXPECT_EQ(config_from_json(nlohmann::json{{"batch_size", 32}}).model, train::RunConfig{}.model);
+  EXPECT_EQ(config_from_json(nlohmann::json{{"batch_size", 32}}).model, run::RunConfig{}.model);
   EXPECT_THROW(config_from_json(nlohmann::json{{"batch_size", "many"}}), StoreError);
 }
 
@@ -144,11 +144,11 @@ TEST_F(StoreTest, RunEpochsChannelsSummaryRoundTrip) {
   auto run_id = store.begin_run(config, env);
 
   auto running = store.run(run_id);
-  EXPECT_EQ(running.summary.status, train::RunStatus::running);
+  EXPECT_EQ(running.summary.status, run::RunStatus::running);
   EXPECT_TRUE(running.finished_at.empty());
   EXPECT_FALSE(running.started_at.empty());
 
-  std::vector<train::EpochRecord> written;
+  std::vector<run::EpochRecord> written;
   for (int e = 1; e <= 3; ++e) {
     written.push_back(sample_epoch(e, 4));
     if (e == 2) written.back().val_task_metrics = {0.9, std::nan(""), 0.75};
@@ -175,7 +175,7 @@ TEST_F(StoreTest, RunEpochsChannelsSummaryRoundTrip) {
   EXPECT_EQ(r.id, run_id);
   expect_config_eq(r.config, config);
   EXPECT_EQ(environment_json(r.environment), environment_json(env));
-  EXPECT_EQ(r.summary.status, train::RunStatus::converged);
+  EXPECT_EQ(r.summary.status, run::RunStatus::converged);
   EXPECT_EQ(r.summary.epochs, 4);
   EXPECT_EQ(r.summary.best_epoch, 2);
   EXPECT_EQ(r.summary.duration_s, 36.5);
@@ -245,7 +245,7 @@ TEST_F(StoreTest, RunErrors) {
   EXPECT_THROW(store.add_epoch(999, sample_epoch(1)), StoreError);  // no such run
   EXPECT_THROW(store.add_epoch(run_id, sample_epoch(0)), StoreError);  // epochs are 1-based
 
-  train::RunSummary still;
+  run::RunSummary still;
   EXPECT_THAT([&] {
     try { store.finish_run(run_id, still); } catch (const StoreError& e) { return std::string(e.what()); }
     return std::string();
@@ -298,13 +298,13 @@ TEST_F(StoreTest, TrialLifeCycle) {
   trial = store.trial(t1);
   EXPECT_EQ(trial.status, TrialStatus::converged);
   EXPECT_FALSE(trial.finished_at.empty());
-  EXPECT_EQ(store.run(r1).summary.status, train::RunStatus::converged);
+  EXPECT_EQ(store.run(r1).summary.status, run::RunStatus::converged);
   EXPECT_THROW(store.complete_trial(t1, converged_summary()), StoreError);  // not running
   EXPECT_THROW(store.start_trial(t1, sample_config(), {}), StoreError);     // done: never twice
 
   auto r2 = store.start_trial(t2, sample_config(0.2), {});
   auto diverged = converged_summary();
-  diverged.status = train::RunStatus::diverged;
+  diverged.status = run::RunStatus::diverged;
   diverged.message = "loss is NaN at epoch 2";
   store.complete_trial(t2, diverged);
   EXPECT_EQ(store.trial(t2).status, TrialStatus::diverged);
@@ -314,7 +314,7 @@ TEST_F(StoreTest, TrialLifeCycle) {
   auto r3 = store.start_trial(t3, sample_config(0.3), {});
   store.mark_trial_interrupted(t3, "interrupted by the user");
   EXPECT_EQ(store.trial(t3).status, TrialStatus::interrupted);
-  EXPECT_EQ(store.run(r3).summary.status, train::RunStatus::interrupted);
+  EXPECT_EQ(store.run(r3).summary.status, run::RunStatus::interrupted);
   // Retrying starts a new run and counts the attempt.
   auto r3b = store.start_trial(t3, sample_config(0.3), {});
   EXPECT_NE(r3b, r3);
@@ -322,11 +322,11 @@ TEST_F(StoreTest, TrialLifeCycle) {
   EXPECT_EQ(store.trial(t3).run_id, r3b);
   store.mark_trial_failed(t3, "out of memory");
   EXPECT_EQ(store.trial(t3).status, TrialStatus::failed);
-  EXPECT_EQ(store.run(r3b).summary.status, train::RunStatus::failed);
+  EXPECT_EQ(store.run(r3b).summary.status, run::RunStatus::failed);
   EXPECT_EQ(store.run(r3b).summary.message, "out of memory");
   // Failing a trial whose run finished leaves the run alone.
   store.mark_trial_failed(t1, "report lost");
-  EXPECT_EQ(store.run(r1).summary.status, train::RunStatus::converged);
+  EXPECT_EQ(store.run(r1).summary.status, run::RunStatus::converged);
 
   auto trials = store.trials_of(study);
   ASSERT_EQ(trials.size(), 3u);
@@ -362,7 +362,7 @@ TEST_F(StoreTest, ResetInterruptedMarksRunningTrials) {
   EXPECT_EQ(t.attempts, 1);
   EXPECT_THAT(t.message, HasSubstr("ended before it finished"));
   auto r = store.run(run);
-  EXPECT_EQ(r.summary.status, train::RunStatus::interrupted);
+  EXPECT_EQ(r.summary.status, run::RunStatus::interrupted);
   EXPECT_EQ(r.summary.epochs, 1);  // what it did before it died still counts
   EXPECT_EQ(r.summary.energy_j, 1000.0);
   EXPECT_EQ(store.trial(done).status, TrialStatus::converged);
@@ -382,7 +382,7 @@ TEST_F(StoreTest, StudyOverviewCounts) {
   store.complete_trial(trials[0].id, converged_summary());
   store.start_trial(trials[1].id, {}, {});
   auto s = converged_summary();
-  s.status = train::RunStatus::max_epochs;
+  s.status = run::RunStatus::max_epochs;
   s.energy_j = 100.0;
   store.complete_trial(trials[1].id, s);
   store.start_trial(trials[2].id, {}, {});

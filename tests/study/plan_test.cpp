@@ -66,7 +66,7 @@ cooldown_s = 5   # execution settings are not part of a key
 }
 
 TEST(Plan, KeysDifferWhenTheExperimentDiffers) {
-  powertrain::train::RunConfig c;
+  powertrain::run::RunConfig c;
   const auto base = ps::canonical_key(c, 0, "", 0, "", {});
   auto seed = c;
   seed.seed = 1;

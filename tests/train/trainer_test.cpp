@@ -14,12 +14,14 @@
 #include "powertrain/energy/tracker.h"
 #include "powertrain/error.h"
 #include "powertrain/models/model.h"
-#include "powertrain/train/environment.h"
+#include "powertrain/run/environment.h"
+#include "powertrain/train/device.h"
 #include "powertrain/train/optimizer.h"
 #include "powertrain/train/trainer.h"
 #include "temp_dir.h"
 
 namespace pt = powertrain::train;
+namespace prun = powertrain::run;
 namespace pm = powertrain::models;
 namespace pe = powertrain::energy;
 namespace pd = powertrain::data;
@@ -141,8 +143,8 @@ pd::Dataset multitask(std::int64_t k = 3) {
   return ds;
 }
 
-pt::RunConfig small_config(const std::string& model = "image-cnn") {
-  pt::RunConfig c;
+prun::RunConfig small_config(const std::string& model = "image-cnn") {
+  prun::RunConfig c;
   c.dataset = "synthetic";
   c.model = model;
   c.optimizer = "adam";
@@ -166,16 +168,16 @@ pt::TrainOptions small_options() {
 }
 
 // Stops the run from inside a callback, as a signal handler would.
-class Stopper : public pt::RecordingObserver {
+class Stopper : public prun::RecordingObserver {
  public:
   Stopper(std::atomic<bool>& flag, int after_batches, int after_epochs)
       : flag_(flag), after_batches_(after_batches), after_epochs_(after_epochs) {}
-  void on_batch(const pt::BatchProgress& p) override {
-    RecordingObserver::on_batch(p);
+  void on_batch(const prun::BatchProgress& p) override {
+    prun::RecordingObserver::on_batch(p);
     if (after_batches_ > 0 && static_cast<int>(batches.size()) >= after_batches_) flag_ = true;
   }
-  void on_epoch(const pt::EpochRecord& e) override {
-    RecordingObserver::on_epoch(e);
+  void on_epoch(const prun::EpochRecord& e) override {
+    prun::RecordingObserver::on_epoch(e);
     if (after_epochs_ > 0 && static_cast<int>(epochs.size()) >= after_epochs_) flag_ = true;
   }
 
@@ -189,28 +191,28 @@ class Stopper : public pt::RecordingObserver {
 // ---- small pieces ------------------------------------------------------------
 
 TEST(RunStatus, NamesRoundTrip) {
-  for (auto s : {pt::RunStatus::running, pt::RunStatus::converged, pt::RunStatus::max_epochs,
-                 pt::RunStatus::diverged, pt::RunStatus::interrupted, pt::RunStatus::failed})
-    EXPECT_EQ(pt::run_status_from_string(pt::to_string(s)), s);
-  EXPECT_EQ(pt::to_string(pt::RunStatus::max_epochs), "max_epochs");
-  EXPECT_THROW(pt::run_status_from_string("done"), ConfigError);
+  for (auto s : {prun::RunStatus::running, prun::RunStatus::converged, prun::RunStatus::max_epochs,
+                 prun::RunStatus::diverged, prun::RunStatus::interrupted, prun::RunStatus::failed})
+    EXPECT_EQ(prun::run_status_from_string(prun::to_string(s)), s);
+  EXPECT_EQ(prun::to_string(prun::RunStatus::max_epochs), "max_epochs");
+  EXPECT_THROW(prun::run_status_from_string("done"), ConfigError);
 }
 
 TEST(TrainerSetup, EncoderCheckpointPath) {
-  EXPECT_EQ(pt::encoder_checkpoint_path("/a/run.pt"), std::filesystem::path("/a/run.encoder.pt"));
-  EXPECT_EQ(pt::encoder_checkpoint_path("/a/run"), std::filesystem::path("/a/run.encoder.pt"));
+  EXPECT_EQ(powertrain::run::encoder_checkpoint_path("/a/run.pt"), std::filesystem::path("/a/run.encoder.pt"));
+  EXPECT_EQ(powertrain::run::encoder_checkpoint_path("/a/run"), std::filesystem::path("/a/run.encoder.pt"));
 }
 
 TEST(TrainerSetup, Threads) {
   EXPECT_EQ(pt::configure_threads(1), 1);
-  EXPECT_EQ(pt::configure_threads(0), pt::available_cpus());
+  EXPECT_EQ(pt::configure_threads(0), prun::available_cpus());
   EXPECT_THROW(pt::configure_threads(-1), ConfigError);
   pt::configure_threads(2);
 }
 
 TEST(TrainerSetup, Environment) {
   auto tracker = make_tracker();
-  const auto env = pt::collect_environment("cpu", 2, tracker.get());
+  const auto env = prun::collect_environment("cpu", 2, tracker.get(), pt::torch_version());
   EXPECT_FALSE(env.host.empty());
   EXPECT_FALSE(env.os.empty());
   EXPECT_EQ(env.torch_version, fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH));
@@ -366,9 +368,9 @@ TEST(FlatOptimizer, ChannelsLastWeightsKeepTheirLayoutAndMatchTorch) {
 
 TEST(Trainer, LearnsSeparableImages) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   const auto s = pt::train_run(small_config(), blobs(), *tracker, obs, nullptr, small_options());
-  EXPECT_TRUE(s.status == pt::RunStatus::converged || s.status == pt::RunStatus::max_epochs) << s.message;
+  EXPECT_TRUE(s.status == prun::RunStatus::converged || s.status == prun::RunStatus::max_epochs) << s.message;
   EXPECT_TRUE(obs.started);
   EXPECT_TRUE(obs.ended);
   EXPECT_EQ(static_cast<int>(obs.epochs.size()), s.epochs);
@@ -389,23 +391,23 @@ TEST(Trainer, LearnsSeparableImages) {
 
 TEST(Trainer, SensorCnnLearnsActivities) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config("sensor-cnn");
   c.max_epochs = 12;
   auto o = small_options();
   o.model.width = 16;
   const auto s = pt::train_run(c, activities(), *tracker, obs, nullptr, o);
-  EXPECT_NE(s.status, pt::RunStatus::diverged) << s.message;
+  EXPECT_NE(s.status, prun::RunStatus::diverged) << s.message;
   EXPECT_GE(s.test_metric, 0.95);
 }
 
 TEST(Trainer, MultiLabelTasks) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto o = small_options();
   o.model.head_hidden = 8;
   const auto s = pt::train_run(small_config(), multitask(3), *tracker, obs, nullptr, o);
-  EXPECT_NE(s.status, pt::RunStatus::diverged) << s.message;
+  EXPECT_NE(s.status, prun::RunStatus::diverged) << s.message;
   ASSERT_EQ(s.test_task_metrics.size(), 3u);
   double mean = 0;
   for (double m : s.test_task_metrics) mean += m / 3;
@@ -416,7 +418,7 @@ TEST(Trainer, MultiLabelTasks) {
 
 TEST(Trainer, SgdLearnsToo) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.optimizer = "sgd";
   c.learning_rate = 0.05;
@@ -427,13 +429,13 @@ TEST(Trainer, SgdLearnsToo) {
 
 TEST(Trainer, EarlyStoppingBeforeMaxEpochs) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.max_epochs = 20;
   c.patience = 2;
   c.min_delta = 0.5;  // no epoch after the first can gain that much
   const auto s = pt::train_run(c, blobs(), *tracker, obs, nullptr, small_options());
-  EXPECT_EQ(s.status, pt::RunStatus::converged);
+  EXPECT_EQ(s.status, prun::RunStatus::converged);
   EXPECT_EQ(s.epochs, 3);
   EXPECT_EQ(obs.epochs.size(), 3u);
   EXPECT_FALSE(s.message.empty());
@@ -441,18 +443,18 @@ TEST(Trainer, EarlyStoppingBeforeMaxEpochs) {
 
 TEST(Trainer, MaxEpochsWithoutPatience) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.max_epochs = 2;
   c.patience = 0;
   const auto s = pt::train_run(c, blobs(), *tracker, obs, nullptr, small_options());
-  EXPECT_EQ(s.status, pt::RunStatus::max_epochs);
+  EXPECT_EQ(s.status, prun::RunStatus::max_epochs);
   EXPECT_EQ(s.epochs, 2);
 }
 
 TEST(Trainer, TargetMetricGivesEnergyToTarget) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.target_metric = 0.9;
   const auto s = pt::train_run(c, blobs(), *tracker, obs, nullptr, small_options());
@@ -475,7 +477,7 @@ TEST(Trainer, TargetMetricGivesEnergyToTarget) {
   EXPECT_GT(*s.energy_to_target_j, 0.0);
   EXPECT_LE(*s.energy_to_target_j, s.energy_j + 1e-9);
 
-  pt::RecordingObserver obs2;
+  prun::RecordingObserver obs2;
   c.target_metric = 1.5;  // unreachable
   c.max_epochs = 2;
   const auto s2 = pt::train_run(c, blobs(), *tracker, obs2, nullptr, small_options());
@@ -485,16 +487,16 @@ TEST(Trainer, TargetMetricGivesEnergyToTarget) {
 
 TEST(Trainer, HugeLearningRateDiverges) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.optimizer = "sgd";
   c.learning_rate = 1e9;
-  pt::RunSummary s;
+  prun::RunSummary s;
   ASSERT_NO_THROW(s = pt::train_run(c, blobs(), *tracker, obs, nullptr, small_options()));
-  EXPECT_EQ(s.status, pt::RunStatus::diverged);
+  EXPECT_EQ(s.status, prun::RunStatus::diverged);
   EXPECT_NE(s.message.find("diverged"), std::string::npos) << s.message;
   EXPECT_TRUE(obs.ended);
-  EXPECT_EQ(obs.summary.status, pt::RunStatus::diverged);
+  EXPECT_EQ(obs.summary.status, prun::RunStatus::diverged);
   EXPECT_GT(s.duration_s, 0.0);  // the energy spent before stopping is counted
   // Every window was closed.
   EXPECT_NO_THROW(tracker->begin("epoch-1"));
@@ -506,7 +508,7 @@ TEST(Trainer, StopFlagInterruptsMidEpoch) {
   std::atomic<bool> flag{false};
   Stopper obs(flag, /*after_batches=*/1, 0);
   const auto s = pt::train_run(small_config(), blobs(), *tracker, obs, &flag, small_options());
-  EXPECT_EQ(s.status, pt::RunStatus::interrupted);
+  EXPECT_EQ(s.status, prun::RunStatus::interrupted);
   EXPECT_TRUE(obs.epochs.empty());  // the epoch in flight is not reported
   EXPECT_EQ(s.epochs, 0);
   EXPECT_TRUE(obs.ended);
@@ -522,14 +524,14 @@ TEST(Trainer, StopFlagBetweenEpochs) {
   auto c = small_config();
   c.patience = 0;
   const auto s = pt::train_run(c, blobs(), *tracker, obs, &flag, small_options());
-  EXPECT_EQ(s.status, pt::RunStatus::interrupted);
+  EXPECT_EQ(s.status, prun::RunStatus::interrupted);
   EXPECT_EQ(obs.epochs.size(), 2u);
   EXPECT_EQ(s.epochs, 2);
 }
 
 TEST(Trainer, EpochRecordsNestWindows) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.max_epochs = 3;
   c.patience = 0;
@@ -565,7 +567,7 @@ TEST(Trainer, EpochRecordsNestWindows) {
 
 TEST(Trainer, WindowPrefix) {
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   auto c = small_config();
   c.max_epochs = 1;
   auto o = small_options();
@@ -584,7 +586,7 @@ TEST(Trainer, SameSeedSameRun) {
   auto o = small_options();
   o.model.dropout = 0.3;  // exercises the global generator too
   const auto ds = blobs();
-  pt::RecordingObserver a, b, d;
+  prun::RecordingObserver a, b, d;
   pt::Trainer ta(c, ds, o);
   ta.run(*tracker, a);
   pt::Trainer tb(c, ds, o);
@@ -612,10 +614,10 @@ TEST(Trainer, CheckpointThenFrozenEncoder) {
   auto c = small_config();
   c.max_epochs = 3;
   c.checkpoint = (dir / "pre/run.pt").string();
-  pt::RecordingObserver first;
+  prun::RecordingObserver first;
   pt::Trainer pre(c, ds, small_options());
   const auto s1 = pre.run(*tracker, first);
-  ASSERT_NE(s1.status, pt::RunStatus::failed) << s1.message;
+  ASSERT_NE(s1.status, prun::RunStatus::failed) << s1.message;
   ASSERT_TRUE(std::filesystem::exists(dir / "pre/run.pt"));
   ASSERT_TRUE(std::filesystem::exists(dir / "pre/run.encoder.pt"));
 
@@ -636,9 +638,9 @@ TEST(Trainer, CheckpointThenFrozenEncoder) {
   c2.freeze_encoder = true;
   pt::Trainer fine(c2, ds, small_options());
   EXPECT_TRUE(fine.model()->encoder_frozen());
-  pt::RecordingObserver second;
+  prun::RecordingObserver second;
   const auto s2 = fine.run(*tracker, second);
-  EXPECT_NE(s2.status, pt::RunStatus::failed) << s2.message;
+  EXPECT_NE(s2.status, prun::RunStatus::failed) << s2.message;
   const auto enc_after = fine.model()->encoder->named_parameters();
   for (const auto& p : reloaded->encoder->named_parameters())
     EXPECT_TRUE(torch::equal(p.value(), enc_after[p.key()])) << p.key();
@@ -652,10 +654,10 @@ TEST(Trainer, TorchErrorFailsTheRun) {
   auto tracker = make_tracker();
   auto ds = blobs();
   ds.train.y[3] = 7;  // out of range for 2 classes: cross entropy throws
-  pt::RecordingObserver obs;
-  pt::RunSummary s;
+  prun::RecordingObserver obs;
+  prun::RunSummary s;
   ASSERT_NO_THROW(s = pt::train_run(small_config(), ds, *tracker, obs, nullptr, small_options()));
-  EXPECT_EQ(s.status, pt::RunStatus::failed);
+  EXPECT_EQ(s.status, prun::RunStatus::failed);
   EXPECT_FALSE(s.message.empty());
   EXPECT_TRUE(obs.ended);
   EXPECT_NO_THROW(tracker->begin("epoch-1"));
@@ -667,10 +669,10 @@ TEST(Trainer, TorchErrorFailsTheRun) {
 // (POWERTRAIN_TEST_THREADS=n to pin the thread count).
 
 namespace {
-class EpochPrinter : public pt::RecordingObserver {
+class EpochPrinter : public prun::RecordingObserver {
  public:
-  void on_epoch(const pt::EpochRecord& e) override {
-    RecordingObserver::on_epoch(e);
+  void on_epoch(const prun::EpochRecord& e) override {
+    prun::RecordingObserver::on_epoch(e);
     std::fprintf(stderr, "epoch %d: %.1f s, %.0f samples/s, train loss %.4f, val loss %.4f, val acc %.4f\n", e.epoch,
                  e.duration_s, e.samples_per_s, e.train_loss, e.val_loss, e.val_metric);
   }
@@ -681,7 +683,7 @@ TEST(Acceptance, DISABLED_FashionMnistDefaultModelReaches90Percent) {
   pd::DatasetOptions d;
   d.name = "fashion-mnist";
   const auto ds = pd::load_dataset(d);
-  pt::RunConfig c;
+  prun::RunConfig c;
   c.model = "image-cnn";
   c.optimizer = "adam";
   c.learning_rate = 1e-3;
@@ -709,9 +711,9 @@ TEST(Trainer, SensorCnnLearnsTheSyntheticSensorsDataset) {
   o.model.width = 16;
   o.progress_every = 50;
   auto tracker = make_tracker();
-  pt::RecordingObserver obs;
+  prun::RecordingObserver obs;
   const auto s = pt::train_run(c, ds, *tracker, obs, nullptr, o);
   std::fprintf(stderr, "synthetic-sensors: test %.4f after %d epochs, status %s\n", s.test_metric, s.epochs,
-               std::string(pt::to_string(s.status)).c_str());
+               std::string(prun::to_string(s.status)).c_str());
   EXPECT_GE(s.test_metric, 0.95);
 }

@@ -17,6 +17,18 @@ namespace powertrain::energy {
 /// Whether a GPU ran the measured command's processes.
 enum class GpuUse { used, unused, unknown };
 
+/// One epoch of the measured command, when it reported its epochs over the
+/// protocol of docs/external.md (energy attributed as the whole command's).
+struct EpochEnergy {
+  int epoch = 0;
+  double duration_s = 0.0;
+  double energy_j = 0.0;
+  double train_energy_j = 0.0;
+  double eval_energy_j = 0.0;
+  double val_metric = 0.0;  ///< as the command reported it (NaN: none)
+  std::string method;
+};
+
 struct Measurement {
   std::string run_id;                 ///< a random UUID
   std::string timestamp_utc;          ///< ISO 8601, when the command started
@@ -38,6 +50,8 @@ struct Measurement {
   std::string project_name = "powertrain";
   std::string experiment_id;
   std::string region_code, region_name;
+  std::vector<EpochEnergy> epochs;  ///< empty unless the command reported epochs
+  std::string epochs_note;          ///< why the epoch breakdown stopped early (a malformed event), if it did
 };
 
 /// Fills energy_j, excluded_gpu_energy_j and method from window and gpu_use.

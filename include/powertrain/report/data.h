@@ -10,14 +10,14 @@
 #include "powertrain/energy/types.h"
 #include "powertrain/store/records.h"
 #include "powertrain/store/store.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::report {
 
 /// One run with its epochs and power timeline.
 struct RunData {
   store::RunRecord run;
-  std::vector<train::EpochRecord> epochs;
+  std::vector<run::EpochRecord> epochs;
   std::vector<store::TimelineSeries> timeline;
 };
 

@@ -6,20 +6,20 @@
 
 #include <nlohmann/json.hpp>
 
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::store {
 
 /// Every field of `c`, keys named as the struct's fields; target_metric is
 /// null when unset; data_options is an array of [name, value] pairs.
-nlohmann::json config_json(const train::RunConfig& c);
+nlohmann::json config_json(const run::RunConfig& c);
 /// Inverse of config_json. Missing keys keep their defaults, so older and newer
 /// documents both read; a key of the wrong type throws StoreError.
-train::RunConfig config_from_json(const nlohmann::json& j);
+run::RunConfig config_from_json(const nlohmann::json& j);
 
-nlohmann::json environment_json(const train::Environment& e);
+nlohmann::json environment_json(const run::Environment& e);
 /// Inverse of environment_json; missing keys keep their defaults. Throws StoreError.
-train::Environment environment_from_json(const nlohmann::json& j);
+run::Environment environment_from_json(const nlohmann::json& j);
 
 /// A list of metrics (e.g. accuracy per task) as a JSON array; NaN as null.
 nlohmann::json metrics_json(const std::vector<double>& values);
@@ -30,6 +30,6 @@ std::vector<double> metrics_from_json(const nlohmann::json& j);
 /// the experiment, keys sorted, seed included. Leaves out where files live
 /// (data_dir, checkpoint), so moving the data keeps the keys of a study;
 /// data_options are sorted.
-std::string trial_key(const train::RunConfig& c);
+std::string trial_key(const run::RunConfig& c);
 
 }  // namespace powertrain::store

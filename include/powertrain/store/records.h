@@ -1,13 +1,13 @@
 #pragma once
 // Plain records the results store keeps besides the training records of
-// powertrain/train/records.h: studies, their trials, measured commands.
+// powertrain/run/records.h: studies, their trials, measured commands.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::store {
 
@@ -22,7 +22,7 @@ std::string_view to_string(StudyKind k);
 /// Parses "grid" / "pretrain" / "multitask" / "train"; throws ConfigError otherwise.
 StudyKind study_kind_from_string(std::string_view s);
 
-/// Where a trial stands. The terminal values mirror train::RunStatus.
+/// Where a trial stands. The terminal values mirror run::RunStatus.
 enum class TrialStatus {
   pending,      ///< not started yet
   running,      ///< claimed by a process (or by one that died: see Store::reset_interrupted)
@@ -36,7 +36,7 @@ std::string_view to_string(TrialStatus s);
 /// Parses the names above; throws ConfigError otherwise.
 TrialStatus trial_status_from_string(std::string_view s);
 /// The trial status a run's final status gives; running stays running.
-TrialStatus trial_status(train::RunStatus s);
+TrialStatus trial_status(run::RunStatus s);
 /// true for converged, max_epochs and diverged: the trial has its result and a
 /// resumed study does not run it again.
 bool is_done(TrialStatus s);
@@ -47,7 +47,7 @@ struct Study {
   std::string name;             ///< unique in a database
   StudyKind kind = StudyKind::grid;
   std::string spec;             ///< the study's specification text, as given
-  train::Environment environment;  ///< where the study was created
+  run::Environment environment;  ///< where the study was created
   std::string created_at;       ///< ISO 8601 UTC, e.g. "2024-01-02T03:04:05.678Z"
 };
 
@@ -79,7 +79,7 @@ struct TrialSpec {
   std::string phase;  ///< pretraining/multitask role: "pretrain", "scratch", "finetune", "frozen"; "" in a grid
   int step = 0;       ///< position in the study's order (e.g. index of the pretraining fraction)
   std::string task;   ///< multitask: the task (label subset) it trains; "" otherwise
-  train::RunConfig config;
+  run::RunConfig config;
 };
 
 /// A trial as stored.
@@ -90,7 +90,7 @@ struct Trial {
   std::string phase;
   int step = 0;
   std::string task;
-  train::RunConfig config;
+  run::RunConfig config;
   TrialStatus status = TrialStatus::pending;
   std::optional<std::int64_t> run_id;  ///< latest run (attempt); none before the first start
   int attempts = 0;         ///< times the trial was started (Store::start_trial)
@@ -104,9 +104,9 @@ struct Trial {
 /// energy_j and duration_s add up the epochs stored so far.
 struct RunRecord {
   std::int64_t id = 0;
-  train::RunConfig config;
-  train::Environment environment;
-  train::RunSummary summary;
+  run::RunConfig config;
+  run::Environment environment;
+  run::RunSummary summary;
   std::string started_at;   ///< ISO 8601 UTC
   std::string finished_at;  ///< ISO 8601 UTC; "" while running or when the process died
 };

@@ -15,7 +15,7 @@
 #include "powertrain/energy/types.h"
 #include "powertrain/store/records.h"
 #include "powertrain/store/table.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::store {
 
@@ -74,7 +74,7 @@ class Store {
 
   /// Adds a study; throws StoreError if one has that name already.
   std::int64_t create_study(std::string_view name, StudyKind kind, std::string_view spec,
-                            const train::Environment& environment);
+                            const run::Environment& environment);
   std::optional<Study> find_study(std::string_view name) const;
   /// Throws StoreError if there is no study `study_id`.
   Study study(std::int64_t study_id) const;
@@ -100,11 +100,11 @@ class Store {
   /// Throws StoreError if the trial is running (another process has it) or
   /// done (is_done): a trial's result is never produced twice. Failed and
   /// interrupted trials may be started again.
-  std::int64_t start_trial(std::int64_t trial_id, const train::RunConfig& config,
-                           const train::Environment& environment);
+  std::int64_t start_trial(std::int64_t trial_id, const run::RunConfig& config,
+                           const run::Environment& environment);
   /// In one transaction: finish_run() of the trial's run and the trial status
   /// that summary.status gives. Throws StoreError if the trial is not running.
-  void complete_trial(std::int64_t trial_id, const train::RunSummary& summary);
+  void complete_trial(std::int64_t trial_id, const run::RunSummary& summary);
   /// Marks a trial failed (an error stopped it, e.g. missing data), and its
   /// run too if it is still running.
   void mark_trial_failed(std::int64_t trial_id, std::string_view message);
@@ -119,20 +119,20 @@ class Store {
   // --- runs ----------------------------------------------------------------
 
   /// Begins a run outside any study (status running). Returns its id.
-  std::int64_t begin_run(const train::RunConfig& config, const train::Environment& environment);
+  std::int64_t begin_run(const run::RunConfig& config, const run::Environment& environment);
   /// Stores one finished epoch, its channels, and the run's totals so far in
   /// one transaction: after a crash an epoch is there whole or not at all.
   /// Throws StoreError if the epoch is already stored or two channels share an id.
-  void add_epoch(std::int64_t run_id, const train::EpochRecord& epoch);
+  void add_epoch(std::int64_t run_id, const run::EpochRecord& epoch);
   /// Stores the run's summary. Throws StoreError if summary.status is running
   /// or the run is finished already.
-  void finish_run(std::int64_t run_id, const train::RunSummary& summary);
+  void finish_run(std::int64_t run_id, const run::RunSummary& summary);
   /// Throws StoreError if there is no run `run_id`.
   RunRecord run(std::int64_t run_id) const;
   /// Every run, oldest first.
   std::vector<RunRecord> list_runs() const;
   /// Epochs of a run in order, each with its channels in the order stored.
-  std::vector<train::EpochRecord> epochs_of(std::int64_t run_id) const;
+  std::vector<run::EpochRecord> epochs_of(std::int64_t run_id) const;
 
   // --- timeline ------------------------------------------------------------
 

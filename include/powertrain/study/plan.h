@@ -37,7 +37,7 @@ std::vector<PlannedTrial> plan_trials(const StudySpec& spec);
 /// files live: data_dir, checkpoint, init_encoder's path), the data options,
 /// the data seed, the phase, step, task and class filter. Equal experiments
 /// give equal keys whatever order or format the specification used.
-std::string canonical_key(const train::RunConfig& config, std::uint64_t data_seed, const std::string& phase,
+std::string canonical_key(const run::RunConfig& config, std::uint64_t data_seed, const std::string& phase,
                           int step, const std::string& task, const std::vector<std::string>& classes);
 
 /// A fingerprint of what a specification trains: its kind and the ordered keys

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "powertrain/store/records.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::study {
 
@@ -55,6 +55,11 @@ struct Execution {
   int interval_ms = 100;
   /// Where checkpoints (pretrained encoders) go. Empty: "<db>.artifacts/<study name>".
   std::string artifacts_dir;
+  /// A command's limits (external::CommandOptions): the whole run, the
+  /// longest silence between events, the time after the stop reply. 0: none.
+  double timeout_s = 0.0;
+  double idle_timeout_s = 0.0;
+  double grace_s = 60.0;
 };
 
 struct StudySpec {
@@ -67,7 +72,7 @@ struct StudySpec {
   /// Workload and training: every RunConfig field but seed, batch_size and
   /// learning_rate of a grid (swept), init_encoder / freeze_encoder /
   /// checkpoint (set per trial).
-  train::RunConfig base;
+  run::RunConfig base;
   /// Seed of the data layer's random choices (subsets, validation split,
   /// synthetic data): one dataset for every trial; seeds vary the training.
   std::uint64_t data_seed = 0;

@@ -25,6 +25,9 @@ CudaSupport cuda_support();
 /// "CPU-only LibTorch (no CUDA compiled in)".
 std::string describe(const CudaSupport& cuda);
 
+/// The LibTorch version compiled against, "2.15.0".
+std::string torch_version();
+
 /// torch::Device for "cpu", "cuda" or "cuda:N". Throws ConfigError for another
 /// string, and for cuda when this LibTorch has no CUDA or no such GPU is
 /// visible; the message says which and what to do.

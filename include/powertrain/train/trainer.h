@@ -2,15 +2,16 @@
 // Trains one model on one dataset, epoch by epoch, inside measurement windows.
 //
 //   Trainer trainer(config, dataset);          // validates, seeds, builds model + optimizer
-//   RunSummary s = trainer.run(tracker, observer, &stop_flag);
+//   session.run(config, trainer);              // a workload of a measured run (session/session.h)
+//   RunSummary s = trainer.run(tracker, observer, &stop_flag);  // or on a caller's tracker
 //
-// Each epoch N is a window "epoch-N" on the caller's tracker with nested windows
-// "train-N" and "eval-N". Training stops at the first of: early stopping
-// (patience epochs without a validation-metric gain of at least min_delta;
-// status converged), max_epochs (max_epochs), divergence (diverged), the stop
-// flag (interrupted) or a torch error (failed). The best model by validation
-// metric is restored at the end, evaluated on the test split and written to
-// config.checkpoint (plus its encoder to encoder_checkpoint_path()).
+// The built-in workload: it reports each epoch to a run::RunControl, which
+// opens the windows "epoch-N", "train-N" and "eval-N" and applies the
+// convergence rule (run/convergence.h: early stopping, max_epochs,
+// divergence). The stop flag ends it interrupted, a torch error failed. The
+// best model by validation metric is restored at the end, evaluated on the
+// test split and written to config.checkpoint (plus its encoder to
+// run::encoder_checkpoint_path()).
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -24,9 +25,10 @@
 #include "powertrain/energy/tracker.h"
 #include "powertrain/models/model.h"
 #include "powertrain/train/device.h"
-#include "powertrain/train/observer.h"
+#include "powertrain/run/observer.h"
+#include "powertrain/run/workload.h"
 #include "powertrain/train/optimizer.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::train {
 
@@ -45,8 +47,7 @@ struct TrainOptions {
   /// Divergence: the mean training loss is NaN or infinite, exceeds max_loss,
   /// or exceeds max_loss_growth times the first loss reading of the run (the
   /// mean over its first progress_every batches, or its first epoch if shorter).
-  double max_loss = 1e4;
-  double max_loss_growth = 100.0;
+  run::LossLimits loss_limits;
   /// Prefix of the window names, so that several trainers can share a tracker.
   std::string window_prefix;
 };
@@ -60,10 +61,8 @@ models::InputSpec input_spec(const data::Dataset& dataset);
 /// thread count in effect.
 int configure_threads(int threads);
 
-/// "<dir>/run.encoder.pt" for "<dir>/run.pt" (any other name: name + ".encoder.pt").
-std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& checkpoint);
 
-class Trainer {
+class Trainer final : public run::Workload {
  public:
   /// Validates the config, sets threads and seed, builds the model for the
   /// dataset (loading config.init_encoder and freezing the encoder if asked),
@@ -73,8 +72,8 @@ class Trainer {
   /// settings, DataError for an unusable dataset (no training or validation
   /// samples, x and y of different lengths), IoError for an unreadable
   /// init_encoder.
-  Trainer(RunConfig config, const data::Dataset& dataset, TrainOptions options = {});
-  ~Trainer();
+  Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options = {});
+  ~Trainer() override;
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
@@ -83,13 +82,18 @@ class Trainer {
   /// status failed; exceptions from the observer or the tracker propagate
   /// (after every window this run opened has been closed). Call once per
   /// Trainer: a second call would continue from the first one's state.
-  RunSummary run(energy::Tracker& tracker, RunObserver& observer, const std::atomic<bool>* stop = nullptr);
+  run::RunSummary run(energy::Tracker& tracker, run::RunObserver& observer, const std::atomic<bool>* stop = nullptr);
+
+  // run::Workload
+  void run(run::RunControl& control) override;
+  int threads() const override { return threads_; }
+  std::string framework() const override;  ///< the LibTorch version, "2.15.0"
+  run::LossLimits loss_limits() const override { return options_.loss_limits; }
 
   /// The model (after run(): with the best epoch's weights restored).
   models::Model& model() { return model_; }
-  const RunConfig& config() const { return config_; }
+  const run::RunConfig& config() const { return config_; }
   const torch::Device& device() const { return device_; }
-  int threads() const { return threads_; }
 
   /// Mean loss and metric of the current model over a split (inference mode;
   /// the split is copied to the device if it is not there). Throws DataError
@@ -103,7 +107,7 @@ class Trainer {
 
  private:
   struct State;
-  RunConfig config_;
+  run::RunConfig config_;
   TrainOptions options_;
   torch::Device device_{torch::kCPU};
   int threads_ = 1;
@@ -112,8 +116,8 @@ class Trainer {
 };
 
 /// Trainer(config, dataset, options).run(tracker, observer, stop).
-RunSummary train_run(const RunConfig& config, const data::Dataset& dataset, energy::Tracker& tracker,
-                     RunObserver& observer, const std::atomic<bool>* stop = nullptr,
+run::RunSummary train_run(const run::RunConfig& config, const data::Dataset& dataset, energy::Tracker& tracker,
+                          run::RunObserver& observer, const std::atomic<bool>* stop = nullptr,
                      const TrainOptions& options = {});
 
 }  // namespace powertrain::train

@@ -1,5 +1,5 @@
-// Machine and build description. No torch headers here beyond version.h.
-#include "powertrain/train/environment.h"
+// Machine and build description.
+#include "powertrain/run/environment.h"
 
 #include <sched.h>
 #include <unistd.h>
@@ -9,11 +9,10 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <torch/version.h>
 
 #include "powertrain/energy/host.h"
 
-namespace powertrain::train {
+namespace powertrain::run {
 namespace {
 
 int cuda_index(const std::string& device) {
@@ -29,10 +28,6 @@ int cuda_index(const std::string& device) {
 
 }  // namespace
 
-std::string torch_version() {
-  return fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
-}
-
 std::string cpu_model_name() { return energy::host_info().cpu_model; }
 
 int available_cpus() {
@@ -45,14 +40,15 @@ int available_cpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-Environment collect_environment(const std::string& device, int threads, const energy::Tracker* tracker) {
+Environment collect_environment(const std::string& device, int threads, const energy::Tracker* tracker,
+                                std::string framework) {
   Environment env;
   const auto host = energy::host_info();
   env.host = host.hostname;
   env.os = host.os;
   env.cpu_model = host.cpu_model;
   env.cpu_count = available_cpus();
-  env.torch_version = torch_version();
+  env.torch_version = std::move(framework);
 #ifdef POWERTRAIN_GIT_COMMIT
   env.commit = POWERTRAIN_GIT_COMMIT;
 #else
@@ -72,4 +68,4 @@ Environment collect_environment(const std::string& device, int threads, const en
   return env;
 }
 
-}  // namespace powertrain::train
+}  // namespace powertrain::run

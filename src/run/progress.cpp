@@ -1,8 +1,8 @@
-#include "powertrain/train/run_observers.h"
+#include "powertrain/run/progress.h"
 
 #include <fmt/format.h>
 
-namespace powertrain::train {
+namespace powertrain::run {
 
 ProgressPrinter::ProgressPrinter(std::FILE* out, bool terminal, std::string label)
     : out_(out), terminal_(terminal), label_(std::move(label)) {}
@@ -10,8 +10,14 @@ ProgressPrinter::ProgressPrinter(std::FILE* out, bool terminal, std::string labe
 void ProgressPrinter::on_start(const RunConfig& config, const Environment& environment) {
   max_epochs_ = config.max_epochs;
   energy_j_ = 0.0;
-  fmt::print(out_, "{}: {} on {} ({}), batch {}, lr {}, {} threads\n", label_, config.model, config.dataset,
-             config.device, config.batch_size, config.learning_rate, environment.threads);
+  std::string what = config.model + " on " + config.dataset;
+  if (!config.command.empty()) {
+    what = "`";
+    for (const auto& a : config.command.argv) what += (what.size() > 1 ? " " : "") + a;
+    what += "`";
+  }
+  fmt::print(out_, "{}: {} ({}), batch {}, lr {}, {} threads\n", label_, what, config.device, config.batch_size,
+             config.learning_rate, environment.threads);
   std::fflush(out_);
 }
 
@@ -44,12 +50,4 @@ void ProgressPrinter::on_end(const RunSummary& s) {
   std::fflush(out_);
 }
 
-void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
-                   std::int64_t end_ns) {
-  std::vector<energy::TimelineSample> part;
-  for (auto& s : tracker.timeline())
-    if (s.t_ns >= start_ns && s.t_ns <= end_ns) part.push_back(std::move(s));
-  if (!part.empty()) store.add_timeline(run_id, tracker.channels(), part, start_ns);
-}
-
-}  // namespace powertrain::train
+}  // namespace powertrain::run

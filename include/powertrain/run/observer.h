@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
-namespace powertrain::train {
+namespace powertrain::run {
 
 /// Progress inside an epoch's training phase.
 struct BatchProgress {
@@ -55,4 +55,4 @@ class RecordingObserver : public RunObserver {
   RunSummary summary;
 };
 
-}  // namespace powertrain::train
+}  // namespace powertrain::run

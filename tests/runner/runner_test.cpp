@@ -10,12 +10,13 @@
 #include "powertrain/error.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
-#include "powertrain/study/runner.h"
+#include "powertrain/runner/runner.h"
 #include "powertrain/study/spec.h"
 #include "powertrain/study/tables.h"
 #include "temp_dir.h"
 
 namespace ps = powertrain::study;
+namespace pr = powertrain::runner;
 namespace pst = powertrain::store;
 using pst::StudyKind;
 using pst::TrialStatus;
@@ -37,8 +38,8 @@ patience = 1
 threads = 1
 )";
 
-ps::RunOptions quiet() {
-  ps::RunOptions o;
+pr::RunOptions quiet() {
+  pr::RunOptions o;
   o.log = nullptr;
   return o;
 }
@@ -70,7 +71,7 @@ TEST(Runner, GridStudyRunsEveryConfigurationAndResumesWithNothingToDo) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
   const auto spec = ps::parse_spec(grid_spec("grid"), "grid.toml", StudyKind::grid);
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   EXPECT_TRUE(r.created);
   EXPECT_EQ(r.planned, 4);
   EXPECT_EQ(r.completed + r.diverged, 4);
@@ -90,7 +91,7 @@ TEST(Runner, GridStudyRunsEveryConfigurationAndResumesWithNothingToDo) {
   EXPECT_EQ(ps::study_tables(store.study(r.study_id), outcomes).size(), 5u);
 
   const auto runs_before = store.list_runs().size();
-  const auto again = ps::run_study(spec, store, quiet());
+  const auto again = pr::run_study(spec, store, quiet());
   EXPECT_FALSE(again.created);
   EXPECT_EQ(again.skipped, 4);
   EXPECT_EQ(again.completed, 0);
@@ -108,7 +109,7 @@ TEST(Runner, StopFlagInterruptsTheRunningTrialAndTheNextRunFinishesIt) {
   o.on_trial_start = [&](const ps::PlannedTrial&) {
     if (++started == 2) stop = true;  // the second trial is stopped at its first batch
   };
-  const auto r = ps::run_study(spec, store, o);
+  const auto r = pr::run_study(spec, store, o);
   EXPECT_TRUE(r.stopped);
   EXPECT_EQ(r.completed + r.diverged, 1);
   const auto trials = store.trials_of(r.study_id);
@@ -117,7 +118,7 @@ TEST(Runner, StopFlagInterruptsTheRunningTrialAndTheNextRunFinishesIt) {
   EXPECT_EQ(trials[1].status, TrialStatus::interrupted);
   EXPECT_EQ(trials[2].status, TrialStatus::pending);
 
-  const auto again = ps::run_study(spec, store, quiet());
+  const auto again = pr::run_study(spec, store, quiet());
   EXPECT_EQ(again.skipped, 1);
   EXPECT_EQ(again.completed + again.diverged, 3);
   expect_complete(store, r.study_id, 4);
@@ -132,13 +133,13 @@ TEST(Runner, TrialsLeftRunningByADeadProcessAreRunAgain) {
   const auto spec = ps::parse_spec(grid_spec("dead", "batch_sizes = [32]\nlearning_rates = [0.01, 0.05]\n"), "d.toml", StudyKind::grid);
   auto o = quiet();
   o.max_trials = 0;  // create the study and its trials, run none
-  const auto r0 = ps::run_study(spec, store, o);
+  const auto r0 = pr::run_study(spec, store, o);
   EXPECT_TRUE(r0.stopped);
   // A process claims the first trial and dies.
   const auto trials = store.trials_of(r0.study_id);
   ASSERT_EQ(trials.size(), 2u);
   store.start_trial(trials[0].id, trials[0].config, {});
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   EXPECT_EQ(r.reset, 1);
   EXPECT_EQ(r.completed + r.diverged, 2);
   expect_complete(store, r.study_id, 2);
@@ -150,15 +151,15 @@ TEST(Runner, AnotherExperimentUnderTheSameNameIsRefused) {
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
   auto o = quiet();
   o.max_trials = 0;
-  ps::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32]\nlearning_rates = [0.01]\n"), "a.toml", StudyKind::grid), store, o);
+  pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32]\nlearning_rates = [0.01]\n"), "a.toml", StudyKind::grid), store, o);
   // Comments and execution settings may change...
-  EXPECT_NO_THROW(ps::run_study(
+  EXPECT_NO_THROW(pr::run_study(
       ps::parse_spec("# note\n" + grid_spec("same", "batch_sizes = [32]\nlearning_rates = [1e-2]\n") + "[execution]\ncooldown_s = 0\n",
                      "b.toml", StudyKind::grid),
       store, o));
   // ...the trials may not.
   try {
-    ps::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32, 64]\nlearning_rates = [0.01]\n"), "c.toml", StudyKind::grid),
+    pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32, 64]\nlearning_rates = [0.01]\n"), "c.toml", StudyKind::grid),
                   store, o);
     FAIL() << "expected ConfigError";
   } catch (const powertrain::ConfigError& e) {
@@ -172,7 +173,7 @@ TEST(Runner, BadDataSettingsFailBeforeAnythingIsWritten) {
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
   auto spec = ps::parse_spec(grid_spec("bad"), "bad.toml", StudyKind::grid);
   spec.base.model = "no-such-model";
-  EXPECT_THROW(ps::run_study(spec, store, quiet()), powertrain::ConfigError);
+  EXPECT_THROW(pr::run_study(spec, store, quiet()), powertrain::ConfigError);
   EXPECT_TRUE(store.list_studies().empty());
 }
 
@@ -187,7 +188,7 @@ source = { classes = [0, 1] }
 steps = [ { classes = [2, 3] } ]
 )",
                                    "pre.toml", StudyKind::pretrain);
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   EXPECT_EQ(r.failed, 0);
   expect_complete(store, r.study_id, 4);
   EXPECT_TRUE(std::filesystem::exists(dir / "r.db.artifacts/pre/pretrain-seed0.encoder.pt"));
@@ -224,7 +225,7 @@ source = { classes = [0, 1] }
 steps = [ { classes = [2, 3] } ]
 )",
                                    "boom.toml", StudyKind::pretrain);
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   EXPECT_FALSE(r.stopped);
   const auto trials = store.trials_of(r.study_id);
   ASSERT_EQ(trials.size(), 4u);
@@ -246,7 +247,7 @@ learning_rate = 0.05
 tasks = ["class_0", "pair=1+2"]
 )",
                                    "multi.toml", StudyKind::multitask);
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   EXPECT_EQ(r.failed, 0);
   expect_complete(store, r.study_id, 3);
   const auto results = store.results_of(r.study_id);
@@ -278,7 +279,7 @@ TEST(Runner, CooldownAndWarmupRunBeforeTrials) {
                                        "[execution]\ncooldown_s = 0.3\nwarmup_s = 0.3\nwarmup_load = \"cpu\"\n",
                                    "w.toml", StudyKind::grid);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto r = ps::run_study(spec, store, quiet());
+  const auto r = pr::run_study(spec, store, quiet());
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.completed + r.diverged, 2);
   // One cool-down (before the second trial) and two warm-ups, none of them measured.

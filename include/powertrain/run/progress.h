@@ -1,29 +1,14 @@
 #pragma once
-// Observers that the command line and the studies attach to a run: one that
-// writes the results store, one that prints progress, and a fan-out.
+// Observers for people and plumbing: progress lines, and a fan-out to several
+// observers. (The one that writes the store is session::StoreObserver.)
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "powertrain/energy/tracker.h"
-#include "powertrain/store/store.h"
-#include "powertrain/train/observer.h"
+#include "powertrain/run/observer.h"
 
-namespace powertrain::train {
-
-/// Writes every finished epoch to the store, one transaction each. The run's
-/// summary is written by the caller (Store::finish_run or Store::complete_trial),
-/// which knows whether the run belongs to a trial.
-class StoreObserver final : public RunObserver {
- public:
-  StoreObserver(store::Store& store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
-  void on_epoch(const EpochRecord& epoch) override { store_.add_epoch(run_id_, epoch); }
-
- private:
-  store::Store& store_;
-  std::int64_t run_id_;
-};
+namespace powertrain::run {
 
 /// Progress for people. On a terminal: a live line (progress within the epoch,
 /// loss, joules and watts so far) redrawn in place, and a line per finished
@@ -67,9 +52,4 @@ class FanoutObserver final : public RunObserver {
   std::vector<RunObserver*> observers_;
 };
 
-/// Stores the part of the tracker's timeline between start_ns and end_ns as the
-/// run's power timeline (times relative to start_ns).
-void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
-                   std::int64_t end_ns);
-
-}  // namespace powertrain::train
+}  // namespace powertrain::run

@@ -1,6 +1,7 @@
-// The study runner: plans, resumes and runs the trials of a study. The only
-// translation unit of the study layer that includes LibTorch.
-#include "powertrain/study/runner.h"
+// The study runner: plans, resumes and runs the trials of a study, each a
+// measured run (session::RunSession) of the built-in trainer or of the user's
+// own program (external::CommandWorkload).
+#include "powertrain/runner/runner.h"
 
 #include <algorithm>
 #include <cctype>
@@ -15,18 +16,22 @@
 
 #include "powertrain/data/load.h"
 #include "powertrain/data/multitask.h"
-#include "powertrain/energy/registry.h"
-#include "powertrain/energy/tracker.h"
 #include "powertrain/energy/workload.h"
 #include "powertrain/error.h"
+#include "powertrain/external/command.h"
+#include "powertrain/external/workload.h"
 #include "powertrain/models/model.h"
+#include "powertrain/run/environment.h"
+#include "powertrain/session/session.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/train/dataset_options.h"
-#include "powertrain/train/environment.h"
-#include "powertrain/train/run_observers.h"
+#include "powertrain/train/device.h"
 #include "powertrain/train/trainer.h"
 
-namespace powertrain::study {
+namespace powertrain::runner {
+
+using study::PlannedTrial;
+using study::StudySpec;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -58,14 +63,14 @@ std::vector<std::string> split_list(const std::string& s) {
 
 /// The data layer's options for a trial: one split for every seed (data_seed),
 /// every label (tasks and classes are applied by the runner on the loaded data).
-train::RunConfig data_config(const train::RunConfig& trial, std::uint64_t data_seed) {
+run::RunConfig data_config(const run::RunConfig& trial, std::uint64_t data_seed) {
   auto c = trial;
   c.seed = data_seed;
   c.tasks.clear();
   return c;
 }
 
-std::string data_key(const train::RunConfig& c) {
+std::string data_key(const run::RunConfig& c) {
   std::string k = fmt::format("{}|{}|{}|{}", c.dataset, c.data_dir, c.subset, c.seed);
   for (const auto& [key, v] : c.data_options) k += "|" + key + "=" + v;
   return k;
@@ -156,7 +161,7 @@ class DataCache {
  public:
   explicit DataCache(std::uint64_t data_seed) : data_seed_(data_seed) {}
 
-  const data::Dataset& base(const train::RunConfig& trial) {
+  const data::Dataset& base(const run::RunConfig& trial) {
     const auto dc = data_config(trial, data_seed_);
     const auto key = data_key(dc);
     auto it = base_.find(key);
@@ -189,6 +194,7 @@ class DataCache {
 /// Checks what would fail every trial the same way, before anything is written.
 void preflight(const PlannedTrial& t, const data::Dataset& ds) {
   const auto& c = t.spec.config;
+  (void)train::parse_device(c.device);
   const auto& names = models::model_names();
   if (std::find(names.begin(), names.end(), c.model) == names.end()) {
     std::string valid;
@@ -208,7 +214,7 @@ void sleep_interruptible(double seconds, const RunOptions& o) {
 }
 
 /// Loads the trial's device for `seconds`: matrix products on a GPU, energy::burn on the CPU.
-void warm_up(const StudySpec& spec, const train::RunConfig& c, const RunOptions& o) {
+void warm_up(const StudySpec& spec, const run::RunConfig& c, const RunOptions& o) {
   const double seconds = spec.execution.warmup_s;
   if (!(seconds > 0.0) || stop_requested(o)) return;
   const auto device = train::parse_device(c.device);
@@ -218,7 +224,7 @@ void warm_up(const StudySpec& spec, const train::RunConfig& c, const RunOptions&
     train::load_device(device, seconds, [&o] { return stop_requested(o); });
     return;
   }
-  const int threads = c.threads > 0 ? c.threads : train::available_cpus();
+  const int threads = c.threads > 0 ? c.threads : run::available_cpus();
   // Slices of a second so that a stop request is honoured quickly.
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   while (!stop_requested(o)) {
@@ -232,10 +238,11 @@ void warm_up(const StudySpec& spec, const train::RunConfig& c, const RunOptions&
 
 StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& o) {
   StudyRun r;
-  const auto plan = plan_trials(spec);
+  const auto plan = study::plan_trials(spec);
   r.planned = static_cast<int>(plan.size());
   const std::filesystem::path db = o.db.empty() ? store.path() : o.db;
-  const auto artifacts = artifacts_dir(spec, db);
+  const auto artifacts = study::artifacts_dir(spec, db);
+  const bool external = !spec.base.command.empty();
 
   // 1. The study: new, or the same experiment as stored.
   const auto existing = store.find_study(spec.name);
@@ -245,27 +252,39 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
                                     db.string(), store::to_string(existing->kind), store::to_string(spec.kind)));
     std::string stored_fp;
     try {
-      stored_fp = plan_fingerprint(parse_spec(existing->spec, fmt::format("<stored spec of study '{}'>", spec.name), existing->kind));
+      stored_fp = study::plan_fingerprint(
+          study::parse_spec(existing->spec, fmt::format("<stored spec of study '{}'>", spec.name), existing->kind));
     } catch (const ConfigError&) {
       stored_fp.clear();
     }
-    if (stored_fp != plan_fingerprint(spec))
+    if (stored_fp != study::plan_fingerprint(spec))
       throw ConfigError(fmt::format(
           "study '{}' in {} was created from a specification that trains other trials; "
           "give this one another name (name = \"...\" in the spec, or --name) or use another database",
           spec.name, db.string()));
   }
 
-  // 2. Data and models for the trials that will run: bad settings fail here, before any write.
+  // 2. Data and models for the trials that will run: bad settings fail here,
+  // before any write. A command's data is its own business; its settings are
+  // checked by building the workload.
   DataCache cache(spec.data_seed);
   std::vector<bool> todo(plan.size(), true);
   if (existing)
     for (std::size_t i = 0; i < plan.size(); ++i)
       if (auto t = store.find_trial(existing->id, plan[i].spec.key)) todo[i] = !store::is_done(t->status);
+  external::CommandOptions command_options;
+  command_options.timeout_s = spec.execution.timeout_s;
+  command_options.idle_timeout_s = spec.execution.idle_timeout_s;
+  command_options.grace_s = spec.execution.grace_s;
+  external::validate(command_options);
   {
     std::map<std::string, bool> checked;
     for (std::size_t i = 0; i < plan.size(); ++i) {
       if (!todo[i]) continue;
+      if (external) {
+        (void)external::CommandWorkload(plan[i].spec.config, command_options);
+        continue;
+      }
       const auto& ds = cache.view(plan[i]);
       const auto k = plan[i].spec.config.model + "|" + plan[i].spec.config.device + "|" + data_key(plan[i].spec.config) +
                      "|" + plan[i].spec.config.tasks + "|" + std::to_string(plan[i].classes.size());
@@ -278,13 +297,20 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   if (existing) {
     r.study_id = existing->id;
   } else {
-    const auto env = train::collect_environment(spec.base.device, spec.base.threads > 0 ? spec.base.threads : train::available_cpus(), nullptr);
+    const auto env = run::collect_environment(
+        spec.base.device, spec.base.threads > 0 ? spec.base.threads : run::available_cpus(), nullptr,
+        external ? "external: " + external::display(spec.base.command) : train::torch_version());
     r.study_id = store.create_study(spec.name, spec.kind, spec.text, env);
     r.created = true;
   }
   std::vector<std::int64_t> trial_ids;
   for (const auto& t : plan) trial_ids.push_back(store.upsert_trial(r.study_id, t.spec));
   r.reset = store.reset_interrupted(r.study_id);
+
+  // A command's relative working directory is taken from the spec's folder.
+  std::filesystem::path spec_dir;
+  if (external && !spec.source.empty() && spec.source.front() != '<')
+    spec_dir = std::filesystem::absolute(std::filesystem::path(spec.source)).parent_path();
 
   // 4. The trials, in plan order.
   int ran = 0;
@@ -311,26 +337,33 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
 
     auto config = t.spec.config;
     if (config.data_dir.empty()) config.data_dir = spec.base.data_dir;
-    if (t.spec.phase == kPhasePretrain)
+    if (t.spec.phase == study::kPhasePretrain)
       config.checkpoint = (artifacts / fmt::format("pretrain-seed{}.pt", config.seed)).string();
+    if (external) {
+      auto& dir = config.command.workdir;
+      if (!spec_dir.empty()) dir = (spec_dir / dir).lexically_normal().string();
+      if (t.spec.phase == study::kPhasePretrain) std::filesystem::create_directories(artifacts);
+    }
 
-    // Everything up to start_trial may fail the trial without a run.
-    std::unique_ptr<train::Trainer> trainer;
-    const data::Dataset* dataset = nullptr;
+    // Everything before the run starts may fail the trial without a run.
+    std::unique_ptr<run::Workload> workload;
     try {
       if (t.encoder_from >= 0) {
         const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
         const auto pre = store.trial(trial_ids[static_cast<std::size_t>(t.encoder_from)]);
         if (pre.status != store::TrialStatus::converged && pre.status != store::TrialStatus::max_epochs)
           throw ConfigError(fmt::format("its pretraining ({}) has no usable encoder: {}", src.label, store::to_string(pre.status)));
-        const auto encoder = train::encoder_checkpoint_path(artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
+        const auto encoder = run::encoder_checkpoint_path(artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
         if (!std::filesystem::exists(encoder))
           throw IoError(fmt::format("the pretrained encoder {} is missing", encoder.string()));
         config.init_encoder = encoder.string();
       }
       warm_up(spec, config, o);
-      dataset = &cache.view(t);
-      trainer = std::make_unique<train::Trainer>(config, *dataset);
+      if (external) {
+        workload = std::make_unique<external::CommandWorkload>(config, command_options);
+      } else {
+        workload = std::make_unique<train::Trainer>(config, cache.view(t));
+      }
     } catch (const StoreError&) {
       throw;
     } catch (const std::exception& e) {
@@ -340,56 +373,31 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
       continue;
     }
 
-    auto probe_options = energy::ProbeOptions{};
-    probe_options.disabled = o.disabled_sources;
-    auto probe = energy::probe_sources(probe_options);
-    energy::Tracker tracker(std::move(probe.meters), energy::TrackerOptions{std::chrono::milliseconds(spec.execution.interval_ms)});
-    const auto env = train::collect_environment(config.device, trainer->threads(), &tracker);
-    const auto run_id = store.start_trial(trial_id, config, env);
-    if (o.on_trial_start) o.on_trial_start(t);
+    session::SessionOptions so;
+    so.interval = std::chrono::milliseconds(spec.execution.interval_ms);
+    so.disabled_sources = o.disabled_sources;
+    so.stop = o.stop;
+    so.log = o.log;
+    so.terminal = o.terminal;
+    so.label = label;
+    so.on_run_start = [&](std::int64_t) {
+      if (o.on_trial_start) o.on_trial_start(t);
+    };
+    session::RunSession session(store, so);
+    const auto outcome = session.run_trial(trial_id, config, *workload);
+    workload.reset();
 
-    train::StoreObserver to_store(store, run_id);
-    train::ProgressPrinter progress(o.log ? o.log : stderr, o.terminal,
-                                    label + (dataset->synthetic ? " (synthetic data)" : ""));
-    train::FanoutObserver both({&to_store, &progress});
-    train::RunObserver& observer = o.log ? static_cast<train::RunObserver&>(both) : to_store;
-
-    tracker.start();
-    tracker.begin("trial");
-    train::RunSummary summary;
-    try {
-      summary = trainer->run(tracker, observer, o.stop);
-    } catch (const std::exception& e) {
-      const auto w = tracker.end("trial");
-      tracker.stop();
-      (void)w;
-      try {
-        store.mark_trial_failed(trial_id, e.what());
-      } catch (const StoreError&) {
-      }
-      if (dynamic_cast<const StoreError*>(&e)) throw;
-      ++r.failed;
-      if (o.log) fmt::print(o.log, "{}: failed: {}\n", label, e.what());
-      continue;
-    }
-    const auto window = tracker.end("trial");
-    tracker.stop();
-    trainer.reset();
-
-    store.complete_trial(trial_id, summary);
-    train::save_timeline(store, run_id, tracker, window.start_ns, window.end_ns);
-
-    switch (summary.status) {
-      case train::RunStatus::converged:
-      case train::RunStatus::max_epochs: ++r.completed; break;
-      case train::RunStatus::diverged: ++r.diverged; break;
-      case train::RunStatus::failed: ++r.failed; break;
-      case train::RunStatus::interrupted:
-      case train::RunStatus::running: r.stopped = true; break;
+    switch (outcome.summary.status) {
+      case run::RunStatus::converged:
+      case run::RunStatus::max_epochs: ++r.completed; break;
+      case run::RunStatus::diverged: ++r.diverged; break;
+      case run::RunStatus::failed: ++r.failed; break;
+      case run::RunStatus::interrupted:
+      case run::RunStatus::running: r.stopped = true; break;
     }
     if (r.stopped) break;
   }
   return r;
 }
 
-}  // namespace powertrain::study
+}  // namespace powertrain::runner

@@ -1,7 +1,8 @@
 #pragma once
 // Runs a study: every planned trial that has no result yet, each trained to
-// convergence and measured, each a row of the results store. No torch in this
-// header (the runner's one translation unit has it).
+// convergence and measured (a session::RunSession of the built-in trainer or
+// of the spec's command), each a row of the results store. No torch in this
+// header.
 //
 //   auto store = store::Store::open("results.db");
 //   RunOptions o;  o.stop = &stop_flag;
@@ -22,7 +23,10 @@
 #include "powertrain/study/plan.h"
 #include "powertrain/study/spec.h"
 
-namespace powertrain::study {
+namespace powertrain::runner {
+
+using study::PlannedTrial;
+using study::StudySpec;
 
 struct RunOptions {
   /// The database's path (artifacts go beside it unless the spec says where).
@@ -63,4 +67,4 @@ struct StudyRun {
 /// database errors.
 StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& options = {});
 
-}  // namespace powertrain::study
+}  // namespace powertrain::runner

@@ -1,6 +1,9 @@
 #pragma once
-// Plain records of a training run: what the trainer produces and the store keeps.
+// Plain records of a training run: what a workload (the built-in trainer or the
+// user's own program) produces, the run session measures and the store keeps.
+// The base layer below train, store and the run session; no torch.
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -8,7 +11,17 @@
 
 #include "powertrain/energy/tracker.h"
 
-namespace powertrain::train {
+namespace powertrain::run {
+
+/// The user's own training program, run instead of the built-in trainer
+/// (docs/external.md). Its arguments may hold placeholders such as
+/// {batch_size}; see external/command.h.
+struct Command {
+  std::vector<std::string> argv;  ///< empty: the built-in trainer
+  std::string workdir;            ///< empty: powertrain's working directory
+  std::vector<std::pair<std::string, std::string>> env;  ///< added to the environment
+  bool empty() const { return argv.empty(); }
+};
 
 /// Everything that defines a training run (one trial of a study).
 struct RunConfig {
@@ -35,6 +48,10 @@ struct RunConfig {
   /// Further dataset options by name (see docs/data.md and
   /// train::dataset_options): e.g. {"max_samples", "2000"}, {"window", "128"}.
   std::vector<std::pair<std::string, std::string>> data_options;
+  /// Set: the run trains with this program; dataset, model and the data
+  /// settings above are then the program's business (it gets them as
+  /// placeholders and environment variables).
+  Command command;
 };
 
 /// One finished epoch.
@@ -88,4 +105,12 @@ struct Environment {
   std::string sampling;     ///< e.g. "interval 100 ms"
 };
 
-}  // namespace powertrain::train
+/// Keys RunConfig::data_options accepts (the built-in trainer's data layer
+/// reads them: train::dataset_options), in documentation order.
+const std::vector<std::string>& data_option_keys();
+
+/// Where a run's encoder goes beside its model checkpoint: "<dir>/run.encoder.pt"
+/// for "<dir>/run.pt" (any other name: name + ".encoder.pt").
+std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& checkpoint);
+
+}  // namespace powertrain::run

@@ -1,12 +1,10 @@
-// RunStatus names (declared in powertrain/train/records.h). They live in the
-// store layer because the store is the lowest layer that writes them, and the
-// train layer links it.
+// RunStatus names (declared in powertrain/run/records.h).
 #include <string>
 
 #include "powertrain/error.h"
-#include "powertrain/train/records.h"
+#include "powertrain/run/records.h"
 
-namespace powertrain::train {
+namespace powertrain::run {
 
 std::string_view to_string(RunStatus s) {
   switch (s) {
@@ -31,4 +29,21 @@ RunStatus run_status_from_string(std::string_view s) {
                     "' (expected running, converged, max_epochs, diverged, interrupted or failed)");
 }
 
-}  // namespace powertrain::train
+const std::vector<std::string>& data_option_keys() {
+  static const std::vector<std::string> keys{
+      "max_samples", "val_fraction", "normalize", "image_size",    "cache_dir",     "use_cache",
+      "center_crop", "channels",     "window",    "stride",        "downsample",    "max_fill",
+      "train_subjects", "val_subjects", "test_subjects", "activities", "num_classes", "train_samples",
+      "eval_samples", "input_channels", "length", "noise"};
+  return keys;
+}
+
+std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& checkpoint) {
+  if (checkpoint.extension() == ".pt") {
+    auto p = checkpoint;
+    return p.replace_extension(".encoder.pt");
+  }
+  return checkpoint.string() + ".encoder.pt";
+}
+
+}  // namespace powertrain::run

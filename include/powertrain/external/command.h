@@ -1,0 +1,46 @@
+#pragma once
+// The command line and environment of the user's training program for one
+// run: {placeholders} in its arguments, POWERTRAIN_* variables in its
+// environment (docs/external.md lists both).
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "powertrain/run/records.h"
+
+namespace powertrain::external {
+
+/// Every placeholder a command may hold, in documentation order.
+const std::vector<std::string>& placeholder_names();
+
+/// The placeholders' values for a run: {batch_size}, {learning_rate}, {seed},
+/// {max_epochs}, {device}, {threads}, {tasks}, {init_encoder},
+/// {freeze_encoder} ("true"/"false"), {checkpoint}, {encoder_checkpoint}
+/// (empty when there is no checkpoint), {data_dir}, {optimizer}, {momentum},
+/// {weight_decay}, {subset}.
+std::map<std::string, std::string> placeholder_values(const run::RunConfig& config);
+
+/// `text` with every {name} replaced; "{{" and "}}" are literal braces.
+/// Throws ConfigError naming an unknown placeholder or an unmatched brace.
+std::string expand(std::string_view text, const std::map<std::string, std::string>& values);
+
+/// Checks a command before anything runs: at least a program, known
+/// placeholders only, balanced braces, variable names of the environment
+/// without '='. Throws ConfigError.
+void validate(const run::Command& command);
+
+/// The program's arguments for a run (every argument expanded).
+std::vector<std::string> expand_argv(const run::RunConfig& config);
+
+/// The variables powertrain adds to the program's environment for a run:
+/// POWERTRAIN_PROTOCOL, POWERTRAIN_BATCH_SIZE and the other settings (the
+/// socket and run id are added when the run starts), then command.env
+/// (expanded; it may override).
+std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config);
+
+/// The command as one line for messages: "python3 train.py --lr {learning_rate}".
+std::string display(const run::Command& command);
+
+}  // namespace powertrain::external

@@ -1,0 +1,113 @@
+#pragma once
+// What a workload drives while it trains: the epoch and phase windows on the
+// tracker, the convergence rule, the observers, and the run's summary. One
+// object per run; the built-in trainer and the user's own program (through
+// the protocol of docs/external.md) both report through it, so their epochs
+// are measured, judged and recorded the same way.
+//
+//   RunControl control(config, tracker, observer, &stop_flag);
+//   control.start(environment);
+//   for (int e = 1; ; ++e) {
+//     if (control.stop_requested()) { control.interrupt("..."); break; }
+//     control.begin_epoch(e);   ... train ...
+//     control.begin_eval();     ... validate ...
+//     auto v = control.end_epoch({.val_metric = m, .val_loss = l});
+//     if (v.stop) break;
+//   }
+//   control.set_test(test_metric);
+//   RunSummary s = control.finish();
+//
+// Window names: "<prefix>epoch-N" with nested "<prefix>train-N" and
+// "<prefix>eval-N". Every window it opened is closed when it is destroyed.
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "powertrain/energy/tracker.h"
+#include "powertrain/run/convergence.h"
+#include "powertrain/run/observer.h"
+#include "powertrain/run/records.h"
+
+namespace powertrain::run {
+
+/// What a workload measured in one epoch.
+struct EpochMetrics {
+  double val_metric = std::nan("");  ///< higher is better
+  double val_loss = std::nan("");    ///< NaN: not reported
+  double train_loss = std::nan("");  ///< NaN: not reported
+  std::optional<std::int64_t> samples;  ///< training samples of the epoch (throughput)
+  std::vector<double> val_task_metrics;
+};
+
+class RunControl {
+ public:
+  RunControl(RunConfig config, energy::Tracker& tracker, RunObserver& observer,
+             const std::atomic<bool>* stop = nullptr, LossLimits limits = {}, std::string window_prefix = {});
+  ~RunControl();
+  RunControl(const RunControl&) = delete;
+  RunControl& operator=(const RunControl&) = delete;
+
+  const RunConfig& config() const { return config_; }
+  energy::Tracker& tracker() { return tracker_; }
+  /// The stop flag turned true (Ctrl-C, SIGTERM, a study stopping).
+  bool stop_requested() const { return stop_ && stop_->load(std::memory_order_relaxed); }
+
+  /// Once, before the first epoch: tells the observers.
+  void start(const Environment& environment);
+  /// Opens epoch N (N = the last epoch + 1) and its training phase. Throws
+  /// WorkloadError for an epoch out of order or while another is open.
+  void begin_epoch(int epoch);
+  /// Ends the training phase and opens the evaluation phase of the open epoch.
+  void begin_eval();
+  /// Progress inside the training phase (live display). Returns the reason
+  /// when the running loss shows divergence, which the workload then ends with
+  /// diverge().
+  std::optional<std::string> batch(const BatchProgress& progress);
+  /// Closes the open epoch, records it (observers: on_epoch) and applies the
+  /// convergence rule; a stopping verdict sets the summary's status.
+  EpochVerdict end_epoch(const EpochMetrics& metrics);
+  /// Training loss check outside batch() (e.g. an epoch's mean loss); as batch().
+  std::optional<std::string> check_loss(double loss) { return rule_.check_loss(loss); }
+
+  /// Ends the run early. The open epoch (if any) is closed and counted in the
+  /// run's energy and time, but not recorded as an epoch.
+  void interrupt(std::string message);
+  void diverge(std::string message);
+  void fail(std::string message);
+
+  /// The final model's test metric (NaN: none).
+  void set_test(double metric, std::vector<double> task_metrics = {});
+
+  /// Closes what is open, sets max_epochs if no other end was set (every
+  /// epoch ran), tells the observers (on_end) and returns the summary. Once.
+  RunSummary finish();
+
+  bool epoch_open() const { return epoch_ > 0 && open_epoch_; }
+  int epochs_done() const { return summary_.epochs; }
+  const RunSummary& summary() const { return summary_; }
+  /// Current status (running until a verdict or an end).
+  RunStatus status() const { return summary_.status; }
+
+ private:
+  void end_open_epoch();  // closes windows of a cut-short epoch and counts them
+  void count(const energy::WindowResult& w);
+  void end_with(RunStatus status, std::string message);
+
+  RunConfig config_;
+  energy::Tracker& tracker_;
+  RunObserver& observer_;
+  const std::atomic<bool>* stop_;
+  ConvergenceRule rule_;
+  std::string prefix_;
+  RunSummary summary_;
+  int epoch_ = 0;          // the epoch last begun
+  bool open_epoch_ = false;
+  bool in_eval_ = false;
+  std::optional<energy::WindowResult> train_result_;
+  bool finished_ = false;
+};
+
+}  // namespace powertrain::run

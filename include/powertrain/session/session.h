@@ -1,0 +1,88 @@
+#pragma once
+// The measured run: one object that every command uses to run a workload
+// (the built-in trainer or the user's own program) epoch by epoch under the
+// energy meters, apply the convergence rule, write the store and honour stop
+// requests. `powertrain train`, the study runner and `measure`'s epoch
+// breakdown all go through it.
+//
+//   session::SessionOptions o;  o.stop = &stop_flag;  o.label = "run";
+//   session::RunSession s(store, o);
+//   auto r = s.run(config, workload);                 // powertrain train
+//   auto r = s.run_trial(trial_id, config, workload); // one trial of a study
+//
+// Failure handling is the same for both: an exception from the workload (a
+// crash of the user's program, a torch error, a protocol violation) ends the
+// run failed with its message, and the energy and epochs measured so far are
+// kept; a StoreError propagates (the store cannot record anything more).
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "powertrain/energy/tracker.h"
+#include "powertrain/run/observer.h"
+#include "powertrain/run/workload.h"
+#include "powertrain/store/store.h"
+
+namespace powertrain::session {
+
+/// Writes every finished epoch to the store, one transaction each.
+class StoreObserver final : public run::RunObserver {
+ public:
+  StoreObserver(store::Store& store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
+  void on_epoch(const run::EpochRecord& epoch) override { store_.add_epoch(run_id_, epoch); }
+
+ private:
+  store::Store& store_;
+  std::int64_t run_id_;
+};
+
+/// Stores the part of the tracker's timeline between start_ns and end_ns as the
+/// run's power timeline (times relative to start_ns).
+void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
+                   std::int64_t end_ns);
+
+struct SessionOptions {
+  /// Energy sampling interval (10 ms to 60 s).
+  std::chrono::milliseconds interval{100};
+  /// Energy sources to skip (energy::ProbeOptions::disabled), e.g. {"nvml"}.
+  std::vector<std::string> disabled_sources;
+  /// Polled by the workload; when it turns true the run ends interrupted.
+  const std::atomic<bool>* stop = nullptr;
+  /// Progress lines; null: quiet.
+  std::FILE* log = stderr;
+  bool terminal = false;  ///< a live progress line on `log`
+  std::string label;  ///< starts every progress line; empty: "run <id>"
+  /// Called once the run is in the store, before the workload starts.
+  std::function<void(std::int64_t run_id)> on_run_start;
+  /// Further observers of the run (e.g. tests, a JSON stream), after the store's.
+  std::vector<run::RunObserver*> observers;
+};
+
+struct RunOutcome {
+  std::int64_t run_id = 0;
+  run::RunSummary summary;
+};
+
+class RunSession {
+ public:
+  RunSession(store::Store& store, SessionOptions options);
+
+  /// A run outside any study (store::Store::begin_run ... finish_run).
+  RunOutcome run(const run::RunConfig& config, run::Workload& workload);
+  /// One trial of a study: Store::start_trial ... complete_trial. The trial
+  /// must be claimable (pending, interrupted or failed).
+  RunOutcome run_trial(std::int64_t trial_id, const run::RunConfig& config, run::Workload& workload);
+
+ private:
+  RunOutcome measure(const run::RunConfig& config, run::Workload& workload,
+                     const std::function<std::int64_t(const run::Environment&)>& begin,
+                     const std::function<void(std::int64_t, const run::RunSummary&)>& end);
+  store::Store& store_;
+  SessionOptions options_;
+};
+
+}  // namespace powertrain::session

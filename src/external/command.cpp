@@ -1,0 +1,125 @@
+#include "powertrain/external/command.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::external {
+namespace {
+
+std::string number(double v) { return fmt::format("{}", v); }  // shortest round-trip form
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+const std::vector<std::string>& placeholder_names() {
+  static const std::vector<std::string> names{
+      "batch_size", "learning_rate", "seed",       "max_epochs",         "device",   "threads",
+      "tasks",      "init_encoder",  "freeze_encoder", "checkpoint",     "encoder_checkpoint",
+      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset"};
+  return names;
+}
+
+std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
+  return {
+      {"batch_size", std::to_string(c.batch_size)},
+      {"learning_rate", number(c.learning_rate)},
+      {"seed", std::to_string(c.seed)},
+      {"max_epochs", std::to_string(c.max_epochs)},
+      {"device", c.device},
+      {"threads", std::to_string(c.threads)},
+      {"tasks", c.tasks},
+      {"init_encoder", c.init_encoder},
+      {"freeze_encoder", c.freeze_encoder ? "true" : "false"},
+      {"checkpoint", c.checkpoint},
+      {"encoder_checkpoint", c.checkpoint.empty() ? "" : run::encoder_checkpoint_path(c.checkpoint).string()},
+      {"data_dir", c.data_dir},
+      {"optimizer", c.optimizer},
+      {"momentum", number(c.momentum)},
+      {"weight_decay", number(c.weight_decay)},
+      {"subset", number(c.subset)},
+  };
+}
+
+std::string expand(std::string_view text, const std::map<std::string, std::string>& values) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '{' && i + 1 < text.size() && text[i + 1] == '{') {
+      out += '{';
+      ++i;
+    } else if (ch == '}' && i + 1 < text.size() && text[i + 1] == '}') {
+      out += '}';
+      ++i;
+    } else if (ch == '{') {
+      const auto close = text.find('}', i);
+      if (close == std::string_view::npos)
+        throw ConfigError(fmt::format("command argument '{}': '{{' without '}}' (write {{{{ for a literal brace)", text));
+      const std::string name(text.substr(i + 1, close - i - 1));
+      const auto it = values.find(name);
+      if (it == values.end()) {
+        std::string valid;
+        for (const auto& n : placeholder_names()) valid += (valid.empty() ? "{" : ", {") + n + "}";
+        throw ConfigError(fmt::format("command argument '{}': unknown placeholder {{{}}} (valid: {})", text, name, valid));
+      }
+      out += it->second;
+      i = close;
+    } else if (ch == '}') {
+      throw ConfigError(fmt::format("command argument '{}': '}}' without '{{' (write }}}} for a literal brace)", text));
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+void validate(const run::Command& command) {
+  if (command.argv.empty() || command.argv.front().empty())
+    throw ConfigError("a command needs at least the program to run");
+  run::RunConfig probe;
+  const auto values = placeholder_values(probe);
+  for (const auto& a : command.argv) (void)expand(a, values);
+  for (const auto& [name, value] : command.env) {
+    if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos)
+      throw ConfigError(fmt::format("environment variable name '{}' is not valid", name));
+    (void)expand(value, values);
+  }
+}
+
+std::vector<std::string> expand_argv(const run::RunConfig& config) {
+  const auto values = placeholder_values(config);
+  std::vector<std::string> out;
+  for (const auto& a : config.command.argv) out.push_back(expand(a, values));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config) {
+  const auto values = placeholder_values(config);
+  std::vector<std::pair<std::string, std::string>> env{{"POWERTRAIN_PROTOCOL", "1"}};
+  for (const auto& name : placeholder_names()) {
+    auto v = values.at(name);
+    if (name == "freeze_encoder") v = config.freeze_encoder ? "1" : "0";
+    env.emplace_back("POWERTRAIN_" + upper(name), v);
+  }
+  for (const auto& [name, value] : config.command.env) env.emplace_back(name, expand(value, values));
+  return env;
+}
+
+std::string display(const run::Command& command) {
+  std::string out;
+  for (const auto& a : command.argv) {
+    if (!out.empty()) out += ' ';
+    const bool plain = !a.empty() && std::none_of(a.begin(), a.end(), [](char c) { return c == ' ' || c == '"' || c == '\''; });
+    out += plain ? a : "'" + a + "'";
+  }
+  return out;
+}
+
+}  // namespace powertrain::external

@@ -1,0 +1,214 @@
+// The event loop of an external run: one thread polls the program's socket
+// connection, its stdout and stderr, its exit and the clocks.
+#include "powertrain/external/workload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+#include "powertrain/external/channel.h"
+#include "powertrain/external/command.h"
+#include "powertrain/external/process.h"
+#include "powertrain/external/protocol.h"
+#include "powertrain/run/environment.h"
+
+namespace powertrain::external {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+
+// The last lines of the program's stderr.
+class Tail {
+ public:
+  explicit Tail(int lines) : max_(lines > 0 ? static_cast<std::size_t>(lines) : 0) {}
+  void add(const char* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (data[i] == '\n') {
+        push();
+      } else if (cur_.size() < 2000) {
+        cur_ += data[i];
+      }
+    }
+  }
+  std::string text() {
+    if (!cur_.empty()) push();
+    std::string out;
+    for (const auto& l : lines_) out += (out.empty() ? "" : "\n") + l;
+    return out;
+  }
+
+ private:
+  void push() {
+    if (max_ == 0) return;
+    if (!cur_.empty() && cur_.back() == '\r') cur_.pop_back();
+    lines_.push_back(std::move(cur_));
+    cur_.clear();
+    while (lines_.size() > max_) lines_.pop_front();
+  }
+  std::size_t max_;
+  std::deque<std::string> lines_;
+  std::string cur_;
+};
+
+}  // namespace
+
+void validate(const CommandOptions& o) {
+  for (const auto& [name, v] : {std::pair{"timeout_s", o.timeout_s}, std::pair{"idle_timeout_s", o.idle_timeout_s},
+                                std::pair{"grace_s", o.grace_s}, std::pair{"kill_after_s", o.kill_after_s}})
+    if (!(v >= 0.0)) throw ConfigError(fmt::format("{} must be >= 0, got {}", name, v));
+}
+
+CommandWorkload::CommandWorkload(run::RunConfig config, CommandOptions options)
+    : config_(std::move(config)), options_(options) {
+  validate(config_.command);
+  validate(options_);
+  (void)run::ConvergenceRule(config_);  // its settings are checked before the program starts
+}
+
+int CommandWorkload::threads() const { return config_.threads > 0 ? config_.threads : run::available_cpus(); }
+
+std::string CommandWorkload::framework() const { return "external: " + display(config_.command); }
+
+void CommandWorkload::run(run::RunControl& control) {
+  const std::string what = fmt::format("`{}`", display(config_.command));
+  EventChannel channel;
+  ChildSpec spec;
+  spec.argv = expand_argv(config_);
+  spec.workdir = config_.command.workdir;
+  spec.env = program_environment(config_);
+  spec.env.emplace_back("POWERTRAIN_SOCKET", channel.path());
+  Child child(spec);
+
+  Tail tail(options_.stderr_lines);
+  const auto started = Clock::now();
+  auto last_event = started;
+  bool interrupted = false;  // powertrain was asked to stop
+  std::optional<Clock::time_point> term_at, kill_at;  // escalation deadlines
+  std::optional<Clock::time_point> exited_at;
+  std::string failure;  // why the run failed (empty: it did not)
+
+  auto with_tail = [&](const std::string& why) {
+    const auto t = tail.text();
+    return t.empty() ? fmt::format("{} {}", what, why) : fmt::format("{} {}; its last stderr lines:\n{}", what, why, t);
+  };
+  auto after = [](double s) { return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
+  auto terminate_in = [&](double grace) {
+    if (!term_at) term_at = after(grace);
+  };
+  auto fail_and_stop = [&](const std::string& why) {
+    if (failure.empty()) failure = why;
+    terminate_in(0.0);
+  };
+
+  char buf[65536];
+  for (;;) {
+    // Escalation: SIGTERM to the process group when a deadline passes, SIGKILL kill_after_s later.
+    const auto now = Clock::now();
+    if (term_at && now >= *term_at && !kill_at && !child.exited()) {
+      child.signal_group(SIGTERM);
+      kill_at = after(options_.kill_after_s);
+    }
+    if (kill_at && now >= *kill_at) child.signal_group(SIGKILL);
+
+    if (!interrupted && control.stop_requested()) {
+      interrupted = true;
+      const int n = control.epochs_done() + 1;
+      control.interrupt(control.epoch_open() ? fmt::format("interrupted in epoch {}", n)
+                                             : fmt::format("interrupted before epoch {}", n));
+      terminate_in(0.0);
+    }
+    if (failure.empty() && !term_at) {
+      if (options_.timeout_s > 0 && seconds_since(started) > options_.timeout_s)
+        fail_and_stop(fmt::format("ran past its timeout of {} s", options_.timeout_s));
+      else if (options_.idle_timeout_s > 0 && seconds_since(last_event) > options_.idle_timeout_s)
+        fail_and_stop(fmt::format("sent no event for {} s (idle_timeout_s)", options_.idle_timeout_s));
+    }
+
+    if (child.poll_exit() && !exited_at) exited_at = Clock::now();
+    // After the program exits its output is drained; a grandchild that keeps
+    // a pipe open is not waited for beyond a second.
+    const bool drained =
+        child.stdout_fd() < 0 && child.stderr_fd() < 0 && (channel.closed() || !channel.connected());
+    if (exited_at && (drained || seconds_since(*exited_at) > 1.0)) break;
+
+    std::vector<pollfd> fds;
+    const int events_fd = channel.poll_fd();
+    if (events_fd >= 0) fds.push_back({events_fd, POLLIN, 0});
+    if (child.stdout_fd() >= 0) fds.push_back({child.stdout_fd(), POLLIN, 0});
+    if (child.stderr_fd() >= 0) fds.push_back({child.stderr_fd(), POLLIN, 0});
+    const int r = ::poll(fds.data(), fds.size(), 20);
+    if (r < 0 && errno != EINTR) throw WorkloadError(fmt::format("poll failed: {}", std::strerror(errno)));
+    if (r <= 0) continue;
+
+    for (const auto& p : fds) {
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (p.fd == events_fd) {
+        if (!failure.empty() || interrupted) {  // ending: events no longer count, but are drained
+          channel.discard();
+          continue;
+        }
+        try {
+          channel.on_readable(control);
+          last_event = Clock::now();
+        } catch (const WorkloadError& err) {
+          fail_and_stop(err.what());
+          channel.discard();
+        }
+        if (channel.stop_sent()) terminate_in(options_.grace_s);
+        if (channel.diverged()) terminate_in(0.0);
+      } else {
+        const bool is_err = p.fd == child.stderr_fd();
+        const ssize_t n = ::read(p.fd, buf, sizeof buf);
+        if (n > 0) {
+          if (is_err) tail.add(buf, static_cast<std::size_t>(n));
+          if (options_.output) {
+            std::fwrite(buf, 1, static_cast<std::size_t>(n), options_.output);
+            std::fflush(options_.output);
+          }
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          if (is_err) child.close_stderr();
+          else child.close_stdout();
+        }
+      }
+    }
+  }
+  hello_framework_ = channel.framework();
+  latency_.us = channel.latency_us();
+
+  // A process still running here (a grandchild that held the pipes) is killed by ~Child.
+  const int st = child.poll_exit().value_or(0);
+  if (interrupted) return;
+  if (!failure.empty()) throw WorkloadError(with_tail(failure));
+  if (channel.diverged()) return;
+  if (channel.stop_sent()) {
+    if (!channel.test_seen())
+      throw WorkloadError(with_tail(
+          kill_at ? fmt::format("sent no test metric within the grace period of {} s after the stop reply", options_.grace_s)
+                  : std::string("exited without a test metric")));
+    return;  // told to stop and finished; how it exited does not matter any more
+  }
+  if (!exited_cleanly(st)) throw WorkloadError(with_tail(describe_exit(st)));
+  if (control.epoch_open()) throw WorkloadError(with_tail(fmt::format("exited inside epoch {}", control.epochs_done() + 1)));
+  if (control.epochs_done() == 0) throw WorkloadError(with_tail("exited without reporting an epoch"));
+  if (!channel.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
+}
+
+}  // namespace powertrain::external

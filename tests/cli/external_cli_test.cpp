@@ -1,0 +1,243 @@
+// End-to-end: `powertrain train` and the three studies on the user's own
+// training program: a scripted one without torch (tests/external/programs),
+// kill -9 during an external trial, and the example PyTorch script.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "powertrain/store/store.h"
+#include "run_cli.h"
+#include "temp_dir.h"
+
+namespace {
+
+namespace pst = powertrain::store;
+namespace fs = std::filesystem;
+using powertrain::testing::count_lines;
+using powertrain::testing::run_powertrain;
+using powertrain::testing::run_program;
+using powertrain::testing::TempDir;
+using powertrain::testing::write_file;
+
+std::string python() {
+  const std::string p = POWERTRAIN_TEST_PYTHON;
+  return p.empty() ? "python3" : p;
+}
+const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
+std::string fake() { return kSource + "/tests/external/programs/fake_trainer.py"; }
+
+// A TOML array of strings.
+std::string toml_list(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (const auto& x : v) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
+  return s + "]";
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+pid_t spawn(const std::vector<std::string>& args, const fs::path& out_file,
+            const std::vector<std::string>& env = {}) {
+  const std::string bin = powertrain::testing::powertrain_binary();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+TEST(ExternalCli, TrainRunsAProgramEpochByEpochUnderTheRule) {
+  TempDir dir;
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"train", "--db", db, "--quiet", "--max-epochs", "8", "--patience", "2",
+                                 "--min-delta", "0.01", "--batch-size", "32", "--", python(), fake(), "normal"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("converged after 5 epochs"), std::string::npos) << r.out;
+  auto store = pst::Store::open_readonly(db);
+  const auto runs = store.list_runs();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(store.epochs_of(runs[0].id).size(), 5u);
+  EXPECT_EQ(runs[0].config.command.argv.back(), "normal");
+  EXPECT_EQ(runs[0].environment.torch_version.rfind("external: ", 0), 0u);
+  EXPECT_DOUBLE_EQ(runs[0].summary.test_metric, 0.66);
+}
+
+TEST(ExternalCli, ACrashIsOneLineAndTheRunKeepsTheProgramsStderr) {
+  TempDir dir;
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"train", "--db", db, "--quiet", "--", python(), fake(), "crash"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("exited with status 3"), std::string::npos) << r.err;
+  auto store = pst::Store::open_readonly(db);
+  const auto runs = store.list_runs();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].summary.status, powertrain::run::RunStatus::failed);
+  EXPECT_NE(runs[0].summary.message.find("RuntimeError: out of memory in the fake trainer"), std::string::npos);
+  EXPECT_EQ(store.epochs_of(runs[0].id).size(), 1u);
+}
+
+TEST(ExternalCli, BadCommandsAreOneLineAndRecordNothing) {
+  TempDir dir;
+  const auto db = dir / "r.db";
+  auto r = run_powertrain({"train", "--db", db.string(), "--", python(), fake(), "{batchsize}"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown placeholder {batchsize}"), std::string::npos) << r.err;
+  r = run_powertrain({"train", "--db", db.string(), "--data", "max_samples=3", "--", python(), fake()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--data is for the built-in trainer"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(db));
+}
+
+// A grid of the scripted program, killed with -9 while a trial runs: the
+// program and its grandchild go with it, and the resumed study completes
+// every trial once, keeping the interrupted run's epochs.
+TEST(ExternalCli, Kill9DuringAnExternalTrialLeavesNoProcessAndResumes) {
+  TempDir dir;
+  const auto pids = dir / "pids";
+  write_file(dir / "grid.toml", "name = \"ext-grid\"\nkind = \"grid\"\n[workload]\ncommand = " +
+                                    toml_list({python(), fake(), "normal"}) +
+                                    "\nenv = { FAKE_EPOCH_S = \"0.15\", FAKE_PID_FILE = \"" + pids.string() +
+                                    "\" }\n[training]\nmax_epochs = 6\npatience = 2\nmin_delta = 0.01\n"
+                                    "[grid]\nbatch_sizes = [16, 32]\nlearning_rates = [0.1]\n");
+  const auto db = (dir / "r.db").string();
+  const std::vector<std::string> args{"sweep", (dir / "grid.toml").string(), "--db", db, "--quiet"};
+  const pid_t pt = spawn(args, dir / "out");
+  // Kill once the first trial's program is up and has finished an epoch or two.
+  for (int i = 0; i < 400 && !fs::exists(pids); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(fs::exists(pids)) << read_all(dir / "out");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  ::kill(pt, SIGKILL);
+  ::waitpid(pt, nullptr, 0);
+  pid_t program = 0, grandchild = 0;
+  std::ifstream(pids) >> program >> grandchild;
+  for (int i = 0; i < 150 && (alive(program) || alive(grandchild)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(alive(program)) << "the program outlived powertrain";
+  EXPECT_FALSE(alive(grandchild)) << "the program's grandchild outlived powertrain";
+
+  const auto r = run_powertrain(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err << read_all(dir / "out");
+  auto store = pst::Store::open_readonly(db);
+  const auto study = store.find_study("ext-grid");
+  ASSERT_TRUE(study);
+  const auto results = store.results_of(study->id);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& t : results) {
+    EXPECT_TRUE(pst::is_done(t.trial.status));
+    ASSERT_TRUE(t.run);
+    EXPECT_EQ(static_cast<int>(store.epochs_of(t.run->id).size()), t.run->summary.epochs);
+  }
+  int interrupted = 0;
+  for (const auto& run : store.list_runs()) {
+    if (run.summary.status == powertrain::run::RunStatus::interrupted) {
+      ++interrupted;
+      EXPECT_GE(store.epochs_of(run.id).size(), 1u) << "the interrupted run keeps its epochs";
+    }
+  }
+  EXPECT_EQ(interrupted, 1);
+  EXPECT_EQ(store.list_runs().size(), 3u) << "one interrupted run and one run per trial";
+}
+
+TEST(ExternalCli, PretrainingStudyPassesTheEncoderBetweenTrials) {
+  TempDir dir;
+  write_file(dir / "pre.toml", "name = \"ext-pre\"\nkind = \"pretrain\"\n[workload]\ncommand = " +
+                                   toml_list({python(), fake(), "normal"}) +
+                                   "\n[training]\nmax_epochs = 3\npatience = 1\n"
+                                   "[pretrain]\nsource = { tasks = [\"a\"] }\n"
+                                   "steps = [{ tasks = [\"b\"] }]\nvariants = [\"scratch\", \"frozen\"]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"study", "pretrain", (dir / "pre.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = pst::Store::open_readonly(db);
+  const auto results = store.results_of(store.find_study("ext-pre")->id);
+  ASSERT_EQ(results.size(), 3u);
+  int with_encoder = 0;
+  for (const auto& t : results) {
+    ASSERT_TRUE(t.run) << t.trial.key;
+    EXPECT_TRUE(pst::is_done(t.trial.status)) << t.trial.message;
+    if (!t.run->config.init_encoder.empty()) {
+      ++with_encoder;
+      EXPECT_TRUE(t.run->config.freeze_encoder);
+      EXPECT_TRUE(fs::exists(t.run->config.init_encoder));
+    }
+  }
+  EXPECT_EQ(with_encoder, 1);
+}
+
+TEST(ExternalCli, MultitaskStudyRunsTheSharedAndTheSeparateModels) {
+  TempDir dir;
+  write_file(dir / "mt.toml", "name = \"ext-mt\"\nkind = \"multitask\"\n[workload]\ncommand = " +
+                                  toml_list({python(), fake(), "normal", "--tasks", "{tasks}"}) +
+                                  "\n[training]\nmax_epochs = 3\npatience = 1\n"
+                                  "[multitask]\ntasks = [\"a\", \"b\"]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"study", "multitask", (dir / "mt.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = pst::Store::open_readonly(db);
+  const auto results = store.results_of(store.find_study("ext-mt")->id);
+  std::set<std::string> tasks;
+  for (const auto& t : results) {
+    ASSERT_TRUE(t.run);
+    tasks.insert(t.run->config.tasks);
+  }
+  EXPECT_EQ(tasks, (std::set<std::string>{"a,b", "a", "b"}));
+  // The same tables as a built-in study.
+  const auto res = run_powertrain({"results", db, "--study", "ext-mt"});
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ExternalCli, MeasureBreaksTheEnergyDownByTheEpochsTheCommandReports) {
+  TempDir dir;
+  const auto out = dir / "m.json";
+  const auto r = run_powertrain({"measure", "--json", "-o", out.string(), "--", python(), fake(), "own_limit"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_all(out));
+  ASSERT_EQ(j["epochs"].size(), 2u) << j.dump();
+  double sum = 0.0;
+  for (const auto& e : j["epochs"]) {
+    EXPECT_GT(e["energy_j"].get<double>(), 0.0);
+    EXPECT_GT(e["duration_s"].get<double>(), 0.015);
+    sum += e["energy_j"].get<double>();
+  }
+  EXPECT_LT(sum, j["energy_j"].get<double>());  // the epochs are part of the whole command
+  EXPECT_DOUBLE_EQ(j["epochs"][1]["val_metric"].get<double>(), 0.6);
+  // A command that does not speak the protocol gets no breakdown.
+  const auto plain = run_powertrain({"measure", "--json", "-o", out.string(), "--", "true"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_TRUE(nlohmann::json::parse(read_all(out))["epochs"].empty());
+}
+
+}  // namespace

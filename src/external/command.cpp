@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -23,9 +25,11 @@ const std::vector<std::string>& placeholder_names() {
   static const std::vector<std::string> names{
       "batch_size", "learning_rate", "seed",       "max_epochs",         "device",   "threads",
       "tasks",      "init_encoder",  "freeze_encoder", "checkpoint",     "encoder_checkpoint",
-      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset"};
+      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset",   "python"};
   return names;
 }
+
+std::string python_interpreter();
 
 std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
   return {
@@ -45,7 +49,16 @@ std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
       {"momentum", number(c.momentum)},
       {"weight_decay", number(c.weight_decay)},
       {"subset", number(c.subset)},
+      {"python", python_interpreter()},
   };
+}
+
+std::string python_interpreter() {
+  if (const char* p = std::getenv("POWERTRAIN_PYTHON"); p && *p) return p;
+#ifdef POWERTRAIN_BUILD_PYTHON_PATH
+  if (std::string built = POWERTRAIN_BUILD_PYTHON_PATH; !built.empty() && std::filesystem::exists(built)) return built;
+#endif
+  return "python3";
 }
 
 std::string expand(std::string_view text, const std::map<std::string, std::string>& values) {

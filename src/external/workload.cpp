@@ -95,6 +95,7 @@ void CommandWorkload::run(run::RunControl& control) {
   spec.workdir = config_.command.workdir;
   spec.env = program_environment(config_);
   spec.env.emplace_back("POWERTRAIN_SOCKET", channel.path());
+  if (control.run_id() > 0) spec.env.emplace_back("POWERTRAIN_RUN_ID", std::to_string(control.run_id()));
   Child child(spec);
 
   Tail tail(options_.stderr_lines);

@@ -68,6 +68,7 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
   tracker.begin("run");
   {
     run::RunControl control(config, tracker, fanout, options_.stop, workload.loss_limits());
+    control.set_run_id(out.run_id);
     try {
       control.start(env);
       workload.run(control);

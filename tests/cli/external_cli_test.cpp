@@ -241,3 +241,68 @@ TEST(ExternalCli, MeasureBreaksTheEnergyDownByTheEpochsTheCommandReports) {
 }
 
 }  // namespace
+
+namespace {
+
+// The example PyTorch script (examples/fashion-mnist-pytorch/train.py) as the
+// workload of a quick grid, on tiny generated Fashion-MNIST files: per-epoch
+// energy, the rule applied by powertrain, the same tables and report.
+TEST(ExternalCli, QuickGridOfTheExamplePyTorchScript) {
+  if (run_program(python(), {"-c", "import torch"}).exit_code != 0)
+    GTEST_SKIP() << python() << " has no torch (scripts/setup installs it)";
+  TempDir dir;
+  // 300 training and 100 test images of 28x28 bytes, labels 0..9, as IDX files.
+  const auto gen = run_program(python(), {"-c", R"(
+import gzip, random, struct, sys
+d = sys.argv[1]
+rng = random.Random(0)
+for name, n in (("train", 300), ("t10k", 100)):
+    labels = bytes(rng.randrange(10) for _ in range(n))
+    # each class a brighter band at its own rows, plus noise: learnable in an epoch or two
+    images = bytearray()
+    for y in labels:
+        for r in range(28):
+            for c in range(28):
+                images.append(min(255, (200 if 2 * y <= r < 2 * y + 6 else 0) + rng.randrange(40)))
+    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(images))
+    with gzip.open(f"{d}/{name}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels)
+)", dir.path().string()});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const std::string script = kSource + "/examples/fashion-mnist-pytorch/train.py";
+  write_file(dir / "grid.toml", "name = \"torch-grid\"\nkind = \"grid\"\n[workload]\ncommand = " +
+                                    toml_list({"{python}", script, "--batch-size", "{batch_size}", "--lr",
+                                               "{learning_rate}", "--seed", "{seed}", "--max-epochs",
+                                               "{max_epochs}", "--threads", "1", "--data-dir",
+                                               dir.path().string()}) +
+                                    "\nenv = { OMP_NUM_THREADS = \"1\" }\n"
+                                    "[training]\nmax_epochs = 3\npatience = 1\nmin_delta = 0.0\n"
+                                    "[grid]\nbatch_sizes = [32]\nlearning_rates = [0.01, 0.05]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_program("/usr/bin/env", {"POWERTRAIN_PYTHON=" + python(), powertrain::testing::powertrain_binary(),
+                                              "sweep", (dir / "grid.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = pst::Store::open_readonly(db);
+  const auto results = store.results_of(store.find_study("torch-grid")->id);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& t : results) {
+    ASSERT_TRUE(t.run);
+    EXPECT_TRUE(pst::is_done(t.trial.status)) << t.trial.message;
+    const auto epochs = store.epochs_of(t.run->id);
+    ASSERT_GE(epochs.size(), 1u);
+    for (const auto& e : epochs) {
+      EXPECT_GT(e.energy_j, 0.0);
+      EXPECT_GT(e.eval_duration_s, 0.0);
+      EXPECT_GT(e.samples_per_s, 0.0);
+    }
+    EXPECT_GT(t.run->summary.test_metric, 0.0);
+    EXPECT_LE(t.run->summary.test_metric, 1.0);
+    EXPECT_NE(t.run->environment.torch_version.find("external: "), std::string::npos);
+  }
+  const auto rep = run_powertrain({"report", db, "--out", (dir / "report").string(), "--study", "torch-grid"});
+  EXPECT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_TRUE(fs::exists(dir / "report" / "report.html"));
+}
+
+}  // namespace

@@ -79,6 +79,13 @@ TEST(Command, EnvironmentCarriesTheSettingsAndTheUsersVariables) {
   EXPECT_EQ(env_of(env, "POWERTRAIN_SEED"), "99");  // the user's variable comes last and wins
 }
 
+TEST(Command, PythonPlaceholderFollowsPowertrainPython) {
+  ::setenv("POWERTRAIN_PYTHON", "/opt/my/python", 1);
+  EXPECT_EQ(px::expand_argv(with_command({"{python}", "t.py"})).front(), "/opt/my/python");
+  ::unsetenv("POWERTRAIN_PYTHON");
+  EXPECT_FALSE(px::python_interpreter().empty());
+}
+
 TEST(Command, DisplayQuotesArgumentsWithSpaces) {
   EXPECT_EQ(px::display(with_command({"python3", "my script.py", "--lr", "{learning_rate}"}).command),
             "python3 'my script.py' --lr {learning_rate}");

@@ -82,8 +82,11 @@ TEST(CommandWorkload, RunsToConvergenceByTheRuleAndMeasuresEachEpoch) {
   EXPECT_DOUBLE_EQ(r.summary.test_metric, 0.66);
   ASSERT_EQ(r.epochs.size(), 5u);
   for (const auto& e : r.epochs) {
-    EXPECT_GT(e.train_duration_s, 0.015);  // the program sleeps 20 ms per training phase
-    EXPECT_GT(e.eval_duration_s, 0.005);
+    // The program sleeps 20 ms per training phase and 10 ms per evaluation;
+    // boundaries land when the events arrive, so a loaded machine shifts them.
+    EXPECT_GT(e.train_duration_s, 0.005);
+    EXPECT_GT(e.eval_duration_s, 0.002);
+    EXPECT_NEAR(e.train_duration_s + e.eval_duration_s, e.duration_s, 0.002);
     EXPECT_NEAR(e.energy_j, 20.0 * e.duration_s, 0.2);
     EXPECT_GT(e.samples_per_s, 0.0);
   }

@@ -19,8 +19,12 @@ const std::vector<std::string>& placeholder_names();
 /// {max_epochs}, {device}, {threads}, {tasks}, {init_encoder},
 /// {freeze_encoder} ("true"/"false"), {checkpoint}, {encoder_checkpoint}
 /// (empty when there is no checkpoint), {data_dir}, {optimizer}, {momentum},
-/// {weight_decay}, {subset}.
+/// {weight_decay}, {subset}, and {python} (python_interpreter()).
 std::map<std::string, std::string> placeholder_values(const run::RunConfig& config);
+
+/// The Python that {python} names: $POWERTRAIN_PYTHON, else the Python whose
+/// torch powertrain was built against (when it still exists), else "python3".
+std::string python_interpreter();
 
 /// `text` with every {name} replaced; "{{" and "}}" are literal braces.
 /// Throws ConfigError naming an unknown placeholder or an unmatched brace.

@@ -51,6 +51,9 @@ class RunControl {
   RunControl& operator=(const RunControl&) = delete;
 
   const RunConfig& config() const { return config_; }
+  /// The run's id in the results store (0: not stored), for the workload.
+  std::int64_t run_id() const { return run_id_; }
+  void set_run_id(std::int64_t id) { run_id_ = id; }
   energy::Tracker& tracker() { return tracker_; }
   /// The stop flag turned true (Ctrl-C, SIGTERM, a study stopping).
   bool stop_requested() const { return stop_ && stop_->load(std::memory_order_relaxed); }
@@ -108,6 +111,7 @@ class RunControl {
   bool in_eval_ = false;
   std::optional<energy::WindowResult> train_result_;
   bool finished_ = false;
+  std::int64_t run_id_ = 0;
 };
 
 }  // namespace powertrain::run

@@ -77,9 +77,10 @@ int run_study_command(StudyArgs& a, store::StudyKind kind) {
   const auto r = runner::run_study(spec, store, o);
 
   fmt::print(stderr,
-             "study '{}' in {}: {} trials planned, {} already done, {} completed, {} diverged, {} failed{}{}\n",
+             "study '{}' in {}: {} trials planned, {} already done, {} completed, {} diverged, {} failed{}{}{}\n",
              spec.name, a.db, r.planned, r.skipped, r.completed, r.diverged, r.failed,
              r.reset ? fmt::format(", {} left running by a dead process were run again", r.reset) : "",
+             r.busy ? fmt::format(", {} running in other processes", r.busy) : "",
              r.stopped ? "; stopped: run the same command again to resume" : "");
   if (r.stopped) return 130;
   print_study(stdout, store, store.study(r.study_id), false);

@@ -312,14 +312,33 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   if (external && !spec.source.empty() && spec.source.front() != '<')
     spec_dir = std::filesystem::absolute(std::filesystem::path(spec.source)).parent_path();
 
-  // 4. The trials, in plan order.
+  // 4. The trials, in plan order. Trials another live process holds are
+  // passed over, and looked at again once the others are through: their
+  // holder may have died meanwhile.
   int ran = 0;
-  for (std::size_t i = 0; i < plan.size(); ++i) {
+  std::vector<std::size_t> order(plan.size());
+  for (std::size_t i = 0; i < plan.size(); ++i) order[i] = i;
+  std::vector<bool> passed_over(plan.size(), false);
+  for (std::size_t pos = 0; pos < order.size(); ++pos) {
+    const std::size_t i = order[pos];
     const auto& t = plan[i];
     const auto trial_id = trial_ids[i];
-    if (store::is_done(store.trial(trial_id).status)) {
-      ++r.skipped;
+    const auto status = store.trial(trial_id).status;
+    if (store::is_done(status)) {
+      if (!passed_over[i]) ++r.skipped;
       continue;
+    }
+    if (status == store::TrialStatus::running) {
+      if (!passed_over[i]) {
+        passed_over[i] = true;
+        order.push_back(i);  // once more at the end
+        continue;
+      }
+      r.reset += store.reset_interrupted(r.study_id);
+      if (store.trial(trial_id).status == store::TrialStatus::running) {
+        ++r.busy;  // still held by a live process
+        continue;
+      }
     }
     if (stop_requested(o) || (o.max_trials >= 0 && ran >= o.max_trials)) {
       r.stopped = true;
@@ -386,6 +405,11 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     session::RunSession session(store, so);
     const auto outcome = session.run_trial(trial_id, config, *workload);
     workload.reset();
+    if (!outcome.ran) {  // another process claimed it first, or finished it
+      --ran;
+      if (!store::is_done(store.trial(trial_id).status)) ++r.busy;
+      continue;
+    }
 
     switch (outcome.summary.status) {
       case run::RunStatus::converged:

@@ -1,7 +1,11 @@
 #include "powertrain/session/session.h"
 
+#include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -29,18 +33,74 @@ RunSession::RunSession(store::Store& store, SessionOptions options) : store_(sto
 RunOutcome RunSession::run(const run::RunConfig& config, run::Workload& workload) {
   return measure(
       config, workload, [&](const run::Environment& env) { return store_.begin_run(config, env); },
-      [&](std::int64_t run_id, const run::RunSummary& s) { store_.finish_run(run_id, s); });
+      [&](RunOutcome& o) { store_.finish_run(o.run_id, o.summary); }, 0);
 }
 
 RunOutcome RunSession::run_trial(std::int64_t trial_id, const run::RunConfig& config, run::Workload& workload) {
+  const auto owner = options_.owner.empty() ? store::Store::this_process_owner() : options_.owner;
   return measure(
-      config, workload, [&](const run::Environment& env) { return store_.start_trial(trial_id, config, env); },
-      [&](std::int64_t, const run::RunSummary& s) { store_.complete_trial(trial_id, s); });
+      config, workload,
+      [&](const run::Environment& env) -> std::int64_t {
+        const auto c = store_.claim_trial(trial_id, config, env, owner, options_.lease_s);
+        return c.outcome == store::Store::ClaimOutcome::claimed ? c.run_id : 0;
+      },
+      [&](RunOutcome& o) { o.kept_trial = store_.complete_claimed_trial(trial_id, o.run_id, o.summary); }, trial_id);
 }
+
+namespace {
+
+// While a trial runs: renews its claim on a connection of its own; lost()
+// turns true when another process has taken the trial over.
+class ClaimKeeper {
+ public:
+  ClaimKeeper(const std::filesystem::path& db, std::int64_t trial_id, std::int64_t run_id, double lease_s) {
+    if (trial_id <= 0) return;  // a run outside any study holds no claim
+    thread_ = std::thread([=, this] {
+      std::optional<store::Store> store;
+      auto next_renewal = std::chrono::steady_clock::now();
+      const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(std::max(0.05, lease_s / 3.0)));
+      std::unique_lock lock(mu_);
+      while (!done_) {
+        if (std::chrono::steady_clock::now() >= next_renewal) {
+          next_renewal += every;
+          try {
+            if (!store) store.emplace(store::Store::open(db));
+            if (!store->renew_claim(trial_id, run_id, lease_s)) lost_ = true;
+          } catch (const std::exception&) {
+            // A busy or failing database: try again at the next renewal; the
+            // lease is three renewals long.
+          }
+        }
+        cv_.wait_until(lock, next_renewal);
+      }
+    });
+  }
+  ~ClaimKeeper() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  const std::atomic<bool>* lost_flag() const { return &lost_; }
+  bool lost() const { return lost_; }
+
+ private:
+  std::atomic<bool> lost_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
 
 RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& workload,
                                const std::function<std::int64_t(const run::Environment&)>& begin,
-                               const std::function<void(std::int64_t, const run::RunSummary&)>& end) {
+                               const std::function<void(RunOutcome&)>& end, std::int64_t trial_id) {
   energy::ProbeOptions probe_options;
   probe_options.disabled = options_.disabled_sources;
   auto probe = energy::probe_sources(probe_options);
@@ -51,6 +111,8 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
   const auto env = run::collect_environment(config.device, workload.threads(), &tracker, workload.framework());
   RunOutcome out;
   out.run_id = begin(env);
+  if (out.run_id == 0) return out;  // a trial that is done, or held by another live process
+  out.ran = true;
   if (options_.on_run_start) options_.on_run_start(out.run_id);
 
   StoreObserver to_store(store_, out.run_id);
@@ -66,8 +128,11 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
 
   tracker.start();
   tracker.begin("run");
+  bool lost = false;
   {
+    ClaimKeeper keeper(store_.path(), trial_id, out.run_id, options_.lease_s);
     run::RunControl control(config, tracker, fanout, options_.stop, workload.loss_limits());
+    control.also_stop_on(keeper.lost_flag());
     control.set_run_id(out.run_id);
     try {
       control.start(env);
@@ -79,11 +144,15 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     } catch (const std::exception& e) {
       control.fail(e.what());
     }
+    lost = keeper.lost();
+    if (lost) control.interrupt("");
     out.summary = control.finish();
   }
+  if (lost && out.summary.status == run::RunStatus::interrupted)
+    out.summary.message = "another process took the trial over (this one had not renewed its claim in time)";
   const auto window = tracker.end("run");
   tracker.stop();
-  end(out.run_id, out.summary);
+  end(out);
   save_timeline(store_, out.run_id, tracker, window.start_ns, window.end_ns);
   return out;
 }

@@ -162,11 +162,18 @@ JOIN studies s ON s.id = t.study_id
 LEFT JOIN runs r ON r.id = t.run_id;
 )sql";
 
+// Version 3: who holds a running trial, and until when (Store::claim_trial).
+constexpr std::string_view kV3 = R"sql(
+ALTER TABLE trials ADD COLUMN owner TEXT;
+ALTER TABLE trials ADD COLUMN lease_until REAL;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
     {1, "studies, trials, runs, epochs, epoch_channels", kV1},
     {2, "measurements, timeline, views trial_results and timeline_w", kV2},
+    {3, "trial owners and leases", kV3},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

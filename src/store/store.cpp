@@ -1,7 +1,13 @@
 #include "powertrain/store/store.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <chrono>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <map>
 #include <system_error>
@@ -494,30 +500,178 @@ void Store::mark_trial_interrupted(std::int64_t trial_id, std::string_view messa
   impl_->end_trial(trial_id, TrialStatus::interrupted, message);
 }
 
-int Store::reset_interrupted(std::int64_t study_id) {
+int Store::reset_interrupted(std::int64_t study_id, double now_s) {
   const std::string purpose = fmt::format("reset interrupted trials of study {}", study_id);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
   static constexpr std::string_view kMessage = "the process running it ended before it finished";
   Transaction tx(conn, purpose);
+  // The running trials whose holder is gone.
+  std::vector<std::pair<std::int64_t, std::optional<std::int64_t>>> gone;
   {
-    // finished_at stays NULL: nobody saw when the process died.
+    auto q = conn.cached("SELECT id, run_id, owner, lease_until FROM trials WHERE study_id = ? AND status = 'running'",
+                         purpose);
+    q.bind(1, study_id);
+    while (q.step()) {
+      const bool unclaimed = q.is_null(2);
+      const bool expired = !q.is_null(3) && q.real(3) < now_s;
+      if (unclaimed || expired || owner_is_gone(q.text(2))) gone.emplace_back(q.int64(0), q.opt_int64(1));
+    }
+  }
+  for (const auto& [trial_id, run_id] : gone) {
+    if (run_id) {
+      // finished_at stays NULL: nobody saw when the process died.
+      auto q = conn.cached("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND status = 'running'",
+                           purpose);
+      q.bind(1, kMessage).bind(2, *run_id);
+      q.run();
+    }
     auto q = conn.cached(
-        "UPDATE runs SET status = 'interrupted', message = ? WHERE status = 'running' AND id IN "
-        "(SELECT run_id FROM trials WHERE study_id = ? AND status = 'running')",
+        "UPDATE trials SET status = 'interrupted', message = ?, finished_at = NULL, owner = NULL, lease_until = NULL "
+        "WHERE id = ?",
         purpose);
-    q.bind(1, kMessage).bind(2, study_id);
+    q.bind(1, kMessage).bind(2, trial_id);
     q.run();
   }
-  auto q = conn.cached(
-      "UPDATE trials SET status = 'interrupted', message = ?, finished_at = NULL "
-      "WHERE study_id = ? AND status = 'running'",
-      purpose);
-  q.bind(1, kMessage).bind(2, study_id);
-  q.run();
-  int n = sqlite3_changes(conn.get());
   tx.commit();
-  return n;
+  return static_cast<int>(gone.size());
+}
+
+Store::Claim Store::claim_trial(std::int64_t trial_id, const run::RunConfig& config,
+                                const run::Environment& environment, std::string_view owner, double lease_s,
+                                double now_s) {
+  const std::string purpose = fmt::format("claim trial {}", trial_id);
+  impl_->require_writable(purpose);
+  auto& conn = impl_->conn;
+  Transaction tx(conn, purpose);  // BEGIN IMMEDIATE: one claimer at a time
+  Claim c;
+  {
+    auto q = conn.cached("SELECT status, run_id, owner, lease_until FROM trials WHERE id = ?", purpose);
+    q.bind(1, trial_id);
+    if (!q.step()) conn.fail(purpose, "no such trial");
+    const auto status = trial_status_of(q.text(0));
+    if (is_done(status)) {
+      c.outcome = ClaimOutcome::done;
+      return c;
+    }
+    if (status == TrialStatus::running) {
+      const std::string holder = q.is_null(2) ? "" : q.text(2);
+      const bool expired = !q.is_null(3) && q.real(3) < now_s;
+      const bool gone = q.is_null(2) || expired || owner_is_gone(holder);
+      if (!gone) return c;  // busy
+      c.taken_from = holder.empty() ? "a process that left no claim" : holder;
+      if (auto old_run = q.opt_int64(1)) {
+        auto u = conn.cached("UPDATE runs SET status = 'interrupted', message = ? WHERE id = ? AND status = 'running'",
+                             purpose);
+        u.bind(1, fmt::format("its process ({}) stopped holding the trial; another took it over", c.taken_from))
+            .bind(2, *old_run);
+        u.run();
+      }
+    }
+  }
+  c.run_id = impl_->insert_run(config, environment);
+  auto q = conn.cached(
+      "UPDATE trials SET status = 'running', run_id = ?, attempts = attempts + 1, started_at = " PT_NOW
+      ", finished_at = NULL, message = '', owner = ?, lease_until = ? WHERE id = ?",
+      purpose);
+  q.bind(1, c.run_id).bind(2, owner).bind(3, now_s + lease_s).bind(4, trial_id);
+  q.run();
+  tx.commit();
+  c.outcome = ClaimOutcome::claimed;
+  return c;
+}
+
+bool Store::renew_claim(std::int64_t trial_id, std::int64_t run_id, double lease_s, double now_s) {
+  const std::string purpose = fmt::format("renew the claim on trial {}", trial_id);
+  impl_->require_writable(purpose);
+  auto& conn = impl_->conn;
+  Transaction tx(conn, purpose);
+  auto q = conn.cached("UPDATE trials SET lease_until = ? WHERE id = ? AND run_id = ? AND status = 'running'", purpose);
+  q.bind(1, now_s + lease_s).bind(2, trial_id).bind(3, run_id);
+  q.run();
+  const bool ours = sqlite3_changes(conn.get()) == 1;
+  tx.commit();
+  return ours;
+}
+
+bool Store::complete_claimed_trial(std::int64_t trial_id, std::int64_t run_id, const run::RunSummary& summary) {
+  const std::string purpose = fmt::format("complete trial {} (run {})", trial_id, run_id);
+  impl_->require_writable(purpose);
+  auto& conn = impl_->conn;
+  if (summary.status == run::RunStatus::running) conn.fail(purpose, "the summary's status is still 'running'");
+  Transaction tx(conn, purpose);
+  bool ours = false;
+  {
+    auto q = conn.cached("SELECT status, run_id FROM trials WHERE id = ?", purpose);
+    q.bind(1, trial_id);
+    if (!q.step()) conn.fail(purpose, "no such trial");
+    ours = q.text(0) == "running" && !q.is_null(1) && q.int64(1) == run_id;
+  }
+  // Our run is ours whatever happened to the trial: it gets the true summary,
+  // also when another process took the trial over meanwhile (it then stays
+  // apart from the trial's result).
+  {
+    auto q = conn.cached("UPDATE runs SET status = 'running' WHERE id = ? AND status = 'interrupted' AND finished_at IS NULL",
+                         purpose);
+    q.bind(1, run_id);
+    q.run();
+  }
+  impl_->finish_run_locked(run_id, summary);
+  if (ours) {
+    auto q = conn.cached(
+        "UPDATE trials SET status = ?, message = ?, finished_at = " PT_NOW ", owner = NULL, lease_until = NULL "
+        "WHERE id = ?",
+        purpose);
+    q.bind(1, to_string(trial_status(summary.status))).bind(2, summary.message).bind(3, trial_id);
+    q.run();
+  }
+  tx.commit();
+  return ours;
+}
+
+double Store::wall_clock_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the
+// pid, it names a process uniquely on one host across pid reuse.
+std::string start_time_of(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  const auto close = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return "";
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) return field;
+  return "";
+}
+
+}  // namespace
+
+std::string Store::this_process_owner() {
+  const long pid = static_cast<long>(::getpid());
+  return fmt::format("{} {} {}", host_name(), pid, start_time_of(pid));
+}
+
+bool Store::owner_is_gone(std::string_view owner) {
+  std::istringstream in{std::string(owner)};
+  std::string host, start;
+  long pid = 0;
+  if (!(in >> host >> pid) || pid <= 0 || host != host_name()) return false;
+  in >> start;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+  const auto now_start = start_time_of(pid);
+  return !start.empty() && !now_start.empty() && now_start != start;  // the pid was reused
 }
 
 // --- runs ------------------------------------------------------------------------

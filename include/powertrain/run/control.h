@@ -55,8 +55,12 @@ class RunControl {
   std::int64_t run_id() const { return run_id_; }
   void set_run_id(std::int64_t id) { run_id_ = id; }
   energy::Tracker& tracker() { return tracker_; }
-  /// The stop flag turned true (Ctrl-C, SIGTERM, a study stopping).
-  bool stop_requested() const { return stop_ && stop_->load(std::memory_order_relaxed); }
+  /// The stop flag turned true (Ctrl-C, SIGTERM, a study stopping), or the
+  /// second flag given to also_stop_on (e.g. the run's claim was lost).
+  bool stop_requested() const {
+    return (stop_ && stop_->load(std::memory_order_relaxed)) || (also_ && also_->load(std::memory_order_relaxed));
+  }
+  void also_stop_on(const std::atomic<bool>* flag) { also_ = flag; }
 
   /// Once, before the first epoch: tells the observers.
   void start(const Environment& environment);
@@ -103,6 +107,7 @@ class RunControl {
   energy::Tracker& tracker_;
   RunObserver& observer_;
   const std::atomic<bool>* stop_;
+  const std::atomic<bool>* also_ = nullptr;
   ConvergenceRule rule_;
   std::string prefix_;
   RunSummary summary_;

@@ -55,6 +55,7 @@ struct StudyRun {
   int completed = 0;     ///< run now and ended converged or max_epochs
   int diverged = 0;      ///< run now and diverged (recorded as a result)
   int failed = 0;        ///< run now and failed (recorded; run again next time)
+  int busy = 0;          ///< held by another live process to the end (not run here)
   bool stopped = false;  ///< the stop flag (or max_trials) ended it early; the trial in flight is interrupted
 };
 

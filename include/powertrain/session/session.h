@@ -60,11 +60,21 @@ struct SessionOptions {
   std::function<void(std::int64_t run_id)> on_run_start;
   /// Further observers of the run (e.g. tests, a JSON stream), after the store's.
   std::vector<run::RunObserver*> observers;
+  /// Trials: who claims them (store::Store::this_process_owner() when empty)
+  /// and for how long; the claim is renewed every lease_s / 3 while the trial
+  /// runs, on a connection of its own.
+  std::string owner;
+  double lease_s = 30.0;
 };
 
 struct RunOutcome {
+  bool ran = false;        ///< false: the trial was done or another live process held it
   std::int64_t run_id = 0;
   run::RunSummary summary;
+  /// Trials: the trial still was ours at the end, so its status is this run's.
+  /// False when another process took it over meanwhile (a lease that ran out
+  /// while this process was stalled): the run then ended interrupted.
+  bool kept_trial = true;
 };
 
 class RunSession {
@@ -73,14 +83,18 @@ class RunSession {
 
   /// A run outside any study (store::Store::begin_run ... finish_run).
   RunOutcome run(const run::RunConfig& config, run::Workload& workload);
-  /// One trial of a study: Store::start_trial ... complete_trial. The trial
-  /// must be claimable (pending, interrupted or failed).
+  /// One trial of a study, under a claim (Store::claim_trial ...
+  /// complete_claimed_trial): any number of processes may run one study; a
+  /// trial another live process holds, or one that is done, is not run
+  /// (ran = false). The workload is not started then.
   RunOutcome run_trial(std::int64_t trial_id, const run::RunConfig& config, run::Workload& workload);
 
  private:
+  // begin: the run id, or 0 when there is nothing to run. lost: set (from
+  // another thread) when the claim is lost.
   RunOutcome measure(const run::RunConfig& config, run::Workload& workload,
                      const std::function<std::int64_t(const run::Environment&)>& begin,
-                     const std::function<void(std::int64_t, const run::RunSummary&)>& end);
+                     const std::function<void(RunOutcome&)>& end, std::int64_t trial_id);
   store::Store& store_;
   SessionOptions options_;
 };

@@ -20,7 +20,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 
@@ -110,11 +110,48 @@ class Store {
   void mark_trial_failed(std::int64_t trial_id, std::string_view message);
   /// Marks a trial interrupted (e.g. Ctrl-C), and its run too if still running.
   void mark_trial_interrupted(std::int64_t trial_id, std::string_view message);
-  /// Marks every running trial of the study, and its run if still running,
-  /// interrupted: call it when a study starts, where a running trial can only
-  /// be left by a process that died. Returns how many trials it reset. Their
-  /// attempts were counted when they started.
-  int reset_interrupted(std::int64_t study_id);
+  /// Marks every running trial of the study whose holder is gone, and its
+  /// run if still running, interrupted: trials started without a claim
+  /// (start_trial), claims whose lease ran out by `now_s`, and claims of a
+  /// process of this host that has died (owner_is_gone). A trial another
+  /// live process holds is left alone. Returns how many trials it reset.
+  /// Their attempts were counted when they started.
+  int reset_interrupted(std::int64_t study_id, double now_s = wall_clock_s());
+
+  // --- claims: any number of processes working on one study -----------------
+
+  enum class ClaimOutcome {
+    claimed,  ///< the trial is ours: run_id is its new run
+    busy,     ///< another live process holds it
+    done,     ///< it has a result already
+  };
+  struct Claim {
+    ClaimOutcome outcome = ClaimOutcome::busy;
+    std::int64_t run_id = 0;     ///< claimed: the token of every later write
+    std::string taken_from;      ///< claimed from a holder that was gone (its owner), else empty
+  };
+  /// Claims a trial for `owner` (this_process_owner()) until now_s + lease_s,
+  /// in one transaction: done trials are not claimed; a running trial is
+  /// claimed only when its holder is gone (lease expired, or owner_is_gone),
+  /// and its run is then marked interrupted. A claim begins a new run (the
+  /// token), links it to the trial and counts the attempt.
+  Claim claim_trial(std::int64_t trial_id, const run::RunConfig& config, const run::Environment& environment,
+                    std::string_view owner, double lease_s, double now_s = wall_clock_s());
+  /// Extends the claim of run `run_id` on the trial to now_s + lease_s.
+  /// False when the trial is not ours any more (taken over or ended).
+  bool renew_claim(std::int64_t trial_id, std::int64_t run_id, double lease_s, double now_s = wall_clock_s());
+  /// Like complete_trial, for a claim: finishes run `run_id` (ours) with the
+  /// summary and, only if the trial still is ours, sets the trial's status.
+  /// Returns whether it was.
+  bool complete_claimed_trial(std::int64_t trial_id, std::int64_t run_id, const run::RunSummary& summary);
+
+  /// Seconds since the Unix epoch (the clock of leases).
+  static double wall_clock_s();
+  /// "<host> <pid> <start time>" of this process: the owner of its claims.
+  static std::string this_process_owner();
+  /// True only when `owner` names a process of this host that no longer
+  /// runs (a process of another host is never known to be gone).
+  static bool owner_is_gone(std::string_view owner);
 
   // --- runs ----------------------------------------------------------------
 

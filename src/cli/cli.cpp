@@ -2,6 +2,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
+#include <string>
+
+#include <c10/util/Exception.h>
 
 #include <fmt/format.h>
 
@@ -11,6 +15,11 @@
 #include "powertrain/train/device.h"
 
 namespace powertrain::cli {
+namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"powertrain: measure, explain and cut the energy of neural-network training"};
@@ -36,14 +45,29 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // One line, not CLI11's multi-line help dump.
+    // One line, not CLI11's multi-line help dump. `powertrain --bogus` names
+    // the option rather than the missing subcommand.
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {
+      std::fprintf(stderr, "powertrain: unknown option or command '%s' (see --help)\n", app.remaining().front().c_str());
+      return 2;
+    }
     std::fprintf(stderr, "powertrain: %s (see --help)\n", e.what());
     return 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "powertrain: %s\n", e.what());
     return 1;
+  } catch (const c10::OutOfMemoryError& e) {
+    // LibTorch's message goes on with a backtrace: its first line is the news.
+    std::fprintf(stderr, "powertrain: out of memory: %s\n", first_line(e.what_without_backtrace()).c_str());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "powertrain: internal error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    return 70;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "powertrain: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "powertrain: internal error: %s\n", e.what());
+    std::fprintf(stderr, "powertrain: internal error: %s\n", first_line(e.what()).c_str());
     return 70;
   }
   return ctx.exit_code;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -55,6 +56,7 @@ struct MeasureOptions {
   std::string output;
   std::string csv;
   std::string timeline;
+  bool force = false;
   double pue = 1.0;
   std::optional<double> intensity;
   std::string region = "WORLD";
@@ -62,7 +64,7 @@ struct MeasureOptions {
   double idle_s = 0.0;
   std::string gpus;
   std::string scope = "system";
-  double cpu_idle_w = -1, cpu_full_w = -1, memory_w_per_gb = -1;
+  std::optional<double> cpu_idle_w, cpu_full_w, memory_w_per_gb;
   std::string project_name = "powertrain";
   std::string experiment_id;
   std::vector<std::string> disable;
@@ -221,18 +223,6 @@ class EpochListener {
   std::thread thread_;
 };
 
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw IoError(path.string() + ": write failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw IoError(path.string() + ": " + ec.message());
-}
-
 int run_measure(const MeasureOptions& o) {
   // Check everything before the command starts: a bad option must not cost a run.
   energy::TrackerOptions topts;
@@ -244,18 +234,30 @@ int run_measure(const MeasureOptions& o) {
   carbon.region = o.region;
   if (!o.carbon_table.empty()) carbon.table = o.carbon_table;
   energy::validate(carbon);
-  if (o.idle_s < 0 || o.idle_s > 3600) throw ConfigError("--idle must be between 0 and 3600 seconds");
+  if (!(o.idle_s >= 0 && o.idle_s <= 3600)) throw ConfigError("--idle must be between 0 and 3600 seconds");
   energy::ProbeOptions popts;
   if (!o.gpus.empty()) popts.gpu_indices = parse_gpu_list(o.gpus);
   if (o.scope != "system" && o.scope != "process")
     throw ConfigError("--estimate-scope must be 'system' or 'process', not '" + o.scope + "'");
   popts.estimate.scope = o.scope == "process" ? energy::EstimateModel::Scope::process : energy::EstimateModel::Scope::system;
-  if (o.cpu_idle_w >= 0) popts.estimate.cpu_idle_w_per_core = o.cpu_idle_w;
-  if (o.cpu_full_w >= 0) popts.estimate.cpu_full_w_per_core = o.cpu_full_w;
-  if (o.memory_w_per_gb >= 0) popts.estimate.memory_w_per_gb = o.memory_w_per_gb;
+  // The estimate's model: finite, not negative, not absurd; a bad value is an error, not the default.
+  auto model_value = [](const std::optional<double>& v, const char* option, double max, double& into) {
+    if (!v) return;
+    if (!(std::isfinite(*v) && *v >= 0 && *v <= max))
+      throw ConfigError(fmt::format("{} must be a number between 0 and {}, got {}", option, max, *v));
+    into = *v;
+  };
+  model_value(o.cpu_idle_w, "--cpu-idle-w", 1000, popts.estimate.cpu_idle_w_per_core);
+  model_value(o.cpu_full_w, "--cpu-full-w", 1000, popts.estimate.cpu_full_w_per_core);
+  model_value(o.memory_w_per_gb, "--memory-w-per-gb", 100, popts.estimate.memory_w_per_gb);
+  if (popts.estimate.cpu_full_w_per_core < popts.estimate.cpu_idle_w_per_core)
+    throw ConfigError(fmt::format("--cpu-full-w ({} W) must not be below --cpu-idle-w ({} W)",
+                                  popts.estimate.cpu_full_w_per_core, popts.estimate.cpu_idle_w_per_core));
+  check_source_names(o.disable);
   popts.disabled = o.disable;
-  for (const auto& path : {o.output, o.csv, o.timeline})
-    if (!path.empty()) energy::check_writable(path);
+  if (!o.output.empty()) io::check_output(o.output, energy::report_output_rule(o.force));
+  if (!o.timeline.empty()) io::check_output(o.timeline, energy::timeline_output_rule(o.force));
+  if (!o.csv.empty()) io::check_csv_append(o.csv, energy::codecarbon_header());
   if (o.command.empty()) throw ConfigError("no command given: use powertrain measure [options] -- COMMAND [ARGS...]");
   const std::string exe = resolve_command(o.command.front());
 
@@ -316,6 +318,15 @@ int run_measure(const MeasureOptions& o) {
     ::waitpid(child, nullptr, 0);
     throw;
   }
+  // The machine's CPU time beside the command's: counters are machine-wide,
+  // so other processes' work during the run is flagged (no figure if unreadable).
+  std::unique_ptr<energy::UsageSource> machine_cpu;
+  std::optional<energy::CpuSnapshot> cpu_before;
+  try {
+    machine_cpu = energy::system_usage(popts.proc_root, popts.sysfs_root);
+    cpu_before = energy::cpu_snapshot(*machine_cpu);
+  } catch (const Error&) {
+  }
   m.timestamp_utc = utc_now_iso();
   tracker->begin("run");
   listener.start(*tracker);
@@ -342,6 +353,12 @@ int run_measure(const MeasureOptions& o) {
   }
   const auto epochs = listener.stop();
   m.window = tracker->end("run");
+  if (cpu_before) {
+    try {
+      m.cpu = energy::cpu_share(*cpu_before, energy::cpu_snapshot(*machine_cpu));
+    } catch (const Error&) {
+    }
+  }
   g_child = 0;
   tracker->stop();
   m.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -352,22 +369,12 @@ int run_measure(const MeasureOptions& o) {
   m.project_name = o.project_name;
   m.experiment_id = o.experiment_id;
   m.host = energy::host_info();
-  const auto pids = tracker->gpu_processes();
-  bool lists = false;
-  for (const auto& s : m.sources)
-    if (s.source == "nvml" && s.available) lists = true;
-  for (std::size_t i = 0; i < m.window.channels.size(); ++i) {
-    if (m.window.channels[i].component != energy::Component::gpu || !lists) {
-      m.gpu_use.push_back(GpuUse::unknown);
-      continue;
-    }
-    bool used = false;
-    for (auto pid : pids[i]) used = used || tree.count(pid);
-    m.gpu_use.push_back(used ? GpuUse::used : GpuUse::unused);
-  }
+  // A GPU counts as unused only when its process lists were read and our ids
+  // compare with NVML's (host ids): otherwise its use is unknown and it stays in.
+  energy::decide_gpu_use(m, tracker->gpu_process_log(), tree, energy::in_host_pid_namespace());
   for (const auto& s : m.sources)
     if (s.source == "estimate" && s.available) m.estimate_scope = o.scope;
-  energy::attribute(m);
+  energy::attribute(m, tracker->timeline());
   for (const auto& e : epochs) {
     energy::EpochEnergy x;
     x.epoch = e.epoch;
@@ -390,14 +397,13 @@ int run_measure(const MeasureOptions& o) {
       m.region_name = r->name;
     }
   }
-  if (m.idle) m.energy_above_idle_j = std::max(0.0, m.energy_j - m.idle->avg_power_w * m.window.duration_s);
 
   const std::string report = o.json ? energy::to_json(m).dump(2) + "\n" : energy::to_text(m);
-  if (!o.output.empty()) write_file_atomically(o.output, report);
+  if (!o.output.empty()) io::write_output(o.output, report, energy::report_output_rule(o.force));
   else std::fputs(report.c_str(), stderr);
   if (!o.csv.empty()) energy::append_codecarbon_csv(o.csv, m);
   if (!o.timeline.empty())
-    energy::write_timeline_csv(o.timeline, tracker->channels(), tracker->timeline(), m.window.start_ns);
+    energy::write_timeline_csv(o.timeline, tracker->channels(), tracker->timeline(), m.window.start_ns, o.force);
   return m.exit_code;
 }
 
@@ -408,9 +414,10 @@ void add_measure_command(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("measure", "Run a command and report the energy it used: powertrain measure [OPTIONS] -- COMMAND [ARGS...]");
   cmd->add_option("--interval", o->interval_ms, "Sampling interval in ms (10 to 60000)")->capture_default_str();
   cmd->add_flag("--json", o->json, "Report as JSON instead of text");
-  cmd->add_option("-o,--output", o->output, "Write the report to FILE instead of standard error");
+  cmd->add_option("-o,--output", o->output, "Write the report to FILE instead of standard error ('-': standard output)");
   cmd->add_option("--csv", o->csv, "Append a row in CodeCarbon's emissions.csv columns to FILE");
   cmd->add_option("--timeline", o->timeline, "Write the power samples to FILE (CSV)");
+  cmd->add_flag("--force", o->force, "Replace -o and --timeline files that are not previous reports of measure");
   cmd->add_option("--pue", o->pue, "Power usage effectiveness of the facility (>= 1)")->capture_default_str();
   cmd->add_option("--carbon-intensity", o->intensity, "Grid carbon intensity in gCO2e/kWh (overrides --region)");
   cmd->add_option("--region", o->region, "Region code or name in the carbon table")->capture_default_str();

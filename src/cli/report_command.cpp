@@ -18,6 +18,7 @@ struct ReportArgs {
   std::string region = "WORLD";
   std::optional<double> intensity;
   std::string carbon_table;
+  bool force = false;
 };
 
 int run_report(const ReportArgs& a) {
@@ -29,6 +30,7 @@ int run_report(const ReportArgs& a) {
   o.carbon.region = a.region;
   o.carbon.intensity_g_per_kwh = a.intensity;
   if (!a.carbon_table.empty()) o.carbon.table = a.carbon_table;
+  o.force = a.force;
   const auto r = report::write_report(o);
   for (const auto& w : r.warnings) std::fprintf(stderr, "powertrain: %s\n", w.c_str());
   if (r.gnuplot_found) {
@@ -49,6 +51,7 @@ void add_report_command(CLI::App& app, Context& ctx) {
   cmd->add_option("db", a->db, "Results database (SQLite), opened read-only")->required();
   cmd->add_option("-o,--out", a->out, "Output directory (created if missing, in an existing parent; files of the same name are replaced)")
       ->required();
+  cmd->add_flag("--force", a->force, "Replace an OUT/report.html that is not a previous powertrain report");
   cmd->add_option("--study", a->study, "Report only this study (default: every study and the runs outside studies)");
   cmd->add_option("--pue", a->pue, "Power usage effectiveness applied to emissions")->capture_default_str();
   cmd->add_option("--region", a->region, "Grid region for the carbon intensity (code or name in the table)")

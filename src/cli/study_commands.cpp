@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "powertrain/error.h"
+#include "powertrain/io/output.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/runner/runner.h"
@@ -63,6 +64,7 @@ void print_study(std::FILE* out, const store::Store& store, const store::Study& 
 }
 
 int run_study_command(StudyArgs& a, store::StudyKind kind) {
+  check_source_names(a.disable);
   auto spec = study::load_spec(a.spec, kind);
   if (!a.name.empty()) spec.name = a.name;
   auto store = store::Store::open(a.db);
@@ -101,9 +103,17 @@ struct ResultsArgs {
   std::string csv_dir;
   std::string json_file;
   bool trials = false;
+  bool force = false;
 };
 
+// A previous `results --json` document.
+io::OutputRule results_json_rule(bool force) {
+  return io::OutputRule{"powertrain results document",
+                        [](std::string_view head) { return head.rfind("{\n  \"database\": ", 0) == 0; }, 4096, force};
+}
+
 int run_results(const ResultsArgs& a) {
+  if (!a.json_file.empty()) io::check_output(a.json_file, results_json_rule(a.force));
   auto store = store::Store::open_readonly(a.db);
   std::vector<store::Study> studies;
   for (const auto& ov : store.list_studies())
@@ -121,7 +131,8 @@ int run_results(const ResultsArgs& a) {
     print_heading(stdout, s, methods);
     for (const auto& t : tables)
       if (t.name != "trials" || a.trials) study::print_table(stdout, t);
-    if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, s.name + "_", tables);
+    // The name as a file name: no '/', no "..": nothing lands outside DIR.
+    if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, io::safe_file_name(s.name) + "_", tables, a.force);
     nlohmann::json js = {{"name", s.name},
                          {"kind", std::string(store::to_string(s.kind))},
                          {"created_at", s.created_at},
@@ -132,12 +143,7 @@ int run_results(const ResultsArgs& a) {
     for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);
     doc["studies"].push_back(std::move(js));
   }
-  if (!a.json_file.empty()) {
-    std::ofstream f(a.json_file, std::ios::binary | std::ios::trunc);
-    f << doc.dump(2) << "\n";
-    f.flush();
-    if (!f) throw IoError(fmt::format("{}: cannot write", a.json_file));
-  }
+  if (!a.json_file.empty()) io::write_output(a.json_file, doc.dump(2) + "\n", results_json_rule(a.force));
   return 0;
 }
 
@@ -170,9 +176,10 @@ void add_study_commands(CLI::App& app, Context& ctx) {
     auto* cmd = app.add_subcommand("results", "Print the studies of a results database as tables; export CSV and JSON");
     cmd->add_option("DB", a->db, "Results database")->required();
     cmd->add_option("--study", a->study, "Only this study");
-    cmd->add_option("--csv", a->csv_dir, "Write every table as DIR/<study>_<table>.csv");
-    cmd->add_option("--json", a->json_file, "Write every table of every study to FILE as JSON");
+    cmd->add_option("--csv", a->csv_dir, "Write every table as DIR/<study>_<table>.csv (names unsafe as file names are mapped)");
+    cmd->add_option("--json", a->json_file, "Write every table of every study to FILE as JSON ('-': standard output)");
     cmd->add_flag("--trials", a->trials, "Print the per-trial table too (always in CSV and JSON)");
+    cmd->add_flag("--force", a->force, "Replace --json and --csv files that are not previous exports of results");
     cmd->callback([&ctx, a] { ctx.exit_code = run_results(*a); });
   }
 }

@@ -2,15 +2,21 @@
 // the store: the built-in trainer, or the user's own program after `--`.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include "commands.h"
 #include "powertrain/data/load.h"
 #include "powertrain/error.h"
 #include "powertrain/external/workload.h"
+#include "powertrain/io/output.h"
 #include "powertrain/session/session.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/store/store.h"
@@ -22,6 +28,7 @@ namespace {
 
 struct TrainArgs {
   run::RunConfig config;
+  std::string config_file;
   std::string db = "powertrain.db";
   int interval_ms = 100;
   std::vector<std::string> data_options;  // key=value
@@ -41,10 +48,86 @@ std::pair<std::string, std::string> key_value(const std::string& kv, const char*
   return {kv.substr(0, eq), kv.substr(eq + 1)};
 }
 
+// One TOML value as option arguments: scalars as text, arrays element by
+// element, a table (data = { max_samples = 2000 }) as KEY=VALUE arguments.
+std::vector<std::string> option_values(const toml::node& v, const std::string& where) {
+  std::vector<std::string> out;
+  auto scalar = [&](const toml::node& n, const std::string& prefix) {
+    if (n.is_string()) {
+      out.push_back(prefix + *n.value<std::string>());
+    } else if (n.is_integer()) {
+      out.push_back(prefix + std::to_string(*n.value<std::int64_t>()));
+    } else if (n.is_floating_point()) {
+      out.push_back(prefix + fmt::format("{}", *n.value<double>()));
+    } else if (n.is_boolean()) {
+      out.push_back(prefix + (*n.value<bool>() ? "true" : "false"));
+    } else {
+      throw ConfigError(fmt::format("{}: must be a string, a number, a boolean or an array of them", where));
+    }
+  };
+  if (const auto* arr = v.as_array()) {
+    for (const auto& e : *arr) scalar(e, "");
+  } else if (const auto* tbl = v.as_table()) {
+    for (const auto& [k, e] : *tbl) scalar(e, std::string(k.str()) + "=");
+  } else {
+    scalar(v, "");
+  }
+  return out;
+}
+
+// `train --config FILE`: every key is one of train's long options, written
+// with '_' or '-' (batch_size = 48); options given on the command line win.
+// A missing or unreadable file, a syntax error, an unknown key or a bad value
+// is a one-line ConfigError.
+void apply_config_file(CLI::App& cmd, const std::string& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) throw ConfigError(fmt::format("{}: no such config file", file));
+  if (std::filesystem::is_directory(file, ec)) throw ConfigError(fmt::format("{}: is a directory, not a config file", file));
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw IoError(fmt::format("{}: cannot read the config file", file));
+  toml::table root;
+  try {
+    root = toml::parse(text.str(), file);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source();
+    throw ConfigError(fmt::format("{}:{}:{}: {}", file, s.begin.line, s.begin.column, e.description()));
+  }
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    const std::string where = fmt::format("{}:{}: '{}'", file, v.source().begin.line, key);
+    std::string name = key;
+    std::replace(name.begin(), name.end(), '_', '-');
+    CLI::Option* opt = name == "config" || name == "help" ? nullptr : cmd.get_option_no_throw("--" + name);
+    if (opt == nullptr && name == "command") opt = cmd.get_option_no_throw("command");
+    if (opt == nullptr)
+      throw ConfigError(fmt::format("{} is not an option of powertrain train (keys are its long options, e.g. batch_size)",
+                                    where));
+    if (opt->count() > 0) continue;  // the command line wins
+    const auto values = option_values(v, where);
+    if (values.size() != 1 && opt->get_expected_max() <= 1) throw ConfigError(fmt::format("{}: expects one value", where));
+    try {
+      opt->add_result(values);
+      opt->run_callback();
+    } catch (const CLI::ParseError& e) {
+      throw ConfigError(fmt::format("{}: {}", where, e.what()));
+    }
+  }
+}
+
 int run_train(TrainArgs& a) {
   auto& c = a.config;
   c.target_metric = a.target;
   for (const auto& kv : a.data_options) c.data_options.push_back(key_value(kv, "--data"));
+  // Out-of-range numbers (--lr 1e300, --threads 100000) and an unwritable
+  // checkpoint are one line now, not a failed run after the training.
+  run::validate(c);
+  check_source_names(a.disable);
+  if (!c.checkpoint.empty()) {
+    io::check_output(c.checkpoint, io::OutputRule{});
+    io::check_output(run::encoder_checkpoint_path(c.checkpoint), io::OutputRule{});
+  }
   session::SessionOptions so;
   so.interval = std::chrono::milliseconds(a.interval_ms);
   so.disabled_sources = a.disable;
@@ -91,8 +174,8 @@ void add_train_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand(
       "train", "Train one model (built in, or your own program after --), measured epoch by epoch, and record it in the store");
-  cmd->set_config("--config", "", "TOML file with any of these options as keys (e.g. batch_size = 64)");
-  cmd->allow_config_extras(CLI::config_extras_mode::error);
+  cmd->add_option("--config", a->config_file,
+                  "TOML file with any of these options as keys (e.g. batch_size = 64); the command line wins");
   auto& c = a->config;
   cmd->add_option("--dataset", c.dataset, "fashion-mnist, celeba, pamap2, synthetic-images, synthetic-sensors")
       ->capture_default_str();
@@ -131,7 +214,10 @@ void add_train_command(CLI::App& app, Context& ctx) {
   cmd->add_option("command", a->command,
                   "Your training program and its arguments, after --, with {placeholders} such as {batch_size} "
                   "(docs/external.md)");
-  cmd->callback([&ctx, a] { ctx.exit_code = run_train(*a); });
+  cmd->callback([&ctx, a, cmd] {
+    if (!a->config_file.empty()) apply_config_file(*cmd, a->config_file);
+    ctx.exit_code = run_train(*a);
+  });
 }
 
 }  // namespace powertrain::cli

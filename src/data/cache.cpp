@@ -1,5 +1,7 @@
 #include "cache.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 #include <zlib.h>
 
@@ -32,6 +34,7 @@ struct RawHeader {
   double mean[kMaxNormChannels];
   double std[kMaxNormChannels];
   std::uint32_t label_crc;
+  std::uint32_t pixel_crc;   ///< crc32 of every split's x
   std::uint32_t header_crc;  ///< crc32 of the 4 KiB header with this field zero
 };
 static_assert(sizeof(RawHeader) < kCacheHeaderBytes);
@@ -45,12 +48,30 @@ std::uint32_t header_crc(const std::uint8_t* header) {
   return static_cast<std::uint32_t>(crc32(0L, copy.data(), static_cast<uInt>(copy.size())));
 }
 
+// crc32 of a region of any size (zlib takes 32-bit lengths).
+uLong crc_of(uLong crc, const std::uint8_t* p, std::uint64_t bytes) {
+  constexpr std::uint64_t kChunk = 1u << 30;
+  while (bytes > 0) {
+    const auto n = std::min(bytes, kChunk);
+    crc = crc32(crc, p, static_cast<uInt>(n));
+    p += n;
+    bytes -= n;
+  }
+  return crc;
+}
+
 std::uint32_t label_crc(const std::uint8_t* base, const CacheLayout& l) {
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (int s = 0; s < 3; ++s) {
-    const std::uint64_t bytes = l.rows[s] * l.tasks * sizeof(float);
-    if (bytes) crc = crc32(crc, base + l.y_offset[s], static_cast<uInt>(bytes));
-  }
+  for (int s = 0; s < 3; ++s) crc = crc_of(crc, base + l.y_offset[s], l.rows[s] * l.tasks * sizeof(float));
+  return static_cast<std::uint32_t>(crc);
+}
+
+// Reading the pixels once costs about a second per GB, against minutes of
+// JPEG decoding to rebuild: worth it, since a flipped byte can be a NaN pixel.
+std::uint32_t pixel_crc(const std::uint8_t* base, const CacheLayout& l) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const std::uint64_t per_row = std::uint64_t{l.channels} * l.height * l.width * sizeof(float);
+  for (int s = 0; s < 3; ++s) crc = crc_of(crc, base + l.x_offset[s], l.rows[s] * per_row);
   return static_cast<std::uint32_t>(crc);
 }
 
@@ -123,6 +144,8 @@ std::shared_ptr<MappedFile> open_cache(const fs::path& path, std::uint64_t key_h
       reason = "cache header is corrupt (normalization)";
     } else if (h.label_crc != label_crc(map->data(), expected)) {
       reason = "cache labels are corrupt (checksum mismatch)";
+    } else if (h.pixel_crc != pixel_crc(map->data(), expected)) {
+      reason = "cache pixels are corrupt (checksum mismatch)";
     }
   }
   if (!reason.empty()) return nullptr;
@@ -179,6 +202,7 @@ void CacheWriter::commit(std::uint64_t key_hash, const std::string& key_text, co
   const std::size_t room = kCacheHeaderBytes - sizeof(RawHeader);
   h.key_bytes = static_cast<std::uint32_t>(std::min(room, key_text.size()));
   h.label_crc = label_crc(base, layout_);
+  h.pixel_crc = pixel_crc(base, layout_);
   std::memcpy(base, &h, sizeof h);
   std::memcpy(base + sizeof h, key_text.data(), h.key_bytes);
   const std::uint32_t crc = header_crc(base);

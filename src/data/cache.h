@@ -12,7 +12,8 @@
 
 namespace powertrain::data::detail {
 
-inline constexpr std::uint32_t kCacheVersion = 1;
+// 2: a checksum of the pixels too (a corrupt pixel byte gave NaN losses).
+inline constexpr std::uint32_t kCacheVersion = 2;
 inline constexpr std::size_t kCacheHeaderBytes = 4096;
 
 struct CacheLayout {

@@ -55,7 +55,10 @@ std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {
 }
 
 std::shared_ptr<MappedFile> MappedFile::create(const fs::path& path, std::size_t bytes) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh file, never one reached through a link planted at this name.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw IoError("cannot create " + path.string() + ": " + std::strerror(errno));
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError("cannot create " + path.string() + ": " + std::strerror(errno));
   // posix_fallocate reserves the blocks, so a full disk fails here and not as
   // SIGBUS while writing through the mapping.

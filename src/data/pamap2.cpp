@@ -106,6 +106,11 @@ Recording parse_subject(const fs::path& path, const std::vector<int>& columns) {
       double v = 0;
       if (!detail::parse_double(tok[static_cast<std::size_t>(col)], v) || std::isinf(v))
         throw DataError(fmt::format("{}: column {} ('{}') is not a number", where(), col + 1, tok[static_cast<std::size_t>(col)]));
+      // Training is in float32: a value beyond its range would become infinite
+      // there and end the run as "diverged", a result, instead of a data error.
+      if (std::isinf(static_cast<float>(v)))
+        throw DataError(fmt::format("{}: column {} ('{}') is out of float32's range", where(), col + 1,
+                                    tok[static_cast<std::size_t>(col)]));
       r.values.push_back(static_cast<float>(v));
     }
   });

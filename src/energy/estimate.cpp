@@ -3,10 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -36,11 +40,12 @@ class SystemUsage final : public UsageSource {
   double cpu_busy_seconds() override {
     std::ifstream in(proc_ / "stat");
     std::string label;
-    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    // user nice system idle iowait irq softirq steal (guest time is already in
+    // user). Steal is time the hypervisor ran someone else: not our load.
     double v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (!(in >> label) || label != "cpu") throw SourceError("unexpected format of " + (proc_ / "stat").string());
     for (double& x : v) in >> x;
-    const double busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    const double busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6];
     return busy_ticks / ticks_per_s_;
   }
 
@@ -64,8 +69,117 @@ class SystemUsage final : public UsageSource {
   double ticks_per_s_ = 100.0;
 };
 
-// CPU time and RSS of a process tree. Children that already exited and were
-// waited for are included through the parent's cutime/cstime.
+/// The first whitespace-separated word of a small file, or "".
+std::string first_word(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string w;
+  in >> w;
+  return w;
+}
+
+/// The value of `key` in a "key value" file (cpu.stat, memory.stat), or nullopt.
+std::optional<double> keyed_value(const std::filesystem::path& path, std::string_view key) {
+  std::ifstream in(path);
+  std::string k;
+  double v = 0;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+/// CPUs in a cpuset list such as "0-3,8,10-11" (0 when empty or unreadable).
+int cpuset_count(const std::string& list) {
+  int n = 0;
+  std::istringstream in(list);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (part.empty()) continue;
+    const auto dash = part.find('-');
+    try {
+      n += dash == std::string::npos ? 1 : std::stoi(part.substr(dash + 1)) - std::stoi(part.substr(0, dash)) + 1;
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  return n;
+}
+
+// A cgroup v2 that confines this process: its CPU time (cpu.stat usage_usec),
+// its CPUs (the cpu.max quota, or its cpuset) and its memory in use
+// (memory.current less the page cache it could drop, inactive_file).
+class CgroupUsage final : public UsageSource {
+ public:
+  CgroupUsage(std::filesystem::path dir, std::string path, int cpus)
+      : dir_(std::move(dir)), path_(std::move(path)), cpus_(std::max(1, cpus)) {}
+  int logical_cpus() const override { return cpus_; }
+  std::string covers() const override { return "cgroup " + path_; }
+  double cpu_busy_seconds() override {
+    const auto usec = keyed_value(dir_ / "cpu.stat", "usage_usec");
+    if (!usec) throw SourceError("cannot read usage_usec from " + (dir_ / "cpu.stat").string());
+    return *usec * 1e-6;
+  }
+  double memory_used_bytes() override {
+    std::ifstream in(dir_ / "memory.current");
+    double current = 0;
+    if (!(in >> current)) return 0.0;
+    const double inactive_file = keyed_value(dir_ / "memory.stat", "inactive_file").value_or(0.0);
+    return std::max(0.0, current - inactive_file);
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::string path_;
+  int cpus_;
+};
+
+/// The cgroup v2 this process is confined to, if any, as a usage source. A
+/// cgroup confines when it limits CPU or memory, or when it is the root of a
+/// cgroup namespace other than the host's (a container: it shows as "/" but,
+/// unlike the host's root cgroup, has memory.current). A login session's
+/// cgroup on the host does neither: there the machine is what counts.
+std::unique_ptr<UsageSource> confining_cgroup(const std::filesystem::path& proc_root,
+                                              const std::filesystem::path& sysfs_root, int host_cpus) {
+  std::ifstream in(proc_root / "self/cgroup");
+  std::string line, path;
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  if (path.empty() || path.front() != '/') return nullptr;  // cgroup v1 only, or none
+  const std::filesystem::path dir = sysfs_root / "fs/cgroup" / path.substr(1);
+  std::error_code ec;
+  if (!std::filesystem::exists(dir / "cpu.stat", ec)) return nullptr;
+  const std::string quota = first_word(dir / "cpu.max");
+  const std::string memory_max = first_word(dir / "memory.max");
+  const bool cpu_limited = !quota.empty() && quota != "max";
+  const bool memory_limited = !memory_max.empty() && memory_max != "max";
+  const bool namespace_root = path == "/" && std::filesystem::exists(dir / "memory.current", ec);
+  if (!cpu_limited && !memory_limited && !namespace_root) return nullptr;
+  int cpus = host_cpus;
+  if (const int in_set = cpuset_count(first_word(dir / "cpuset.cpus.effective")); in_set > 0)
+    cpus = std::min(cpus, in_set);
+  if (cpu_limited) {
+    std::ifstream max(dir / "cpu.max");
+    double q = 0, period = 0;
+    std::string q_text;
+    if (max >> q_text >> period && period > 0) {
+      try {
+        q = std::stod(q_text);
+        cpus = std::min(cpus, std::max(1, static_cast<int>(std::ceil(q / period))));
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  return std::make_unique<CgroupUsage>(dir, path, cpus);
+}
+
+// CPU time and memory of a process tree. Each process counts its own CPU time
+// and its children's that it has reaped (cutime/cstime): a process that exits
+// is reaped by its parent, so its time moves from its own fields to its
+// parent's, and the sum over the live tree stays whole, for grandchildren (a
+// DataLoader's workers) too. A process that leaves the tree otherwise (adopted
+// by init when its parent died first) keeps the time it had. Memory is the
+// proportional set size (PSS), which splits the pages forked workers share
+// instead of counting them once per worker as RSS does; RSS where
+// smaps_rollup cannot be read.
 class ProcessUsage final : public UsageSource {
  public:
   ProcessUsage(std::filesystem::path proc, int pid) : proc_(std::move(proc)), root_(pid) {
@@ -77,21 +191,26 @@ class ProcessUsage final : public UsageSource {
 
   double cpu_busy_seconds() override {
     scan();
-    // The tree shrinks as processes exit; keep the total monotonic.
+    // A guard against reads that race a reap (the parent's stat read just
+    // before it took the child's time, the child's just after it was gone).
     last_busy_s_ = std::max(last_busy_s_, busy_s_);
     return last_busy_s_;
   }
   double memory_used_bytes() override {
     scan();
-    return rss_bytes_;
+    return memory_bytes_;
   }
 
  private:
   struct Stat {
     int ppid = 0;
     double ticks = 0;  // utime + stime
-    double child_ticks = 0;
+    double child_ticks = 0;  // cutime + cstime: children it reaped
     double rss_pages = 0;
+  };
+  struct Member {
+    int ppid = 0;
+    double ticks = 0;  // own and reaped children's
   };
 
   bool read_stat(int pid, Stat& st) const {
@@ -100,18 +219,37 @@ class ProcessUsage final : public UsageSource {
     if (!std::getline(in, line)) return false;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     const auto close = line.rfind(')');
-    if (close == std::string::npos) return false;
+    if (close == std::string::npos || close + 2 > line.size()) return false;
     std::istringstream rest(line.substr(close + 2));
     std::vector<std::string> f;
     std::string tok;
     while (rest >> tok) f.push_back(tok);
     // f[0] is field 3 (state); utime is field 14, rss field 24.
     if (f.size() < 22) return false;
-    st.ppid = std::stoi(f[1]);
-    st.ticks = std::stod(f[11]) + std::stod(f[12]);
-    st.child_ticks = std::stod(f[13]) + std::stod(f[14]);
-    st.rss_pages = std::stod(f[21]);
+    try {
+      st.ppid = std::stoi(f[1]);
+      st.ticks = std::stod(f[11]) + std::stod(f[12]);
+      st.child_ticks = std::stod(f[13]) + std::stod(f[14]);
+      st.rss_pages = std::stod(f[21]);
+    } catch (const std::exception&) {
+      return false;
+    }
     return true;
+  }
+
+  // PSS in bytes from smaps_rollup (Linux 4.14+), or nullopt.
+  std::optional<double> read_pss_bytes(int pid) const {
+    std::ifstream in(proc_ / std::to_string(pid) / "smaps_rollup");
+    std::string key;
+    while (in >> key) {
+      if (key == "Pss:") {
+        double kb = 0;
+        if (in >> kb) return kb * 1024.0;
+        return std::nullopt;
+      }
+      in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    return std::nullopt;
   }
 
   void scan() {
@@ -130,33 +268,40 @@ class ProcessUsage final : public UsageSource {
       all[pid] = st;
       children[st.ppid].push_back(pid);
     }
-    double ticks = 0, rss = 0;
+    std::unordered_map<int, Member> members;
+    double ticks = 0, memory = 0;
     std::vector<int> stack{root_};
-    bool first = true;
     while (!stack.empty()) {
       const int pid = stack.back();
       stack.pop_back();
       auto it = all.find(pid);
-      if (it == all.end()) continue;
-      ticks += it->second.ticks;
-      if (first) ticks += it->second.child_ticks;
-      first = false;
-      rss += it->second.rss_pages;
+      if (it == all.end() || members.count(pid)) continue;
+      const Stat& st = it->second;
+      members[pid] = Member{st.ppid, st.ticks + st.child_ticks};
+      ticks += st.ticks + st.child_ticks;
+      memory += read_pss_bytes(pid).value_or(st.rss_pages * page_bytes_);
       for (int c : children[pid]) stack.push_back(c);
     }
-    if (all.count(root_)) {
-      busy_s_ = ticks / ticks_per_s_;
-      rss_bytes_ = rss * page_bytes_;
-    } else {
-      rss_bytes_ = 0;  // the process is gone; its CPU time stays counted
+    // Processes that left the tree since the last scan. One gone from /proc
+    // whose parent is still in the tree was reaped by it: its time is in the
+    // parent's cutime now. Any other took its time with it: keep that.
+    for (const auto& [pid, was] : members_) {
+      if (members.count(pid)) continue;
+      const bool reaped_in_tree = !all.count(pid) && members.count(was.ppid);
+      if (!reaped_in_tree) departed_ticks_ += was.ticks;
     }
+    members_ = std::move(members);
+    busy_s_ = (ticks + departed_ticks_) / ticks_per_s_;
+    memory_bytes_ = memory;  // 0 once the whole tree is gone
   }
 
   std::filesystem::path proc_;
   int root_;
   long cpus_ = 1;
   double ticks_per_s_ = 100, page_bytes_ = 4096;
-  double scanned_at_ = -1, busy_s_ = 0, last_busy_s_ = 0, rss_bytes_ = 0;
+  double scanned_at_ = -1, busy_s_ = 0, last_busy_s_ = 0, memory_bytes_ = 0;
+  std::unordered_map<int, Member> members_;  // the tree at the last scan
+  double departed_ticks_ = 0;                // time of processes that left it unreaped
 };
 
 class EstimateMeter final : public Meter {
@@ -168,7 +313,10 @@ class EstimateMeter final : public Meter {
       ChannelInfo c;
       c.id = "estimate:cpu";
       c.source = "estimate";
-      c.device = system ? "all CPUs (linear model)" : "CPU time of the command (linear model)";
+      const std::string covers = usage_->covers();
+      c.device = !covers.empty() ? "CPUs of the " + covers + " (linear model)"
+                 : system        ? "all CPUs (linear model)"
+                                 : "CPU time of the command (linear model)";
       c.component = Component::cpu;
       c.method = Method::estimated;
       c.cumulative = true;
@@ -178,7 +326,10 @@ class EstimateMeter final : public Meter {
       ChannelInfo c;
       c.id = "estimate:memory";
       c.source = "estimate";
-      c.device = system ? "memory in use (per-GB model)" : "resident memory of the command (per-GB model)";
+      const std::string covers = usage_->covers();
+      c.device = !covers.empty() ? "memory of the " + covers + " (per-GB model)"
+                 : system        ? "memory in use (per-GB model)"
+                                 : "proportional memory of the command (per-GB model)";
       c.component = Component::dram;
       c.method = Method::estimated;
       c.cumulative = true;
@@ -236,8 +387,11 @@ class EstimateMeter final : public Meter {
 
 }  // namespace
 
-std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root) {
-  return std::make_unique<SystemUsage>(proc_root);
+std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root,
+                                          const std::filesystem::path& sysfs_root) {
+  auto host = std::make_unique<SystemUsage>(proc_root);
+  if (auto cgroup = confining_cgroup(proc_root, sysfs_root, host->logical_cpus())) return cgroup;
+  return host;
 }
 
 std::unique_ptr<UsageSource> process_usage(const std::filesystem::path& proc_root, int pid) {

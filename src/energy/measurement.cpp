@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,22 +50,126 @@ std::string quote_command(const std::vector<std::string>& cmd) {
 
 }  // namespace
 
-void attribute(Measurement& m) {
+namespace {
+double rusage_s(int who) {
+  rusage u{};
+  if (getrusage(who, &u) != 0) return 0.0;
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+}  // namespace
+
+CpuSnapshot cpu_snapshot(UsageSource& machine) {
+  CpuSnapshot s;
+  s.machine_busy_s = machine.cpu_busy_seconds();
+  s.command_s = rusage_s(RUSAGE_CHILDREN);
+  s.powertrain_s = rusage_s(RUSAGE_SELF);
+  return s;
+}
+
+CpuShare cpu_share(const CpuSnapshot& begin, const CpuSnapshot& end) {
+  CpuShare c;
+  c.machine_s = std::max(0.0, end.machine_busy_s - begin.machine_busy_s);
+  c.command_s = std::max(0.0, end.command_s - begin.command_s);
+  c.powertrain_s = std::max(0.0, end.powertrain_s - begin.powertrain_s);
+  c.others_s = std::max(0.0, c.machine_s - c.command_s - c.powertrain_s);
+  c.others_share = c.machine_s > 0 ? c.others_s / c.machine_s : 0.0;
+  c.material = c.others_s >= 1.0 && c.others_share >= 0.10;
+  return c;
+}
+
+bool in_host_pid_namespace(const std::filesystem::path& proc_root) {
+  // The initial PID namespace has a fixed inode, PROC_PID_INIT_INO (0xEFFFFFFC).
+  std::error_code ec;
+  const auto target = std::filesystem::read_symlink(proc_root / "self/ns/pid", ec);
+  return !ec && target.string() == "pid:[4026531836]";
+}
+
+void decide_gpu_use(Measurement& m, const std::vector<GpuProcessLog>& log, const std::set<std::uint32_t>& tree,
+                    bool host_pids) {
+  m.gpu_use.assign(m.window.channels.size(), GpuUse::unknown);
+  m.gpu_use_why.assign(m.window.channels.size(), std::string());
+  for (std::size_t i = 0; i < m.window.channels.size(); ++i) {
+    if (m.window.channels[i].component != Component::gpu) continue;
+    std::string& why = m.gpu_use_why[i];
+    // A source that cannot tell (a Jetson's GPU rail): unknown, as it always is there.
+    if (i >= log.size() || !log[i].supported) continue;
+    const GpuProcessLog& l = log[i];
+    bool ours = false;
+    for (auto pid : l.pids) ours = ours || tree.count(pid) > 0;
+    if (ours) {
+      m.gpu_use[i] = GpuUse::used;
+    } else if (l.failures > 0) {
+      // One unreadable list may have been the one that held the command.
+      why = "its process list could not be read (" + l.error + ")";
+    } else if (l.lists == 0) {
+      why = "no process list was read while the command ran";
+    } else if (!host_pids) {
+      why = "NVML reports the host's process ids, and powertrain runs in another PID namespace (a container), so "
+            "they cannot be compared with the command's";
+    } else {
+      m.gpu_use[i] = GpuUse::unused;
+    }
+  }
+}
+
+void attribute(Measurement& m, const std::vector<TimelineSample>& timeline) {
   std::set<Method> methods;
   m.energy_j = 0.0;
   m.excluded_gpu_energy_j = 0.0;
+  bool partial = false;
+  // Channels in energy_j: in-total ones, GPUs the command did not use left out.
+  auto counted = [&m](const std::vector<ChannelEnergy>& channels, std::size_t i) {
+    if (i >= channels.size() || !channels[i].in_total) return false;
+    const GpuUse use = i < m.gpu_use.size() ? m.gpu_use[i] : GpuUse::unknown;
+    return !(channels[i].component == Component::gpu && use == GpuUse::unused);
+  };
+  bool excluded = false;
   for (std::size_t i = 0; i < m.window.channels.size(); ++i) {
     const auto& c = m.window.channels[i];
     if (!c.in_total) continue;
-    const GpuUse use = i < m.gpu_use.size() ? m.gpu_use[i] : GpuUse::unknown;
-    if (c.component == Component::gpu && use == GpuUse::unused) {
+    if (!counted(m.window.channels, i)) {
       m.excluded_gpu_energy_j += c.energy_j;
+      excluded = true;
       continue;
     }
     m.energy_j += c.energy_j;
     methods.insert(c.method);
+    partial = partial || c.partial;
   }
-  m.method = join_methods(methods);
+  m.method = join_methods(methods) + (partial ? ", partial" : "");
+
+  // The tracker's peak sums every in-total channel; without the GPUs left out
+  // it comes from the timeline, over the same channels as energy_j.
+  m.peak_power_w = m.window.peak_power_w;
+  if (excluded) {
+    double peak = 0.0;
+    bool any = false;
+    for (const auto& s : timeline) {
+      if (s.t_ns <= m.window.start_ns || s.t_ns > m.window.end_ns) continue;
+      double sum = 0.0;
+      for (std::size_t i = 0; i < s.power_w.size(); ++i)
+        if (counted(m.window.channels, i) && !std::isnan(s.power_w[i])) sum += s.power_w[i];
+      peak = std::max(peak, sum);
+      any = true;
+    }
+    if (!any)  // no sample inside the window: the highest of the counted channels' own peaks
+      for (std::size_t i = 0; i < m.window.channels.size(); ++i)
+        if (counted(m.window.channels, i)) peak = std::max(peak, m.window.channels[i].peak_power_w);
+    m.peak_power_w = peak;
+  }
+
+  // The idle baseline of the same channels: an idle GPU the command did not
+  // use is not subtracted from an energy that no longer holds it.
+  m.idle_power_w.reset();
+  m.energy_above_idle_j.reset();
+  if (m.idle) {
+    double idle_w = 0.0;
+    for (std::size_t i = 0; i < m.idle->channels.size(); ++i)
+      if (counted(m.idle->channels, i)) idle_w += m.idle->channels[i].avg_power_w;
+    m.idle_power_w = idle_w;
+    m.energy_above_idle_j = std::max(0.0, m.energy_j - idle_w * m.window.duration_s);
+  }
 }
 
 std::string to_text(const Measurement& m) {
@@ -73,9 +178,9 @@ std::string to_text(const Measurement& m) {
   out += fmt::format("powertrain: `{}` exited with {} after {:.3f} s\n", quote_command(m.command), m.exit_code,
                      w.duration_s);
   out += fmt::format("energy {:.3f} J ({:.6f} kWh), average {:.2f} W, peak {:.2f} W, method: {}\n", m.energy_j,
-                     m.energy_j / 3.6e6, w.duration_s > 0 ? m.energy_j / w.duration_s : 0.0, w.peak_power_w,
+                     m.energy_j / 3.6e6, w.duration_s > 0 ? m.energy_j / w.duration_s : 0.0, m.peak_power_w,
                      m.method);
-  out += fmt::format("{:<10} {:<42} {:<10} {:>12} {:>10} {:>10}  {}\n", "component", "device", "method", "energy_J",
+  out += fmt::format("{:<10} {:<42} {:<17} {:>12} {:>10} {:>10}  {}\n", "component", "device", "method", "energy_J",
                      "avg_W", "peak_W", "note");
   for (std::size_t i = 0; i < w.channels.size(); ++i) {
     const auto& c = w.channels[i];
@@ -86,14 +191,18 @@ std::string to_text(const Measurement& m) {
       note = use == GpuUse::used ? "used by the command"
              : use == GpuUse::unused ? "not used by the command, not added"
                                      : "use by the command unknown, added";
-    out += fmt::format("{:<10} {:<42} {:<10} {:>12.3f} {:>10.2f} {:>10.2f}  {}\n", to_string(c.component),
-                       c.device.substr(0, 42), to_string(c.method), c.energy_j, c.avg_power_w, c.peak_power_w, note);
+    out += fmt::format("{:<10} {:<42} {:<17} {:>12.3f} {:>10.2f} {:>10.2f}  {}\n", to_string(c.component),
+                       c.device.substr(0, 42), method_label(c), c.energy_j, c.avg_power_w, c.peak_power_w, note);
   }
+  for (std::size_t i = 0; i < w.channels.size() && i < m.gpu_use_why.size(); ++i)
+    if (!m.gpu_use_why[i].empty())
+      out += fmt::format("note: whether the command used {} is unknown: {}; its energy stays in the total\n",
+                         w.channels[i].device, m.gpu_use_why[i]);
   if (m.excluded_gpu_energy_j > 0)
     out += fmt::format("GPUs the command did not use drew {:.3f} J, left out of the total\n", m.excluded_gpu_energy_j);
   if (m.idle && m.energy_above_idle_j)
-    out += fmt::format("idle baseline {:.2f} W over {:.1f} s; energy above idle {:.3f} J\n", m.idle->avg_power_w,
-                       m.idle->duration_s, *m.energy_above_idle_j);
+    out += fmt::format("idle baseline {:.2f} W over {:.1f} s (of the channels in the total); energy above idle {:.3f} J\n",
+                       m.idle_power_w.value_or(m.idle->avg_power_w), m.idle->duration_s, *m.energy_above_idle_j);
   out += fmt::format("carbon {:.3f} g CO2e = {:.6f} kWh x PUE {:.2f} x {:.0f} g/kWh ({})\n",
                      m.carbon.emissions_kg * 1000.0, m.carbon.energy_kwh, m.carbon.pue,
                      m.carbon.intensity_g_per_kwh, m.carbon.intensity_source);
@@ -103,6 +212,11 @@ std::string to_text(const Measurement& m) {
         "from a linear model of CPU utilization ({} scope) and memory in use\n",
         m.estimate_scope.empty() ? "system" : m.estimate_scope);
   for (const auto& n : w.notes) out += "note: " + n + "\n";
+  if (m.cpu && m.cpu->material)
+    out += fmt::format(
+        "note: other processes used {:.1f} CPU-s ({:.0f}%) of the {:.1f} CPU-s the machine was busy (the command "
+        "{:.1f}, powertrain {:.1f}); the counters are machine-wide, so part of this energy is theirs\n",
+        m.cpu->others_s, 100.0 * m.cpu->others_share, m.cpu->machine_s, m.cpu->command_s, m.cpu->powertrain_s);
   if (!m.epochs.empty()) {
     out += fmt::format("{:>6} {:>10} {:>12} {:>12} {:>12} {:>10}  {}\n", "epoch", "seconds", "energy_J", "train_J",
                        "eval_J", "val_metric", "method (epochs the command reported)");
@@ -125,6 +239,12 @@ nlohmann::json to_json(const Measurement& m) {
     if (c.component == Component::gpu) {
       const GpuUse use = i < m.gpu_use.size() ? m.gpu_use[i] : GpuUse::unknown;
       j["used_by_command"] = use == GpuUse::used ? json(true) : use == GpuUse::unused ? json(false) : json(nullptr);
+      if (i < m.gpu_use_why.size() && !m.gpu_use_why[i].empty()) j["use_note"] = m.gpu_use_why[i];
+    }
+    if (c.partial) {
+      j["partial"] = true;
+      j["covered_s"] = c.covered_s;
+      j["error"] = c.error;
     }
     channels.push_back(j);
   }
@@ -155,7 +275,7 @@ nlohmann::json to_json(const Measurement& m) {
            {"energy_j", m.energy_j},
            {"method", m.method},
            {"avg_power_w", m.window.duration_s > 0 ? m.energy_j / m.window.duration_s : 0.0},
-           {"peak_power_w", m.window.peak_power_w},
+           {"peak_power_w", m.peak_power_w},
            {"excluded_gpu_energy_j", m.excluded_gpu_energy_j},
            {"components", components},
            {"channels", channels},
@@ -175,8 +295,15 @@ nlohmann::json to_json(const Measurement& m) {
              {"cpu_count", m.host.cpu_count},
              {"ram_total_gb", m.host.ram_total_gb}}}};
   if (!m.estimate_scope.empty()) out["estimate_scope"] = m.estimate_scope;
+  if (m.cpu)
+    out["cpu_time"] = {{"machine_s", m.cpu->machine_s},       {"command_s", m.cpu->command_s},
+                       {"powertrain_s", m.cpu->powertrain_s}, {"others_s", m.cpu->others_s},
+                       {"others_share", m.cpu->others_share}, {"interference", m.cpu->material}};
   if (m.idle) {
-    out["idle"] = {{"duration_s", m.idle->duration_s}, {"avg_power_w", m.idle->avg_power_w}, {"method", m.idle->method}};
+    // avg_power_w: the baseline subtracted, of the channels in energy_j.
+    out["idle"] = {{"duration_s", m.idle->duration_s},
+                   {"avg_power_w", m.idle_power_w.value_or(m.idle->avg_power_w)},
+                   {"method", m.idle->method}};
     if (m.energy_above_idle_j) out["energy_above_idle_j"] = *m.energy_above_idle_j;
   }
   return out;
@@ -257,44 +384,38 @@ std::string codecarbon_row(const Measurement& m) {
   return row;
 }
 
-void check_writable(const std::filesystem::path& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw IoError(path.string() + ": is a directory");
-  if (fs::exists(path, ec)) {
-    if (access(path.c_str(), W_OK) != 0) throw IoError(path.string() + ": not writable: " + std::strerror(errno));
-    return;
-  }
-  fs::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  if (!fs::is_directory(dir, ec)) throw IoError(path.string() + ": directory " + dir.string() + " does not exist");
-  if (access(dir.c_str(), W_OK) != 0)
-    throw IoError(path.string() + ": directory " + dir.string() + " is not writable: " + std::strerror(errno));
+std::string codecarbon_header() {
+  std::string text;
+  const auto& cols = codecarbon_columns();
+  for (std::size_t i = 0; i < cols.size(); ++i) text += (i ? "," : "") + cols[i];
+  return text;
+}
+
+io::OutputRule report_output_rule(bool force) {
+  // A previous report of measure, as text or as JSON.
+  return io::OutputRule{"powertrain measure report",
+                        [](std::string_view head) {
+                          return head.rfind("powertrain: `", 0) == 0 ||
+                                 (head.rfind("{", 0) == 0 &&
+                                  head.find("\"schema\": \"powertrain.measure/") != std::string_view::npos);
+                        },
+                        64u << 20, force};
+}
+
+io::OutputRule timeline_output_rule(bool force) {
+  return io::OutputRule{"powertrain timeline",
+                        [](std::string_view head) { return head.rfind("t_s\n", 0) == 0 || head.rfind("t_s,", 0) == 0; },
+                        64 * 1024, force};
 }
 
 void append_codecarbon_csv(const std::filesystem::path& path, const Measurement& m) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(path.string() + ": " + std::strerror(errno));
-  std::string text;
-  struct stat st {};
-  if (fstat(fd, &st) == 0 && st.st_size == 0) {
-    const auto& cols = codecarbon_columns();
-    for (std::size_t i = 0; i < cols.size(); ++i) text += (i ? "," : "") + cols[i];
-    text += '\n';
-  }
-  text += codecarbon_row(m) + '\n';
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const int err = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(text.size())) throw IoError(path.string() + ": write failed: " + std::strerror(err));
+  io::append_csv(path, codecarbon_header(), codecarbon_row(m) + '\n');
 }
 
 void write_timeline_csv(const std::filesystem::path& path, const std::vector<ChannelInfo>& channels,
-                        const std::vector<TimelineSample>& timeline, std::int64_t origin_ns) {
-  const auto tmp = path.string() + ".tmp";
+                        const std::vector<TimelineSample>& timeline, std::int64_t origin_ns, bool force) {
+  std::ostringstream out;
   {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw IoError(path.string() + ": cannot write the timeline");
     out << "t_s";
     for (const auto& c : channels) out << ',' << c.id << ":power_w";
     for (const auto& c : channels) {
@@ -314,18 +435,8 @@ void write_timeline_csv(const std::filesystem::path& path, const std::vector<Cha
       }
       out << '\n';
     }
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw IoError(path.string() + ": write failed");
-    }
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw IoError(path.string() + ": " + ec.message());
-  }
+  io::write_output(path, out.str(), timeline_output_rule(force));
 }
 
 }  // namespace powertrain::energy

@@ -1,15 +1,18 @@
 // NVIDIA GPU energy through NVML, loaded with dlopen (see nvml_api.h).
 //
-// The energy counter (Volta and newer) is the reference: it is exact over any
-// window longer than its ~100 ms update period. GPUs without it fall back to
-// power readings that the Tracker integrates, which is less accurate (the
-// reading is a one-second average on recent GPUs and covers only part of the
-// time), so every channel says which method it uses.
+// The energy counter (Volta and newer) is the reference: over a window much
+// longer than its ~100 ms update period it is the best figure NVML offers,
+// though on A100/H100 it is built from power sampled only part of the time.
+// GPUs without it fall back to power readings that the Tracker integrates:
+// the instantaneous power field where the driver has it, else the power
+// reading, a one-second average on recent GPUs. Every channel says which
+// method it uses.
 #include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -38,6 +41,9 @@ constexpr double kCounterUpdatePeriod_s = 0.1;
 // counter predate Volta, but not all do, and telling architectures apart needs
 // more of the API: declare the longer period so short windows are flagged.
 constexpr double kPowerUpdatePeriod_s = 1.0;
+// NVML_FI_DEV_POWER_INSTANT (recent drivers only): its refresh rate is not
+// documented; short windows are flagged as for the counter.
+constexpr double kInstantPowerUpdatePeriod_s = 0.1;
 
 // Process lists are usually short; the buffer grows when a GPU runs more.
 constexpr unsigned kInitialProcessCapacity = 8;
@@ -121,6 +127,7 @@ class Library {
   nvml::DeviceGetTemperatureFn get_temperature = nullptr;
   nvml::DeviceGetMaxMigDeviceCountFn get_max_mig_count = nullptr;
   nvml::DeviceGetMigDeviceHandleByIndexFn get_mig_handle = nullptr;
+  nvml::DeviceGetFieldValuesFn get_field_values = nullptr;
   // At most one of these is set: the v1 function fills a shorter struct.
   nvml::DeviceGetProcessesV2Fn get_processes_v2 = nullptr;
   nvml::DeviceGetProcessesV1Fn get_processes_v1 = nullptr;
@@ -146,6 +153,7 @@ class Library {
     get_temperature = symbol<nvml::DeviceGetTemperatureFn>({"nvmlDeviceGetTemperature"});
     get_max_mig_count = symbol<nvml::DeviceGetMaxMigDeviceCountFn>({"nvmlDeviceGetMaxMigDeviceCount"});
     get_mig_handle = symbol<nvml::DeviceGetMigDeviceHandleByIndexFn>({"nvmlDeviceGetMigDeviceHandleByIndex"});
+    get_field_values = symbol<nvml::DeviceGetFieldValuesFn>({"nvmlDeviceGetFieldValues"});
     get_processes_v2 = symbol<nvml::DeviceGetProcessesV2Fn>(
         {"nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2"});
     if (get_processes_v2 == nullptr)
@@ -256,10 +264,17 @@ std::optional<unsigned> match_uuid(const Uuids& uuids, std::string_view prefix, 
   return found;
 }
 
+/// How CUDA_VISIBLE_DEVICES named the GPUs it selects.
+struct VisibleKinds {
+  bool by_index = false;       ///< some entry is an index (its meaning depends on CUDA_DEVICE_ORDER)
+  std::vector<unsigned> mig;   ///< GPUs selected through one of their MIG instances
+};
+
 /// The NVML index an entry of CUDA_VISIBLE_DEVICES names, if any.
 std::optional<unsigned> visible_device(std::string_view entry, const Library& lib, unsigned count,
-                                       std::optional<Uuids>& uuids) {
+                                       std::optional<Uuids>& uuids, VisibleKinds& kinds) {
   if (!entry.empty() && std::all_of(entry.begin(), entry.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    kinds.by_index = true;
     unsigned i = 0;
     auto [end, ec] = std::from_chars(entry.data(), entry.data() + entry.size(), i);
     if (ec == std::errc() && end == entry.data() + entry.size() && i < count) return i;
@@ -268,26 +283,29 @@ std::optional<unsigned> visible_device(std::string_view entry, const Library& li
   if (!entry.starts_with("GPU-") && !entry.starts_with("MIG-")) return std::nullopt;
   if (!uuids) uuids = read_uuids(lib, count);  // only now: it costs a few calls per GPU
   // The pre-R470 MIG form names the parent GPU: MIG-GPU-<uuid>/<gi>/<ci>.
-  if (entry.starts_with("MIG-GPU-")) return match_uuid(*uuids, entry.substr(4, entry.find('/') - 4), false);
-  return match_uuid(*uuids, entry, entry.starts_with("MIG-"));
+  const std::optional<unsigned> index =
+      entry.starts_with("MIG-GPU-") ? match_uuid(*uuids, entry.substr(4, entry.find('/') - 4), false)
+                                    : match_uuid(*uuids, entry, entry.starts_with("MIG-"));
+  if (index && entry.starts_with("MIG-")) kinds.mig.push_back(*index);
+  return index;
 }
 
 /// The GPUs CUDA_VISIBLE_DEVICES selects, read the way CUDA reads it: a comma
 /// list of indices or GPU-/MIG- UUID prefixes, where the first entry that names
 /// no GPU ends the list (so "" and "-1" select none). Indices are taken as NVML
-/// indices, which CUDA shares under CUDA_DEVICE_ORDER=PCI_BUS_ID (its default,
-/// fastest first, agrees on machines of identical GPUs); UUIDs are exact either
-/// way. A MIG instance selects its whole GPU: NVML measures energy per physical
-/// GPU only. `note` tells about ignored entries.
+/// indices here; the caller checks that CUDA numbers the GPUs the same way
+/// (`kinds.by_index`). UUIDs are exact in any order. A MIG instance selects its
+/// whole GPU: NVML measures energy per physical GPU only. `note` tells about
+/// ignored entries.
 std::vector<unsigned> parse_visible_devices(std::string_view value, const Library& lib, unsigned count,
-                                            std::string& note) {
+                                            std::string& note, VisibleKinds& kinds) {
   std::optional<Uuids> uuids;
   std::vector<unsigned> selected;
   if (trim(value).empty()) return selected;
   for (std::string_view rest = value;;) {
     const std::size_t comma = rest.find(',');
     const std::string_view entry = trim(rest.substr(0, comma));
-    const std::optional<unsigned> index = visible_device(entry, lib, count, uuids);
+    const std::optional<unsigned> index = visible_device(entry, lib, count, uuids, kinds);
     if (!index) {
       note = fmt::format("CUDA_VISIBLE_DEVICES entry '{}' names no GPU here; it and the entries after it are "
                          "ignored, as CUDA does",
@@ -301,11 +319,73 @@ std::vector<unsigned> parse_visible_devices(std::string_view value, const Librar
   return selected;
 }
 
+/// Whether CUDA numbers the GPUs as NVML does: in PCI bus order when
+/// CUDA_DEVICE_ORDER=PCI_BUS_ID; fastest first otherwise, which agrees with bus
+/// order only when every GPU is the same model (ties keep bus order). GPUs whose
+/// names cannot be read count as different.
+bool cuda_order_is_nvml_order(const Library& lib, unsigned count) {
+  if (const char* order = std::getenv("CUDA_DEVICE_ORDER"); order != nullptr && std::string_view(order) == "PCI_BUS_ID")
+    return true;
+  std::string first;
+  for (unsigned i = 0; i < count; ++i) {
+    nvml::Device device = nullptr;
+    if (lib.get_handle(i, &device) != nvml::kSuccess) return false;
+    const std::string name = device_string(lib.get_name, device, nvml::kNameBufferSize);
+    if (name.empty()) return false;
+    if (i == 0) first = name;
+    else if (name != first) return false;
+  }
+  return true;
+}
+
+/// How many MIG instances the GPU is split into (0: not in MIG mode, or unknown).
+unsigned mig_instances(const Library& lib, nvml::Device device) {
+  unsigned slots = 0;
+  if (lib.get_max_mig_count == nullptr || lib.get_mig_handle == nullptr ||
+      lib.get_max_mig_count(device, &slots) != nvml::kSuccess)
+    return 0;
+  unsigned n = 0;
+  for (unsigned k = 0; k < slots; ++k) {
+    nvml::Device mig = nullptr;
+    if (lib.get_mig_handle(device, k, &mig) == nvml::kSuccess) ++n;
+  }
+  return n;
+}
+
+/// A power field (mW) read with nvmlDeviceGetFieldValues, in watts; NaN and
+/// `rc` set when it cannot be read.
+double field_power_w(const Library& lib, nvml::Device device, unsigned field, nvml::Return& rc) {
+  if (lib.get_field_values == nullptr) {
+    rc = nvml::kFunctionNotFound;
+    return kNaN;
+  }
+  nvml::FieldValue v{};
+  v.field_id = field;
+  v.scope_id = 0;  // the GPU, not the whole module
+  rc = lib.get_field_values(device, 1, &v);
+  if (rc != nvml::kSuccess) return kNaN;
+  rc = v.nvml_return;
+  if (rc != nvml::kSuccess) return kNaN;
+  double mw = kNaN;
+  switch (v.value_type) {
+    case nvml::kValueDouble: mw = v.value.d; break;
+    case nvml::kValueUint: mw = v.value.ui; break;
+    case nvml::kValueUlong: mw = static_cast<double>(v.value.ul); break;
+    case nvml::kValueUll: mw = static_cast<double>(v.value.ull); break;
+    case nvml::kValueSll: mw = static_cast<double>(v.value.sll); break;
+    case nvml::kValueSint: mw = v.value.si; break;
+    case nvml::kValueUshort: mw = v.value.us; break;
+    default: rc = nvml::kUnknown; return kNaN;
+  }
+  return mw / 1000.0;
+}
+
 /// One measured GPU.
 struct Gpu {
   unsigned index = 0;
   nvml::Device handle = nullptr;
   bool counter = false;
+  bool instant = false;  // NVML_FI_DEV_POWER_INSTANT answers: power is read from it
   unsigned long long last_energy_mj = 0;   // raw counter value at the last read
   unsigned long long total_energy_mj = 0;  // energy since open, carried across counter resets
   // Telemetry a GPU answers NOT_SUPPORTED for is not asked again: each call is a
@@ -316,6 +396,9 @@ struct Gpu {
   bool temperature_supported = true;
   bool memory_supported = true;
   unsigned process_capacity = kInitialProcessCapacity;
+  // Fell off the bus (GPU_IS_LOST): not asked again, its error kept.
+  bool lost = false;
+  std::string error;  // why its latest read failed (empty: it did not)
 };
 
 /// Calls an optional telemetry function; false when it is missing, unsupported or failed.
@@ -352,23 +435,42 @@ class NvmlMeter final : public Meter {
 
   std::vector<std::uint32_t> processes(std::size_t index) override {
     if (index >= gpus_.size()) return {};
+    if (gpus_[index].lost) throw SourceError(gpus_[index].error);
     if (lib_->get_processes_v2 != nullptr) return list_processes<nvml::ProcessInfoV2>(lib_->get_processes_v2, gpus_[index]);
     if (lib_->get_processes_v1 != nullptr) return list_processes<nvml::ProcessInfoV1>(lib_->get_processes_v1, gpus_[index]);
     return {};
   }
 
+  std::string channel_error(std::size_t index) const override {
+    return index < gpus_.size() ? gpus_[index].error : std::string();
+  }
+
  private:
+  // Each GPU fails alone: one that falls off the bus (GPU_IS_LOST) or stops
+  // answering reads NaN with its reason in channel_error(), and the others
+  // are still measured. A lost GPU is not asked again.
   void read_gpus(std::vector<ChannelSample>& out, bool full) {
     out.assign(gpus_.size(), ChannelSample{});
     for (std::size_t i = 0; i < gpus_.size(); ++i) {
       Gpu& gpu = gpus_[i];
       ChannelSample& sample = out[i];
+      if (gpu.lost) continue;
+      gpu.error.clear();
+      auto fail = [&](std::string_view what, nvml::Return rc) {
+        gpu.error = fmt::format("nvml: reading the {} of gpu{} failed: {}", what, gpu.index, lib_->describe(rc));
+        if (rc == nvml::kGpuIsLost) {
+          gpu.lost = true;
+          gpu.error += "; it is not read again (check `nvidia-smi` and the kernel log for Xid errors)";
+        }
+        sample = ChannelSample{};
+      };
       if (gpu.counter) {
         unsigned long long energy_mj = 0;
         const nvml::Return rc = lib_->get_energy(gpu.handle, &energy_mj);
-        if (rc != nvml::kSuccess)
-          throw SourceError(fmt::format("nvml: reading the energy counter of gpu{} failed: {}", gpu.index,
-                                        lib_->describe(rc)));
+        if (rc != nvml::kSuccess) {
+          fail("energy counter", rc);
+          continue;
+        }
         // The counter starts at zero when the driver loads; a smaller value means
         // it started again, and everything it counted since then is new energy.
         gpu.total_energy_mj += energy_mj >= gpu.last_energy_mj ? energy_mj - gpu.last_energy_mj : energy_mj;
@@ -377,16 +479,32 @@ class NvmlMeter final : public Meter {
         if (!full) continue;
       }
 
-      unsigned power_mw = 0;
-      const nvml::Return rc = lib_->get_power != nullptr ? lib_->get_power(gpu.handle, &power_mw)
-                                                         : nvml::kFunctionNotFound;
-      if (rc == nvml::kSuccess) {
-        sample.power_w = power_mw / 1000.0;
+      nvml::Return rc = nvml::kFunctionNotFound;
+      const double power_w = read_power(gpu, rc);
+      if (!std::isnan(power_w)) {
+        sample.power_w = power_w;
       } else if (!gpu.counter) {
-        throw SourceError(fmt::format("nvml: reading the power of gpu{} failed: {}", gpu.index, lib_->describe(rc)));
+        fail("power", rc);
+        continue;
+      } else if (rc == nvml::kGpuIsLost) {
+        fail("power", rc);  // the counter answered a moment ago; the GPU is gone now
+        continue;
       }
       if (full) read_telemetry(gpu, sample.gpu);
     }
+  }
+
+  /// The GPU's power in watts (NaN when it cannot be read; `rc` says why):
+  /// the instantaneous field where the driver has it, else
+  /// nvmlDeviceGetPowerUsage (a one-second average on Ampere and newer).
+  double read_power(Gpu& gpu, nvml::Return& rc) {
+    if (gpu.instant) {
+      const double w = field_power_w(*lib_, gpu.handle, nvml::kFieldPowerInstant, rc);
+      if (!std::isnan(w) || rc == nvml::kGpuIsLost) return w;
+    }
+    unsigned power_mw = 0;
+    rc = lib_->get_power != nullptr ? lib_->get_power(gpu.handle, &power_mw) : nvml::kFunctionNotFound;
+    return rc == nvml::kSuccess ? power_mw / 1000.0 : kNaN;
   }
 
   void read_telemetry(Gpu& gpu, GpuTelemetry& t) {
@@ -421,7 +539,9 @@ class NvmlMeter final : public Meter {
         for (unsigned k = 0; k < count && k < infos.size(); ++k) pids.push_back(infos[k].pid);
         return pids;
       }
-      if (rc == nvml::kNotSupported) return {};
+      // NOT_SUPPORTED (a vGPU, some MIG setups) and NO_PERMISSION (a MIG
+      // parent GPU for a non-root user) say nothing about who uses the GPU:
+      // they are failures, not an empty list.
       if (rc != nvml::kInsufficientSize)
         throw SourceError(
             fmt::format("nvml: listing the processes on gpu{} failed: {}", gpu.index, lib_->describe(rc)));
@@ -481,6 +601,8 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
 
   std::vector<std::string> notes;
   std::vector<unsigned> selected;
+  VisibleKinds kinds;
+  std::string order_note;  // on every channel when CUDA's indices could not be mapped
   if (options.gpu_indices) {
     for (unsigned i : *options.gpu_indices) {
       if (i >= count)
@@ -492,13 +614,27 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
     if (selected.empty()) return unavailable("no GPUs: the GPU list is empty", "list the GPUs to measure");
   } else if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible != nullptr) {
     std::string note;
-    selected = parse_visible_devices(visible, *lib, count, note);
+    selected = parse_visible_devices(visible, *lib, count, note, kinds);
     if (selected.empty())
       return unavailable(fmt::format("no GPUs: CUDA_VISIBLE_DEVICES='{}' selects none{}", visible,
                                      note.empty() ? "" : " (" + note + ")"),
                          "unset CUDA_VISIBLE_DEVICES, or list the GPUs the job uses (indices or UUIDs from "
                          "`nvidia-smi -L`)");
     if (!note.empty()) notes.push_back(std::move(note));
+    if (kinds.by_index && !cuda_order_is_nvml_order(*lib, count)) {
+      // Which GPU CUDA's index means is not known here: measure them all
+      // rather than guess (measure then leaves out those the command did not
+      // use, where their process lists tell).
+      order_note = fmt::format(
+          "CUDA_VISIBLE_DEVICES='{}' names GPUs by index, but CUDA numbers GPUs fastest first unless "
+          "CUDA_DEVICE_ORDER=PCI_BUS_ID while NVML numbers them in PCI bus order, and these GPUs are not all the "
+          "same model: which GPU an index means cannot be told, so every GPU is measured; set "
+          "CUDA_DEVICE_ORDER=PCI_BUS_ID or name the GPUs by UUID",
+          visible);
+      notes.push_back(order_note);
+      selected.clear();
+      for (unsigned i = 0; i < count; ++i) selected.push_back(i);
+    }
   } else {
     for (unsigned i = 0; i < count; ++i) selected.push_back(i);
   }
@@ -528,6 +664,16 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
     const nvml::Return power_rc = energy_rc == nvml::kSuccess || lib->get_power == nullptr
                                       ? nvml::kFunctionNotFound
                                       : lib->get_power(gpu.handle, &power_mw);
+    nvml::Return instant_rc = nvml::kFunctionNotFound;
+    gpu.instant = !std::isnan(field_power_w(*lib, gpu.handle, nvml::kFieldPowerInstant, instant_rc));
+    std::vector<std::string> channel_notes;
+    if (!order_note.empty()) channel_notes.push_back(order_note);
+    const bool named_instance = std::find(kinds.mig.begin(), kinds.mig.end(), index) != kinds.mig.end();
+    if (named_instance || mig_instances(*lib, gpu.handle) > 0)
+      channel_notes.push_back(fmt::format(
+          "gpu{} is split into MIG instances{}: NVML measures its energy and power for the whole GPU, every "
+          "instance together, so this energy includes the other instances' work and idle power",
+          index, named_instance ? " and CUDA_VISIBLE_DEVICES names one of them" : ""));
     ChannelInfo ch;
     ch.id = fmt::format("nvml:gpu{}", index);
     ch.source = std::string(kSource);
@@ -540,10 +686,20 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
       ch.method = Method::counter;
       ch.cumulative = true;
       ch.update_period_s = kCounterUpdatePeriod_s;
-    } else if (power_rc == nvml::kSuccess) {
+      ch.instant_power = gpu.instant;  // peaks from the instantaneous reading
+    } else if (gpu.instant || power_rc == nvml::kSuccess) {
       ch.method = Method::sampled;
       ch.cumulative = false;
-      ch.update_period_s = kPowerUpdatePeriod_s;
+      if (gpu.instant) {
+        ch.update_period_s = kInstantPowerUpdatePeriod_s;
+      } else {
+        ch.update_period_s = kPowerUpdatePeriod_s;
+        channel_notes.push_back(fmt::format(
+            "gpu{} has no energy counter and no instantaneous power field: its energy integrates NVML's power "
+            "reading, which is a one-second average on Ampere and newer GPUs (GA100 excepted), so energy moves "
+            "up to a second late and windows of a few seconds or less are smeared",
+            index));
+      }
     } else {
       const nvml::Return cause = lib->get_power == nullptr ? energy_rc : power_rc;
       skipped.push_back(fmt::format("gpu{} {}: neither energy nor power can be read: {}", index, name,
@@ -554,6 +710,7 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
                           : fix_for(cause);
       continue;
     }
+    ch.note = join(channel_notes, "; ");
     gpus.push_back(gpu);
     channels.push_back(std::move(ch));
   }

@@ -95,11 +95,35 @@ struct ProcessInfoV2 {
   unsigned compute_instance_id;
 };
 
+/// nvmlFieldValue_t: one value asked for with nvmlDeviceGetFieldValues.
+struct FieldValue {
+  unsigned field_id;
+  unsigned scope_id;  ///< for power fields: 0 the GPU, 1 the module
+  long long timestamp_us;
+  long long latency_us;
+  int value_type;   ///< nvmlValueType_t: DOUBLE=0, UINT=1, ULONG=2, ULL=3, SLL=4, SINT=5, USHORT=6
+  int nvml_return;  ///< the result for this value alone
+  union {
+    double d;
+    unsigned ui;
+    unsigned long ul;
+    unsigned long long ull;
+    long long sll;
+    int si;
+    unsigned short us;
+  } value;
+};
+inline constexpr unsigned kFieldPowerAverage = 185;  ///< NVML_FI_DEV_POWER_AVERAGE, mW
+inline constexpr unsigned kFieldPowerInstant = 186;  ///< NVML_FI_DEV_POWER_INSTANT, mW
+inline constexpr int kValueDouble = 0, kValueUint = 1, kValueUlong = 2, kValueUll = 3, kValueSll = 4,
+                     kValueSint = 5, kValueUshort = 6;
+
 // The driver writes arrays of these, so a wrong size corrupts every entry after the first.
 static_assert(sizeof(ProcessInfoV1) == 16);
 static_assert(sizeof(ProcessInfoV2) == 24);
 static_assert(sizeof(Memory) == 24);
 static_assert(sizeof(Utilization) == 8);
+static_assert(sizeof(FieldValue) == 40);
 
 // Function types, named after the NVML function without the nvml prefix.
 using InitFn = Return (*)();
@@ -117,6 +141,7 @@ using DeviceGetTemperatureFn = Return (*)(Device device, int sensor, unsigned* t
 using DeviceGetMaxMigDeviceCountFn = Return (*)(Device device, unsigned* count);
 using DeviceGetMigDeviceHandleByIndexFn = Return (*)(Device device, unsigned index, Device* mig_device);
 using DeviceGetProcessesV1Fn = Return (*)(Device device, unsigned* count, ProcessInfoV1* infos);
+using DeviceGetFieldValuesFn = Return (*)(Device device, int count, FieldValue* values);
 using DeviceGetProcessesV2Fn = Return (*)(Device device, unsigned* count, ProcessInfoV2* infos);
 
 }  // namespace powertrain::energy::nvml

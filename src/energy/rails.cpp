@@ -2,6 +2,7 @@
 // monitors: voltage and current per rail, no energy counter, so the sampler
 // integrates the power read here.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "powertrain/energy/registry.h"
@@ -126,6 +128,68 @@ void find_iio_rails(const fs::path& driver_dir, std::vector<RailFiles>& rails) {
   }
 }
 
+// Jetson modules whose INA3221 monitors have no rail for the module's input.
+// Their rails measure the supply inputs of the module's regulators, so the
+// ones marked in_total add up to the module's monitored power; rails that may
+// be part of another are shown but not added. A module matches when every rail
+// marked `required` is present.
+struct RailRole {
+  std::string_view label;
+  Component component;
+  bool in_total;
+  bool required;
+};
+struct ModuleRails {
+  std::string_view module;
+  std::vector<RailRole> rails;
+  std::string_view note;
+};
+
+const std::vector<ModuleRails>& module_tables() {
+  static const std::vector<ModuleRails> tables = {
+      {"Jetson AGX Orin",
+       {{"VDD_GPU_SOC", Component::gpu, true, true},
+        {"VDD_CPU_CV", Component::cpu, true, true},
+        {"VIN_SYS_5V0", Component::board, true, true},
+        {"VDDQ_VDD2_1V8AO", Component::dram, false, false}},
+       "Jetson AGX Orin has no module input rail: its total is VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0; "
+       "VDD_GPU_SOC counts as the GPU but holds the SoC core too, VDD_CPU_CV holds the CPU with the DLA/PVA "
+       "accelerators, and VDDQ_VDD2_1V8AO (memory) is shown but not added, since whether VIN_SYS_5V0 feeds it is "
+       "not documented; power drawn before these rails (the module's input stage) is not measured"},
+      {"Jetson AGX Xavier",
+       {{"GPU", Component::gpu, true, true},
+        {"CPU", Component::cpu, true, true},
+        {"SOC", Component::board, true, true},
+        {"CV", Component::board, true, false},
+        {"VDDRQ", Component::dram, true, false},
+        {"SYS5V", Component::board, true, false}},
+       "Jetson AGX Xavier has no module input rail: its total is the sum of the supply inputs it monitors (GPU, "
+       "CPU, SOC, CV, VDDRQ, SYS5V); power drawn before them (the module's input stage) is not measured"},
+  };
+  return tables;
+}
+
+bool same_label(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+/// The module whose table the labels fit, if any.
+const ModuleRails* match_module(const std::vector<std::string>& labels) {
+  for (const ModuleRails& table : module_tables()) {
+    bool all = true;
+    for (const RailRole& role : table.rails) {
+      if (!role.required) continue;
+      all = all && std::any_of(labels.begin(), labels.end(),
+                               [&](const std::string& l) { return same_label(l, role.label); });
+    }
+    if (all) return &table;
+  }
+  return nullptr;
+}
+
 class RailsMeter final : public Meter {
  public:
   RailsMeter(std::vector<ChannelInfo> channels, std::vector<RailFiles> rails)
@@ -195,8 +259,11 @@ std::unique_ptr<Meter> open_rails(const ProbeOptions& options, SourceStatus& sta
 
   std::vector<std::string> labels;
   for (const RailFiles& rail : rails) labels.push_back(rail.label);
-  // Only the board's input rail counts: every other rail is a part of it.
+  // Only the module's input rail counts: every other rail is a part of it.
+  // A module without one (Jetson AGX Orin, AGX Xavier) adds up its rails by
+  // its table instead.
   std::optional<std::size_t> total = sysfs::pick_total_rail(labels);
+  const ModuleRails* module = total ? nullptr : match_module(labels);
 
   std::vector<ChannelInfo> channels;
   std::set<std::string> ids;
@@ -213,13 +280,25 @@ std::unique_ptr<Meter> open_rails(const ProbeOptions& options, SourceStatus& sta
     info.method = Method::sampled;
     info.cumulative = false;
     info.in_total = total && *total == i;
+    if (module) {
+      for (const RailRole& role : module->rails) {
+        if (!same_label(rails[i].label, role.label)) continue;
+        info.component = role.component;
+        info.in_total = role.in_total;
+      }
+      info.note = std::string(module->note);
+    }
     // The INA3221 conversion time is small but configurable; not known here.
     info.update_period_s = 0.0;
     channels.push_back(std::move(info));
   }
 
   if (total) {
-    status.description += "; board total: " + rails[*total].label;
+    status.description += "; module input: " + rails[*total].label +
+                          " (the module's input, not the carrier board's: the carrier, its fans and its "
+                          "peripherals are not measured)";
+  } else if (module) {
+    status.description += "; " + std::string(module->module) + ": " + std::string(module->note);
   } else {
     status.description +=
         "; no total input rail identified (looked for VDD_IN, POM_5V_IN, or a single rail "

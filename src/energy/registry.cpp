@@ -81,7 +81,7 @@ Probe probe_sources(const ProbeOptions& options) {
         if (options.watched_pid <= 0) throw ConfigError("process-scope estimate needs a process id");
         usage = process_usage(options.proc_root, options.watched_pid);
       } else {
-        usage = system_usage(options.proc_root);
+        usage = system_usage(options.proc_root, options.sysfs_root);
       }
       auto m = make_estimate_meter(options.estimate, std::move(usage), need_cpu, need_mem);
       est.available = true;

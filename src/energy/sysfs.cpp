@@ -240,8 +240,9 @@ Diagnosis diagnose_rapl_read_error(const fs::path& energy_uj, int error,
 std::uint64_t rapl_delta_uj(std::uint64_t prev_uj, std::uint64_t cur_uj,
                             std::uint64_t max_range_uj) {
   if (cur_uj >= prev_uj) return cur_uj - prev_uj;
-  // The counter runs from 0 to max_energy_range_uj and starts over.
-  if (max_range_uj > 0 && prev_uj <= max_range_uj) return (max_range_uj - prev_uj) + cur_uj;
+  // The counter runs from 0 to max_energy_range_uj, both included, and starts
+  // over: the step from max_energy_range_uj to 0 is one microjoule too.
+  if (max_range_uj > 0 && prev_uj <= max_range_uj) return (max_range_uj - prev_uj) + 1 + cur_uj;
   // Without a usable range the counter can only be assumed to have restarted
   // from zero: cur_uj is then a lower bound of the energy added.
   return cur_uj;

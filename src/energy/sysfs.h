@@ -90,8 +90,9 @@ struct Diagnosis {
 Diagnosis diagnose_rapl_read_error(const std::filesystem::path& energy_uj, int error,
                                    const std::filesystem::path& powercap_dir);
 
-/// Energy added to a counter that went from `prev_uj` to `cur_uj` and wraps at
-/// `max_range_uj` (max_energy_range_uj; 0 when unknown).
+/// Energy added to a counter that went from `prev_uj` to `cur_uj` and wraps
+/// after `max_range_uj` (max_energy_range_uj, the largest value it holds; 0
+/// when unknown): a wrap adds (max - prev) + 1 + cur.
 std::uint64_t rapl_delta_uj(std::uint64_t prev_uj, std::uint64_t cur_uj,
                             std::uint64_t max_range_uj);
 

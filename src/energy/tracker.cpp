@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -32,6 +33,9 @@ std::string join_methods(bool counter, bool sampled, bool estimated) {
 }
 
 constexpr std::size_t kMaxPidsPerGpu = 4096;
+// Readings kept per counter channel for its power span (a span of 1 s at the
+// shortest interval, 10 ms, needs 100).
+constexpr std::size_t kMaxPowerHistory = 4096;
 
 }  // namespace
 
@@ -39,9 +43,14 @@ struct Tracker::Open {
   std::string name;
   std::int64_t start_ns = 0;
   std::vector<double> start_energy_j;
+  std::vector<std::int64_t> start_uncovered_ns;
   std::vector<double> peak_power_w;
   double peak_total_w = 0.0;
 };
+
+std::string method_label(const ChannelEnergy& c) {
+  return std::string(to_string(c.method)) + (c.partial ? ", partial" : "");
+}
 
 double WindowResult::energy_j_of(Component c) const {
   for (const auto& comp : components)
@@ -69,15 +78,26 @@ Tracker::Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions opti
   read_t_ns_.assign(n, -1);
   cur_power_w_.assign(n, kNaN);
   held_power_w_.assign(n, kNaN);
-  ref_energy_j_.assign(n, 0.0);
-  ref_t_ns_.assign(n, -1);
   smooth_.assign(n, false);
   report_j_.assign(n, 0.0);
   report_t_ns_.assign(n, 0);
   report_w_.assign(n, 0.0);
   scratch_.assign(n, ChannelSample{});
+  failed_since_ns_.assign(n, -1);
+  lost_ns_.assign(n, 0);
+  error_.assign(n, std::string());
+  history_.assign(n, {});
   for (const auto& m : meters_) boundary_read_.push_back(m->read_at_boundaries());
-  gpu_pids_.assign(n, {});
+  gpu_log_.assign(n, {});
+  {
+    std::size_t base = 0;
+    for (const auto& m : meters_) {
+      const std::size_t k = m->channels().size();
+      if (m->lists_processes())
+        for (std::size_t i = base; i < base + k; ++i) gpu_log_[i].supported = channels_[i].component == Component::gpu;
+      base += k;
+    }
+  }
   timeline_.reserve(std::min<std::size_t>(options_.max_timeline_samples, 4096));
 }
 
@@ -145,13 +165,18 @@ void Tracker::run() {
       const std::size_t k = m->channels().size();
       if (m->lists_processes()) {
         for (std::size_t i = 0; i < k; ++i) {
+          GpuProcessLog& log = gpu_log_[base + i];
           try {
-            auto& seen = gpu_pids_[base + i];
+            auto& seen = log.pids;
             for (auto pid : m->processes(i))
               if (seen.size() < kMaxPidsPerGpu && std::find(seen.begin(), seen.end(), pid) == seen.end())
                 seen.push_back(pid);
-          } catch (const Error&) {
-            // A failed process list only loses attribution, never energy.
+            ++log.lists;
+          } catch (const Error& e) {
+            // A failed process list only loses attribution, never energy: the
+            // GPU's use becomes unknown, not "unused".
+            ++log.failures;
+            if (log.error.empty()) log.error = e.what();
           }
         }
       }
@@ -167,6 +192,8 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
   // meter a power (smooth_). Until then (the first interval after start())
   // they are read at boundaries too, as without a sampler.
   const bool partial = boundary && running_;
+  const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.interval).count();
+  const std::int64_t cap_ns = hold_cap_ns();
   auto settled = [&](std::size_t first, std::size_t count) {
     for (std::size_t i = first; i < first + count; ++i)
       if (std::isnan(held_power_w_[i])) return false;
@@ -189,6 +216,7 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
       continue;
     }
     bool ok = true;
+    std::string meter_error;
     try {
       if (partial)
         meter.read_energy(part_);
@@ -196,36 +224,43 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
         meter.read(part_);
     } catch (const Error& e) {
       ok = false;
-      if (sampling_error_.empty()) sampling_error_ = meter.source() + ": " + e.what();
+      meter_error = meter.source() + ": " + e.what();
+      if (sampling_error_.empty()) sampling_error_ = meter_error;
     }
     for (std::size_t j = 0; j < k; ++j) {
       const std::size_t i = base + j;
       const ChannelSample s = ok && j < part_.size() ? part_[j] : ChannelSample{};
       if (!partial) scratch_[i] = s;
-      const double dt_s = read_t_ns_[i] < 0 ? 0.0 : static_cast<double>(t_ns - read_t_ns_[i]) * 1e-9;
-      if (channels_[i].cumulative) {
-        if (std::isnan(s.energy_j)) {
-          cur_power_w_[i] = kNaN;
-          continue;
-        }
+      const bool cumulative = channels_[i].cumulative;
+      if (cumulative ? std::isnan(s.energy_j) : std::isnan(s.power_w)) {
+        // This channel failed (alone, or with its whole source). A counter is
+        // not extrapolated past its last reading; sampled power is held for at
+        // most the cap. The gap is bridged when the channel answers again.
+        cur_power_w_[i] = kNaN;
+        if (failed_since_ns_[i] < 0) failed_since_ns_[i] = t_ns;
+        std::string why = ok ? meter.channel_error(j) : meter_error;
+        if (why.empty()) why = channels_[i].id + " returned no reading";
+        error_[i] = std::move(why);
+        continue;
+      }
+      const std::int64_t gap_ns = read_t_ns_[i] < 0 ? 0 : t_ns - read_t_ns_[i];
+      const bool after_failure = failed_since_ns_[i] >= 0;
+      failed_since_ns_[i] = -1;
+      if (cumulative) {
         if (!std::isnan(last_energy_j_[i])) acc_energy_j_[i] += std::max(0.0, s.energy_j - last_energy_j_[i]);
         last_energy_j_[i] = s.energy_j;
-        // Power of a cumulative channel: over the sampler's interval, not over
-        // the microseconds between two window boundaries (without a sampler:
-        // between boundaries).
-        if (!partial) {
-          if (ref_t_ns_[i] >= 0 && t_ns > ref_t_ns_[i])
-            held_power_w_[i] = (acc_energy_j_[i] - ref_energy_j_[i]) / (static_cast<double>(t_ns - ref_t_ns_[i]) * 1e-9);
-          ref_energy_j_[i] = acc_energy_j_[i];
-          ref_t_ns_[i] = t_ns;
-        }
+        if (!partial) held_power_w_[i] = counter_power_locked(i, t_ns, s.power_w, interval_ns);
       } else {
-        if (std::isnan(s.power_w)) {
-          cur_power_w_[i] = kNaN;  // a failed read: the gap is bridged at the next one
-          continue;
+        if (!std::isnan(held_power_w_[i]) && gap_ns > 0) {
+          if (after_failure && gap_ns > cap_ns) {
+            // Windows saw the last power held for the cap and no longer: that
+            // much is kept, the rest of the gap was not measured.
+            acc_energy_j_[i] += held_power_w_[i] * static_cast<double>(cap_ns) * 1e-9;
+            lost_ns_[i] += gap_ns - cap_ns;
+          } else {
+            acc_energy_j_[i] += 0.5 * (held_power_w_[i] + s.power_w) * static_cast<double>(gap_ns) * 1e-9;  // trapezoid
+          }
         }
-        if (!std::isnan(held_power_w_[i]) && dt_s > 0.0)
-          acc_energy_j_[i] += 0.5 * (held_power_w_[i] + s.power_w) * dt_s;  // trapezoid
         held_power_w_[i] = s.power_w;
       }
       cur_power_w_[i] = held_power_w_[i];
@@ -246,8 +281,8 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
           report_j_[i] = energy_at_locked(i, t_ns);
         }
         report_t_ns_[i] = t_ns;
-        const double interval_s = std::chrono::duration<double>(options_.interval).count();
-        report_w_[i] = std::max(0.0, held_power_w_[i] + (truth_j - report_j_[i]) / interval_s);
+        const double interval_s = static_cast<double>(interval_ns) * 1e-9;
+        report_w_[i] = std::max(0.0, slope_power_locked(i, t_ns) + (truth_j - report_j_[i]) / interval_s);
       }
     }
     base += k;
@@ -263,6 +298,58 @@ void Tracker::reading_locked(std::int64_t t_ns, bool boundary) {
   }
 }
 
+double Tracker::counter_power_locked(std::size_t i, std::int64_t t_ns, double reading_w, std::int64_t interval_ns) {
+  // An instantaneous power reading (NVML's instant field) is the best peak there is.
+  if (channels_[i].instant_power && !std::isnan(reading_w)) return reading_w;
+  // Otherwise the counter's change, over at least one sampler interval and ten
+  // of the counter's update periods: a counter that moves every 100 ms read
+  // every 10 ms changes by nothing or by ten ticks' worth, and its power over
+  // one tick would swing between 0 and ten times the truth. Over ten periods
+  // the refresh phase moves the result by at most a tenth.
+  const auto period_ns = static_cast<std::int64_t>(channels_[i].update_period_s * 1e9);
+  const std::int64_t need_ns = std::max(interval_ns, 10 * period_ns);
+  const std::int64_t slack_ns = interval_ns / 2;  // sampler ticks land a little early or late
+  auto& h = history_[i];
+  h.emplace_back(t_ns, acc_energy_j_[i]);
+  while (h.size() > 2 && h[1].first <= t_ns - need_ns + slack_ns) h.pop_front();
+  if (h.size() > kMaxPowerHistory) h.pop_front();  // boundaries without a sampler, thousands a second
+  const auto& [t0, e0] = h.front();
+  if (t_ns > t0 && t0 <= t_ns - need_ns + slack_ns)
+    return (acc_energy_j_[i] - e0) / (static_cast<double>(t_ns - t0) * 1e-9);
+  // Not enough history yet: the source's own power reading if it has one;
+  // without a sampler, the change since the previous boundary.
+  if (!std::isnan(reading_w)) return reading_w;
+  if (!running_ && h.size() >= 2 && t_ns > t0) return (acc_energy_j_[i] - e0) / (static_cast<double>(t_ns - t0) * 1e-9);
+  return kNaN;
+}
+
+std::int64_t Tracker::hold_cap_ns() const {
+  const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.interval).count();
+  return std::max<std::int64_t>(10 * interval_ns, 2'000'000'000);
+}
+
+double Tracker::slope_power_locked(std::size_t i, std::int64_t t_ns) const {
+  if (failed_since_ns_[i] < 0) return held_power_w_[i];
+  // A failed channel: a counter adds nothing until it answers again; sampled
+  // power is held until the cap.
+  if (channels_[i].cumulative || read_t_ns_[i] < 0 || t_ns - read_t_ns_[i] >= hold_cap_ns()) return 0.0;
+  return held_power_w_[i];
+}
+
+std::int64_t Tracker::uncovered_ns_locked(std::size_t i, std::int64_t t_ns) const {
+  std::int64_t u = lost_ns_[i];
+  if (failed_since_ns_[i] < 0) return u;
+  // What a window may take of a failing channel: sampled power held up to the
+  // cap; a counter read at boundaries nothing past its last reading; a model
+  // the sampler feeds lags by about an interval anyway.
+  const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.interval).count();
+  const std::int64_t allowed_ns = !channels_[i].cumulative         ? hold_cap_ns()
+                                  : running_ && smooth_[i]         ? 2 * interval_ns
+                                                                   : 0;
+  const std::int64_t since = read_t_ns_[i] >= 0 ? read_t_ns_[i] : failed_since_ns_[i];
+  return u + std::max<std::int64_t>(0, t_ns - since - allowed_ns);
+}
+
 double Tracker::energy_at_locked(std::size_t i, std::int64_t t_ns) const {
   if (!running_ || !smooth_[i]) return sampled_energy_locked(i, t_ns);
   // A channel that boundaries do not read: its reported energy grows at its
@@ -270,17 +357,17 @@ double Tracker::energy_at_locked(std::size_t i, std::int64_t t_ns) const {
   // interval, so it never jumps and never runs backwards, and it follows the
   // sampled energy with a lag of about one interval. A stalled sampler stops it
   // after ten intervals (at least 2 s) instead of extrapolating without end.
-  const std::int64_t interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.interval).count();
-  const std::int64_t cap_ns = std::max<std::int64_t>(10 * interval_ns, 2'000'000'000);
-  const std::int64_t dt_ns = std::clamp<std::int64_t>(t_ns - report_t_ns_[i], 0, cap_ns);
+  const std::int64_t dt_ns = std::clamp<std::int64_t>(t_ns - report_t_ns_[i], 0, hold_cap_ns());
   return report_j_[i] + report_w_[i] * static_cast<double>(dt_ns) * 1e-9;
 }
 
 double Tracker::sampled_energy_locked(std::size_t i, std::int64_t t_ns) const {
-  // Energy up to the channel's last reading, plus its last power held since then.
+  // Energy up to the channel's last reading, plus, for sampled power, its last
+  // power held since then, for at most the cap. A counter is never extrapolated:
+  // past its last reading (a failed one) nothing is known.
   double e = acc_energy_j_[i];
-  if (read_t_ns_[i] >= 0 && t_ns > read_t_ns_[i] && !std::isnan(held_power_w_[i]))
-    e += held_power_w_[i] * static_cast<double>(t_ns - read_t_ns_[i]) * 1e-9;
+  if (!channels_[i].cumulative && read_t_ns_[i] >= 0 && t_ns > read_t_ns_[i] && !std::isnan(held_power_w_[i]))
+    e += held_power_w_[i] * static_cast<double>(std::min(t_ns - read_t_ns_[i], hold_cap_ns())) * 1e-9;
   return e;
 }
 
@@ -301,7 +388,11 @@ void Tracker::begin(std::string name) {
   w->name = std::move(name);
   w->start_ns = t;
   w->start_energy_j.resize(channels_.size());
-  for (std::size_t i = 0; i < channels_.size(); ++i) w->start_energy_j[i] = energy_at_locked(i, t);
+  w->start_uncovered_ns.resize(channels_.size());
+  for (std::size_t i = 0; i < channels_.size(); ++i) {
+    w->start_energy_j[i] = energy_at_locked(i, t);
+    w->start_uncovered_ns[i] = uncovered_ns_locked(i, t);
+  }
   w->peak_power_w.assign(channels_.size(), 0.0);
   open_.push_back(std::move(w));
 }
@@ -328,6 +419,8 @@ WindowResult Tracker::end(std::string_view name) {
   r.duration_s = static_cast<double>(t - w.start_ns) * 1e-9;
   r.peak_power_w = w.peak_total_w;
   bool any[3] = {false, false, false};
+  bool any_partial = false;
+  const std::int64_t duration_ns = t - w.start_ns;
   for (std::size_t i = 0; i < channels_.size(); ++i) {
     const auto& c = channels_[i];
     ChannelEnergy ce;
@@ -341,12 +434,27 @@ WindowResult Tracker::end(std::string_view name) {
     ce.energy_j = std::max(0.0, energy_at_locked(i, t) - w.start_energy_j[i]);
     ce.avg_power_w = r.duration_s > 0 ? ce.energy_j / r.duration_s : 0.0;
     ce.peak_power_w = w.peak_power_w[i];
+    const std::int64_t uncovered_ns =
+        std::clamp<std::int64_t>(uncovered_ns_locked(i, t) - w.start_uncovered_ns[i], 0, duration_ns);
+    ce.partial = uncovered_ns > 0;
+    ce.covered_s = static_cast<double>(duration_ns - uncovered_ns) * 1e-9;
+    if (ce.partial) {
+      ce.error = error_[i];
+      r.notes.push_back(fmt::format(
+          "{} ({}) covers {:.3f} s of the {:.3f} s of window '{}': {}; {}", c.id, method_label(ce), ce.covered_s,
+          r.duration_s, r.name, ce.error.empty() ? "its source stopped answering" : ce.error,
+          c.cumulative ? "its energy stops at its last reading"
+                       : fmt::format("its last power was held for at most {:.1f} s", static_cast<double>(hold_cap_ns()) * 1e-9)));
+    }
     r.channels.push_back(ce);
     if (c.update_period_s > 0 && r.duration_s < c.update_period_s)
       r.notes.push_back(fmt::format(
           "window '{}' lasted {:.3f} s, shorter than the {:.3f} s update period of {}: its energy is uncertain",
           r.name, r.duration_s, c.update_period_s, c.id));
+    if (!c.note.empty() && std::find(r.notes.begin(), r.notes.end(), c.note) == r.notes.end())
+      r.notes.push_back(c.note);
     if (!c.in_total) continue;
+    any_partial = any_partial || ce.partial;
     r.energy_j += ce.energy_j;
     any[static_cast<int>(c.method)] = true;
     auto comp = std::find_if(r.components.begin(), r.components.end(),
@@ -359,12 +467,16 @@ WindowResult Tracker::end(std::string_view name) {
   }
   for (auto& comp : r.components) {
     bool m[3] = {false, false, false};
-    for (const auto& c : channels_)
-      if (c.in_total && c.component == comp.component) m[static_cast<int>(c.method)] = true;
-    comp.method = join_methods(m[0], m[1], m[2]);
+    bool part = false;
+    for (const auto& c : r.channels) {
+      if (!c.in_total || c.component != comp.component) continue;
+      m[static_cast<int>(c.method)] = true;
+      part = part || c.partial;
+    }
+    comp.method = join_methods(m[0], m[1], m[2]) + (part ? ", partial" : "");
     comp.avg_power_w = r.duration_s > 0 ? comp.energy_j / r.duration_s : 0.0;
   }
-  r.method = join_methods(any[0], any[1], any[2]);
+  r.method = join_methods(any[0], any[1], any[2]) + (any_partial ? ", partial" : "");
   r.avg_power_w = r.duration_s > 0 ? r.energy_j / r.duration_s : 0.0;
   if (!sampling_error_.empty()) r.notes.push_back("a source failed while sampling: " + sampling_error_);
   open_.erase(it);
@@ -388,7 +500,14 @@ std::uint64_t Tracker::readings() const {
 
 std::vector<std::vector<std::uint32_t>> Tracker::gpu_processes() const {
   std::lock_guard lock(mu_);
-  return gpu_pids_;
+  std::vector<std::vector<std::uint32_t>> out;
+  for (const auto& log : gpu_log_) out.push_back(log.pids);
+  return out;
+}
+
+std::vector<GpuProcessLog> Tracker::gpu_process_log() const {
+  std::lock_guard lock(mu_);
+  return gpu_log_;
 }
 
 std::string Tracker::sampling_error() const {

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "powertrain/io/csv.h"
+
 namespace powertrain::report {
 
 namespace {
@@ -151,7 +153,8 @@ std::string to_csv(const HtmlTable& t) {
   for (const auto& row : t.rows) {
     for (std::size_t i = 0; i < row.size(); ++i) {
       if (i) out += ',';
-      csv_field(out, row[i].text);
+      // Text cells (names, messages) cannot start a spreadsheet formula; numbers keep their sign.
+      csv_field(out, row[i].numeric ? row[i].text : io::csv_text_cell(row[i].text));
     }
     out += "\r\n";
   }

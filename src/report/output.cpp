@@ -1,5 +1,8 @@
 #include "powertrain/report/output.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -24,8 +27,12 @@ fs::path make_temp_dir(const fs::path& parent, const std::string& stem, const fs
 
 }  // namespace
 
-StagedDir::StagedDir(const fs::path& target) : target_(target) {
+StagedDir::StagedDir(const fs::path& target, std::function<io::OutputRule(const fs::path& rel)> rule_of)
+    : target_(target), rule_of_(std::move(rule_of)) {
   if (target.empty()) throw IoError("output directory: the path is empty");
+  struct stat lst {};
+  if (::lstat(target.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode) && lst.st_uid != ::geteuid() && lst.st_uid != 0)
+    throw IoError(fmt::format("{}: is a symbolic link owned by another user; not following it", target.string()));
   std::error_code ec;
   const auto st = fs::status(target, ec);
   if (fs::exists(st)) {
@@ -77,6 +84,7 @@ std::vector<fs::path> StagedDir::commit(const fs::path& last) {
     for (const auto& rel : files) out.push_back(target_ / rel);
     return out;
   }
+  for (const auto& rel : files) io::check_replaceable(target_ / rel, rule_of_ ? rule_of_(rel) : io::OutputRule{});
   for (const auto& rel : files) {
     const fs::path to = target_ / rel;
     if (rel.has_parent_path()) {

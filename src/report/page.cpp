@@ -134,6 +134,7 @@ std::string render_html(const Page& page, const std::map<std::string, DrawnFigur
   std::string out;
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  out += "<meta name=\"generator\" content=\"powertrain report\">\n";  // a later report may replace this page
   // Nothing but inline styles and data: images may load: the page works offline
   // and a stray external reference shows up as an error instead of a request.
   out += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "

@@ -80,9 +80,13 @@ double total_energy(const std::vector<const RunData*>& runs) {
 
 std::string method_description(const std::vector<std::string>& methods) {
   std::vector<std::string> out;
-  for (const auto& m : methods) {
-    if (m == "counter") out.push_back("measured by a hardware energy counter (delta between readings)");
-    if (m == "sampled") out.push_back("integrated from power samples (trapezoid rule)");
+  constexpr std::string_view kPartial = ", partial";
+  for (auto m : methods) {
+    const bool partial = m.size() > kPartial.size() && m.ends_with(kPartial);
+    if (partial) m.resize(m.size() - kPartial.size());
+    const std::string tail = partial ? " for part of the window only (the source failed; see the notes)" : "";
+    if (m == "counter") out.push_back("measured by a hardware energy counter (delta between readings)" + tail);
+    if (m == "sampled") out.push_back("integrated from power samples (trapezoid rule)" + tail);
     if (m == "estimated") out.push_back("estimated from utilization by a model; nothing was measured");
   }
   return join(out, "; ");
@@ -316,8 +320,29 @@ BuiltReport build_report(const ReportData& data, const ReportOptions& options, c
   return out;
 }
 
+namespace {
+
+// What the files of a report may replace in an existing OUT: report.html only
+// a previous report's page (or anything, forced); the rest any regular file.
+io::OutputRule rule_of(const fs::path& rel, bool force) {
+  if (rel != "report.html") return io::OutputRule{};
+  return io::OutputRule{"powertrain report page",
+                        [](std::string_view head) {
+                          return head.find("<meta name=\"generator\" content=\"powertrain report\">") != head.npos ||
+                                 // pages written before the generator tag
+                                 head.find("content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\"") != head.npos;
+                        },
+                        4096, force};
+}
+
+}  // namespace
+
 ReportResult write_report(const ReportOptions& options) {
   energy::validate(options.carbon);
+  // Refused before any work: a report page over a file that is not one.
+  std::error_code dir_ec;
+  if (fs::is_directory(options.out_dir, dir_ec))
+    io::check_replaceable(options.out_dir / "report.html", rule_of("report.html", options.force));
   // Read everything first: a bad database or study name leaves no trace in OUT.
   auto store = store::Store::open_readonly(options.db);
   const ReportData data = load_report_data(store, options.study);
@@ -331,7 +356,7 @@ ReportResult write_report(const ReportOptions& options) {
   result.gnuplot_found = gp.path.has_value();
   result.figures_planned = static_cast<int>(built.figures.size());
 
-  StagedDir staged(options.out_dir);
+  StagedDir staged(options.out_dir, [force = options.force](const fs::path& rel) { return rule_of(rel, force); });
   const fs::path figures_dir = staged.path() / "figures";
   const fs::path tables_dir = staged.path() / "tables";
   fs::create_directories(tables_dir);

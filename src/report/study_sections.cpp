@@ -236,7 +236,8 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
     std::string text = fmt::format(
         "{} trials, {} with a result ({} diverged), {} failed, {} unfinished.", g.trials, g.results, g.diverged, g.failed,
         g.unfinished);
-    if (std::isfinite(g.batch_size.energy_per_epoch_ratio) || std::isfinite(g.learning_rate.epochs_ratio)) {
+    if (std::isfinite(g.batch_size.energy_per_epoch_ratio) && std::isfinite(g.learning_rate.energy_per_epoch_ratio) &&
+        std::isfinite(g.batch_size.epochs_ratio) && std::isfinite(g.learning_rate.epochs_ratio)) {
       text += fmt::format(
           " Energy per epoch varies {}x across batch sizes and {}x across learning rates; epochs to convergence vary {}x "
           "across batch sizes and {}x across learning rates (largest over smallest mean level).",

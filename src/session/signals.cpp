@@ -7,7 +7,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
-struct sigaction g_old_int {}, g_old_term {};
+struct sigaction g_old_int {}, g_old_term {}, g_old_hup {};
 
 void on_signal(int sig) {
   g_signal = sig;
@@ -25,11 +25,13 @@ StopOnSignals::StopOnSignals() {
   sa.sa_flags = SA_RESETHAND;  // a second signal kills at once
   ::sigaction(SIGINT, &sa, &g_old_int);
   ::sigaction(SIGTERM, &sa, &g_old_term);
+  ::sigaction(SIGHUP, &sa, &g_old_hup);  // a closed terminal or ssh session: stop as gracefully
 }
 
 StopOnSignals::~StopOnSignals() {
   ::sigaction(SIGINT, &g_old_int, nullptr);
   ::sigaction(SIGTERM, &g_old_term, nullptr);
+  ::sigaction(SIGHUP, &g_old_hup, nullptr);
 }
 
 const std::atomic<bool>* StopOnSignals::flag() const { return &g_stop; }

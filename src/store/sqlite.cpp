@@ -1,5 +1,7 @@
 #include "sqlite.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
@@ -92,10 +94,43 @@ std::string Query::text(int col) const {
 
 // --- Connection ---------------------------------------------------------------
 
+namespace {
+
+// A read-only connection to a database this process cannot write (the file or
+// its folder: another user's, a read-only folder or file system) opens it
+// immutable: SQLite then needs no -wal/-shm files, so it neither fails to
+// create them nor leaves them behind owned by this user, where the owner's
+// next writer could not use them. When a writer's -wal and -shm are there,
+// the normal read-only open reads through them (and creates nothing).
+bool open_immutable(const std::string& filename, int flags) {
+  if ((flags & SQLITE_OPEN_READONLY) == 0 || filename.empty() || filename == ":memory:") return false;
+  std::string dir = filename.substr(0, filename.rfind('/') == std::string::npos ? 0 : filename.rfind('/') + 1);
+  if (dir.empty()) dir = ".";
+  if (::access(filename.c_str(), W_OK) == 0 && ::access(dir.c_str(), W_OK) == 0) return false;
+  return ::access((filename + "-wal").c_str(), F_OK) != 0 || ::access((filename + "-shm").c_str(), F_OK) != 0;
+}
+
+// "file:PATH?immutable=1", PATH percent-encoded where a URI needs it.
+std::string immutable_uri(const std::string& filename) {
+  std::string uri = filename.front() == '/' ? "file://" : "file:";  // an absolute path after an empty authority
+  for (unsigned char c : filename) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
+      uri += fmt::format("%{:02X}", c);
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  return uri + "?immutable=1";
+}
+
+}  // namespace
+
 Connection::Connection(const std::string& filename, int flags, std::string label)
     : label_(std::move(label)) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(filename.c_str(), &raw, flags, nullptr);
+  const bool immutable = open_immutable(filename, flags);
+  int rc = immutable ? sqlite3_open_v2(immutable_uri(filename).c_str(), &raw, flags | SQLITE_OPEN_URI, nullptr)
+                     : sqlite3_open_v2(filename.c_str(), &raw, flags, nullptr);
   db_.reset(raw);  // sqlite3_open_v2 may allocate a handle even when it fails
   if (rc != SQLITE_OK) {
     std::string msg = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "powertrain/io/output.h"
 #include "powertrain/study/analysis.h"
 
 namespace powertrain::study {
@@ -158,10 +159,12 @@ std::string plan_fingerprint(const StudySpec& spec) {
 }
 
 std::filesystem::path artifacts_dir(const StudySpec& spec, const std::filesystem::path& db) {
-  if (!spec.execution.artifacts_dir.empty()) return std::filesystem::path(spec.execution.artifacts_dir) / spec.name;
+  // The study's name as one safe path component: "../x" or "/abs" stay inside the folder.
+  const std::string name = io::safe_file_name(spec.name);
+  if (!spec.execution.artifacts_dir.empty()) return std::filesystem::path(spec.execution.artifacts_dir) / name;
   auto base = db;
   base += ".artifacts";
-  return base / spec.name;
+  return base / name;
 }
 
 }  // namespace powertrain::study

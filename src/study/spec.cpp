@@ -12,6 +12,8 @@
 
 #include "powertrain/error.h"
 #include "powertrain/external/command.h"
+#include "powertrain/run/environment.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::study {
 namespace {
@@ -358,24 +360,27 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     const bool grid = spec.kind == store::StudyKind::grid;
     if (!grid) {
       if (auto v = t.number("learning_rate")) {
-        if (!(*v > 0.0)) p.fail(t.take("learning_rate"), "'training.learning_rate' must be positive");
+        if (!(*v > 0.0 && *v <= run::kMaxLearningRate))
+          p.fail(t.take("learning_rate"), fmt::format("'training.learning_rate' must be positive and at most {}", run::kMaxLearningRate));
         c.learning_rate = *v;
       }
       if (auto v = t.integer("batch_size")) {
-        if (*v < 1) p.fail(t.take("batch_size"), "'training.batch_size' must be at least 1");
+        if (*v < 1 || *v > run::kMaxBatchSize)
+          p.fail(t.take("batch_size"), fmt::format("'training.batch_size' must be between 1 and {}", run::kMaxBatchSize));
         c.batch_size = *v;
       }
     }
     if (auto v = t.number("momentum")) {
-      if (*v < 0.0 || *v >= 1.0) p.fail(t.take("momentum"), "'training.momentum' must be in [0, 1)");
+      if (!(*v >= 0.0 && *v < 1.0)) p.fail(t.take("momentum"), "'training.momentum' must be in [0, 1)");
       c.momentum = *v;
     }
     if (auto v = t.number("weight_decay")) {
-      if (*v < 0.0) p.fail(t.take("weight_decay"), "'training.weight_decay' must not be negative");
+      if (!(*v >= 0.0) || !std::isfinite(*v)) p.fail(t.take("weight_decay"), "'training.weight_decay' must be a finite number >= 0");
       c.weight_decay = *v;
     }
     if (auto v = t.integer("max_epochs")) {
-      if (*v < 1 || *v > 100000) p.fail(t.take("max_epochs"), "'training.max_epochs' must be at least 1");
+      if (*v < 1 || *v > run::kMaxEpochs)
+        p.fail(t.take("max_epochs"), fmt::format("'training.max_epochs' must be between 1 and {}", run::kMaxEpochs));
       c.max_epochs = static_cast<int>(*v);
     }
     if (auto v = t.integer("patience")) {
@@ -383,16 +388,21 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       c.patience = static_cast<int>(*v);
     }
     if (auto v = t.number("min_delta")) {
-      if (*v < 0.0) p.fail(t.take("min_delta"), "'training.min_delta' must not be negative");
+      if (!(*v >= 0.0) || !std::isfinite(*v)) p.fail(t.take("min_delta"), "'training.min_delta' must be a finite number >= 0");
       c.min_delta = *v;
     }
-    if (auto v = t.number("target_metric")) c.target_metric = *v;
+    if (auto v = t.number("target_metric")) {
+      if (!std::isfinite(*v)) p.fail(t.take("target_metric"), "'training.target_metric' must be a finite number");
+      c.target_metric = *v;
+    }
     if (auto v = t.string("device")) {
       if (v->empty()) p.fail(t.take("device"), "'training.device' must not be empty");
       c.device = *v;
     }
     if (auto v = t.integer("threads")) {
-      if (*v < 0 || *v > 4096) p.fail(t.take("threads"), "'training.threads' must be 0 (all cores) or more");
+      if (*v < 0 || *v > run::max_threads())
+        p.fail(t.take("threads"), fmt::format("'training.threads' must be between 0 (all CPUs) and {} ({} per available CPU)",
+                                              run::max_threads(), run::kThreadsPerCpu));
       c.threads = static_cast<int>(*v);
     }
     t.finish({"learning_rate", "batch_size"}, "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
@@ -407,7 +417,8 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
         const auto* n = t.take("batch_sizes");
         if (v->empty()) p.fail(n, "'grid.batch_sizes' must not be empty");
         for (auto b : *v)
-          if (b < 1) p.fail(n, "'grid.batch_sizes' must be at least 1");
+          if (b < 1 || b > run::kMaxBatchSize)
+            p.fail(n, fmt::format("'grid.batch_sizes' must be between 1 and {}", run::kMaxBatchSize));
         require_unique(p, n, "grid.batch_sizes", *v);
         spec.batch_sizes = *v;
       }
@@ -415,7 +426,8 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
         const auto* n = t.take("learning_rates");
         if (v->empty()) p.fail(n, "'grid.learning_rates' must not be empty");
         for (auto lr : *v)
-          if (!(lr > 0.0) || !std::isfinite(lr)) p.fail(n, "'grid.learning_rates' must be positive");
+          if (!(lr > 0.0 && lr <= run::kMaxLearningRate))
+            p.fail(n, fmt::format("'grid.learning_rates' must be positive and at most {}", run::kMaxLearningRate));
         require_unique(p, n, "grid.learning_rates", *v);
         spec.learning_rates = *v;
       }
@@ -496,6 +508,10 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       e.interval_ms = static_cast<int>(*v);
     }
     e.artifacts_dir = t.string("artifacts_dir").value_or("");
+    if (auto v = t.integer("max_trials")) {
+      if (*v < 1 || *v > 10000000) p.fail(t.take("max_trials"), "'execution.max_trials' must be between 1 and 10000000");
+      e.max_trials = *v;
+    }
     for (auto [key, field] : {std::pair{"timeout_s", &e.timeout_s}, std::pair{"idle_timeout_s", &e.idle_timeout_s},
                               std::pair{"grace_s", &e.grace_s}}) {
       if (auto v = t.number(key)) {
@@ -507,6 +523,11 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     t.finish({});
   }
 
+  if (const auto n = planned_trial_count(spec); n > spec.execution.max_trials)
+    p.fail(nullptr, fmt::format("the spec plans {} trials, more than execution.max_trials = {}; check its lists, "
+                                "or raise execution.max_trials if you mean it",
+                                n, spec.execution.max_trials));
+
   std::vector<std::string> other_tables;
   for (const auto& k : kind_tables)
     if (k != store::to_string(spec.kind)) other_tables.push_back(k);
@@ -515,11 +536,30 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
 }
 
 StudySpec load_spec(const std::filesystem::path& path, std::optional<store::StudyKind> expected) {
+  // A directory opens as an empty stream: it would read as an empty spec, the default study.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) throw IoError(fmt::format("{}: no such study specification", path.string()));
+  if (std::filesystem::is_directory(st))
+    throw IoError(fmt::format("{}: is a directory, not a study specification (a TOML file)", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("{}: cannot read the study specification", path.string()));
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) throw IoError(fmt::format("{}: cannot read the study specification", path.string()));
   return parse_spec(ss.str(), path.string(), expected);
+}
+
+std::int64_t planned_trial_count(const StudySpec& s) {
+  const auto seeds = static_cast<std::int64_t>(s.seeds.size());
+  switch (s.kind) {
+    case store::StudyKind::grid:
+      return seeds * static_cast<std::int64_t>(s.batch_sizes.size()) * static_cast<std::int64_t>(s.learning_rates.size());
+    case store::StudyKind::pretrain:
+      return seeds * (1 + static_cast<std::int64_t>(s.downstream.size()) * static_cast<std::int64_t>(s.variants.size()));
+    case store::StudyKind::multitask: return seeds * (static_cast<std::int64_t>(s.tasks.size()) + 1);
+    default: return 0;
+  }
 }
 
 const std::vector<SpecKey>& spec_keys() {
@@ -561,6 +601,7 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.warmup_load", "string", "\"auto\"", "auto (the trial's device), cpu or device"},
       {"execution.interval_ms", "integer", "100", "Energy sampling interval"},
       {"execution.artifacts_dir", "string", "\"<db>.artifacts/<name>\"", "Where pretrained encoders are written"},
+      {"execution.max_trials", "integer", "10000", "Largest plan accepted; a spec planning more is refused before anything is written"},
       {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
       {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
       {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/io/csv.h"
+#include "powertrain/io/output.h"
 
 namespace powertrain::study {
 
@@ -323,10 +325,16 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
   for (const auto* f : {&g.batch_size, &g.learning_rate})
     for (const auto& l : f->levels) effects.push_back({f, &l});
   auto eff = make_table("grid_effects", "Effects: each level averaged over the other factor", effect_fields(), effects);
+  // A ratio needs two levels with results; without them it is said, not printed as "nanx".
+  auto times = [](double r) { return std::isfinite(r) ? format_real(r, 3) + "x" : std::string("by an unknown factor"); };
   eff.notes.push_back(fmt::format(
-      "batch size moves energy per epoch {}x and epochs {}x; learning rate moves energy per epoch {}x and epochs {}x (max/min over levels).",
-      format_real(g.batch_size.energy_per_epoch_ratio, 3), format_real(g.batch_size.epochs_ratio, 3),
-      format_real(g.learning_rate.energy_per_epoch_ratio, 3), format_real(g.learning_rate.epochs_ratio, 3)));
+      "batch size moves energy per epoch {} and epochs {}; learning rate moves energy per epoch {} and epochs {} "
+      "(max/min over levels{}).",
+      times(g.batch_size.energy_per_epoch_ratio), times(g.batch_size.epochs_ratio),
+      times(g.learning_rate.energy_per_epoch_ratio), times(g.learning_rate.epochs_ratio),
+      std::isfinite(g.batch_size.energy_per_epoch_ratio) && std::isfinite(g.learning_rate.epochs_ratio)
+          ? ""
+          : "; unknown where fewer than two levels have a result"));
   out.push_back(std::move(eff));
 
   auto summary = make_table("grid_summary", "Summary", grid_summary_fields(), std::vector<GridAnalysis>{g});
@@ -458,7 +466,9 @@ std::string to_csv(const ResultTable& t) {
   for (const auto& row : t.rows) {
     std::string line;
     for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      line += (i ? "," : "") + csv_escape(store::to_text(row[i].value));
+      // Text cells (names, messages) cannot start a spreadsheet formula; numbers keep their sign.
+      const bool text = std::holds_alternative<std::string>(row[i].value);
+      line += (i ? "," : "") + csv_escape(text ? io::csv_text_cell(store::to_text(row[i].value)) : store::to_text(row[i].value));
       if (t.columns[i].has_sd) line += "," + csv_escape(store::to_text(row[i].sd));
     }
     out += line + "\n";
@@ -489,17 +499,23 @@ nlohmann::json to_json(const ResultTable& t) {
   return j;
 }
 
-void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables) {
+void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables,
+                     bool force) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw IoError(fmt::format("{}: cannot create the directory: {}", dir.string(), ec.message()));
-  for (const auto& t : tables) {
-    const auto path = dir / (prefix + t.name + ".csv");
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << to_csv(t);
-    f.flush();
-    if (!f) throw IoError(fmt::format("{}: cannot write", path.string()));
-  }
+  std::vector<std::pair<std::filesystem::path, std::string>> files;
+  for (const auto& t : tables) files.emplace_back(dir / (prefix + t.name + ".csv"), to_csv(t));
+  // A file is a previous export of the same table when it starts with the same header row.
+  auto rule_for = [force](const std::string& text) {
+    const std::string header = text.substr(0, text.find('\n') + 1);
+    return io::OutputRule{"table of powertrain results",
+                          [header](std::string_view head) { return head.substr(0, header.size()) == header; },
+                          header.size() + 1, force};
+  };
+  // Every file is checked before the first is written.
+  for (const auto& [path, text] : files) io::check_output(path, rule_for(text));
+  for (const auto& [path, text] : files) io::write_output(path, text, rule_for(text));
 }
 
 }  // namespace powertrain::study

@@ -105,7 +105,7 @@ struct Trainer::State {
 Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options)
     : config_(std::move(config)), options_(std::move(options)), state_(std::make_unique<State>()) {
   const auto& c = config_;
-  if (c.batch_size < 1) throw ConfigError(fmt::format("batch size must be >= 1, got {}", c.batch_size));
+  run::validate(c);
   (void)run::ConvergenceRule(c, options_.loss_limits);  // validates the rule's settings
   if (options_.progress_every < 1) throw ConfigError("progress_every must be >= 1");
   if (options_.eval_batch_size < 0) throw ConfigError("eval batch size must be >= 0");

@@ -144,7 +144,14 @@ TEST(StudyCli, SweepSurvivesKill9AtRandomPointsWithoutLossOrDuplicates) {
   EXPECT_NE(again.err.find("8 already done"), std::string::npos) << again.err;
 }
 
-TEST(StudyCli, SigintInterruptsTheRunningTrialWithExit130) {
+void interrupts_with(int sig);
+
+TEST(StudyCli, SigintInterruptsTheRunningTrialWithExit130) { interrupts_with(SIGINT); }
+
+// A closed terminal or ssh session stops a sweep as gracefully as Ctrl-C.
+TEST(StudyCli, SighupInterruptsTheRunningTrialWithExit130) { interrupts_with(SIGHUP); }
+
+void interrupts_with(int sig) {
   if (powertrain::testing::powertrain_binary().empty()) GTEST_SKIP() << "POWERTRAIN_BINARY is not set";
   TempDir dir;
   // Trials long enough (tens of seconds) that the signal lands inside one.
@@ -169,7 +176,7 @@ TEST(StudyCli, SigintInterruptsTheRunningTrialWithExit130) {
     }
   }
   ASSERT_TRUE(running);
-  ::kill(pid, SIGINT);
+  ::kill(pid, sig);
   EXPECT_EQ(wait_exit(pid), 130) << read_file(dir / "child.out");
   auto store = pst::Store::open_readonly(db);
   const auto study = store.find_study("kill-grid");

@@ -267,6 +267,19 @@ TEST(CelebA, CacheIsBuiltThenMappedThenRebuiltWhenCorrupt) {
   EXPECT_EQ(rep.outcome, CacheOutcome::rebuilt);
   EXPECT_TRUE(contains(rep.reason, "corrupt")) << rep.reason;
 
+  // A corrupt pixel (a NaN's bytes in the first image): found by the checksum, rebuilt.
+  {
+    std::fstream f(cache, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 + 8);
+    const char nan_bytes[4] = {'\x00', '\x00', '\xc0', '\x7f'};
+    f.write(nan_bytes, 4);
+  }
+  const Dataset fourth = load_celeba(o, &rep);
+  EXPECT_EQ(rep.outcome, CacheOutcome::rebuilt);
+  EXPECT_TRUE(contains(rep.reason, "pixels are corrupt")) << rep.reason;
+  EXPECT_TRUE(torch::isfinite(fourth.train.x).all().item<bool>());
+  EXPECT_TRUE(torch::equal(first.train.x, fourth.train.x));
+
   // Garbage file: rebuilt.
   testing::write_file(cache, std::string(5000, 'x'));
   load_celeba(o, &rep);

@@ -283,6 +283,14 @@ TEST(Pamap2, BadOptionsAndFilesAreClearErrors) {
     for (const auto& t : tok) out += (out.empty() ? "" : " ") + t;
     return out;
   };
+  // A value past float32's range (training would see inf and call it divergence).
+  write_with(8, with_token(lines[8], kHandAccX, "1e39"));
+  try {
+    load_pamap2(o);
+    ADD_FAILURE() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_TRUE(contains(e.what(), "subject102.dat:9") && contains(e.what(), "float32")) << e.what();
+  }
   write_with(8, with_token(lines[8], kHandAccX, "1.2.x"));
   try {
     load_pamap2(o);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "powertrain/error.h"
@@ -75,7 +76,7 @@ TEST(Estimate, SystemUsageReadsFakeProc) {
   powertrain::testing::write_file(dir / "meminfo", "MemTotal:       16000000 kB\nMemFree: 1 kB\nMemAvailable:   12000000 kB\n");
   auto u = system_usage(dir.path());
   EXPECT_EQ(u->logical_cpus(), 2);
-  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 160.0 / hz);  // user+system+steal, not idle/iowait
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 150.0 / hz);  // user+system, not idle/iowait/steal
   EXPECT_DOUBLE_EQ(u->memory_used_bytes(), 4000000.0 * 1024);
 }
 
@@ -98,6 +99,123 @@ TEST(Estimate, ProcessUsageSumsTheProcessTree) {
   auto u = process_usage(dir.path(), 10);
   EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), (120 + 30 + 50 + 10) / hz);
   EXPECT_DOUBLE_EQ(u->memory_used_bytes(), 160 * page);
+}
+
+// Issue 13, defect 7: steal is time the hypervisor ran someone else.
+TEST(Estimate, SystemUsageLeavesStealTimeOut) {
+  powertrain::testing::TempDir dir;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  // user nice system idle iowait irq softirq steal: 100 busy ticks, 400 stolen.
+  powertrain::testing::write_file(dir / "stat", "cpu  60 0 30 500 0 5 5 400 0 0\ncpu0 60 0 30 500 0 5 5 400 0 0\n");
+  powertrain::testing::write_file(dir / "meminfo", "MemTotal: 1000 kB\nMemAvailable: 500 kB\n");
+  EXPECT_DOUBLE_EQ(system_usage(dir.path())->cpu_busy_seconds(), 100.0 / hz);
+}
+
+// Issue 13, defect 7: inside a container /proc/stat and /proc/meminfo show the
+// host (here 64 CPUs and 200 GB in use); the container's share is its cgroup's.
+TEST(Estimate, SystemUsageInAContainerReadsItsCgroup) {
+  powertrain::testing::TempDir dir;
+  std::string host_stat = "cpu  900000 0 100000 5000000 0 0 0 0 0 0\n";
+  for (int c = 0; c < 64; ++c) host_stat += "cpu" + std::to_string(c) + " 1 0 1 1 0 0 0 0 0 0\n";
+  powertrain::testing::write_file(dir / "proc/stat", host_stat);
+  powertrain::testing::write_file(dir / "proc/meminfo", "MemTotal: 268435456 kB\nMemAvailable: 63000000 kB\n");
+  // A private cgroup namespace: the container's cgroup is its root, "/".
+  powertrain::testing::write_file(dir / "proc/self/cgroup", "0::/\n");
+  powertrain::testing::write_file(dir / "sys/fs/cgroup/cpu.stat",
+                                  "usage_usec 5000000\nuser_usec 4000000\nsystem_usec 1000000\n");
+  powertrain::testing::write_file(dir / "sys/fs/cgroup/cpu.max", "200000 100000\n");  // 2 CPUs
+  powertrain::testing::write_file(dir / "sys/fs/cgroup/memory.current", "2147483648\n");
+  powertrain::testing::write_file(dir / "sys/fs/cgroup/memory.max", "max\n");
+  powertrain::testing::write_file(dir / "sys/fs/cgroup/memory.stat", "anon 1073741824\ninactive_file 536870912\n");
+  auto u = system_usage(dir / "proc", dir / "sys");
+  EXPECT_EQ(u->logical_cpus(), 2);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 5.0);
+  EXPECT_DOUBLE_EQ(u->memory_used_bytes(), 1610612736.0);  // less the reclaimable page cache
+
+  // On the host, a login session's cgroup without limits is not a confinement:
+  // the machine is what system scope estimates.
+  powertrain::testing::write_file(dir / "proc/self/cgroup", "0::/user.slice/user-1000.slice/session-3.scope\n");
+  const auto session = dir / "sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope";
+  powertrain::testing::write_file(session / "cpu.stat", "usage_usec 1000\n");
+  powertrain::testing::write_file(session / "cpu.max", "max 100000\n");
+  powertrain::testing::write_file(session / "memory.current", "4096\n");
+  powertrain::testing::write_file(session / "memory.max", "max\n");
+  std::filesystem::remove(dir / "sys/fs/cgroup/memory.current");  // the host's root cgroup has none
+  u = system_usage(dir / "proc", dir / "sys");
+  EXPECT_EQ(u->logical_cpus(), 64);
+
+  // A CPU limit confines, wherever the cgroup sits.
+  powertrain::testing::write_file(session / "cpu.max", "50000 100000\n");
+  u = system_usage(dir / "proc", dir / "sys");
+  EXPECT_EQ(u->logical_cpus(), 1);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 0.001);
+}
+
+// /proc/<pid>/stat with the fields the estimate reads: ppid, utime, stime,
+// cutime, cstime and rss (pages).
+std::string proc_stat(int pid, int ppid, int utime, int stime, int cutime, int cstime, int rss) {
+  std::string s = std::to_string(pid) + " (worker) S " + std::to_string(ppid);
+  for (int f = 5; f <= 13; ++f) s += " 0";
+  s += " " + std::to_string(utime) + " " + std::to_string(stime) + " " + std::to_string(cutime) + " " +
+       std::to_string(cstime);
+  for (int f = 18; f <= 23; ++f) s += " 0";
+  s += " " + std::to_string(rss) + " 0 0\n";
+  return s;
+}
+
+// Issue 13, defect 6: a DataLoader worker (a grandchild of the watched
+// process) that exits is reaped by its parent, and its CPU time moves into that
+// parent's cutime/cstime. It must neither vanish from the total nor make the
+// next seconds of the others disappear under a monotonic clamp.
+TEST(Estimate, ProcessUsageKeepsTheTimeOfExitedGrandchildren) {
+  powertrain::testing::TempDir dir;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  namespace fs = std::filesystem;
+  // 10 (the command) -> 11 (python) -> 12 (a worker).
+  powertrain::testing::write_file(dir / "10/stat", proc_stat(10, 1, 100, 20, 0, 0, 100));
+  powertrain::testing::write_file(dir / "11/stat", proc_stat(11, 10, 40, 10, 0, 0, 50));
+  powertrain::testing::write_file(dir / "12/stat", proc_stat(12, 11, 25, 5, 0, 0, 10));
+  auto u = process_usage(dir.path(), 10);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 200 / hz);
+
+  // The worker exits and python reaps it: its 30 ticks are now python's cutime+cstime.
+  fs::remove_all(dir / "12");
+  powertrain::testing::write_file(dir / "11/stat", proc_stat(11, 10, 40, 10, 25, 5, 50));
+  std::this_thread::sleep_for(10ms);  // one scan serves reads within 5 ms
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 200 / hz);
+
+  // Python works on: its next 10 ticks count.
+  powertrain::testing::write_file(dir / "11/stat", proc_stat(11, 10, 50, 10, 25, 5, 50));
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 210 / hz);
+
+  // A worker that leaves the tree without being reaped in it (its parent died
+  // and init adopted it) keeps the time it had; python's own exit moves its
+  // time into the command's cutime.
+  powertrain::testing::write_file(dir / "13/stat", proc_stat(13, 11, 7, 0, 0, 0, 10));
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 217 / hz);
+  fs::remove_all(dir / "11");
+  powertrain::testing::write_file(dir / "10/stat", proc_stat(10, 1, 100, 20, 75, 15, 100));
+  powertrain::testing::write_file(dir / "13/stat", proc_stat(13, 1, 9, 0, 0, 0, 10));
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 217 / hz);
+}
+
+// Issue 13, defect 6: forked workers share most of their pages with their
+// parent; RSS counts the shared pages once per worker, PSS splits them.
+TEST(Estimate, ProcessUsageTakesProportionalMemoryOfForkedWorkers) {
+  powertrain::testing::TempDir dir;
+  powertrain::testing::write_file(dir / "10/stat", proc_stat(10, 1, 0, 0, 0, 0, 250000));
+  powertrain::testing::write_file(dir / "11/stat", proc_stat(11, 10, 0, 0, 0, 0, 250000));
+  powertrain::testing::write_file(dir / "10/smaps_rollup",
+                                  "55d0c0000000-7ffd00000000 ---p 00000000 00:00 0 [rollup]\n"
+                                  "Rss:             1000000 kB\nPss:              600000 kB\n");
+  powertrain::testing::write_file(dir / "11/smaps_rollup",
+                                  "55d0c0000000-7ffd00000000 ---p 00000000 00:00 0 [rollup]\n"
+                                  "Rss:             1000000 kB\nPss:              400000 kB\n");
+  auto u = process_usage(dir.path(), 10);
+  EXPECT_DOUBLE_EQ(u->memory_used_bytes(), 1000000.0 * 1024);
 }
 
 }  // namespace

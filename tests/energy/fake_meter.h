@@ -1,7 +1,12 @@
 #pragma once
 // A scripted Meter for window and sampler tests: the test sets what the next
 // read returns.
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "powertrain/energy/meter.h"
@@ -57,6 +62,58 @@ class FakeMeter final : public energy::Meter {
   std::shared_ptr<int> reads_ = std::make_shared<int>(0);
   std::shared_ptr<bool> fail_ = std::make_shared<bool>(false);
 };
+
+/// A meter driven by the steady clock, as real hardware is: each channel's
+/// reading is a function of the seconds since the meter was made. A function
+/// that returns NaN fails that channel alone, with `error` as its reason, as
+/// one GPU falling off the bus does.
+class ClockedMeter final : public energy::Meter {
+ public:
+  using Reading = std::function<energy::ChannelSample(double t_s)>;
+  ClockedMeter(std::vector<energy::ChannelInfo> channels, std::vector<Reading> readings, bool read_at_boundaries = true)
+      : channels_(std::move(channels)), readings_(std::move(readings)), read_at_boundaries_(read_at_boundaries) {}
+  std::string source() const override { return "clocked"; }
+  const std::vector<energy::ChannelInfo>& channels() const override { return channels_; }
+  bool read_at_boundaries() const override { return read_at_boundaries_; }
+  void read(std::vector<energy::ChannelSample>& out) override {
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    out.resize(channels_.size());
+    errors_.assign(channels_.size(), std::string());
+    for (std::size_t i = 0; i < channels_.size(); ++i) {
+      out[i] = readings_[i](t);
+      if (std::isnan(out[i].energy_j) && std::isnan(out[i].power_w)) errors_[i] = "GPU is lost (scripted)";
+    }
+  }
+  std::string channel_error(std::size_t i) const override { return i < errors_.size() ? errors_[i] : std::string(); }
+
+ private:
+  std::vector<energy::ChannelInfo> channels_;
+  std::vector<Reading> readings_;
+  bool read_at_boundaries_;
+  std::vector<std::string> errors_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+/// An energy counter at a steady `watts` that moves once per `refresh_s`, as
+/// NVIDIA's does (about every 100 ms), and stops answering from `lost_s` on.
+inline ClockedMeter::Reading stepped_counter(double watts, double refresh_s, double lost_s = -1.0) {
+  return [=](double t) {
+    energy::ChannelSample s;
+    if (lost_s >= 0 && t >= lost_s) return s;  // NaN: the device is gone
+    s.energy_j = watts * refresh_s * std::floor(t / refresh_s);
+    return s;
+  };
+}
+
+/// A steady power reading that stops answering from `lost_s` on.
+inline ClockedMeter::Reading steady_power(double watts, double lost_s = -1.0) {
+  return [=](double t) {
+    energy::ChannelSample s;
+    if (lost_s >= 0 && t >= lost_s) return s;
+    s.power_w = watts;
+    return s;
+  };
+}
 
 inline energy::ChannelInfo counter_channel(std::string id, energy::Component c, bool in_total = true,
                                            double update_period_s = 0.0) {

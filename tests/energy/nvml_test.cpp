@@ -4,15 +4,20 @@
 #include <dlfcn.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "powertrain/energy/measurement.h"
 #include "powertrain/energy/registry.h"
+#include "powertrain/energy/tracker.h"
 #include "powertrain/error.h"
 #include "temp_dir.h"
 
@@ -55,6 +60,7 @@ class NvmlTest : public ::testing::Test {
   void SetUp() override {
     // The machine running the tests may have either set.
     cuda_visible_.unset();
+    device_order_.unset();
     library_env_.unset();
   }
 
@@ -87,6 +93,44 @@ class NvmlTest : public ::testing::Test {
     return out;
   }
 
+  /// A tracker over the meter, sampling every 10 ms.
+  static std::unique_ptr<Tracker> track(std::unique_ptr<Meter> meter, int interval_ms = 10) {
+    std::vector<std::unique_ptr<Meter>> meters;
+    meters.push_back(std::move(meter));
+    TrackerOptions options;
+    options.interval = std::chrono::milliseconds(interval_ms);
+    return std::make_unique<Tracker>(std::move(meters), options);
+  }
+
+  /// A /proc whose self/ns/pid names the host's PID namespace (4026531836, the
+  /// kernel's PROC_PID_INIT_INO) or, in a container, another one.
+  std::filesystem::path fake_proc(bool host) {
+    const auto proc = dir_ / (host ? "proc-host" : "proc-container");
+    std::filesystem::create_directories(proc / "self/ns");
+    std::filesystem::create_symlink(host ? "pid:[4026531836]" : "pid:[4026532719]", proc / "self/ns/pid");
+    return proc;
+  }
+
+  /// Runs the command's stand-in (this test) for `seconds` under a tracker of
+  /// the fake's GPUs and decides, as measure does, which GPUs it used.
+  Measurement measure_gpu_use(const std::string& script_text, bool host, double seconds = 0.15,
+                              int interval_ms = 10) {
+    auto meter = open(script_text);
+    EXPECT_NE(meter, nullptr) << status_.reason;
+    Measurement m;
+    if (!meter) return m;
+    auto tracker = track(std::move(meter), interval_ms);
+    tracker->start();
+    tracker->begin("run");
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    m.window = tracker->end("run");
+    tracker->stop();
+    const std::set<std::uint32_t> tree{static_cast<std::uint32_t>(getpid())};
+    decide_gpu_use(m, tracker->gpu_process_log(), tree, in_host_pid_namespace(fake_proc(host)));
+    attribute(m);
+    return m;
+  }
+
   void expect_unavailable() {
     EXPECT_EQ(status_.source, "nvml");
     EXPECT_FALSE(status_.description.empty());
@@ -97,6 +141,7 @@ class NvmlTest : public ::testing::Test {
 
   powertrain::testing::TempDir dir_;
   ScopedEnv cuda_visible_{"CUDA_VISIBLE_DEVICES"};
+  ScopedEnv device_order_{"CUDA_DEVICE_ORDER"};
   ScopedEnv library_env_{"POWERTRAIN_NVML_LIBRARY"};
   ScopedEnv script_env_{"FAKE_NVML_SCRIPT"};
   SourceStatus status_;
@@ -422,6 +467,107 @@ TEST_F(NvmlTest, CudaVisibleDevicesMigInstanceSelectsItsGpu) {
   EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu0"});
 }
 
+// Issue 13, defect 2: CUDA numbers GPUs fastest first unless
+// CUDA_DEVICE_ORDER=PCI_BUS_ID; NVML numbers them in PCI bus order. On a node of
+// mixed models an index in CUDA_VISIBLE_DEVICES cannot be mapped to NVML's.
+TEST_F(NvmlTest, CudaVisibleDevicesIndexFollowsCudaDeviceOrder) {
+  const std::string mixed =
+      "gpu 0 name=Tesla_T4 uuid=GPU-t4t4 energy_mj=0\n"
+      "gpu 1 name=NVIDIA_A100 uuid=GPU-a100 energy_mj=0\n";
+  // Fastest first (the default): CUDA's 0 is probably the A100, NVML's 1. Not
+  // guessed: both GPUs are measured, and every window says why.
+  cuda_visible_.set("0");
+  auto meter = open(mixed);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), (std::vector<std::string>{"nvml:gpu0", "nvml:gpu1"}));
+  EXPECT_THAT(status_.description, HasSubstr("CUDA_DEVICE_ORDER"));
+  EXPECT_THAT(meter->channels()[0].note, HasSubstr("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
+
+  // In PCI bus order CUDA and NVML agree.
+  meter.reset();
+  device_order_.set("PCI_BUS_ID");
+  meter = open(mixed);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu0"});
+  EXPECT_TRUE(meter->channels()[0].note.empty());
+
+  // UUIDs are exact in either order.
+  meter.reset();
+  device_order_.set("FASTEST_FIRST");
+  cuda_visible_.set("GPU-a100");
+  meter = open(mixed);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+
+  // Identical GPUs: fastest first ties break in bus order, so the orders agree.
+  meter.reset();
+  cuda_visible_.set("1");
+  meter = open(kThreeGpus);
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+}
+
+// Issue 13, defect 9: a MIG instance is measured through its whole GPU's
+// counter; every window that measures one says so.
+TEST_F(NvmlTest, MigInstanceIsNotedInEveryWindow) {
+  cuda_visible_.set("MIG-2222");
+  auto meter = open(
+      "gpu 0 uuid=GPU-aaaa1111 energy_mj=0\n"
+      "gpu 1 uuid=GPU-bbbb2222 energy_mj=0,1000,2000 mig=MIG-1111,MIG-2222\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  ASSERT_EQ(ids(*meter), std::vector<std::string>{"nvml:gpu1"});
+  EXPECT_THAT(meter->channels()[0].note, HasSubstr("MIG"));
+  auto tracker = track(std::move(meter), 60000);
+  tracker->begin("run");
+  const auto r = tracker->end("run");
+  bool noted = false;
+  for (const auto& n : r.notes) noted = noted || n.find("whole GPU") != std::string::npos;
+  EXPECT_TRUE(noted);
+
+  // A GPU in MIG mode measured without naming an instance: the same note.
+  tracker.reset();
+  cuda_visible_.unset();
+  meter = open("gpu 0 energy_mj=0 mig=MIG-1111\ngpu 1 energy_mj=0\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  EXPECT_THAT(meter->channels()[0].note, HasSubstr("MIG"));
+  EXPECT_TRUE(meter->channels()[1].note.empty());
+}
+
+// Issue 13, defect 10: nvmlDeviceGetPowerUsage is a one-second average on
+// Ampere and newer; where the driver offers NVML_FI_DEV_POWER_INSTANT it is used.
+TEST_F(NvmlTest, InstantPowerIsUsedWhereTheDriverOffersIt) {
+  // 100 W, then 400 W from 0.3 s. At 0.4 s the one-second average is 130 W.
+  auto meter = open(
+      "gpu 0 watts=100,400 step_ms=300 refresh_ms=10 instant=1\n"
+      "gpu 1 watts=100,400 step_ms=300 refresh_ms=10 instant=1 counter=0\n"
+      "gpu 2 watts=100,400 step_ms=300 refresh_ms=10 counter=0\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const auto s = read(*meter);
+  EXPECT_TRUE(meter->channels()[0].instant_power);
+  EXPECT_NEAR(s[0].power_w, 400.0, 1.0);
+  EXPECT_EQ(meter->channels()[1].method, Method::sampled);
+  EXPECT_NEAR(s[1].power_w, 400.0, 1.0);
+  // Without the field: the average, and the channel says what it is.
+  EXPECT_FALSE(meter->channels()[2].instant_power);
+  EXPECT_NEAR(s[2].power_w, 130.0, 10.0);
+  EXPECT_THAT(meter->channels()[2].note, HasSubstr("one-second average"));
+  EXPECT_TRUE(meter->channels()[1].note.empty());
+}
+
+TEST_F(NvmlTest, InstantPowerGivesTheWindowPeak) {
+  auto meter = open("gpu 0 watts=100,400 step_ms=300 refresh_ms=100 instant=1\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  auto tracker = track(std::move(meter));
+  tracker->start();
+  tracker->begin("run");
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  const auto r = tracker->end("run");
+  tracker->stop();
+  EXPECT_NEAR(r.channels[0].peak_power_w, 400.0, 1.0);
+  EXPECT_NEAR(r.peak_power_w, 400.0, 1.0);
+}
+
 TEST_F(NvmlTest, ExplicitIndicesOverrideCudaVisibleDevices) {
   cuda_visible_.set("0");
   ProbeOptions options;
@@ -462,33 +608,124 @@ TEST_F(NvmlTest, ProcessListRetriesWhileItGrows) {
 }
 
 TEST_F(NvmlTest, ProcessListFailure) {
-  auto meter = open("gpu 0 energy_mj=0 pids=NOT_SUPPORTED/GPU_IS_LOST\n");
+  auto meter = open("gpu 0 energy_mj=0 pids=NO_PERMISSION/GPU_IS_LOST\n");
   ASSERT_NE(meter, nullptr) << status_.reason;
-  EXPECT_TRUE(meter->processes(0).empty());
   EXPECT_THROW(meter->processes(0), SourceError);
+  EXPECT_THROW(meter->processes(0), SourceError);
+}
+
+// Issue 13, defect 1: a process list the driver does not offer is unknown, not
+// an empty list (an empty list would read as "the command did not use it").
+TEST_F(NvmlTest, ProcessListNotSupportedIsAFailureNotAnEmptyList) {
+  auto meter = open("gpu 0 energy_mj=0 pids=NOT_SUPPORTED\n");
+  ASSERT_NE(meter, nullptr) << status_.reason;
+  try {
+    meter->processes(0);
+    FAIL() << "expected a SourceError";
+  } catch (const SourceError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("Not Supported"));
+  }
+}
+
+// --- Which GPUs the command used (issue 13, defect 1) ---------------------------
+
+TEST_F(NvmlTest, GpuInAContainerIsKeptWhenItsHostPidsMatchNothing) {
+  // Inside a container the driver lists host PIDs (48213), which never match
+  // the command's PIDs there: the GPU's use is unknown and its energy counts.
+  const Measurement m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=48213\n", /*host=*/false);
+  ASSERT_EQ(m.gpu_use.size(), 1u);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::unknown);
+  EXPECT_THAT(m.gpu_use_why[0], HasSubstr("PID namespace"));
+  EXPECT_GT(m.energy_j, 5.0);
+  EXPECT_DOUBLE_EQ(m.excluded_gpu_energy_j, 0.0);
+  EXPECT_THAT(to_text(m), HasSubstr("PID namespace"));
+}
+
+TEST_F(NvmlTest, GpuWhoseProcessListNeedsPrivilegesIsKept) {
+  // A MIG parent GPU answers the process query only for root.
+  const Measurement m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=NO_PERMISSION\n", /*host=*/true);
+  ASSERT_EQ(m.gpu_use.size(), 1u);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::unknown);
+  EXPECT_THAT(m.gpu_use_why[0], HasSubstr("Insufficient Permissions"));
+  EXPECT_GT(m.energy_j, 5.0);
+}
+
+TEST_F(NvmlTest, GpuWithoutProcessQueryIsKept) {
+  const Measurement m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=NOT_SUPPORTED\n", /*host=*/true);
+  ASSERT_EQ(m.gpu_use.size(), 1u);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::unknown);
+  EXPECT_GT(m.energy_j, 5.0);
+}
+
+TEST_F(NvmlTest, GpuIsKeptWhenNoProcessListWasReadWhileTheCommandRan) {
+  // A command shorter than one sampling interval: no list was taken.
+  const Measurement m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=1\n", /*host=*/true, 0.05, 60000);
+  ASSERT_EQ(m.gpu_use.size(), 1u);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::unknown);
+  EXPECT_THAT(m.gpu_use_why[0], HasSubstr("no process list"));
+}
+
+TEST_F(NvmlTest, GpuUseOnTheHost) {
+  // On the host the ids compare: ours means used, only others' means unused.
+  const std::string ours = std::to_string(getpid());
+  Measurement m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=" + ours +
+                                      "\ngpu 1 watts=50 refresh_ms=10 pids=2999999\n",
+                                  /*host=*/true);
+  ASSERT_EQ(m.gpu_use.size(), 2u);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::used);
+  EXPECT_EQ(m.gpu_use[1], GpuUse::unused);
+  EXPECT_GT(m.excluded_gpu_energy_j, 2.0);
+  // In a container our own id in the list (a driver that translates) still counts.
+  m = measure_gpu_use("gpu 0 watts=100 refresh_ms=10 pids=" + ours + "\n", /*host=*/false);
+  EXPECT_EQ(m.gpu_use[0], GpuUse::used);
 }
 
 // --- Read failures ------------------------------------------------------------
 
-TEST_F(NvmlTest, FailingCounterThrowsSourceError) {
-  auto meter = open("gpu 0 energy_mj=1000,2000,GPU_IS_LOST\n");
+// Issue 13, defect 3: one GPU that falls off the bus fails alone.
+TEST_F(NvmlTest, LostGpuReadsNaNWithItsReasonAndTheOthersStillRead) {
+  auto meter = open(
+      "gpu 0 energy_mj=1000,2000,GPU_IS_LOST\n"
+      "gpu 1 energy_mj=0,500,900\n"
+      "gpu 2 power_mw=100000,120000,GPU_IS_LOST\n");
   ASSERT_NE(meter, nullptr) << status_.reason;
-  read(*meter);
-  std::vector<ChannelSample> s;
-  try {
-    meter->read(s);
-    FAIL() << "expected a SourceError";
-  } catch (const SourceError& e) {
-    EXPECT_THAT(std::string(e.what()), HasSubstr("gpu0"));
-    EXPECT_THAT(std::string(e.what()), HasSubstr("GPU is lost"));
-  }
+  auto s = read(*meter);
+  EXPECT_DOUBLE_EQ(s[0].energy_j, 1.0);
+  EXPECT_TRUE(meter->channel_error(0).empty());
+  s = read(*meter);
+  EXPECT_TRUE(std::isnan(s[0].energy_j));
+  EXPECT_THAT(meter->channel_error(0), HasSubstr("gpu0"));
+  EXPECT_THAT(meter->channel_error(0), HasSubstr("GPU is lost"));
+  EXPECT_DOUBLE_EQ(s[1].energy_j, 0.9);
+  EXPECT_TRUE(meter->channel_error(1).empty());
+  EXPECT_TRUE(std::isnan(s[2].power_w));
+  EXPECT_THAT(meter->channel_error(2), HasSubstr("GPU is lost"));
 }
 
-TEST_F(NvmlTest, FailingPowerThrowsSourceErrorForSampledGpu) {
-  auto meter = open("gpu 0 power_mw=100000,GPU_IS_LOST\n");
+TEST_F(NvmlTest, LostGpuIsPartialInTheWindowAndNotExtrapolated) {
+  // gpu0 draws 100 W and falls off the bus at 0.3 s; gpu1 draws 50 W throughout.
+  auto meter = open("gpu 0 watts=100 refresh_ms=10 lost_ms=300\ngpu 1 watts=50 refresh_ms=10\n");
   ASSERT_NE(meter, nullptr) << status_.reason;
-  std::vector<ChannelSample> s;
-  EXPECT_THROW(meter->read(s), SourceError);
+  auto tracker = track(std::move(meter));
+  tracker->start();
+  tracker->begin("run");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const WindowResult r = tracker->end("run");
+  tracker->stop();
+  ASSERT_EQ(r.channels.size(), 2u);
+  // At most 0.3 s of gpu0 were measured: 30 J, not 100 W over the 0.7 s window.
+  EXPECT_LE(r.channels[0].energy_j, 31.0);
+  EXPECT_GT(r.channels[0].energy_j, 20.0);
+  EXPECT_TRUE(r.channels[0].partial);
+  EXPECT_NEAR(r.channels[0].covered_s, 0.3, 0.06);
+  EXPECT_EQ(method_label(r.channels[0]), "counter, partial");
+  EXPECT_THAT(r.channels[0].error, HasSubstr("GPU is lost"));
+  EXPECT_NEAR(r.channels[1].energy_j, 50.0 * r.duration_s, 1.5);
+  EXPECT_FALSE(r.channels[1].partial);
+  EXPECT_EQ(r.method, "counter, partial");
+  bool noted = false;
+  for (const auto& n : r.notes) noted = noted || n.find("nvml:gpu0") != std::string::npos;
+  EXPECT_TRUE(noted);
 }
 
 // --- An old driver ------------------------------------------------------------

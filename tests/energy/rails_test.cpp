@@ -74,7 +74,7 @@ TEST(RailsTest, HwmonPowerIsVoltageTimesCurrentAndVddInIsTheTotal) {
   EXPECT_EQ(meter->source(), "rails");
   ASSERT_EQ(meter->channels().size(), 3u);  // in7 (shunt sum) left out
   EXPECT_EQ(status.channels.size(), 3u);
-  EXPECT_THAT(status.description, HasSubstr("board total: VDD_IN"));
+  EXPECT_THAT(status.description, HasSubstr("module input: VDD_IN"));
 
   const ChannelInfo* in = find(meter->channels(), "rails:VDD_IN");
   ASSERT_NE(in, nullptr);
@@ -152,16 +152,71 @@ TEST(RailsTest, IioLayoutReadsPowerFilesAndFallsBackToVoltageTimesCurrent) {
 
 TEST(RailsTest, WithoutTotalRailNothingCountsAndStatusSaysSo) {
   FakeSysfs fake;
-  // Jetson AGX Xavier labels: no board input rail.
+  // A board this code does not know: no input rail, no module table.
   fake.add_ina3221_hwmon("1-0040", "hwmon0",
-                         {{1, "GPU", 1000, 2000}, {2, "CPU", 1000, 1000}, {3, "SOC", 1000, 500}});
+                         {{1, "RAIL_A", 1000, 2000}, {2, "RAIL_B", 1000, 1000}, {3, "RAIL_C", 1000, 500}});
   SourceStatus status;
   auto meter = open_rails(options_for(fake), status);
   ASSERT_NE(meter, nullptr) << status.reason;
   ASSERT_EQ(meter->channels().size(), 3u);
   for (const ChannelInfo& c : meter->channels()) EXPECT_FALSE(c.in_total) << c.id;
   EXPECT_THAT(status.description, HasSubstr("no total input rail identified"));
-  EXPECT_NEAR(power_of(*meter, "rails:GPU"), 2.0, 1e-9);
+  EXPECT_NEAR(power_of(*meter, "rails:RAIL_A"), 2.0, 1e-9);
+}
+
+// Issue 13, defect 8: Jetson AGX Orin has no VDD_IN. Its rails add up by the
+// module's table; the GPU rail counts as the GPU.
+TEST(RailsTest, AgxOrinRailsCountWithoutAnInputRail) {
+  FakeSysfs fake;
+  fake.add_ina3221_hwmon("1-0040", "hwmon1",
+                         {{1, "VDD_GPU_SOC", 5000, 4000}, {2, "VDD_CPU_CV", 5000, 1000}, {3, "VIN_SYS_5V0", 5000, 800}});
+  fake.add_ina3221_hwmon("1-0041", "hwmon2", {{2, "VDDQ_VDD2_1V8AO", 5000, 200}});
+  SourceStatus status;
+  auto meter = open_rails(options_for(fake), status);
+  ASSERT_NE(meter, nullptr) << status.reason;
+  EXPECT_THAT(status.description, HasSubstr("Jetson AGX Orin"));
+  const ChannelInfo* gpu = find(meter->channels(), "rails:VDD_GPU_SOC");
+  const ChannelInfo* cpu = find(meter->channels(), "rails:VDD_CPU_CV");
+  const ChannelInfo* sys = find(meter->channels(), "rails:VIN_SYS_5V0");
+  const ChannelInfo* ddr = find(meter->channels(), "rails:VDDQ_VDD2_1V8AO");
+  ASSERT_TRUE(gpu && cpu && sys && ddr);
+  EXPECT_EQ(gpu->component, Component::gpu);
+  EXPECT_TRUE(gpu->in_total);
+  EXPECT_EQ(cpu->component, Component::cpu);
+  EXPECT_TRUE(cpu->in_total);
+  EXPECT_EQ(sys->component, Component::board);
+  EXPECT_TRUE(sys->in_total);
+  EXPECT_EQ(ddr->component, Component::dram);
+  EXPECT_FALSE(ddr->in_total);  // not known whether it is part of VIN_SYS_5V0: shown, not added
+  EXPECT_FALSE(gpu->note.empty());
+
+  // The rails cover the module: no CPU or memory estimate is added beside them.
+  ProbeOptions options = options_for(fake);
+  options.disabled = {"nvml", "rapl", "perf"};
+  const Probe probe = probe_sources(options);
+  for (const auto& st : probe.statuses) {
+    if (st.source == "estimate") {
+      EXPECT_FALSE(st.available) << st.reason;
+    }
+  }
+}
+
+TEST(RailsTest, AgxXavierRailsCountWithoutAnInputRail) {
+  FakeSysfs fake;
+  fake.add_ina3221_hwmon("1-0040", "hwmon0",
+                         {{1, "GPU", 1000, 2000}, {2, "CPU", 1000, 1000}, {3, "SOC", 1000, 500}});
+  fake.add_ina3221_hwmon("1-0041", "hwmon1",
+                         {{1, "CV", 1000, 100}, {2, "VDDRQ", 1000, 300}, {3, "SYS5V", 1000, 700}});
+  SourceStatus status;
+  auto meter = open_rails(options_for(fake), status);
+  ASSERT_NE(meter, nullptr) << status.reason;
+  EXPECT_THAT(status.description, HasSubstr("Jetson AGX Xavier"));
+  ASSERT_EQ(meter->channels().size(), 6u);
+  for (const ChannelInfo& c : meter->channels()) EXPECT_TRUE(c.in_total) << c.id;
+  EXPECT_EQ(find(meter->channels(), "rails:GPU")->component, Component::gpu);
+  EXPECT_EQ(find(meter->channels(), "rails:CPU")->component, Component::cpu);
+  EXPECT_EQ(find(meter->channels(), "rails:VDDRQ")->component, Component::dram);
+  EXPECT_EQ(find(meter->channels(), "rails:SOC")->component, Component::board);
 }
 
 TEST(RailsTest, TotalRailRule) {

@@ -196,13 +196,13 @@ TEST(RaplTest, WraparoundAcrossSeveralReads) {
   // Each step adds the energy in the comment; three of them cross the wrap.
   const std::uint64_t readings_uj[] = {
       950'000,  // +0.05 J
-      100'000,  // wraps: +0.05 + 0.10 = 0.15 J
+      100'000,  // wraps: +0.05 + 1 µJ (max to 0) + 0.10 = 0.150001 J
       600'000,  // +0.5 J
-      200'000,  // wraps: +0.4 + 0.2 = 0.6 J
+      200'000,  // wraps: +0.4 + 1 µJ + 0.2 = 0.600001 J
       200'000,  // +0
-      50'000,   // wraps: +0.8 + 0.05 = 0.85 J
+      50'000,   // wraps: +0.8 + 1 µJ + 0.05 = 0.850001 J
   };
-  const double expected_j[] = {0.05, 0.20, 0.70, 1.30, 1.30, 2.15};
+  const double expected_j[] = {0.05, 0.200001, 0.700001, 1.300002, 1.300002, 2.150003};
   double previous_j = 0.0;
   for (std::size_t i = 0; i < std::size(readings_uj); ++i) {
     fake.set_rapl_energy("intel-rapl:0", readings_uj[i]);
@@ -214,9 +214,17 @@ TEST(RaplTest, WraparoundAcrossSeveralReads) {
   }
 }
 
+// Issue 13, defect 11: the counter runs from 0 to max_energy_range_uj
+// inclusive, so a wrap from max to 0 is one microjoule, not nothing.
+TEST(RaplTest, WrapCountsTheInclusiveRange) {
+  EXPECT_EQ(sysfs::rapl_delta_uj(1000, 0, 1000), 1u);
+  EXPECT_EQ(sysfs::rapl_delta_uj(999, 0, 1000), 2u);
+  EXPECT_EQ(sysfs::rapl_delta_uj(1000, 1000, 1000), 0u);
+}
+
 TEST(RaplTest, DeltaHandlesWrapAndUnknownRange) {
   EXPECT_EQ(sysfs::rapl_delta_uj(100, 250, 1000), 150u);
-  EXPECT_EQ(sysfs::rapl_delta_uj(900, 100, 1000), 200u);  // cur + max - prev
+  EXPECT_EQ(sysfs::rapl_delta_uj(900, 100, 1000), 201u);  // cur + (max - prev) + 1
   EXPECT_EQ(sysfs::rapl_delta_uj(5, 5, 1000), 0u);
   // Without a range the restart is assumed to be from zero (a lower bound).
   EXPECT_EQ(sysfs::rapl_delta_uj(900, 100, 0), 100u);

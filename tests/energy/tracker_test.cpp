@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 
 #include "fake_meter.h"
@@ -10,7 +11,10 @@
 namespace powertrain::energy {
 namespace {
 
+using powertrain::testing::ClockedMeter;
 using powertrain::testing::counter_channel;
+using powertrain::testing::stepped_counter;
+using powertrain::testing::steady_power;
 using powertrain::testing::FakeMeter;
 using powertrain::testing::power_channel;
 using namespace std::chrono_literals;
@@ -311,6 +315,89 @@ TEST(Tracker, WithoutSamplerEveryMeterIsReadAtBoundaries) {
   const auto r = tracker.end("w");
   EXPECT_EQ(ctl.reads_so_far(), 2);
   EXPECT_NEAR(r.energy_j, 100.0 * r.duration_s, 1e-9);
+}
+
+// A tracker over one clock-driven meter.
+std::unique_ptr<Tracker> clocked_tracker(std::vector<ChannelInfo> channels, std::vector<ClockedMeter::Reading> readings,
+                                         std::chrono::milliseconds interval, bool read_at_boundaries = true) {
+  std::vector<std::unique_ptr<Meter>> meters;
+  meters.push_back(std::make_unique<ClockedMeter>(std::move(channels), std::move(readings), read_at_boundaries));
+  TrackerOptions opts;
+  opts.interval = interval;
+  return std::make_unique<Tracker>(std::move(meters), opts);
+}
+
+// Issue 13, defect 3: a counter lost at 0.2 s of a 0.6 s window reports the
+// 0.2 s it measured, labeled partial, instead of its last power held to the end.
+TEST(Tracker, LostCounterIsNotExtrapolatedAndIsMarkedPartial) {
+  auto tracker = clocked_tracker({counter_channel("gpu0", Component::gpu), counter_channel("gpu1", Component::gpu)},
+                                 {stepped_counter(100.0, 0.01, /*lost_s=*/0.2), stepped_counter(50.0, 0.01)}, 10ms);
+  tracker->start();
+  tracker->begin("w");
+  std::this_thread::sleep_for(600ms);
+  const auto r = tracker->end("w");
+  tracker->stop();
+  EXPECT_LE(r.channels[0].energy_j, 21.0);
+  EXPECT_GT(r.channels[0].energy_j, 15.0);
+  EXPECT_TRUE(r.channels[0].partial);
+  EXPECT_NEAR(r.channels[0].covered_s, 0.2, 0.03);
+  EXPECT_EQ(method_label(r.channels[0]), "counter, partial");
+  EXPECT_NE(r.channels[0].error.find("GPU is lost"), std::string::npos);
+  EXPECT_NEAR(r.channels[1].energy_j, 50.0 * r.duration_s, 1.0);
+  EXPECT_FALSE(r.channels[1].partial);
+  EXPECT_DOUBLE_EQ(r.channels[1].covered_s, r.duration_s);
+  EXPECT_EQ(r.method, "counter, partial");
+  ASSERT_EQ(r.components.size(), 1u);
+  EXPECT_EQ(r.components[0].method, "counter, partial");
+  bool noted = false;
+  for (const auto& n : r.notes) noted = noted || (n.find("gpu0") != std::string::npos && n.find("of") != std::string::npos);
+  EXPECT_TRUE(noted);
+  // A window that starts after the loss has nothing of gpu0, and says so.
+  tracker->begin("after");
+  const auto after = tracker->end("after");
+  EXPECT_DOUBLE_EQ(after.channels[0].energy_j, 0.0);
+  EXPECT_TRUE(after.channels[0].partial);
+}
+
+// Issue 13, defect 3: sampled power held after its source fails is capped at
+// ten intervals (at least 2 s), as for a stalled sampler, and marked partial.
+TEST(Tracker, LostPowerIsExtrapolatedAtMostTheCapAndIsMarkedPartial) {
+  auto tracker = clocked_tracker({power_channel("rail", Component::board, Method::sampled)},
+                                 {steady_power(100.0, /*lost_s=*/0.1)}, 10ms, /*read_at_boundaries=*/false);
+  tracker->start();
+  tracker->begin("w");
+  std::this_thread::sleep_for(2600ms);
+  const auto r = tracker->end("w");
+  tracker->stop();
+  // 0.1 s measured plus 2 s held: 210 J, not 260 J.
+  EXPECT_NEAR(r.channels[0].energy_j, 210.0, 4.0) << r.duration_s;
+  EXPECT_TRUE(r.channels[0].partial);
+  EXPECT_NEAR(r.channels[0].covered_s, 2.1, 0.05);
+  EXPECT_EQ(r.method, "sampled, partial");
+}
+
+// Issue 13, defect 4: the counter moves every 100 ms. Its change over one
+// 10 ms tick is 0 or 10 J (1000 W); over one 100 ms tick 0, 10 or 20 J. Peak
+// power must come out near the steady 100 W at either interval.
+TEST(Tracker, CounterPeakIsNotAliasedByTheCounterRefresh) {
+  for (auto interval : {10ms, 100ms}) {
+    auto tracker = clocked_tracker({counter_channel("gpu0", Component::gpu, true, 0.1)},
+                                   {stepped_counter(100.0, 0.1)}, interval);
+    tracker->start();
+    tracker->begin("w");
+    std::this_thread::sleep_for(1600ms);
+    const auto r = tracker->end("w");
+    tracker->stop();
+    EXPECT_NEAR(r.channels[0].energy_j / r.duration_s, 100.0, 10.0) << interval.count() << " ms";
+    EXPECT_LE(r.channels[0].peak_power_w, 125.0) << interval.count() << " ms";
+    EXPECT_GE(r.channels[0].peak_power_w, 80.0) << interval.count() << " ms";
+    EXPECT_LE(r.peak_power_w, 125.0) << interval.count() << " ms";
+    for (const auto& s : tracker->timeline()) {
+      if (!std::isnan(s.power_w[0])) {
+        EXPECT_LE(s.power_w[0], 125.0) << interval.count() << " ms";
+      }
+    }
+  }
 }
 
 TEST(Tracker, IntervalOutOfRangeIsRejected) {

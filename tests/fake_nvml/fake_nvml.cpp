@@ -18,6 +18,23 @@
 //   pids=123,456/123,456,789      nvmlDeviceGetComputeRunningProcesses
 //   mig=MIG-1111,MIG-2222         UUIDs of the GPU's MIG instances
 //
+// Time-driven keys, for GPUs that behave like real ones over wall time (the
+// clock starts at the first nvmlInit):
+//   watts=100,400 step_ms=300     the GPU draws 100 W, then 400 W from 0.3 s on
+//                                 (each entry lasts step_ms, the last one holds;
+//                                 before the clock started, the first one)
+//   refresh_ms=100                the energy counter moves in steps, once per
+//                                 refresh period, as NVIDIA's does (default 100)
+//   instant=1                     nvmlDeviceGetFieldValues answers
+//                                 NVML_FI_DEV_POWER_INSTANT (default: NOT_SUPPORTED)
+//   counter=0                     no energy counter (NOT_SUPPORTED), as before Volta
+//   lost_ms=200                   from 0.2 s on the GPU has fallen off the bus:
+//                                 every call on it returns GPU_IS_LOST
+// With `watts`, the energy counter is the profile's integral at the last
+// refresh (plus 10^6 mJ since "driver load"), nvmlDeviceGetPowerUsage is its
+// one-second trailing average (as on Ampere and newer) and the instant field
+// is the power now; scripted energy_mj / power_mw entries are then ignored.
+//
 // A reading is a comma list whose entries are numbers or NVML return codes
 // (NOT_SUPPORTED, GPU_IS_LOST...): each call takes the next entry and the last
 // one repeats, so `power_mw=100000,GPU_IS_LOST` fails from the second call on.
@@ -31,6 +48,8 @@
 // process struct, the management limit only, and no energy counter or MIG.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,17 +100,64 @@ struct FakeDevice {
   Steps<Reading> energy_mj, power_mw, limit_mw, util, sm_mhz, temp, mem_used;
   Steps<PidSet> pids;
   std::vector<std::unique_ptr<FakeDevice>> migs;
+  // Time-driven behaviour (empty watts: scripted call by call).
+  std::vector<double> watts;
+  double step_s = 1.0;
+  double refresh_s = 0.1;
+  bool instant = false;
+  bool counter = true;
+  double lost_s = -1.0;  // < 0: never lost
 };
 
 struct State {
   int sessions = 0;  // nvmlInit calls not yet matched by nvmlShutdown
   nvml::Return init_rc = nvml::kSuccess;
   std::vector<std::unique_ptr<FakeDevice>> gpus;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
 };
 
 State& state() {
   static State s;
   return s;
+}
+
+/// Seconds since the script was loaded.
+double clock_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - state().t0).count();
+}
+
+/// The profile's power at `t` seconds.
+[[maybe_unused]] double watts_at(const FakeDevice& gpu, double t) {
+  if (t < 0) return gpu.watts.front();
+  const auto k = static_cast<std::size_t>(t / gpu.step_s);
+  return gpu.watts[std::min(k, gpu.watts.size() - 1)];
+}
+
+/// The profile's energy from 0 to `t` seconds (negative before 0).
+double joules_until(const FakeDevice& gpu, double t) {
+  if (t <= 0) return gpu.watts.front() * t;
+  double e = 0.0;
+  for (std::size_t k = 0; k < gpu.watts.size(); ++k) {
+    const double begin = static_cast<double>(k) * gpu.step_s;
+    if (t <= begin) break;
+    const double end = k + 1 == gpu.watts.size() ? t : std::min(t, begin + gpu.step_s);
+    e += gpu.watts[k] * (end - begin);
+  }
+  return e;
+}
+
+/// What a time-driven GPU answers for `member` now (energy in mJ, power in mW).
+nvml::Return clocked(const FakeDevice& gpu, Steps<Reading> FakeDevice::*member, unsigned long long& out) {
+  const double t = clock_s();
+  if (member == &FakeDevice::energy_mj) {
+    if (!gpu.counter) return nvml::kNotSupported;
+    const double refreshed = std::floor(t / gpu.refresh_s) * gpu.refresh_s;
+    out = static_cast<unsigned long long>(std::llround(1e6 + 1000.0 * joules_until(gpu, refreshed)));
+    return nvml::kSuccess;
+  }
+  // nvmlDeviceGetPowerUsage: a one-second trailing average.
+  out = static_cast<unsigned long long>(std::llround(1000.0 * (joules_until(gpu, t) - joules_until(gpu, t - 1.0))));
+  return nvml::kSuccess;
 }
 
 nvml::Return code_from_name(std::string_view name) {
@@ -179,6 +245,18 @@ std::unique_ptr<FakeDevice> parse_gpu(std::istringstream& words, std::size_t exp
       gpu->mem_used = parse_readings(value);
     } else if (key == "pids") {
       gpu->pids = parse_pids(value);
+    } else if (key == "watts") {
+      for (std::string_view w : split(value, ',')) gpu->watts.push_back(static_cast<double>(number(w)));
+    } else if (key == "step_ms") {
+      gpu->step_s = static_cast<double>(number(value)) / 1000.0;
+    } else if (key == "refresh_ms") {
+      gpu->refresh_s = static_cast<double>(number(value)) / 1000.0;
+    } else if (key == "counter") {
+      gpu->counter = number(value) != 0;
+    } else if (key == "instant") {
+      gpu->instant = number(value) != 0;
+    } else if (key == "lost_ms") {
+      gpu->lost_s = static_cast<double>(number(value)) / 1000.0;
     } else if (key == "mig") {
       for (std::string_view uuid : split(value, ',')) {
         auto mig = std::make_unique<FakeDevice>();
@@ -199,6 +277,7 @@ void load_script() {
   State& s = state();
   s.init_rc = nvml::kSuccess;
   s.gpus.clear();
+  s.t0 = std::chrono::steady_clock::now();
   const char* path = std::getenv("FAKE_NVML_SCRIPT");
   if (path == nullptr) {
     std::fprintf(stderr, "fake_nvml: FAKE_NVML_SCRIPT is not set\n");
@@ -244,6 +323,7 @@ nvml::Return gpu_of(nvml::Device handle, FakeDevice*& gpu) {
   if (state().sessions == 0) return nvml::kUninitialized;
   if (handle == nullptr) return nvml::kInvalidArgument;
   gpu = device(handle);
+  if (gpu->lost_s >= 0 && clock_s() >= gpu->lost_s) return nvml::kGpuIsLost;
   // MIG handles answer for their UUID only, enough for device selection.
   return gpu->mig ? nvml::kNotSupported : nvml::kSuccess;
 }
@@ -253,6 +333,12 @@ nvml::Return answer(nvml::Device handle, Steps<Reading> FakeDevice::*member, T* 
   FakeDevice* gpu = nullptr;
   if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
   if (out == nullptr) return nvml::kInvalidArgument;
+  if (!gpu->watts.empty() && (member == &FakeDevice::energy_mj || member == &FakeDevice::power_mw)) {
+    unsigned long long value = 0;
+    const nvml::Return rc = clocked(*gpu, member, value);
+    if (rc == nvml::kSuccess) *out = static_cast<T>(value);
+    return rc;
+  }
   const Reading r = (gpu->*member).take();
   if (r.rc == nvml::kSuccess) *out = static_cast<T>(r.value);
   return r.rc;
@@ -353,7 +439,9 @@ FAKE_EXPORT nvml::Return nvmlDeviceGetName(nvml::Device handle, char* name, unsi
 FAKE_EXPORT nvml::Return nvmlDeviceGetUUID(nvml::Device handle, char* uuid, unsigned length) {
   if (state().sessions == 0) return nvml::kUninitialized;
   if (handle == nullptr) return nvml::kInvalidArgument;
-  return copy_string(device(handle)->uuid, uuid, length);
+  const FakeDevice* gpu = device(handle);
+  if (gpu->lost_s >= 0 && clock_s() >= gpu->lost_s) return nvml::kGpuIsLost;
+  return copy_string(gpu->uuid, uuid, length);
 }
 
 FAKE_EXPORT nvml::Return nvmlDeviceGetPowerUsage(nvml::Device handle, unsigned* power_mw) {
@@ -421,6 +509,26 @@ FAKE_EXPORT nvml::Return nvmlDeviceGetMigDeviceHandleByIndex(nvml::Device handle
   if (mig == nullptr) return nvml::kInvalidArgument;
   if (index >= gpu->migs.size()) return nvml::kNotFound;
   *mig = reinterpret_cast<nvml::Device>(gpu->migs[index].get());
+  return nvml::kSuccess;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetFieldValues(nvml::Device handle, int count, nvml::FieldValue* values) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (count < 0 || (count > 0 && values == nullptr)) return nvml::kInvalidArgument;
+  const double t = clock_s();
+  for (int i = 0; i < count; ++i) {
+    nvml::FieldValue& v = values[i];
+    v.timestamp_us = static_cast<long long>(t * 1e6);
+    v.latency_us = 0;
+    v.nvml_return = nvml::kNotSupported;
+    if (gpu->watts.empty() || v.scope_id != 0) continue;
+    if (v.field_id == nvml::kFieldPowerInstant && gpu->instant) {
+      v.value_type = nvml::kValueUint;
+      v.value.ui = static_cast<unsigned>(std::lround(1000.0 * watts_at(*gpu, t)));
+      v.nvml_return = nvml::kSuccess;
+    }
+  }
   return nvml::kSuccess;
 }
 

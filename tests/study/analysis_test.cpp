@@ -376,3 +376,22 @@ TEST(Tables, NaNIsNullInJsonAndEmptyInCsv) {
   const auto csv = ps::to_csv(tables[0]);
   EXPECT_NE(csv.find("\n,16,"), std::string::npos) << csv;  // empty rank, then batch size
 }
+
+TEST(Tables, EffectRatiosThatCannotBeComputedAreSaidNotPrintedAsNaN) {
+  // No trial has a result yet (all pending): no level has a mean, no ratio.
+  std::vector<ps::TrialOutcome> one_level;
+  for (auto t : grid()) {
+    t.status = TrialStatus::pending;
+    one_level.push_back(t);
+  }
+  const auto tables = ps::grid_tables(ps::analyze_grid(one_level));
+  bool found = false;
+  for (const auto& t : tables)
+    for (const auto& n : t.notes)
+      if (t.name == "grid_effects") {
+        found = true;
+        EXPECT_EQ(n.find("nan"), std::string::npos) << n;
+        EXPECT_NE(n.find("by an unknown factor"), std::string::npos) << n;
+      }
+  EXPECT_TRUE(found);
+}

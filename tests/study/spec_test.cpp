@@ -142,8 +142,8 @@ TEST(Spec, WrongTypeNamesTheKeyTheTypesAndTheLine) {
 }
 
 TEST(Spec, ValuesOutOfRange) {
-  EXPECT_EQ(error_of("[training]\nmax_epochs = 0\n"), "spec.toml:2: 'training.max_epochs' must be at least 1");
-  EXPECT_EQ(error_of("[grid]\nlearning_rates = [0.1, -1]\n"), "spec.toml:2: 'grid.learning_rates' must be positive");
+  EXPECT_EQ(error_of("[training]\nmax_epochs = 0\n"), "spec.toml:2: 'training.max_epochs' must be between 1 and 100000");
+  EXPECT_EQ(error_of("[grid]\nlearning_rates = [0.1, -1]\n"), "spec.toml:2: 'grid.learning_rates' must be positive and at most 1000000");
   EXPECT_EQ(error_of("[grid]\nbatch_sizes = [16, 16]\n"), "spec.toml:2: 'grid.batch_sizes' lists a value twice");
   EXPECT_EQ(error_of("seeds = [1]\nrepeats = 2\n"), "spec.toml:2: give either 'seeds' or 'repeats', not both");
   EXPECT_EQ(error_of("[training]\noptimizer = \"rmsprop\"\n"), "spec.toml:2: 'training.optimizer' must be sgd or adam, got 'rmsprop'");
@@ -229,4 +229,25 @@ TEST(Spec, ExampleSpecsParse) {
     ++n;
   }
   EXPECT_GE(n, 6);
+}
+
+TEST(SpecLimits, AnAbsurdPlanIsRefusedBeforeAnythingIsPlanned) {
+  // 1000 x 1000 learning rates and batch sizes: a million trials.
+  std::string bs, lr;
+  for (int i = 1; i <= 1000; ++i) {
+    bs += (i > 1 ? ", " : "") + std::to_string(i);
+    lr += (i > 1 ? ", " : "") + std::to_string(i) + "e-6";
+  }
+  const std::string text = "kind = \"grid\"\n[grid]\nbatch_sizes = [" + bs + "]\nlearning_rates = [" + lr + "]\n";
+  try {
+    (void)ps::parse_spec(text, "huge.toml");
+    FAIL() << "accepted a million trials";
+  } catch (const powertrain::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("plans 1000000 trials, more than execution.max_trials = 10000"),
+              std::string::npos)
+        << e.what();
+  }
+  // Asked for explicitly, it is accepted (and counted without planning).
+  const auto ok = ps::parse_spec(text + "[execution]\nmax_trials = 1000000\n", "huge.toml");
+  EXPECT_EQ(ps::planned_trial_count(ok), 1000000);
 }

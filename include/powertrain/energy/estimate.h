@@ -15,14 +15,15 @@ namespace powertrain::energy {
 ///
 /// System scope estimates the whole machine: every CPU's idle power plus the
 /// dynamic part for the utilization read from /proc/stat, and memory in use
-/// (MemTotal - MemAvailable). Process scope charges only the watched processes:
-/// each busy CPU-second at full_w_per_core and their resident memory.
+/// (MemTotal - MemAvailable), or a confining cgroup's. Process scope charges only
+/// the watched processes: each busy CPU-second at full_w_per_core and their
+/// proportional memory.
 struct EstimateModel {
   double cpu_idle_w_per_core = 0.74;
   double cpu_full_w_per_core = 3.5;
   double memory_w_per_gb = 0.375;
   /// Utilization from /proc/stat (whole system, default) or from the CPU time
-  /// and resident memory of a set of processes (`process` mode).
+  /// and proportional memory (PSS) of a set of processes (`process` mode).
   enum class Scope { system, process } scope = Scope::system;
 };
 
@@ -36,11 +37,22 @@ class UsageSource {
   virtual double cpu_busy_seconds() = 0;
   /// Memory in use, bytes.
   virtual double memory_used_bytes() = 0;
+  /// What it covers when not the whole machine or the watched processes
+  /// (e.g. "the cgroup /docker/abc"); empty by default.
+  virtual std::string covers() const { return {}; }
 };
 
-/// /proc/stat and /proc/meminfo under `proc_root`.
-std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root);
-/// CPU time and RSS of `pid` and its descendants, read from `proc_root`.
+/// The machine's CPU time and memory in use, or, where this process is confined
+/// to a cgroup v2 (a container, a CPU or memory limit), the cgroup's: its
+/// cpu.stat, cpu.max (quota as CPUs) and memory.current, found through
+/// PROC_ROOT/self/cgroup under SYSFS_ROOT/fs/cgroup. Otherwise /proc/stat
+/// (busy = user + nice + system + irq + softirq; steal, time the hypervisor gave
+/// to others, is left out) and /proc/meminfo.
+std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root,
+                                          const std::filesystem::path& sysfs_root = "/sys");
+/// CPU time (with the reaped children's of every process in the tree) and
+/// proportional memory (PSS; RSS where it cannot be read) of `pid` and its
+/// descendants, read from `proc_root`.
 std::unique_ptr<UsageSource> process_usage(const std::filesystem::path& proc_root, int pid);
 
 /// Meter with an estimated cpu channel and/or an estimated dram channel.

@@ -23,11 +23,17 @@ class Meter {
 
   /// Reads every channel once into `out` (resized to channels().size(), same
   /// order). Cumulative channels must return a monotonically non-decreasing
-  /// energy_j: wraparound is resolved by the meter. Throws SourceError.
+  /// energy_j: wraparound is resolved by the meter. A channel that failed on
+  /// its own (one GPU of several fell off the bus) reads NaN, and
+  /// channel_error() says why; a failure of the whole source throws SourceError.
   virtual void read(std::vector<ChannelSample>& out) = 0;
 
+  /// Why channel `index` read NaN at the latest read (empty: it did not fail,
+  /// or the meter cannot tell).
+  virtual std::string channel_error(std::size_t /*index*/) const { return {}; }
+
   /// Whether measurement-window boundaries read this meter. true (the default)
-  /// for hardware energy counters, whose value at a boundary is exact and cheap;
+  /// for hardware energy counters, whose value at a boundary is cheap and true to the counter's step;
   /// false for sampled power and models, which the tracker extrapolates from
   /// their last sample at a boundary, so that a boundary costs no file or driver
   /// reads for them. Applies while the tracker's sampler runs; a tracker without
@@ -39,7 +45,10 @@ class Meter {
   virtual void read_energy(std::vector<ChannelSample>& out) { read(out); }
 
   /// Process ids that currently run on the GPU of channel `index`, when the
-  /// source can tell (NVML's process list). Default: the source cannot tell.
+  /// source can tell (NVML's process list), as the driver reports them (host
+  /// ids, even inside a container). Throws SourceError when the list cannot be
+  /// read (no permission, not supported): that is not an empty list.
+  /// Default: the source cannot tell.
   virtual bool lists_processes() const { return false; }
   virtual std::vector<std::uint32_t> processes(std::size_t /*index*/) { return {}; }
 };

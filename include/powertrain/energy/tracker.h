@@ -9,6 +9,7 @@
 #include <string_view>
 #include <thread>
 #include <condition_variable>
+#include <deque>
 #include <vector>
 
 #include "powertrain/energy/meter.h"
@@ -25,12 +26,23 @@ struct ChannelEnergy {
   double energy_j = 0.0;
   double avg_power_w = 0.0;
   double peak_power_w = 0.0;  ///< highest power seen between samples in the window
+  /// The source failed for part of the window (a GPU fell off the bus): energy_j
+  /// covers only covered_s seconds of it and is not extrapolated past its last
+  /// reading (sampled power: by at most ten intervals, at least 2 s).
+  bool partial = false;
+  double covered_s = 0.0;  ///< seconds of the window the energy covers
+  std::string error;       ///< why it is partial (the source's error)
 };
+
+/// "counter", or "counter, partial" for a channel that covers only part of its window.
+std::string method_label(const ChannelEnergy& c);
 
 /// Energy of one component (sum of its in-total channels) over a window.
 struct ComponentEnergy {
   Component component = Component::cpu;
-  std::string method;  ///< "counter", "sampled", "estimated" or e.g. "counter+estimated"
+  /// "counter", "sampled", "estimated" or e.g. "counter+estimated"; with
+  /// ", partial" appended when a channel of it covers only part of the window.
+  std::string method;
   double energy_j = 0.0;
   double avg_power_w = 0.0;
 };
@@ -46,7 +58,9 @@ struct WindowResult {
   double energy_j = 0.0;      ///< sum of in-total channels
   double avg_power_w = 0.0;
   double peak_power_w = 0.0;  ///< peak of the summed in-total power between samples
-  std::string method;         ///< methods of the in-total channels, e.g. "counter+estimated"
+  /// Methods of the in-total channels, e.g. "counter+estimated"; ", partial"
+  /// appended when one of them covers only part of the window (see notes).
+  std::string method;
   std::vector<std::string> notes;  ///< e.g. a window shorter than a source's update period
   double energy_j_of(Component c) const;
 };
@@ -69,8 +83,17 @@ struct TrackerOptions {
 /// Throws ConfigError if options are out of range.
 void validate(const TrackerOptions& options);
 
+/// What the sampler learned about the processes on one GPU channel.
+struct GpuProcessLog {
+  bool supported = false;           ///< the channel's source lists processes (NVML)
+  std::vector<std::uint32_t> pids;  ///< every process id seen, as the driver reports them
+  std::uint64_t lists = 0;          ///< process lists read successfully
+  std::uint64_t failures = 0;       ///< process lists that could not be read
+  std::string error;                ///< the first failure
+};
+
 /// Reads a set of meters on one background thread and answers measurement
-/// windows. Window boundaries read the energy counters (exact). Sampled and
+/// windows. Window boundaries read the energy counters (their value there, to the counter's step). Sampled and
 /// estimated channels are not read there: windows see an energy that grows at
 /// their latest sampled power and catches up with each new sample over the
 /// next interval (continuous and never decreasing), so that a boundary costs no
@@ -108,6 +131,9 @@ class Tracker {
   /// Process ids seen on each GPU channel so far (empty lists for non-GPU
   /// channels); filled only if some meter lists processes.
   std::vector<std::vector<std::uint32_t>> gpu_processes() const;
+  /// Per channel (empty logs for non-GPU channels): the process ids seen, and
+  /// how many process lists were read or failed.
+  std::vector<GpuProcessLog> gpu_process_log() const;
   /// First error a meter raised while sampling (empty if none).
   std::string sampling_error() const;
 
@@ -117,7 +143,16 @@ class Tracker {
   // boundaries while the sampler runs.
   void reading_locked(std::int64_t t_ns, bool boundary);
   double energy_at_locked(std::size_t channel, std::int64_t t_ns) const;     // what windows see
-  double sampled_energy_locked(std::size_t channel, std::int64_t t_ns) const;  // last reading + held power
+  double sampled_energy_locked(std::size_t channel, std::int64_t t_ns) const;  // last reading + held power (capped)
+  // Power of a cumulative channel at a sampler reading (span of >= 10 update periods).
+  double counter_power_locked(std::size_t channel, std::int64_t t_ns, double reading_w, std::int64_t interval_ns);
+  // The slope the smooth energy of a channel grows at (0 for a failed counter).
+  double slope_power_locked(std::size_t channel, std::int64_t t_ns) const;
+  // Seconds (ns) of the run so far that the channel's energy does not cover: a
+  // failed source, past what windows may extrapolate.
+  std::int64_t uncovered_ns_locked(std::size_t channel, std::int64_t t_ns) const;
+  // How long sampled power is held when its source stops: ten intervals, at least 2 s.
+  std::int64_t hold_cap_ns() const;
   void run();
 
   std::vector<std::unique_ptr<Meter>> meters_;
@@ -146,9 +181,12 @@ class Tracker {
   std::vector<double> report_j_;
   std::vector<std::int64_t> report_t_ns_;
   std::vector<double> report_w_;
-  std::vector<double> ref_energy_j_;   // cumulative channels: acc at the last sampler reading
-  std::vector<std::int64_t> ref_t_ns_;  // and its time (-1: none yet)
   std::vector<double> cur_power_w_;    // as held_power_w_, but NaN after a failed read
+  std::vector<std::int64_t> failed_since_ns_;  // first failed read since the last good one (-1: none)
+  std::vector<std::int64_t> lost_ns_;          // gaps of sampled power longer than the cap, summed
+  std::vector<std::string> error_;             // the latest failure of each channel
+  // Cumulative channels: (time, acc) of recent sampler readings, for power over a span.
+  std::vector<std::deque<std::pair<std::int64_t, double>>> history_;
   std::int64_t last_t_ns_ = -1;
   std::uint64_t readings_ = 0;
   std::string sampling_error_;
@@ -156,7 +194,7 @@ class Tracker {
   std::vector<TimelineSample> timeline_;
   std::size_t keep_every_ = 1;   // decimation factor of the timeline
   std::uint64_t tick_ = 0;
-  std::vector<std::vector<std::uint32_t>> gpu_pids_;
+  std::vector<GpuProcessLog> gpu_log_;
 
   std::vector<std::unique_ptr<Open>> open_;
 };

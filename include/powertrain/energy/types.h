@@ -49,6 +49,14 @@ struct ChannelInfo {
   double update_period_s = 0.0;
   /// Index of the GPU as NVML numbers it (-1 when not a GPU).
   int gpu_index = -1;
+  /// Cumulative channels only: power_w of a reading is an instantaneous power
+  /// (NVML's instant power field), so peaks and the timeline take it instead of
+  /// the counter's change. false: power is the counter's change over at least
+  /// ten of its update periods.
+  bool instant_power = false;
+  /// Something every window measured with this channel must say (e.g. a MIG
+  /// instance measured through its whole GPU); empty when nothing.
+  std::string note;
 };
 
 /// Extra readings of a GPU kept in the timeline. NaN when not available.

@@ -33,6 +33,8 @@ struct ReportOptions {
   /// Power timelines inlined in the page per study (every run's figure is written
   /// to figures/ whatever this is).
   std::size_t max_inline_timelines = 40;
+  /// Replace an OUT/report.html that is not a previous powertrain report.
+  bool force = false;
 };
 
 struct ReportResult {
@@ -54,7 +56,9 @@ struct ReportResult {
 /// each figure, and says so in `warnings`. A figure gnuplot fails on becomes a
 /// warning and a note too. Throws StoreError (missing database, not a
 /// powertrain database), ConfigError (unknown study, bad carbon options) or
-/// IoError (output not writable), each before anything is left in OUT.
+/// IoError (output not writable; OUT/report.html there and not a previous
+/// report, without `force`; a file to replace that is a link, a special file
+/// or a database), each before anything is left in OUT.
 ReportResult write_report(const ReportOptions& options);
 
 /// The page and the figures it refers to, without drawing or writing

@@ -54,6 +54,23 @@ struct RunConfig {
   Command command;
 };
 
+/// Sane limits of a run's settings: beyond them a value is a typo or an
+/// overflow (1e300, 99999999999999999999), refused before anything runs.
+inline constexpr double kMaxLearningRate = 1e6;  // 1e5 diverges (on purpose in tests); 1e300 overflows float
+inline constexpr std::int64_t kMaxBatchSize = std::int64_t{1} << 24;
+inline constexpr int kMaxEpochs = 100000;
+inline constexpr int kThreadsPerCpu = 4;  ///< threads: at most this many per available CPU
+
+/// The most threads a run may ask for here: kThreadsPerCpu per available CPU.
+int max_threads();
+
+/// Throws ConfigError with one line, naming the setting, when a number of `c`
+/// is not finite or out of its range: learning rate (0, 1e6], momentum [0, 1),
+/// weight decay >= 0, batch size 1 to 2^24, max epochs 1 to 100000, patience
+/// >= 0, min_delta >= 0, target finite, seed below 2^63, threads 0 to
+/// max_threads(), subset (0, 1].
+void validate(const RunConfig& c);
+
 /// One finished epoch.
 struct EpochRecord {
   int epoch = 0;  ///< 1-based

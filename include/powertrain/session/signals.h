@@ -1,5 +1,5 @@
 #pragma once
-// Ctrl-C and SIGTERM as a stop request: the running epoch ends, the run is
+// Ctrl-C, SIGTERM and SIGHUP as a stop request: the running epoch ends, the run is
 // recorded interrupted, and the command exits. A second signal kills at once
 // (the default action is restored after the first).
 #include <atomic>
@@ -8,7 +8,7 @@ namespace powertrain::session {
 
 class StopOnSignals {
  public:
-  /// Installs handlers for SIGINT and SIGTERM; restores the previous ones on destruction.
+  /// Installs handlers for SIGINT, SIGTERM and SIGHUP; restores the previous ones on destruction.
   StopOnSignals();
   ~StopOnSignals();
   StopOnSignals(const StopOnSignals&) = delete;

@@ -45,7 +45,9 @@ std::string canonical_key(const run::RunConfig& config, std::uint64_t data_seed,
 /// experiment (comments, layout and execution settings may differ).
 std::string plan_fingerprint(const StudySpec& spec);
 
-/// Where the runner writes a study's checkpoints for a database at `db`.
+/// Where the runner writes a study's checkpoints for a database at `db`:
+/// "<artifacts_dir or <db>.artifacts>/<name>", the name as io::safe_file_name()
+/// makes it, so that no study name leads outside that folder.
 std::filesystem::path artifacts_dir(const StudySpec& spec, const std::filesystem::path& db);
 
 }  // namespace powertrain::study

@@ -60,6 +60,9 @@ struct Execution {
   double timeout_s = 0.0;
   double idle_timeout_s = 0.0;
   double grace_s = 60.0;
+  /// Largest plan accepted: a spec that plans more trials is refused before
+  /// anything is written (a typo in a list should not plan a million trials).
+  std::int64_t max_trials = 10000;
 };
 
 struct StudySpec {
@@ -111,6 +114,9 @@ struct SpecKey {
   std::string default_value;
   std::string meaning;
 };
+/// How many trials the spec plans, computed without planning them.
+std::int64_t planned_trial_count(const StudySpec& spec);
+
 /// Every key the format accepts, in documentation order.
 const std::vector<SpecKey>& spec_keys();
 

@@ -87,7 +87,11 @@ void print_table(std::FILE* out, const ResultTable& t);
 std::string to_csv(const ResultTable& t);
 /// {"name", "title", "columns": [...], "rows": [{column: value, column_sd: sd}], "notes": [...]}.
 nlohmann::json to_json(const ResultTable& t);
-/// Writes "<dir>/<prefix><table name>.csv" for every table; creates dir. Throws IoError.
-void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables);
+/// Writes "<dir>/<prefix><table name>.csv" for every table (io::write_output);
+/// creates dir. `prefix` must be a safe file name part (io::safe_file_name). An
+/// existing file is replaced when it starts with the same header row, else only
+/// with `force`. Throws IoError.
+void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables,
+                     bool force = false);
 
 }  // namespace powertrain::study

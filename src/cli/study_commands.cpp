@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
+#include "powertrain/io/text.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/runner/runner.h"
@@ -46,8 +47,8 @@ std::string energy_methods(const std::vector<store::TrialResult>& results) {
 
 // The heading of one study, with the method behind every energy figure under it.
 void print_heading(std::FILE* out, const store::Study& study, const std::string& methods) {
-  fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", study.name, store::to_string(study.kind), study.created_at,
-             study.environment.host.empty() ? "" : " on ", study.environment.host);
+  fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", io::printable(study.name), store::to_string(study.kind),
+             study.created_at, study.environment.host.empty() ? "" : " on ", io::printable(study.environment.host));
   if (methods.empty()) return;
   fmt::print(out, "energy method of its runs: {}{}\n", methods,
              methods == "estimated" ? " (no energy counter covered them: every joule below is a model estimate)" : "");
@@ -80,7 +81,7 @@ int run_study_command(StudyArgs& a, store::StudyKind kind) {
 
   fmt::print(stderr,
              "study '{}' in {}: {} trials planned, {} already done, {} completed, {} diverged, {} failed{}{}{}\n",
-             spec.name, a.db, r.planned, r.skipped, r.completed, r.diverged, r.failed,
+             io::printable(spec.name), a.db, r.planned, r.skipped, r.completed, r.diverged, r.failed,
              r.reset ? fmt::format(", {} left running by a dead process were run again", r.reset) : "",
              r.busy ? fmt::format(", {} running in other processes", r.busy) : "",
              r.stopped ? "; stopped: run the same command again to resume" : "");

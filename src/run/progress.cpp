@@ -1,11 +1,13 @@
 #include "powertrain/run/progress.h"
 
+#include "powertrain/io/text.h"
+
 #include <fmt/format.h>
 
 namespace powertrain::run {
 
 ProgressPrinter::ProgressPrinter(std::FILE* out, bool terminal, std::string label)
-    : out_(out), terminal_(terminal), label_(std::move(label)) {}
+    : out_(out), terminal_(terminal), label_(io::printable(label)) {}
 
 void ProgressPrinter::on_start(const RunConfig& config, const Environment& environment) {
   max_epochs_ = config.max_epochs;
@@ -46,7 +48,7 @@ void ProgressPrinter::on_end(const RunSummary& s) {
   live_line_ = false;
   fmt::print(out_, "{}: {} after {} epochs, {:.1f} s, {:.1f} J ({}), best epoch {}, test metric {:.4f}{}\n", label_,
              to_string(s.status), s.epochs, s.duration_s, s.energy_j, s.method, s.best_epoch, s.test_metric,
-             s.message.empty() ? "" : " (" + s.message + ")");
+             s.message.empty() ? "" : " (" + io::printable(s.message.substr(0, s.message.find('\n'))) + ")");
   std::fflush(out_);
 }
 

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/io/text.h"
 #include "powertrain/io/csv.h"
 #include "powertrain/io/output.h"
 
@@ -59,7 +60,7 @@ std::string console_value(const Value& v, int digits) {
 }
 
 std::string console_cell(const Cell& c, const Column& col) {
-  std::string s = console_value(c.value, col.digits);
+  std::string s = io::printable(console_value(c.value, col.digits));  // names come from users' specs
   if (col.has_sd && !std::holds_alternative<std::monostate>(c.value) && !std::holds_alternative<std::monostate>(c.sd))
     s += " ± " + console_value(c.sd, std::max(1, col.digits - 1));
   return s;

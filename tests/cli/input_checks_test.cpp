@@ -140,3 +140,25 @@ TEST_F(InputChecks, UnknownTopLevelOptionIsNamed) {
 
 }  // namespace
 }  // namespace powertrain
+
+namespace powertrain {
+namespace {
+
+TEST(TerminalOutput, EscapeSequencesInNamesAreShownNotSentToTheTerminal) {
+  TempDir dir;
+  write_file(dir / "s.toml", "name = \"evil\\u001b]0;pwned\\u0007\\u001b[2J\"\nkind = \"grid\"\n"
+                             "[workload]\ndataset = \"synthetic-images\"\n[workload.data]\ntrain_samples = 32\n"
+                             "eval_samples = 16\n[training]\nmax_epochs = 1\nthreads = 1\n"
+                             "[grid]\nbatch_sizes = [16]\nlearning_rates = [0.01]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"sweep", (dir / "s.toml").string(), "--db", db});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto* stream : {&r.out, &r.err}) {
+    EXPECT_EQ(stream->find('\x1b'), std::string::npos) << *stream;
+    EXPECT_EQ(stream->find('\x07'), std::string::npos) << *stream;
+  }
+  EXPECT_NE(r.err.find("evil\\x1b]0;pwned"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace powertrain

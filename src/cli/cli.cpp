@@ -61,7 +61,15 @@ int run_cli(int argc, char** argv) {
     std::fprintf(stderr, "powertrain: out of memory: %s\n", first_line(e.what_without_backtrace()).c_str());
     return 1;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "powertrain: internal error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    const std::string what = first_line(e.what_without_backtrace());
+    // The CPU allocator reports a failed allocation as a plain c10::Error.
+    if (what.find("can't allocate memory") != std::string::npos) {
+      const auto at = what.find("you tried to allocate");
+      std::fprintf(stderr, "powertrain: out of memory: %s\n",
+                   (at == std::string::npos ? what : what.substr(at)).c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "powertrain: internal error: %s\n", what.c_str());
     return 70;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "powertrain: out of memory\n");

@@ -1,5 +1,6 @@
 #include "powertrain/energy/measurement.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fcntl.h>
@@ -157,6 +158,20 @@ void attribute(Measurement& m, const std::vector<TimelineSample>& timeline) {
       for (std::size_t i = 0; i < m.window.channels.size(); ++i)
         if (counted(m.window.channels, i)) peak = std::max(peak, m.window.channels[i].peak_power_w);
     m.peak_power_w = peak;
+  }
+  // A peak below the average is one no sample resolved (a command shorter
+  // than the sampling interval, or one whose power came from a counter read
+  // at its ends only): the average is the least the peak was, and is shown
+  // as such.
+  if (m.window.duration_s > 0.0) {
+    const double avg = m.energy_j / m.window.duration_s;
+    if (m.peak_power_w < avg) {
+      m.peak_power_w = avg;
+      const std::string note = "the peak power is not resolved (the run was shorter than the samples could follow): "
+                               "shown as the average, which it was at least";
+      if (std::find(m.window.notes.begin(), m.window.notes.end(), note) == m.window.notes.end())
+        m.window.notes.push_back(note);
+    }
   }
 
   // The idle baseline of the same channels: an idle GPU the command did not

@@ -2,6 +2,8 @@
 // `--version` naming the LibTorch the binary runs on.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <string>
 
 #include "run_cli.h"
@@ -36,6 +38,25 @@ TEST(TrainCli, VersionNamesTheLibTorchAndItsCuda) {
   EXPECT_EQ(r.out.rfind("powertrain ", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("\nLibTorch "), std::string::npos) << r.out;
   EXPECT_TRUE(r.out.find("compiled in") != std::string::npos) << r.out;
+}
+
+}  // namespace
+
+namespace {
+
+// Out of memory is the user's news, in one line, not an internal error: the
+// process is given 2 GB of data segment and a data set of 19.7 GB.
+TEST(TrainCli, OutOfMemoryIsOneLine) {
+  if (::access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP() << "no prlimit (util-linux)";
+  TempDir dir;
+  const auto db = (dir / "runs.db").string();
+  const auto r = run_program("/usr/bin/prlimit",
+                             {"--data=2000000000", powertrain_binary(), "train", "--dataset", "synthetic-images", "--data",
+                              "train_samples=100000", "--data", "image_size=128", "--data", "input_channels=3",
+                              "--max-epochs", "1", "--db", db, "--quiet"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("powertrain: out of memory: you tried to allocate", 0), 0u) << r.err;
 }
 
 }  // namespace

@@ -94,6 +94,21 @@ TEST(Attribution, PeakLeavesOutGpusTheCommandDidNotUse) {
   EXPECT_DOUBLE_EQ(m.peak_power_w, 420.0);
 }
 
+TEST(Attribution, APeakNoSampleResolvedIsNeverBelowTheAverage) {
+  // A 45 ms command under a 100 ms sampler: the tracker saw 2 W at its last
+  // sample, but 0.3 J in 45 ms is 6.7 W on average.
+  Measurement m;
+  m.window = window({gpu("nvml:gpu0", 0.3, 0.045)}, 0.045, 2.0);
+  m.gpu_use = {GpuUse::used};
+  attribute(m, {});
+  EXPECT_NEAR(m.peak_power_w, 0.3 / 0.045, 1e-9);
+  EXPECT_THAT(to_text(m), HasSubstr("peak power is not resolved"));
+  // A resolved peak above the average is left as it is.
+  m.window = window({gpu("nvml:gpu0", 3.0, 1.0)}, 1.0, 9.0);
+  attribute(m, {});
+  EXPECT_DOUBLE_EQ(m.peak_power_w, 9.0);
+}
+
 TEST(Attribution, HostPidNamespaceIsReadFromProc) {
   powertrain::testing::TempDir dir;
   std::filesystem::create_directories(dir / "host/self/ns");

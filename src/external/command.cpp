@@ -29,8 +29,6 @@ const std::vector<std::string>& placeholder_names() {
   return names;
 }
 
-std::string python_interpreter();
-
 std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
   return {
       {"batch_size", std::to_string(c.batch_size)},

@@ -31,23 +31,6 @@ std::string python() {
   return p.empty() ? "python3" : p;
 }
 
-pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  const std::string bin = powertrain::testing::powertrain_binary();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    const int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
 
 TEST(ConcurrentSweeps, ThreeProcessesWithRandomKillsRunEachTrialOnce) {
   TempDir dir;
@@ -63,14 +46,14 @@ TEST(ConcurrentSweeps, ThreeProcessesWithRandomKillsRunEachTrialOnce) {
 
   std::mt19937 rng(20261130);
   std::vector<pid_t> live;
-  for (int i = 0; i < 3; ++i) live.push_back(spawn(args, log));
+  for (int i = 0; i < 3; ++i) live.push_back(powertrain::testing::spawn_powertrain(args, log));
   // Six random kill -9s, each followed by a fresh process, while the others work on.
   for (int k = 0; k < 6; ++k) {
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 900)(rng)));
     const auto idx = std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng);
     ::kill(live[idx], SIGKILL);
     ::waitpid(live[idx], nullptr, 0);
-    live[idx] = spawn(args, log);
+    live[idx] = powertrain::testing::spawn_powertrain(args, log);
   }
   for (pid_t p : live) {
     int status = 0;

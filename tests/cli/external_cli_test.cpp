@@ -53,25 +53,6 @@ std::string read_all(const fs::path& p) {
 
 bool alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
 
-pid_t spawn(const std::vector<std::string>& args, const fs::path& out_file,
-            const std::vector<std::string>& env = {}) {
-  const std::string bin = powertrain::testing::powertrain_binary();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    const int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
 
 TEST(ExternalCli, TrainRunsAProgramEpochByEpochUnderTheRule) {
   TempDir dir;
@@ -130,7 +111,7 @@ TEST(ExternalCli, Kill9DuringAnExternalTrialLeavesNoProcessAndResumes) {
                                     "[grid]\nbatch_sizes = [16, 32]\nlearning_rates = [0.1]\n");
   const auto db = (dir / "r.db").string();
   const std::vector<std::string> args{"sweep", (dir / "grid.toml").string(), "--db", db, "--quiet"};
-  const pid_t pt = spawn(args, dir / "out");
+  const pid_t pt = powertrain::testing::spawn_powertrain(args, dir / "out");
   // Kill once the first trial's program is up and has finished an epoch or two.
   for (int i = 0; i < 400 && !fs::exists(pids); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   ASSERT_TRUE(fs::exists(pids)) << read_all(dir / "out");

@@ -47,24 +47,6 @@ batch_sizes = [16, 64]
 learning_rates = [0.01, 0.05]
 )";
 
-/// Starts powertrain with `args`, output to files in `dir`; returns its pid.
-pid_t spawn(const std::vector<std::string>& args, const std::filesystem::path& dir) {
-  const std::string bin = powertrain::testing::powertrain_binary();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int out = ::open((dir / "child.out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    const int in = ::open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
 
 int wait_exit(pid_t pid) {
   int status = 0;
@@ -115,7 +97,7 @@ TEST(StudyCli, SweepSurvivesKill9AtRandomPointsWithoutLossOrDuplicates) {
   std::uniform_int_distribution<int> delay_ms(300, 2500);
   Snapshot before;
   for (int kill = 0; kill < 5; ++kill) {
-    const pid_t pid = spawn(args, dir.path());
+    const pid_t pid = powertrain::testing::spawn_powertrain(args, dir / "child.out");
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     ::kill(pid, SIGKILL);
     const int code = wait_exit(pid);
@@ -162,7 +144,7 @@ void interrupts_with(int sig) {
   write_file(dir / "spec.toml", spec);
   const auto db = dir / "r.db";
   const std::vector<std::string> args{"sweep", (dir / "spec.toml").string(), "--db", db.string(), "--quiet"};
-  const pid_t pid = spawn(args, dir.path());
+  const pid_t pid = powertrain::testing::spawn_powertrain(args, dir / "child.out");
   // Wait until a trial is running.
   bool running = false;
   for (int i = 0; i < 300 && !running; ++i) {

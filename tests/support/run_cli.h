@@ -31,6 +31,15 @@ inline std::string powertrain_binary() {
 inline CliResult run_powertrain(const std::vector<std::string>& args, const std::string& cwd = "") {
   return run_program(powertrain_binary(), args, cwd);
 }
+/// Starts `binary` with `args` in the background, stdin from /dev/null,
+/// stdout and stderr appended to `log`; returns its pid (for tests that signal
+/// or kill it; the caller reaps it).
+int spawn_program(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
+
+/// spawn_program() of the powertrain binary.
+inline int spawn_powertrain(const std::vector<std::string>& args, const std::string& log) {
+  return spawn_program(powertrain_binary(), args, log);
+}
 /// Number of lines in `s` (a trailing newline does not start a line).
 int count_lines(const std::string& s);
 

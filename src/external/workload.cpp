@@ -26,6 +26,7 @@
 #include "powertrain/external/process.h"
 #include "powertrain/external/protocol.h"
 #include "powertrain/run/environment.h"
+#include "powertrain/run/records.h"
 
 namespace powertrain::external {
 namespace {
@@ -80,7 +81,7 @@ CommandWorkload::CommandWorkload(run::RunConfig config, CommandOptions options)
     : config_(std::move(config)), options_(options) {
   validate(config_.command);
   validate(options_);
-  (void)run::ConvergenceRule(config_);  // its settings are checked before the program starts
+  run::validate(config_);  // the same checks as the built-in trainer's, before the program starts
 }
 
 int CommandWorkload::threads() const { return config_.threads > 0 ? config_.threads : run::available_cpus(); }

@@ -106,7 +106,7 @@ Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptio
     : config_(std::move(config)), options_(std::move(options)), state_(std::make_unique<State>()) {
   const auto& c = config_;
   run::validate(c);
-  (void)run::ConvergenceRule(c, options_.loss_limits);  // validates the rule's settings
+  (void)run::ConvergenceRule(c, options_.loss_limits);  // checks the loss limits of TrainOptions
   if (options_.progress_every < 1) throw ConfigError("progress_every must be >= 1");
   if (options_.eval_batch_size < 0) throw ConfigError("eval batch size must be >= 0");
   device_ = parse_device(c.device);

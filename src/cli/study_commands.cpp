@@ -54,14 +54,22 @@ void print_heading(std::FILE* out, const store::Study& study, const std::string&
              methods == "estimated" ? " (no energy counter covered them: every joule below is a model estimate)" : "");
 }
 
+// The per-trial table only when asked for; its notes (busy machines, quiet
+// waits) always, since they qualify every number above them.
+void print_study_table(std::FILE* out, const study::ResultTable& t, bool with_trials) {
+  if (t.name != "trials" || with_trials) {
+    study::print_table(out, t);
+    return;
+  }
+  if (!t.notes.empty()) fmt::print(out, "\n");
+  for (const auto& n : t.notes) fmt::print(out, "{}\n", n);
+}
+
 void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
   const auto results = store.results_of(study.id);
   const auto outcomes = study::outcomes_of(results);
   print_heading(out, study, energy_methods(results));
-  for (const auto& t : study::study_tables(study, outcomes)) {
-    if (t.name == "trials" && !with_trials) continue;
-    study::print_table(out, t);
-  }
+  for (const auto& t : study::study_tables(study, outcomes)) print_study_table(out, t, with_trials);
 }
 
 int run_study_command(StudyArgs& a, store::StudyKind kind) {
@@ -130,8 +138,7 @@ int run_results(const ResultsArgs& a) {
     const auto tables = study::study_tables(s, outcomes);
     const std::string methods = energy_methods(results);
     print_heading(stdout, s, methods);
-    for (const auto& t : tables)
-      if (t.name != "trials" || a.trials) study::print_table(stdout, t);
+    for (const auto& t : tables) print_study_table(stdout, t, a.trials);
     // The name as a file name: no '/', no "..": nothing lands outside DIR.
     if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, io::safe_file_name(s.name) + "_", tables, a.force);
     nlohmann::json js = {{"name", s.name},

@@ -75,7 +75,7 @@ CpuShare cpu_share(const CpuSnapshot& begin, const CpuSnapshot& end) {
   c.powertrain_s = std::max(0.0, end.powertrain_s - begin.powertrain_s);
   c.others_s = std::max(0.0, c.machine_s - c.command_s - c.powertrain_s);
   c.others_share = c.machine_s > 0 ? c.others_s / c.machine_s : 0.0;
-  c.material = c.others_s >= 1.0 && c.others_share >= 0.10;
+  c.material = material_interference(c.others_s, c.machine_s);
   return c;
 }
 

@@ -46,7 +46,16 @@ struct Tracker::Open {
   std::vector<std::int64_t> start_uncovered_ns;
   std::vector<double> peak_power_w;
   double peak_total_w = 0.0;
+  std::optional<std::pair<double, double>> cpu_start;  // machine, measured CPU-seconds
 };
+
+bool material_interference(double others_cpu_s, double machine_cpu_s) {
+  return others_cpu_s >= kMaterialOthersCpuS && machine_cpu_s > 0 &&
+         others_cpu_s / machine_cpu_s >= kMaterialOthersShare;
+}
+
+double WindowCpu::others_s() const { return std::max(0.0, machine_s - measured_s); }
+double WindowCpu::others_share() const { return machine_s > 0 ? others_s() / machine_s : 0.0; }
 
 std::string method_label(const ChannelEnergy& c) {
   return std::string(to_string(c.method)) + (c.partial ? ", partial" : "");
@@ -371,6 +380,26 @@ double Tracker::sampled_energy_locked(std::size_t i, std::int64_t t_ns) const {
   return e;
 }
 
+void Tracker::account_cpu(std::unique_ptr<UsageSource> machine, std::unique_ptr<UsageSource> measured) {
+  std::lock_guard lock(cpu_mu_);
+  cpu_machine_ = std::move(machine);
+  cpu_measured_ = std::move(measured);
+}
+
+std::optional<std::pair<double, double>> Tracker::cpu_now() {
+  std::lock_guard lock(cpu_mu_);
+  if (!cpu_machine_ || !cpu_measured_) return std::nullopt;
+  try {
+    // The measured tree first: a scan of /proc takes a few ms, and the
+    // machine's time read last then holds the tree's (measured <= machine).
+    const double measured = cpu_measured_->cpu_busy_seconds();
+    const double machine = cpu_machine_->cpu_busy_seconds();
+    return std::make_pair(machine, measured);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 void Tracker::begin(std::string name) {
   std::function<void()> hook;
   {
@@ -378,6 +407,8 @@ void Tracker::begin(std::string name) {
     hook = sync_hook_;
   }
   if (hook) hook();
+  // Outside mu_: reading /proc must not hold up the sampler.
+  const auto cpu = cpu_now();
   std::lock_guard lock(mu_);
   // Taken under the lock: readings stay in time order with the sampler's.
   const std::int64_t t = now_ns();
@@ -394,6 +425,7 @@ void Tracker::begin(std::string name) {
     w->start_uncovered_ns[i] = uncovered_ns_locked(i, t);
   }
   w->peak_power_w.assign(channels_.size(), 0.0);
+  w->cpu_start = cpu;
   open_.push_back(std::move(w));
 }
 
@@ -404,6 +436,7 @@ WindowResult Tracker::end(std::string_view name) {
     hook = sync_hook_;
   }
   if (hook) hook();
+  const auto cpu = cpu_now();
   std::lock_guard lock(mu_);
   const std::int64_t t = now_ns();  // under the lock, as in begin()
   auto it = std::find_if(open_.begin(), open_.end(), [&](const auto& w) { return w->name == name; });
@@ -418,6 +451,12 @@ WindowResult Tracker::end(std::string_view name) {
   r.end_ns = t;
   r.duration_s = static_cast<double>(t - w.start_ns) * 1e-9;
   r.peak_power_w = w.peak_total_w;
+  if (w.cpu_start && cpu) {
+    WindowCpu c;
+    c.machine_s = std::max(0.0, cpu->first - w.cpu_start->first);
+    c.measured_s = std::max(0.0, cpu->second - w.cpu_start->second);
+    r.cpu = c;
+  }
   bool any[3] = {false, false, false};
   bool any_partial = false;
   const std::int64_t duration_ns = t - w.start_ns;

@@ -9,6 +9,7 @@
 
 #include "powertrain/report/sections.h"
 #include "powertrain/study/analysis.h"
+#include "powertrain/study/tables.h"
 
 namespace powertrain::report {
 
@@ -132,13 +133,19 @@ void add_timelines(BuiltSection& out, const std::vector<const RunData*>& runs, c
   }
 }
 
+// Others' share of the CPU time while a trial ran: "62% (busy)" when material.
+std::string others_cpu_text(const study::TrialOutcome& o) {
+  if (!o.cpu) return "-";
+  return fmt::format("{:.0f}%{}", 100 * o.cpu->others_share(), o.interfered() ? " (busy)" : "");
+}
+
 // Every trial of a study, one row each (collapsed in the page, CSV in full).
 HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
   HtmlTable t;
   t.name = study_prefix(s) + "-trials";
   t.caption = "Every trial (latest attempt)";
   t.header = {"trial", "phase", "step", "task", "batch size", "learning rate", "seed", "status", "epochs",
-              "energy (J)", "time (s)", "metric", "method", "message"};
+              "energy (J)", "time (s)", "metric", "method", "others' CPU", "message"};
   for (std::size_t i = 0; i < s.trials.size() && i < outcomes.size(); ++i) {
     const auto& tr = s.trials[i];
     const auto& o = outcomes[i];
@@ -150,9 +157,17 @@ HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome
                       Cell::number(has_run ? std::to_string(o.epochs) : "-"),
                       Cell::number(has_run ? format_number(o.energy_j) : "-"),
                       Cell::number(has_run ? format_number(o.duration_s) : "-"), Cell::number(format_number(o.metric)),
-                      method_cell(has_run ? tr.run->summary.method : ""), o.message});
+                      method_cell(has_run ? tr.run->summary.method : ""), others_cpu_text(o), o.message});
   }
   return t;
+}
+
+// The "every trial" block of a section, after a note when some trials ran on a busy machine.
+void add_trials(Section& sec, const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
+  if (const auto n = study::interference_count(outcomes)) sec.blocks.push_back(paragraph(study::interference_note(n)));
+  sec.blocks.push_back(Block::details("Every trial"));
+  sec.blocks.push_back(Block::of(trials_table(s, outcomes)));
+  sec.blocks.push_back(Block::end_details());
 }
 
 // The cheapest usable run among the trials that `pick` accepts.
@@ -421,9 +436,7 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
     sec.blocks.push_back(Block::of(std::move(t)));
   }
 
-  sec.blocks.push_back(Block::details("Every trial"));
-  sec.blocks.push_back(Block::of(trials_table(s, outcomes)));
-  sec.blocks.push_back(Block::end_details());
+  add_trials(sec, s, outcomes);
 
   const RunData* highlight = nullptr;
   if (g.recommended) {
@@ -579,9 +592,7 @@ BuiltSection pretrain_section(const StudyData& s, const SectionContext& ctx) {
     }
     sec.blocks.push_back(Block::of(std::move(t)));
   }
-  sec.blocks.push_back(Block::details("Every trial"));
-  sec.blocks.push_back(Block::of(trials_table(s, outcomes)));
-  sec.blocks.push_back(Block::end_details());
+  add_trials(sec, s, outcomes);
 
   const RunData* highlight =
       cheapest_run(s, outcomes, [](const study::TrialOutcome& o) { return o.phase == study::kPhasePretrain; });
@@ -708,9 +719,7 @@ BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx) {
                       Cell::number(pct_text(m.saving_pct))});
     sec.blocks.push_back(Block::of(std::move(t)));
   }
-  sec.blocks.push_back(Block::details("Every trial"));
-  sec.blocks.push_back(Block::of(trials_table(s, outcomes)));
-  sec.blocks.push_back(Block::end_details());
+  add_trials(sec, s, outcomes);
 
   const RunData* highlight =
       cheapest_run(s, outcomes, [](const study::TrialOutcome& o) { return o.phase == study::kPhaseMulti; });

@@ -31,6 +31,15 @@ void RunControl::count(const energy::WindowResult& w) {
   summary_.duration_s += w.duration_s;
   summary_.energy_j += w.energy_j;
   if (!w.method.empty()) summary_.method = w.method;
+  // CPU time adds up only while every epoch's is known.
+  if (w.cpu && (counted_ == 0 || summary_.cpu)) {
+    if (!summary_.cpu) summary_.cpu = energy::WindowCpu{};
+    summary_.cpu->machine_s += w.cpu->machine_s;
+    summary_.cpu->measured_s += w.cpu->measured_s;
+  } else {
+    summary_.cpu.reset();
+  }
+  ++counted_;
 }
 
 void RunControl::begin_epoch(int epoch) {
@@ -84,6 +93,7 @@ EpochVerdict RunControl::end_epoch(const EpochMetrics& m) {
   r.energy_j = epoch_r.energy_j;
   r.method = epoch_r.method;
   r.channels = epoch_r.channels;
+  r.cpu = epoch_r.cpu;
   if (m.samples && r.train_duration_s > 0)
     r.samples_per_s = static_cast<double>(*m.samples) / r.train_duration_s;
   r.train_loss = m.train_loss;

@@ -49,6 +49,11 @@ void ProgressPrinter::on_end(const RunSummary& s) {
   fmt::print(out_, "{}: {} after {} epochs, {:.1f} s, {:.1f} J ({}), best epoch {}, test metric {:.4f}{}\n", label_,
              to_string(s.status), s.epochs, s.duration_s, s.energy_j, s.method, s.best_epoch, s.test_metric,
              s.message.empty() ? "" : " (" + io::printable(s.message.substr(0, s.message.find('\n'))) + ")");
+  if (s.cpu && s.cpu->material())
+    fmt::print(out_,
+               "{}: busy machine: other processes used {:.0f}% of the CPU time while it ran ({:.1f} of {:.1f} "
+               "CPU-s); the energy holds some of their work\n",
+               label_, 100 * s.cpu->others_share(), s.cpu->others_s(), s.cpu->machine_s);
   std::fflush(out_);
 }
 

@@ -366,6 +366,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
 
     // Everything before the run starts may fail the trial without a run.
     std::unique_ptr<run::Workload> workload;
+    std::optional<double> quiet_wait_s;
     try {
       if (t.encoder_from >= 0) {
         const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
@@ -376,6 +377,12 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
         if (!std::filesystem::exists(encoder))
           throw IoError(fmt::format("the pretrained encoder {} is missing", encoder.string()));
         config.init_encoder = encoder.string();
+      }
+      if (spec.execution.quiet_wait_s > 0) {
+        energy::QuietRule rule;
+        rule.max_wait_s = spec.execution.quiet_wait_s;
+        rule.max_busy_cpus = spec.execution.quiet_cpus;
+        quiet_wait_s = session::wait_for_quiet_machine(rule, o.log, o.stop);
       }
       warm_up(spec, config, o);
       if (external) {
@@ -399,6 +406,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     so.log = o.log;
     so.terminal = o.terminal;
     so.label = label;
+    so.quiet_wait_s = quiet_wait_s;
     so.on_run_start = [&](std::int64_t) {
       if (o.on_trial_start) o.on_trial_start(t);
     };

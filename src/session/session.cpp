@@ -7,8 +7,11 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
+#include "powertrain/energy/quiet.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/error.h"
 #include "powertrain/run/environment.h"
@@ -98,6 +101,36 @@ class ClaimKeeper {
 
 }  // namespace
 
+double wait_for_quiet_machine(const energy::QuietRule& rule, std::FILE* log, const std::atomic<bool>* stop_flag) {
+  std::unique_ptr<energy::UsageSource> machine, self;
+  try {
+    machine = energy::system_usage("/proc", "/sys");
+    self = energy::process_usage("/proc", ::getpid());
+  } catch (const std::exception& e) {
+    if (log) fmt::print(log, "cannot tell whether the machine is quiet ({}); not waiting\n", e.what());
+    return 0.0;
+  }
+  bool said = false;
+  const auto sleep = [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); };
+  const auto stop = [stop_flag] { return stop_flag && stop_flag->load(); };
+  const auto busy = [&](const energy::QuietResult& r) {
+    if (said || !log) return;
+    said = true;
+    fmt::print(log,
+               "waiting for a quiet machine: other processes use {:.2f} CPUs (at most {:.2f} wanted); waiting up to "
+               "{:.0f} s\n",
+               r.others_busy_cpus, rule.max_busy_cpus, rule.max_wait_s);
+    std::fflush(log);
+  };
+  const auto r = energy::wait_for_quiet(*machine, *self, rule, sleep, stop, busy);
+  if (!r.quiet && !r.stopped && log)
+    fmt::print(log,
+               "the machine did not get quiet in {:.0f} s (other processes use {:.2f} CPUs); the run starts anyway "
+               "and its CPU share is recorded\n",
+               r.waited_s, r.others_busy_cpus);
+  return r.waited_s;
+}
+
 RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& workload,
                                const std::function<std::int64_t(const run::Environment&)>& begin,
                                const std::function<void(RunOutcome&)>& end, std::int64_t trial_id) {
@@ -107,6 +140,13 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
   energy::TrackerOptions topts;
   topts.interval = options_.interval;
   energy::Tracker tracker(std::move(probe.meters), topts);
+  // The machine's CPU time beside that of powertrain and everything it starts
+  // (the built-in trainer runs in this process, a user's program under it).
+  try {
+    tracker.account_cpu(energy::system_usage("/proc", "/sys"), energy::process_usage("/proc", ::getpid()));
+  } catch (const std::exception&) {
+    // Unreadable /proc or cgroup: runs carry no CPU share, shown as unknown.
+  }
 
   const auto env = run::collect_environment(config.device, workload.threads(), &tracker, workload.framework());
   RunOutcome out;
@@ -147,6 +187,7 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     lost = keeper.lost();
     if (lost) control.interrupt("");
     out.summary = control.finish();
+    out.summary.quiet_wait_s = options_.quiet_wait_s;
   }
   if (lost && out.summary.status == run::RunStatus::interrupted)
     out.summary.message = "another process took the trial over (this one had not renewed its claim in time)";

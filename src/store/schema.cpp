@@ -168,12 +168,23 @@ ALTER TABLE trials ADD COLUMN owner TEXT;
 ALTER TABLE trials ADD COLUMN lease_until REAL;
 )sql";
 
+// Version 4: CPU time of the machine beside the run's, per epoch and per run,
+// and how long a trial waited for a quiet machine.
+constexpr std::string_view kV4 = R"sql(
+ALTER TABLE epochs ADD COLUMN cpu_machine_s REAL;
+ALTER TABLE epochs ADD COLUMN cpu_measured_s REAL;
+ALTER TABLE runs ADD COLUMN cpu_machine_s REAL;
+ALTER TABLE runs ADD COLUMN cpu_measured_s REAL;
+ALTER TABLE runs ADD COLUMN quiet_wait_s REAL;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
     {1, "studies, trials, runs, epochs, epoch_channels", kV1},
     {2, "measurements, timeline, views trial_results and timeline_w", kV2},
     {3, "trial owners and leases", kV3},
+    {4, "CPU time of the machine beside the run's", kV4},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

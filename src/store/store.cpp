@@ -107,7 +107,21 @@ Trial read_trial(const Query& q, int c) {
 constexpr const char* kRunCols =
     "r.id, r.config, r.environment, r.status, r.epochs, r.best_epoch, r.duration_s, r.energy_j, "
     "r.energy_to_target_j, r.time_to_target_s, r.best_val_metric, r.test_metric, r.method, "
-    "r.message, r.started_at, r.finished_at, r.test_task_metrics";
+    "r.message, r.started_at, r.finished_at, r.test_task_metrics, r.cpu_machine_s, r.cpu_measured_s, "
+    "r.quiet_wait_s";
+
+// Two columns, machine then measured CPU-seconds; unset when either is NULL.
+std::optional<energy::WindowCpu> read_cpu(const Query& q, int c) {
+  const auto machine = q.opt_real(c), measured = q.opt_real(c + 1);
+  if (!machine || !measured) return std::nullopt;
+  return energy::WindowCpu{*machine, *measured};
+}
+std::optional<double> machine_s(const std::optional<energy::WindowCpu>& c) {
+  return c ? std::optional(c->machine_s) : std::nullopt;
+}
+std::optional<double> measured_s(const std::optional<energy::WindowCpu>& c) {
+  return c ? std::optional(c->measured_s) : std::nullopt;
+}
 
 RunRecord read_run(const Query& q, int c) {
   RunRecord r;
@@ -129,6 +143,8 @@ RunRecord read_run(const Query& q, int c) {
   r.started_at = q.text(c + 14);
   r.finished_at = q.text(c + 15);
   s.test_task_metrics = metrics_from_json(parse_json(q.text(c + 16), "test metrics per task"));
+  s.cpu = read_cpu(q, c + 17);
+  s.quiet_wait_s = q.opt_real(c + 19);
   return r;
 }
 
@@ -707,12 +723,13 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
     auto q = conn.cached(
         "INSERT INTO epochs (run_id, epoch, duration_s, train_duration_s, eval_duration_s, energy_j, "
         "train_energy_j, eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, "
-        "val_task_metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "val_task_metrics, cpu_machine_s, cpu_measured_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         purpose);
     q.bind(1, run_id).bind(2, e.epoch).bind(3, e.duration_s).bind(4, e.train_duration_s);
     q.bind(5, e.eval_duration_s).bind(6, e.energy_j).bind(7, e.train_energy_j);
     q.bind(8, e.eval_energy_j).bind(9, e.method).bind(10, e.samples_per_s).bind(11, e.train_loss);
     q.bind(12, e.val_loss).bind(13, e.val_metric).bind(14, metrics_json(e.val_task_metrics).dump());
+    q.bind(15, machine_s(e.cpu)).bind(16, measured_s(e.cpu));
     q.run();
   }
   for (std::size_t i = 0; i < e.channels.size(); ++i) {
@@ -731,10 +748,14 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
     // Totals so far, so reports show runs in progress and runs whose process died.
     auto q = conn.cached(
         "UPDATE runs SET epochs = max(epochs, ?), duration_s = coalesce(duration_s, 0) + "
-        "coalesce(?, 0), energy_j = coalesce(energy_j, 0) + coalesce(?, 0) "
-        "WHERE id = ? AND status = 'running'",
+        "coalesce(?, 0), energy_j = coalesce(energy_j, 0) + coalesce(?, 0), "
+        // CPU time adds up while every epoch's is known (NULL + x is NULL).
+        "cpu_machine_s = CASE WHEN epochs = 0 THEN ?5 ELSE cpu_machine_s + ?5 END, "
+        "cpu_measured_s = CASE WHEN epochs = 0 THEN ?6 ELSE cpu_measured_s + ?6 END "
+        "WHERE id = ?4 AND status = 'running'",
         purpose);
     q.bind(1, e.epoch).bind(2, e.duration_s).bind(3, e.energy_j).bind(4, run_id);
+    q.bind(5, machine_s(e.cpu)).bind(6, measured_s(e.cpu));
     q.run();
   }
   tx.commit();
@@ -754,13 +775,15 @@ void Store::Impl::finish_run_locked(std::int64_t run_id, const run::RunSummary& 
   auto q = conn.cached(
       "UPDATE runs SET status = ?, epochs = ?, best_epoch = ?, duration_s = ?, energy_j = ?, "
       "energy_to_target_j = ?, time_to_target_s = ?, best_val_metric = ?, test_metric = ?, "
-      "method = ?, message = ?, test_task_metrics = ?, finished_at = " PT_NOW " WHERE id = ?",
+      "method = ?, message = ?, test_task_metrics = ?, cpu_machine_s = ?, cpu_measured_s = ?, "
+      "quiet_wait_s = coalesce(?, quiet_wait_s), finished_at = " PT_NOW " WHERE id = ?",
       purpose);
   q.bind(1, run::to_string(s.status)).bind(2, s.epochs).bind(3, s.best_epoch);
   q.bind(4, s.duration_s).bind(5, s.energy_j).bind(6, s.energy_to_target_j);
   q.bind(7, s.time_to_target_s).bind(8, s.best_val_metric).bind(9, s.test_metric);
   q.bind(10, s.method).bind(11, s.message).bind(12, metrics_json(s.test_task_metrics).dump());
-  q.bind(13, run_id);
+  q.bind(13, machine_s(s.cpu)).bind(14, measured_s(s.cpu)).bind(15, s.quiet_wait_s);
+  q.bind(16, run_id);
   q.run();
 }
 
@@ -796,8 +819,8 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
   {
     auto q = conn.cached(
         "SELECT epoch, duration_s, train_duration_s, eval_duration_s, energy_j, train_energy_j, "
-        "eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, val_task_metrics "
-        "FROM epochs WHERE run_id = ? ORDER BY epoch",
+        "eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, "
+        "cpu_machine_s, cpu_measured_s FROM epochs WHERE run_id = ? ORDER BY epoch",
         purpose);
     q.bind(1, run_id);
     while (q.step()) {
@@ -815,6 +838,7 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
       e.val_loss = q.real(10);
       e.val_metric = q.real(11);
       e.val_task_metrics = metrics_from_json(parse_json(q.text(12), "validation metrics per task"));
+      e.cpu = read_cpu(q, 13);
       index[e.epoch] = out.size();
       out.push_back(std::move(e));
     }

@@ -128,6 +128,8 @@ TrialOutcome outcome_of(const store::TrialResult& r) {
     o.duration_s = s.duration_s;
     o.metric = std::isnan(s.test_metric) ? s.best_val_metric : s.test_metric;
     o.task_metrics = s.test_task_metrics;
+    o.cpu = s.cpu;
+    o.quiet_wait_s = s.quiet_wait_s;
   }
   if (o.task_metrics.empty()) o.task_metrics = parse_task_metrics_message(o.message);
   return o;

@@ -520,6 +520,15 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
         *field = *v;
       }
     }
+    if (auto v = t.number("quiet_wait_s")) {
+      if (!(*v >= 0.0) || *v > 7 * 86400.0)
+        p.fail(t.take("quiet_wait_s"), "'execution.quiet_wait_s' must be between 0 and 604800");
+      e.quiet_wait_s = *v;
+    }
+    if (auto v = t.number("quiet_cpus")) {
+      if (!(*v >= 0.0) || *v > 1e6) p.fail(t.take("quiet_cpus"), "'execution.quiet_cpus' must be between 0 and 1000000");
+      e.quiet_cpus = *v;
+    }
     t.finish({});
   }
 
@@ -604,6 +613,8 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.max_trials", "integer", "10000", "Largest plan accepted; a spec planning more is refused before anything is written"},
       {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
       {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
+      {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
+      {"execution.quiet_cpus", "float", "0.5", "Other processes' CPU use (in CPUs) at or below which the machine counts as quiet"},
       {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},
   };
   return keys;

@@ -101,6 +101,9 @@ const std::vector<Field<TrialOutcome>>& trial_fields() {
       {col("energy_per_epoch_j", "J/epoch"), [](const TrialOutcome& t) { return cell(real(t.energy_per_epoch_j())); }},
       {col("duration_s", "time s"), [](const TrialOutcome& t) { return cell(real(t.duration_s)); }},
       {col("metric", "metric", 4), [](const TrialOutcome& t) { return cell(real(t.metric)); }},
+      {col("others_cpu_pct", "others CPU%", 2),
+       [](const TrialOutcome& t) { return cell(t.cpu ? real(100.0 * t.cpu->others_share()) : Value(std::monostate{})); }},
+      {col("interference", "busy"), [](const TrialOutcome& t) { return cell(text(t.interfered() ? "yes" : "")); }},
       {col("message", "message"), [](const TrialOutcome& t) { return cell(text(t.message)); }},
   };
   return f;
@@ -292,7 +295,31 @@ const std::vector<Field<MultitaskAnalysis>>& multitask_total_fields() {
 }  // namespace
 
 ResultTable trials_table(const std::vector<TrialOutcome>& trials) {
-  return make_table("trials", "Trials", trial_fields(), trials);
+  auto t = make_table("trials", "Trials", trial_fields(), trials);
+  if (auto n = interference_count(trials))
+    t.notes.push_back(interference_note(n));
+  std::size_t waited = 0;
+  double waited_s = 0;
+  for (const auto& o : trials)
+    if (o.quiet_wait_s && *o.quiet_wait_s > 0) ++waited, waited_s += *o.quiet_wait_s;
+  if (waited)
+    t.notes.push_back(fmt::format("{} trial{} waited {:.1f} s in all for a quiet machine before {} began.", waited,
+                                  waited == 1 ? "" : "s", waited_s, waited == 1 ? "it" : "they"));
+  return t;
+}
+
+std::size_t interference_count(const std::vector<TrialOutcome>& trials) {
+  return static_cast<std::size_t>(
+      std::count_if(trials.begin(), trials.end(), [](const TrialOutcome& o) { return o.interfered(); }));
+}
+
+std::string interference_note(std::size_t n) {
+  return fmt::format(
+      "busy: {} trial{} ran while other processes used at least {:.0f}% of the machine's busy CPU time (and at "
+      "least {:.0f} CPU-s); energy counters are machine-wide, so {} energy holds some of their work. Rerun {} on a "
+      "quiet machine, or set execution.quiet_wait_s to wait for one.",
+      n, n == 1 ? "" : "s", 100 * energy::kMaterialOthersShare, energy::kMaterialOthersCpuS, n == 1 ? "its" : "their",
+      n == 1 ? "it" : "them");
 }
 
 std::vector<ResultTable> grid_tables(const GridAnalysis& g) {

@@ -21,22 +21,30 @@ struct V1Data {
   std::int64_t study = 0, trial = 0, run = 0;
 };
 
-// A version-1 database with a study, a completed trial and its epochs.
+// A version-1 database with a study, a completed trial and its epochs,
+// written with version 1's columns only (today's Store writes today's).
 V1Data make_v1(const std::filesystem::path& path) {
-  auto store = Store::open(path, {.schema_version = 1});
-  EXPECT_EQ(store.schema_version(), 1);
-  V1Data d;
-  d.study = store.create_study("grid-v1", StudyKind::grid, "spec v1", sample_environment());
-  d.trial = store.upsert_trial(d.study, trial_spec("k1", sample_config()));
-  d.run = store.start_trial(d.trial, sample_config(), sample_environment());
-  store.add_epoch(d.run, sample_epoch(1));
-  store.add_epoch(d.run, sample_epoch(2));
-  run::RunSummary s;
-  s.status = run::RunStatus::converged;
-  s.epochs = 2;
-  s.energy_j = 3000.0;
-  store.complete_trial(d.trial, s);
-  return d;
+  {
+    auto store = Store::open(path, {.schema_version = 1});
+    EXPECT_EQ(store.schema_version(), 1);
+  }
+  RawDb raw(path);
+  raw.exec(
+      "INSERT INTO studies (id, name, kind, spec) VALUES (1, 'grid-v1', 'grid', 'spec v1');"
+      "INSERT INTO runs (id, config, dataset, model, optimizer, learning_rate, batch_size, seed, device, status, "
+      "  epochs, energy_j, finished_at) VALUES (1, '{}', 'synthetic-images', 'image-cnn', 'sgd', 0.01, 64, 0, "
+      "  'cpu', 'converged', 2, 3000.0, '2024-01-01T00:00:00.000Z');"
+      "INSERT INTO trials (id, study_id, key, config, status, run_id, attempts) VALUES (1, 1, 'k1', '{}', "
+      "  'converged', 1, 1);");
+  for (int e = 1; e <= 2; ++e) {
+    raw.exec("INSERT INTO epochs (run_id, epoch, duration_s, energy_j, method) VALUES (1, " + std::to_string(e) +
+             ", 10.0, 1500.0, 'counter')");
+    for (int c = 0; c < 3; ++c)
+      raw.exec("INSERT INTO epoch_channels (run_id, epoch, channel_id, ord, component, method, in_total, energy_j) "
+               "VALUES (1, " + std::to_string(e) + ", 'ch" + std::to_string(c) + "', " + std::to_string(c) +
+               ", 'gpu', 'counter', 1, 500.0)");
+  }
+  return V1Data{1, 1, 1};
 }
 
 TEST(StoreMigration, VersionOneHasNoVersionTwoTables) {

@@ -511,3 +511,55 @@ TEST_F(StoreTest, QueryAndResultsTable) {
 
 }  // namespace
 }  // namespace powertrain::store
+
+namespace powertrain::store {
+namespace {
+
+// Issue 13, interference: each epoch's CPU time beside the machine's, the
+// run's total while it runs and when it ends, and the wait for a quiet machine.
+TEST_F(StoreTest, CpuTimeOfEpochsAndRunsRoundTrips) {
+  auto run_id = store.begin_run(sample_config(), sample_environment());
+  auto e1 = sample_epoch(1);
+  e1.cpu = energy::WindowCpu{10.0, 4.0};
+  auto e2 = sample_epoch(2);
+  e2.cpu = energy::WindowCpu{6.0, 5.5};
+  store.add_epoch(run_id, e1);
+  store.add_epoch(run_id, e2);
+  // While it runs, the totals so far.
+  auto running = store.run(run_id).summary;
+  ASSERT_TRUE(running.cpu.has_value());
+  EXPECT_DOUBLE_EQ(running.cpu->machine_s, 16.0);
+  EXPECT_DOUBLE_EQ(running.cpu->measured_s, 9.5);
+  const auto epochs = store.epochs_of(run_id);
+  ASSERT_EQ(epochs.size(), 2u);
+  ASSERT_TRUE(epochs[0].cpu.has_value());
+  EXPECT_DOUBLE_EQ(epochs[0].cpu->others_s(), 6.0);
+  EXPECT_DOUBLE_EQ(epochs[1].cpu->measured_s, 5.5);
+
+  run::RunSummary s = converged_summary();
+  s.cpu = energy::WindowCpu{16.0, 9.5};
+  s.quiet_wait_s = 4.0;
+  store.finish_run(run_id, s);
+  const auto done = store.run(run_id).summary;
+  ASSERT_TRUE(done.cpu.has_value());
+  EXPECT_NEAR(done.cpu->others_share(), 6.5 / 16.0, 1e-12);
+  EXPECT_TRUE(done.cpu->material());
+  EXPECT_EQ(done.quiet_wait_s, 4.0);
+}
+
+TEST_F(StoreTest, AnEpochWithoutCpuTimeLeavesTheRunsUnknown) {
+  auto run_id = store.begin_run(sample_config(), sample_environment());
+  auto e1 = sample_epoch(1);
+  e1.cpu = energy::WindowCpu{10.0, 4.0};
+  store.add_epoch(run_id, e1);
+  store.add_epoch(run_id, sample_epoch(2));  // unreadable in epoch 2
+  EXPECT_FALSE(store.run(run_id).summary.cpu.has_value());
+  EXPECT_FALSE(store.epochs_of(run_id)[1].cpu.has_value());
+  store.finish_run(run_id, converged_summary());
+  const auto done = store.run(run_id).summary;
+  EXPECT_FALSE(done.cpu.has_value());
+  EXPECT_FALSE(done.quiet_wait_s.has_value());
+}
+
+}  // namespace
+}  // namespace powertrain::store

@@ -395,3 +395,36 @@ TEST(Tables, EffectRatiosThatCannotBeComputedAreSaidNotPrintedAsNaN) {
       }
   EXPECT_TRUE(found);
 }
+
+namespace {
+
+// Issue 13, interference: the trials table flags trials that ran while other
+// processes used a material share of the CPUs, and says what that means.
+TEST(TrialsTable, FlagsTrialsThatRanOnABusyMachine) {
+  auto busy = grid_trial(32, 0.1, 0, TrialStatus::converged, 3, 90.0, 0.8);
+  busy.cpu = powertrain::energy::WindowCpu{40.0, 10.0};  // others 75%
+  auto quiet = grid_trial(64, 0.1, 0, TrialStatus::converged, 3, 60.0, 0.8);
+  quiet.cpu = powertrain::energy::WindowCpu{10.5, 10.0};
+  quiet.quiet_wait_s = 6.0;
+  auto unknown = grid_trial(128, 0.1, 0, TrialStatus::converged, 3, 50.0, 0.8);
+  const auto t = ps::trials_table({busy, quiet, unknown});
+  std::size_t pct = 0, flag = 0;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    if (t.columns[i].name == "others_cpu_pct") pct = i;
+    if (t.columns[i].name == "interference") flag = i;
+  }
+  ASSERT_GT(pct, 0u);
+  ASSERT_GT(flag, 0u);
+  EXPECT_DOUBLE_EQ(std::get<double>(t.rows[0][pct].value), 75.0);
+  EXPECT_EQ(std::get<std::string>(t.rows[0][flag].value), "yes");
+  EXPECT_EQ(std::get<std::string>(t.rows[1][flag].value), "");
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(t.rows[2][pct].value));
+  ASSERT_EQ(t.notes.size(), 2u);
+  EXPECT_NE(t.notes[0].find("busy: 1 trial ran while other processes used at least 10%"), std::string::npos)
+      << t.notes[0];
+  EXPECT_NE(t.notes[1].find("1 trial waited 6.0 s in all for a quiet machine"), std::string::npos) << t.notes[1];
+  EXPECT_EQ(ps::interference_count({busy, quiet, unknown}), 1u);
+  EXPECT_TRUE(ps::trials_table({quiet}).notes.size() == 1u);  // only the wait
+}
+
+}  // namespace

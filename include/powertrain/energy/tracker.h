@@ -12,6 +12,9 @@
 #include <deque>
 #include <vector>
 
+#include <optional>
+
+#include "powertrain/energy/estimate.h"
 #include "powertrain/energy/meter.h"
 
 namespace powertrain::energy {
@@ -47,6 +50,23 @@ struct ComponentEnergy {
   double avg_power_w = 0.0;
 };
 
+/// Other processes used a material share of the CPUs over a window: at least
+/// 10% of the machine's busy CPU time and at least 1 CPU-second. Counters are
+/// machine-wide, so their work is charged to the measured run.
+inline constexpr double kMaterialOthersShare = 0.10;
+inline constexpr double kMaterialOthersCpuS = 1.0;
+bool material_interference(double others_cpu_s, double machine_cpu_s);
+
+/// CPU time over a window: the machine's (or its cgroup's, see system_usage)
+/// beside the measured processes' (powertrain and everything it started).
+struct WindowCpu {
+  double machine_s = 0.0;   ///< busy CPU-seconds of the machine (steal left out)
+  double measured_s = 0.0;  ///< CPU-seconds of the measured process tree
+  double others_s() const;      ///< machine - measured, at least 0
+  double others_share() const;  ///< others_s / machine_s (0 when the machine was idle)
+  bool material() const { return material_interference(others_s(), machine_s); }
+};
+
 /// What a measurement window returns.
 struct WindowResult {
   std::string name;
@@ -62,6 +82,9 @@ struct WindowResult {
   /// appended when one of them covers only part of the window (see notes).
   std::string method;
   std::vector<std::string> notes;  ///< e.g. a window shorter than a source's update period
+  /// Set when the tracker accounts CPU time (Tracker::account_cpu) and both
+  /// sources could be read at the window's edges.
+  std::optional<WindowCpu> cpu;
   double energy_j_of(Component c) const;
 };
 
@@ -114,6 +137,11 @@ class Tracker {
   /// that queued work lands in the window that issued it.
   void set_sync_hook(std::function<void()> hook);
 
+  /// Accounts the CPU time of `machine` (system_usage) and of `measured`
+  /// (process_usage of the measured tree) over every window opened after this
+  /// call: WindowResult::cpu. A source that fails to read leaves cpu unset.
+  void account_cpu(std::unique_ptr<UsageSource> machine, std::unique_ptr<UsageSource> measured);
+
   /// Opens a window. Names must be unique among open windows; windows may nest
   /// and overlap. Throws ConfigError on a duplicate open name.
   void begin(std::string name);
@@ -139,6 +167,8 @@ class Tracker {
 
  private:
   struct Open;
+  // CPU-seconds of (machine, measured) now, or nullopt (no accounting, or a read failed).
+  std::optional<std::pair<double, double>> cpu_now();
   // Both require mu_. A boundary reading skips meters that are not read at
   // boundaries while the sampler runs.
   void reading_locked(std::int64_t t_ns, bool boundary);
@@ -159,6 +189,9 @@ class Tracker {
   TrackerOptions options_;
   std::vector<ChannelInfo> channels_;
   std::function<void()> sync_hook_;
+  // CPU accounting: read only by the thread that opens and closes windows.
+  std::mutex cpu_mu_;
+  std::unique_ptr<UsageSource> cpu_machine_, cpu_measured_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

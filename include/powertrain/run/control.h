@@ -112,6 +112,7 @@ class RunControl {
   std::string prefix_;
   RunSummary summary_;
   int epoch_ = 0;          // the epoch last begun
+  int counted_ = 0;        // epoch windows counted into the summary
   bool open_epoch_ = false;
   bool in_eval_ = false;
   std::optional<energy::WindowResult> train_result_;

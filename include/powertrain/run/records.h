@@ -87,6 +87,9 @@ struct EpochRecord {
   double val_loss = 0.0;
   double val_metric = 0.0;      ///< accuracy (single label) or mean accuracy over tasks
   std::vector<double> val_task_metrics;  ///< multi label: validation accuracy per task (else empty)
+  /// CPU time of the machine beside the run's processes over the epoch (unset
+  /// when it could not be read): others' share is charged to the run.
+  std::optional<energy::WindowCpu> cpu;
 };
 
 enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed };
@@ -107,6 +110,12 @@ struct RunSummary {
   std::vector<double> test_task_metrics;  ///< multi label: test accuracy per task (else empty)
   std::string method;
   std::string message;  ///< why it diverged or failed
+  /// CPU time of the machine beside the run's over its epochs (unset when an
+  /// epoch's could not be read).
+  std::optional<energy::WindowCpu> cpu;
+  /// Seconds the run waited for a quiet machine before it began (unset: it did
+  /// not wait; see energy::wait_for_quiet).
+  std::optional<double> quiet_wait_s;
 };
 
 /// Where a run ran.

@@ -19,9 +19,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "powertrain/energy/quiet.h"
 #include "powertrain/energy/tracker.h"
 #include "powertrain/run/observer.h"
 #include "powertrain/run/workload.h"
@@ -65,7 +67,16 @@ struct SessionOptions {
   /// runs, on a connection of its own.
   std::string owner;
   double lease_s = 30.0;
+  /// Seconds the run waited for a quiet machine before it was started
+  /// (wait_for_quiet_machine), recorded with it; unset: it did not wait.
+  std::optional<double> quiet_wait_s;
 };
+
+/// Waits up to rule.max_wait_s for other processes to leave the CPUs
+/// (energy::wait_for_quiet over the machine's CPU time less this process
+/// tree's), saying on `log` when it waits and when it gives up. Returns the
+/// seconds waited (0 when it cannot read the CPU time: it says so and goes on).
+double wait_for_quiet_machine(const energy::QuietRule& rule, std::FILE* log, const std::atomic<bool>* stop);
 
 struct RunOutcome {
   bool ran = false;        ///< false: the trial was done or another live process held it

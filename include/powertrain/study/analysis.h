@@ -67,6 +67,9 @@ struct TrialOutcome {
   double metric = kNaN;      ///< test metric of the best model; the best validation metric when there is no test metric
   std::vector<double> task_metrics;  ///< multi-label runs: test metric per task, in the order of `task`
   std::string message;       ///< why it diverged or failed
+  /// CPU time of the machine beside the run's (unset: not recorded).
+  std::optional<energy::WindowCpu> cpu;
+  std::optional<double> quiet_wait_s;  ///< seconds it waited for a quiet machine first
 
   bool has_result() const { return store::is_done(status); }
   bool diverged() const { return status == store::TrialStatus::diverged; }
@@ -74,6 +77,9 @@ struct TrialOutcome {
   bool usable() const { return has_result() && !diverged(); }
   /// energy_j / epochs; NaN without an epoch.
   double energy_per_epoch_j() const { return epochs > 0 ? energy_j / epochs : kNaN; }
+  /// Other processes used a material share of the CPUs while it ran
+  /// (energy::material_interference): its energy holds some of their work.
+  bool interfered() const { return cpu && cpu->material(); }
 };
 
 /// The outcome of a stored trial and its latest run. The metric is the run's

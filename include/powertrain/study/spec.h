@@ -63,6 +63,11 @@ struct Execution {
   /// Largest plan accepted: a spec that plans more trials is refused before
   /// anything is written (a typo in a list should not plan a million trials).
   std::int64_t max_trials = 10000;
+  /// Before every trial: wait up to quiet_wait_s for other processes to use
+  /// at most quiet_cpus CPUs (0: do not wait). Energy counters are
+  /// machine-wide; a trial that starts on a busy machine anyway is flagged.
+  double quiet_wait_s = 0.0;
+  double quiet_cpus = 0.5;
 };
 
 struct StudySpec {

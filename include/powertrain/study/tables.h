@@ -75,8 +75,13 @@ Cell stat_cell(const Stat& s);
 /// effects, summary; pretrain: steps, break-even; multitask: tasks, totals).
 std::vector<ResultTable> study_tables(const store::Study& study, const std::vector<TrialOutcome>& trials);
 
-/// The per-trial table every study has.
+/// The per-trial table every study has; its notes say which trials ran on a
+/// busy machine and which waited for a quiet one.
 ResultTable trials_table(const std::vector<TrialOutcome>& trials);
+/// How many trials ran while other processes used a material share of the CPUs.
+std::size_t interference_count(const std::vector<TrialOutcome>& trials);
+/// The one line that explains the "busy" flag for `n` such trials.
+std::string interference_note(std::size_t n);
 std::vector<ResultTable> grid_tables(const GridAnalysis& g);
 std::vector<ResultTable> pretrain_tables(const PretrainAnalysis& a);
 std::vector<ResultTable> multitask_tables(const MultitaskAnalysis& a);

@@ -36,6 +36,7 @@ int run_cli(int argc, char** argv) {
   add_train_command(app, ctx);
   add_study_commands(app, ctx);
   add_report_command(app, ctx);
+  add_slurm_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "powertrain/error.h"
+#include "powertrain/store/store.h"
+#include "powertrain/study/spec.h"
 
 namespace powertrain::cli {
 
@@ -35,5 +37,22 @@ void add_burn_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
 void add_study_commands(CLI::App& app, Context& ctx);
 void add_report_command(CLI::App& app, Context& ctx);
+void add_slurm_commands(CLI::App& app, Context& ctx);
+
+/// `--slurm` of the study commands.
+struct SlurmSubmit {
+  std::vector<std::string> options;  ///< --slurm-opt: further sbatch options
+  bool wait = false;                 ///< wait for the tasks, taking results in as they come
+  bool quiet = false;
+  std::vector<std::string> disable;  ///< energy sources the tasks skip
+};
+/// Plans the study into `db` and submits its pending trials as Slurm job
+/// arrays (slurm_commands.cpp); the exit code.
+int submit_study(const study::StudySpec& spec, const std::string& db, const SlurmSubmit& o);
+/// Takes in the result files of Slurm tasks before a command reads `db`
+/// (nothing when no study was submitted, or the database cannot be written).
+void collect_before_reading(const std::string& db, bool quiet);
+/// The tables of a study on standard output (study_commands.cpp).
+void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials);
 
 }  // namespace powertrain::cli

@@ -22,6 +22,7 @@ struct ReportArgs {
 };
 
 int run_report(const ReportArgs& a) {
+  collect_before_reading(a.db, false);  // Slurm tasks' result files, when the database can take them
   report::ReportOptions o;
   o.db = a.db;
   o.out_dir = a.out;

@@ -34,6 +34,9 @@ struct StudyArgs {
   std::string name;
   bool quiet = false;
   std::vector<std::string> disable;
+  bool slurm = false;
+  std::vector<std::string> slurm_opts;
+  bool wait = false;
 };
 
 // How the energy of a study's runs was obtained: the distinct methods of its
@@ -65,6 +68,8 @@ void print_study_table(std::FILE* out, const study::ResultTable& t, bool with_tr
   for (const auto& n : t.notes) fmt::print(out, "{}\n", n);
 }
 
+}  // namespace
+
 void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
   const auto results = store.results_of(study.id);
   const auto outcomes = study::outcomes_of(results);
@@ -72,10 +77,16 @@ void print_study(std::FILE* out, const store::Store& store, const store::Study& 
   for (const auto& t : study::study_tables(study, outcomes)) print_study_table(out, t, with_trials);
 }
 
+namespace {
+
 int run_study_command(StudyArgs& a, store::StudyKind kind) {
   check_source_names(a.disable);
   auto spec = study::load_spec(a.spec, kind);
   if (!a.name.empty()) spec.name = a.name;
+  if (!a.slurm && (a.wait || !a.slurm_opts.empty())) throw ConfigError("--wait and --slurm-opt go with --slurm");
+  if (a.slurm) return submit_study(spec, a.db, SlurmSubmit{a.slurm_opts, a.wait, a.quiet, a.disable});
+  // Trials a cluster ran for this study count as done here too.
+  collect_before_reading(a.db, a.quiet);
   auto store = store::Store::open(a.db);
 
   session::StopOnSignals signals;
@@ -104,6 +115,10 @@ void add_run_options(CLI::App* cmd, const std::shared_ptr<StudyArgs>& a) {
   cmd->add_option("--name", a->name, "Study name (default: the spec's name, else the file's stem)");
   cmd->add_option("--disable", a->disable, "Energy source to skip (repeatable), e.g. nvml")->allow_extra_args(false);
   cmd->add_flag("--quiet", a->quiet, "No progress output");
+  cmd->add_flag("--slurm", a->slurm, "Submit the pending trials to Slurm as a job array instead (docs/cluster.md)");
+  cmd->add_option("--slurm-opt", a->slurm_opts, "Further sbatch option (repeatable), e.g. --slurm-opt=--partition=gpu")
+      ->allow_extra_args(false);
+  cmd->add_flag("--wait", a->wait, "With --slurm: wait for the tasks, taking their results in as they come");
 }
 
 struct ResultsArgs {
@@ -123,6 +138,7 @@ io::OutputRule results_json_rule(bool force) {
 
 int run_results(const ResultsArgs& a) {
   if (!a.json_file.empty()) io::check_output(a.json_file, results_json_rule(a.force));
+  collect_before_reading(a.db, false);
   auto store = store::Store::open_readonly(a.db);
   std::vector<store::Study> studies;
   for (const auto& ov : store.list_studies())

@@ -164,10 +164,29 @@ HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome
 
 // The "every trial" block of a section, after a note when some trials ran on a busy machine.
 void add_trials(Section& sec, const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
-  if (const auto n = study::interference_count(outcomes)) sec.blocks.push_back(paragraph(study::interference_note(n)));
+  // What qualifies the trials' numbers: busy machines, quiet waits, shared nodes.
+  for (const auto& note : study::trials_table(outcomes).notes) sec.blocks.push_back(paragraph(note));
   sec.blocks.push_back(Block::details("Every trial"));
   sec.blocks.push_back(Block::of(trials_table(s, outcomes)));
   sec.blocks.push_back(Block::end_details());
+  // The cluster's own energy accounting beside powertrain's, where it has one.
+  if (const auto c = study::cluster_energy_table(outcomes)) {
+    HtmlTable t;
+    t.name = study_prefix(s) + "-cluster-energy";
+    t.caption = c->title;
+    for (const auto& col : c->columns) t.header.push_back(col.header);
+    for (const auto& row : c->rows) {
+      std::vector<Cell> cells;
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        Cell cell(study::cell_text(row[i], c->columns[i]));
+        cell.numeric = std::holds_alternative<double>(row[i].value) || std::holds_alternative<std::int64_t>(row[i].value);
+        cells.push_back(std::move(cell));
+      }
+      t.rows.push_back(std::move(cells));
+    }
+    sec.blocks.push_back(Block::of(std::move(t)));
+    for (const auto& note : c->notes) sec.blocks.push_back(paragraph(note));
+  }
 }
 
 // The cheapest usable run among the trials that `pick` accepts.

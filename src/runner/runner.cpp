@@ -269,9 +269,11 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   // checked by building the workload.
   DataCache cache(spec.data_seed);
   std::vector<bool> todo(plan.size(), true);
+  const auto selected = [&](std::size_t i) { return o.only_keys.empty() || o.only_keys.count(plan[i].spec.key) > 0; };
+  for (std::size_t i = 0; i < plan.size(); ++i) todo[i] = selected(i);
   if (existing)
     for (std::size_t i = 0; i < plan.size(); ++i)
-      if (auto t = store.find_trial(existing->id, plan[i].spec.key)) todo[i] = !store::is_done(t->status);
+      if (auto t = store.find_trial(existing->id, plan[i].spec.key)) todo[i] = todo[i] && !store::is_done(t->status);
   external::CommandOptions command_options;
   command_options.timeout_s = spec.execution.timeout_s;
   command_options.idle_timeout_s = spec.execution.idle_timeout_s;
@@ -306,6 +308,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   std::vector<std::int64_t> trial_ids;
   for (const auto& t : plan) trial_ids.push_back(store.upsert_trial(r.study_id, t.spec));
   r.reset = store.reset_interrupted(r.study_id);
+  if (o.plan_only) return r;
 
   // A command's relative working directory is taken from the spec's folder.
   std::filesystem::path spec_dir;
@@ -321,6 +324,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   std::vector<bool> passed_over(plan.size(), false);
   for (std::size_t pos = 0; pos < order.size(); ++pos) {
     const std::size_t i = order[pos];
+    if (!selected(i)) continue;
     const auto& t = plan[i];
     const auto trial_id = trial_ids[i];
     const auto status = store.trial(trial_id).status;
@@ -371,7 +375,8 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
       if (t.encoder_from >= 0) {
         const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
         const auto pre = store.trial(trial_ids[static_cast<std::size_t>(t.encoder_from)]);
-        if (pre.status != store::TrialStatus::converged && pre.status != store::TrialStatus::max_epochs)
+        const bool pre_usable = pre.status == store::TrialStatus::converged || pre.status == store::TrialStatus::max_epochs;
+        if (!pre_usable && !(o.encoder_from_file && pre.status == store::TrialStatus::pending))
           throw ConfigError(fmt::format("its pretraining ({}) has no usable encoder: {}", src.label, store::to_string(pre.status)));
         const auto encoder = run::encoder_checkpoint_path(artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
         if (!std::filesystem::exists(encoder))
@@ -407,6 +412,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     so.terminal = o.terminal;
     so.label = label;
     so.quiet_wait_s = quiet_wait_s;
+    so.placement = o.placement;
     so.on_run_start = [&](std::int64_t) {
       if (o.on_trial_start) o.on_trial_start(t);
     };

@@ -56,7 +56,9 @@ namespace {
 // turns true when another process has taken the trial over.
 class ClaimKeeper {
  public:
-  ClaimKeeper(const std::filesystem::path& db, std::int64_t trial_id, std::int64_t run_id, double lease_s) {
+  // wal: the journal the session's own connection uses (a Slurm task's result
+  // file keeps its rollback journal).
+  ClaimKeeper(const std::filesystem::path& db, std::int64_t trial_id, std::int64_t run_id, double lease_s, bool wal) {
     if (trial_id <= 0) return;  // a run outside any study holds no claim
     thread_ = std::thread([=, this] {
       std::optional<store::Store> store;
@@ -68,7 +70,7 @@ class ClaimKeeper {
         if (std::chrono::steady_clock::now() >= next_renewal) {
           next_renewal += every;
           try {
-            if (!store) store.emplace(store::Store::open(db));
+            if (!store) store.emplace(store::Store::open(db, {.wal = wal}));
             if (!store->renew_claim(trial_id, run_id, lease_s)) lost_ = true;
           } catch (const std::exception&) {
             // A busy or failing database: try again at the next renewal; the
@@ -148,7 +150,8 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     // Unreadable /proc or cgroup: runs carry no CPU share, shown as unknown.
   }
 
-  const auto env = run::collect_environment(config.device, workload.threads(), &tracker, workload.framework());
+  auto env = run::collect_environment(config.device, workload.threads(), &tracker, workload.framework());
+  env.placement = options_.placement;
   RunOutcome out;
   out.run_id = begin(env);
   if (out.run_id == 0) return out;  // a trial that is done, or held by another live process
@@ -170,7 +173,7 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
   tracker.begin("run");
   bool lost = false;
   {
-    ClaimKeeper keeper(store_.path(), trial_id, out.run_id, options_.lease_s);
+    ClaimKeeper keeper(store_.path(), trial_id, out.run_id, options_.lease_s, store_.wal());
     run::RunControl control(config, tracker, fanout, options_.stop, workload.loss_limits());
     control.also_stop_on(keeper.lost_flag());
     control.set_run_id(out.run_id);

@@ -110,6 +110,7 @@ json environment_json(const run::Environment& e) {
       {"commit", e.commit},
       {"threads", e.threads},
       {"sampling", e.sampling},
+      {"placement", e.placement},
   };
 }
 
@@ -125,6 +126,7 @@ run::Environment environment_from_json(const json& j) {
   read(j, "commit", e.commit);
   read(j, "threads", e.threads);
   read(j, "sampling", e.sampling);
+  read(j, "placement", e.placement);
   return e;
 }
 

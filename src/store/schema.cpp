@@ -178,6 +178,33 @@ ALTER TABLE runs ADD COLUMN cpu_measured_s REAL;
 ALTER TABLE runs ADD COLUMN quiet_wait_s REAL;
 )sql";
 
+// Version 5: studies on a cluster. Trials submitted to Slurm (one row per
+// submission of a trial), the per-task result files taken into this database
+// (one row per file: taking one in twice changes nothing), and the energy the
+// cluster's own accounting gives for a run.
+constexpr std::string_view kV5 = R"sql(
+CREATE TABLE slurm_tasks (
+  trial_id     INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
+  job_id       TEXT NOT NULL,
+  array_index  INTEGER NOT NULL,
+  submitted_at TEXT NOT NULL DEFAULT )sql" PT_NOW R"sql(,
+  PRIMARY KEY (job_id, array_index, trial_id)
+) WITHOUT ROWID;
+CREATE INDEX slurm_tasks_by_trial ON slurm_tasks (trial_id);
+
+CREATE TABLE imports (
+  source      TEXT PRIMARY KEY,
+  trial_id    INTEGER REFERENCES trials(id) ON DELETE CASCADE,
+  run_id      INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  outcome     TEXT NOT NULL CHECK (outcome IN ('imported', 'duplicate')),
+  node        TEXT NOT NULL DEFAULT '',
+  imported_at TEXT NOT NULL DEFAULT )sql" PT_NOW R"sql(
+);
+
+ALTER TABLE runs ADD COLUMN slurm_job TEXT;
+ALTER TABLE runs ADD COLUMN cluster_energy_j REAL;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
@@ -185,6 +212,7 @@ constexpr Migration kMigrations[] = {
     {2, "measurements, timeline, views trial_results and timeline_w", kV2},
     {3, "trial owners and leases", kV3},
     {4, "CPU time of the machine beside the run's", kV4},
+    {5, "Slurm tasks, imported result files, the cluster's energy", kV5},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

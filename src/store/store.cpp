@@ -108,7 +108,7 @@ constexpr const char* kRunCols =
     "r.id, r.config, r.environment, r.status, r.epochs, r.best_epoch, r.duration_s, r.energy_j, "
     "r.energy_to_target_j, r.time_to_target_s, r.best_val_metric, r.test_metric, r.method, "
     "r.message, r.started_at, r.finished_at, r.test_task_metrics, r.cpu_machine_s, r.cpu_measured_s, "
-    "r.quiet_wait_s";
+    "r.quiet_wait_s, r.slurm_job, r.cluster_energy_j";
 
 // Two columns, machine then measured CPU-seconds; unset when either is NULL.
 std::optional<energy::WindowCpu> read_cpu(const Query& q, int c) {
@@ -145,6 +145,8 @@ RunRecord read_run(const Query& q, int c) {
   s.test_task_metrics = metrics_from_json(parse_json(q.text(c + 16), "test metrics per task"));
   s.cpu = read_cpu(q, c + 17);
   s.quiet_wait_s = q.opt_real(c + 19);
+  r.slurm_job = q.is_null(c + 20) ? "" : q.text(c + 20);
+  r.cluster_energy_j = q.opt_real(c + 21);
   return r;
 }
 
@@ -247,9 +249,11 @@ Store Store::open(const fs::path& path, const OpenOptions& options) {
 
   // WAL: readers never block the writer and see only committed transactions;
   // the setting is stored in the file, so read-only opens get it too.
-  if (conn.scalar_text("PRAGMA journal_mode", "read journal mode") != "wal") {
-    std::string mode = conn.scalar_text("PRAGMA journal_mode = WAL", "enable WAL mode");
-    if (mode != "wal") conn.fail("enable WAL mode", fmt::format("journal mode stays '{}'", mode));
+  // A result file on a network file system takes a rollback journal instead.
+  const char* journal = options.wal ? "wal" : "delete";
+  if (conn.scalar_text("PRAGMA journal_mode", "read journal mode") != journal) {
+    std::string mode = conn.scalar_text(fmt::format("PRAGMA journal_mode = {}", journal), "set the journal mode");
+    if (mode != journal) conn.fail("set the journal mode", fmt::format("journal mode stays '{}'", mode));
   }
   conn.exec(options.durability == Durability::full ? "PRAGMA synchronous = FULL"
                                                    : "PRAGMA synchronous = NORMAL",
@@ -280,6 +284,9 @@ Store Store::open_readonly(const fs::path& path, const OpenOptions& options) {
 
 const fs::path& Store::path() const { return impl_->path; }
 bool Store::read_only() const { return impl_->read_only; }
+bool Store::wal() const {
+  return impl_->conn.scalar_text("PRAGMA journal_mode", "read the journal mode") == "wal";
+}
 
 int Store::schema_version() const {
   return static_cast<int>(impl_->conn.scalar_int("PRAGMA user_version", "read schema version"));
@@ -1042,6 +1049,169 @@ Table Store::query(std::string_view sql_text, const std::vector<Value>& params) 
 
 Table Store::results_table(std::int64_t study_id) const {
   return query("SELECT * FROM trial_results WHERE study_id = ? ORDER BY step, trial_id", {study_id});
+}
+
+// --- result files of other processes (Slurm tasks) ---------------------------
+
+namespace {
+// Every column of runs but id, in schema order (version 5).
+constexpr const char* kRunCopyCols =
+    "config, dataset, model, optimizer, learning_rate, batch_size, seed, device, host, environment, status, epochs, "
+    "best_epoch, duration_s, energy_j, energy_to_target_j, time_to_target_s, best_val_metric, test_metric, "
+    "test_task_metrics, method, message, started_at, finished_at, cpu_machine_s, cpu_measured_s, quiet_wait_s, "
+    "slurm_job, cluster_energy_j";
+constexpr const char* kEpochCopyCols =
+    "epoch, duration_s, train_duration_s, eval_duration_s, energy_j, train_energy_j, eval_energy_j, method, "
+    "samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, cpu_machine_s, cpu_measured_s";
+
+// Detaches on every path.
+struct Attached {
+  sql::Connection& conn;
+  ~Attached() {
+    try {
+      conn.exec("DETACH DATABASE src", "detach the result file");
+    } catch (...) {
+    }
+  }
+};
+}  // namespace
+
+ImportOutcome Store::import_run(const ImportRequest& r) {
+  const std::string purpose = fmt::format("take in run {} of {}", r.source_run_id, r.source_db.string());
+  impl_->require_writable(purpose);
+  auto& conn = impl_->conn;
+  if (imported(r.source)) return ImportOutcome::already;
+  {
+    auto q = conn.cached("ATTACH DATABASE ? AS src", purpose);
+    q.bind(1, r.source_db.string());
+    q.run();
+  }
+  Attached attached{conn};
+  const auto version = conn.scalar_int("PRAGMA src.user_version", purpose);
+  if (version != kSchemaVersion)
+    conn.fail(purpose, fmt::format("its schema version is {}, this powertrain's {}", version, kSchemaVersion));
+
+  Transaction tx(conn, purpose);
+  {
+    auto q = conn.cached("SELECT 1 FROM imports WHERE source = ?", purpose);
+    q.bind(1, r.source);
+    if (q.step()) return ImportOutcome::already;  // another process took it in meanwhile
+  }
+  std::string trial_status;
+  {
+    auto q = conn.cached("SELECT status FROM trials WHERE id = ?", purpose);
+    q.bind(1, r.trial_id);
+    if (!q.step()) conn.fail(purpose, fmt::format("no trial {}", r.trial_id));
+    trial_status = q.text(0);
+  }
+  {
+    auto q = conn.cached("SELECT status FROM src.runs WHERE id = ?", purpose);
+    q.bind(1, r.source_run_id);
+    if (!q.step()) conn.fail(purpose, "the file has no such run");
+  }
+  if (is_done(trial_status_from_string(trial_status))) {
+    auto q = conn.cached("INSERT INTO imports (source, trial_id, outcome, node) VALUES (?, ?, 'duplicate', ?)", purpose);
+    q.bind(1, r.source).bind(2, r.trial_id).bind(3, r.node);
+    q.run();
+    tx.commit();
+    return ImportOutcome::duplicate;
+  }
+
+  conn.exec(fmt::format("INSERT INTO runs ({0}) SELECT {0} FROM src.runs WHERE id = {1}", kRunCopyCols,
+                        r.source_run_id),
+            purpose);
+  const std::int64_t run_id = sqlite3_last_insert_rowid(conn.get());
+  {
+    // A run its task left running (the task is gone) is interrupted; the
+    // cluster's job id goes with the run.
+    auto q = conn.cached(
+        "UPDATE runs SET status = CASE WHEN status = 'running' AND ?1 <> '' THEN 'interrupted' ELSE status END, "
+        "message = CASE WHEN status = 'running' AND ?1 <> '' THEN ?1 ELSE message END, "
+        "slurm_job = nullif(?2, '') WHERE id = ?3",
+        purpose);
+    q.bind(1, r.interrupted_message).bind(2, r.slurm_job).bind(3, run_id);
+    q.run();
+  }
+  conn.exec(fmt::format("INSERT INTO epochs (run_id, {0}) SELECT {1}, {0} FROM src.epochs WHERE run_id = {2}",
+                        kEpochCopyCols, run_id, r.source_run_id),
+            purpose);
+  conn.exec(fmt::format("INSERT INTO epoch_channels (run_id, epoch, channel_id, ord, device, component, method, "
+                        "in_total, energy_j, avg_power_w, peak_power_w) SELECT {0}, epoch, channel_id, ord, device, "
+                        "component, method, in_total, energy_j, avg_power_w, peak_power_w FROM src.epoch_channels "
+                        "WHERE run_id = {1}",
+                        run_id, r.source_run_id),
+            purpose);
+  conn.exec(fmt::format("INSERT INTO timeline_channels (run_id, channel, channel_id) SELECT {0}, channel, channel_id "
+                        "FROM src.timeline_channels WHERE run_id = {1}",
+                        run_id, r.source_run_id),
+            purpose);
+  conn.exec(fmt::format("INSERT INTO timeline (run_id, channel, t_ms, power_w) SELECT {0}, channel, t_ms, power_w "
+                        "FROM src.timeline WHERE run_id = {1}",
+                        run_id, r.source_run_id),
+            purpose);
+  {
+    // The trial takes the run's status; a run still 'running' here has no
+    // interrupted_message, i.e. the caller vouches it is a live task's: the
+    // trial stays pending until its file is complete.
+    auto q = conn.cached(
+        "UPDATE trials SET status = CASE r.status WHEN 'running' THEN 'pending' ELSE r.status END, run_id = r.id, "
+        "attempts = attempts + 1, started_at = r.started_at, finished_at = r.finished_at, message = r.message, "
+        "owner = NULL, lease_until = NULL FROM (SELECT id, status, started_at, finished_at, message FROM runs "
+        "WHERE id = ?1) AS r WHERE trials.id = ?2",
+        purpose);
+    q.bind(1, run_id).bind(2, r.trial_id);
+    q.run();
+  }
+  {
+    auto q = conn.cached("INSERT INTO imports (source, trial_id, run_id, outcome, node) VALUES (?, ?, ?, 'imported', ?)",
+                         purpose);
+    q.bind(1, r.source).bind(2, r.trial_id).bind(3, run_id).bind(4, r.node);
+    q.run();
+  }
+  tx.commit();
+  return ImportOutcome::imported;
+}
+
+bool Store::imported(std::string_view source) const {
+  auto q = impl_->conn.cached("SELECT 1 FROM imports WHERE source = ?", "look up an imported result file");
+  q.bind(1, source);
+  return q.step();
+}
+
+void Store::add_slurm_task(std::int64_t trial_id, std::string_view job_id, int array_index) {
+  const std::string purpose = fmt::format("record trial {} as Slurm task {}_{}", trial_id, job_id, array_index);
+  impl_->require_writable(purpose);
+  auto q = impl_->conn.cached(
+      "INSERT OR IGNORE INTO slurm_tasks (trial_id, job_id, array_index) VALUES (?, ?, ?)", purpose);
+  q.bind(1, trial_id).bind(2, job_id).bind(3, array_index);
+  q.run();
+}
+
+std::vector<Store::SlurmTask> Store::slurm_tasks_of(std::int64_t study_id) const {
+  auto q = impl_->conn.cached(
+      "SELECT s.trial_id, s.job_id, s.array_index, s.submitted_at FROM slurm_tasks s JOIN trials t ON t.id = "
+      "s.trial_id WHERE t.study_id = ? ORDER BY s.submitted_at, s.job_id, s.array_index",
+      "read Slurm tasks");
+  q.bind(1, study_id);
+  std::vector<SlurmTask> out;
+  while (q.step()) out.push_back({q.int64(0), q.text(1), q.int32(2), q.text(3)});
+  return out;
+}
+
+void Store::set_cluster_energy(std::int64_t run_id, double energy_j) {
+  const std::string purpose = fmt::format("record the cluster's energy of run {}", run_id);
+  impl_->require_writable(purpose);
+  auto q = impl_->conn.cached("UPDATE runs SET cluster_energy_j = ? WHERE id = ?", purpose);
+  q.bind(1, energy_j).bind(2, run_id);
+  q.run();
+}
+
+std::pair<std::string, std::optional<double>> Store::cluster_energy_of(std::int64_t run_id) const {
+  auto q = impl_->conn.cached("SELECT coalesce(slurm_job, ''), cluster_energy_j FROM runs WHERE id = ?",
+                              "read the cluster's energy of a run");
+  q.bind(1, run_id);
+  if (!q.step()) return {"", std::nullopt};
+  return {q.text(0), q.opt_real(1)};
 }
 
 }  // namespace powertrain::store

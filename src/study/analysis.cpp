@@ -130,6 +130,9 @@ TrialOutcome outcome_of(const store::TrialResult& r) {
     o.task_metrics = s.test_task_metrics;
     o.cpu = s.cpu;
     o.quiet_wait_s = s.quiet_wait_s;
+    o.placement = r.run->environment.placement;
+    o.slurm_job = r.run->slurm_job;
+    o.cluster_energy_j = r.run->cluster_energy_j;
   }
   if (o.task_metrics.empty()) o.task_metrics = parse_task_metrics_message(o.message);
   return o;

@@ -529,6 +529,39 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       if (!(*v >= 0.0) || *v > 1e6) p.fail(t.take("quiet_cpus"), "'execution.quiet_cpus' must be between 0 and 1000000");
       e.quiet_cpus = *v;
     }
+    if (const auto* sl = t.table("slurm")) {
+      Table st(p, *sl, "execution.slurm");
+      auto& q = e.slurm;
+      auto count = [&](const char* key, int& field, int lo, int hi) {
+        if (auto v = st.integer(key)) {
+          if (*v < lo || *v > hi)
+            p.fail(st.take(key), fmt::format("'execution.slurm.{}' must be between {} and {}", key, lo, hi));
+          field = static_cast<int>(*v);
+        }
+      };
+      count("gpus_per_trial", q.gpus_per_trial, 0, 64);
+      count("cpus_per_trial", q.cpus_per_trial, 0, 4096);
+      count("trials_per_task", q.trials_per_task, 1, 10000);
+      // Values go to sbatch as one argument each: no spaces or control characters.
+      auto word = [&](const char* key, std::string& field) {
+        if (auto v = st.string(key)) {
+          if (v->empty() || std::any_of(v->begin(), v->end(), [](char c) { return c <= ' ' || c == 127; }))
+            p.fail(st.take(key), fmt::format("'execution.slurm.{}' must be one word, e.g. \"16G\" or \"02:00:00\"", key));
+          field = *v;
+        }
+      };
+      word("memory", q.memory);
+      word("time_limit", q.time_limit);
+      if (auto v = st.boolean("exclusive")) q.exclusive = *v;
+      if (auto v = st.strings("options")) {
+        for (const auto& o : *v)
+          if (o.rfind("-", 0) != 0 || std::any_of(o.begin(), o.end(), [](char c) { return c < ' ' || c == 127; }))
+            p.fail(st.take("options"), fmt::format("'execution.slurm.options': '{}' is not an sbatch option (they start with -)", o));
+        q.options = *v;
+      }
+      q.dir = st.string("dir").value_or("");
+      st.finish({});
+    }
     t.finish({});
   }
 
@@ -614,6 +647,14 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
       {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
       {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
+      {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
+      {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},
+      {"execution.slurm.memory", "string", "Slurm's default", "Memory per array task (--mem)"},
+      {"execution.slurm.time_limit", "string", "the partition's", "Time limit per array task (--time)"},
+      {"execution.slurm.exclusive", "boolean", "false", "Whole nodes per task (--exclusive), so node-wide energy is the trial's alone"},
+      {"execution.slurm.trials_per_task", "integer", "1", "Trials one array task runs in turn"},
+      {"execution.slurm.options", "array of strings", "[]", "Further sbatch options, e.g. [\"--partition=gpu\"]"},
+      {"execution.slurm.dir", "string", "<db>.slurm/<name>", "Shared folder for job files, result files and logs"},
       {"execution.quiet_cpus", "float", "0.5", "Other processes' CPU use (in CPUs) at or below which the machine counts as quiet"},
       {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},
   };

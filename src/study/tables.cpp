@@ -302,6 +302,14 @@ ResultTable trials_table(const std::vector<TrialOutcome>& trials) {
   double waited_s = 0;
   for (const auto& o : trials)
     if (o.quiet_wait_s && *o.quiet_wait_s > 0) ++waited, waited_s += *o.quiet_wait_s;
+  const auto shared = static_cast<std::size_t>(std::count_if(trials.begin(), trials.end(), [](const TrialOutcome& o) {
+    return o.placement.find("shared with other jobs") != std::string::npos;
+  }));
+  if (shared)
+    t.notes.push_back(fmt::format(
+        "{} trial{} ran on Slurm nodes shared with other jobs: node-wide energy (RAPL, the CPU estimate) includes "
+        "their work; GPU energy is per device and {}. Use execution.slurm.exclusive for whole nodes.",
+        shared, shared == 1 ? "" : "s", shared == 1 ? "its own" : "their own"));
   if (waited)
     t.notes.push_back(fmt::format("{} trial{} waited {:.1f} s in all for a quiet machine before {} began.", waited,
                                   waited == 1 ? "" : "s", waited_s, waited == 1 ? "it" : "they"));
@@ -437,10 +445,38 @@ std::vector<ResultTable> study_tables(const store::Study& study, const std::vect
     case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
   }
   for (auto& t : more) out.push_back(std::move(t));
+  if (auto c = cluster_energy_table(trials)) out.push_back(std::move(*c));
   return out;
 }
 
+std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>& trials) {
+  std::vector<TrialOutcome> rows;
+  for (const auto& o : trials)
+    if (o.cluster_energy_j) rows.push_back(o);
+  if (rows.empty()) return std::nullopt;
+  static const std::vector<Field<TrialOutcome>> fields = {
+      {col("phase", "phase"), [](const TrialOutcome& t) { return cell(text(t.phase)); }},
+      {col("task", "task"), [](const TrialOutcome& t) { return cell(text(t.task)); }},
+      {col("batch_size", "batch"), [](const TrialOutcome& t) { return cell(integer(t.batch_size)); }},
+      {col("learning_rate", "lr", 0), [](const TrialOutcome& t) { return cell(real(t.learning_rate)); }},
+      {col("seed", "seed"), [](const TrialOutcome& t) { return cell(integer(static_cast<std::int64_t>(t.seed))); }},
+      {col("slurm_job", "job"), [](const TrialOutcome& t) { return cell(text(t.slurm_job)); }},
+      {col("energy_j", "powertrain J"), [](const TrialOutcome& t) { return cell(real(t.energy_j)); }},
+      {col("cluster_energy_j", "Slurm J"), [](const TrialOutcome& t) { return cell(real(*t.cluster_energy_j)); }},
+      {col("cluster_over_powertrain", "Slurm / powertrain"),
+       [](const TrialOutcome& t) { return cell(real(t.energy_j > 0 ? *t.cluster_energy_j / t.energy_j : kNaN)); }},
+  };
+  auto t = make_table("cluster_energy", "Energy: powertrain beside the cluster's own accounting (sacct)", fields, rows);
+  t.notes.push_back(
+      "Slurm's ConsumedEnergy covers the whole job step on the node's sensors (its acct_gather_energy plugin), start-up "
+      "and data loading included, and other jobs on a shared node; powertrain's covers the run's epochs on the devices "
+      "it measured. A ratio far from 1 says which of these dominates.");
+  return t;
+}
+
 // --- output formats ---------------------------------------------------------------------
+
+std::string cell_text(const Cell& c, const Column& col) { return console_cell(c, col); }
 
 void print_table(std::FILE* out, const ResultTable& t) {
   fmt::print(out, "\n{}\n", t.title);

@@ -428,3 +428,32 @@ TEST(TrialsTable, FlagsTrialsThatRanOnABusyMachine) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 16: trials a Slurm task ran on a shared node are said to be; where the
+// cluster accounts energy, its figure stands beside powertrain's.
+TEST(TrialsTable, SaysWhichTrialsRanOnSharedNodesAndComparesTheClustersEnergy) {
+  auto a = grid_trial(32, 0.1, 0, TrialStatus::converged, 3, 100.0, 0.8);
+  a.placement = "Slurm job 7_0 on n1, a node shared with other jobs (node-wide energy includes their work)";
+  a.slurm_job = "7_0";
+  a.cluster_energy_j = 150.0;
+  auto b = grid_trial(64, 0.1, 0, TrialStatus::converged, 3, 80.0, 0.8);
+  b.placement = "Slurm job 7_1 on n2, a whole node";
+  b.slurm_job = "7_1";
+  const auto t = ps::trials_table({a, b});
+  ASSERT_EQ(t.notes.size(), 1u);
+  EXPECT_NE(t.notes[0].find("1 trial ran on Slurm nodes shared with other jobs"), std::string::npos) << t.notes[0];
+
+  const auto c = ps::cluster_energy_table({a, b});
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(c->rows.size(), 1u);  // b has no cluster figure
+  std::size_t ratio = 0;
+  for (std::size_t i = 0; i < c->columns.size(); ++i)
+    if (c->columns[i].name == "cluster_over_powertrain") ratio = i;
+  ASSERT_GT(ratio, 0u);
+  EXPECT_DOUBLE_EQ(std::get<double>(c->rows[0][ratio].value), 1.5);
+  EXPECT_FALSE(ps::cluster_energy_table({b}).has_value());
+}
+
+}  // namespace

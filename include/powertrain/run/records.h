@@ -129,6 +129,10 @@ struct Environment {
   std::string commit;
   int threads = 0;
   std::string sampling;     ///< e.g. "interval 100 ms"
+  /// Where a scheduler placed the run, and what that means for node-wide
+  /// energy, e.g. "Slurm job 41_0 on gpu03, a node shared with other jobs";
+  /// empty outside a scheduler.
+  std::string placement;
 };
 
 /// Keys RunConfig::data_options accepts (the built-in trainer's data layer

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,18 @@ struct RunOptions {
   std::function<void(const PlannedTrial&)> on_trial_start;
   /// Energy sources to skip (energy::ProbeOptions::disabled), e.g. {"nvml"}.
   std::vector<std::string> disabled_sources;
+  /// Only these trials (canonical keys) run; the rest of the plan is stored
+  /// but left alone. Empty: every trial.
+  std::set<std::string> only_keys;
+  /// Plan and store the study and its trials (checking data and commands as
+  /// for a run), then return without running any.
+  bool plan_only = false;
+  /// A pretraining study's downstream trial starts from the encoder file when
+  /// it exists, even where this store has no result for its pretraining (a
+  /// Slurm task: the pretraining ran in another task, its result is elsewhere).
+  bool encoder_from_file = false;
+  /// Recorded with every run (run::Environment::placement).
+  std::string placement;
 };
 
 struct StudyRun {

@@ -70,6 +70,8 @@ struct SessionOptions {
   /// Seconds the run waited for a quiet machine before it was started
   /// (wait_for_quiet_machine), recorded with it; unset: it did not wait.
   std::optional<double> quiet_wait_s;
+  /// Recorded as the run's Environment::placement (a Slurm task's node).
+  std::string placement;
 };
 
 /// Waits up to rule.max_wait_s for other processes to leave the CPUs

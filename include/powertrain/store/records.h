@@ -109,6 +109,8 @@ struct RunRecord {
   run::RunSummary summary;
   std::string started_at;   ///< ISO 8601 UTC
   std::string finished_at;  ///< ISO 8601 UTC; "" while running or when the process died
+  std::string slurm_job;    ///< "<job>_<task>" of the Slurm task that ran it; "" when none
+  std::optional<double> cluster_energy_j;  ///< the cluster's own accounting (sacct ConsumedEnergy), when it has one
 };
 
 /// A trial joined with its latest run (none before its first start).

@@ -20,7 +20,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 
@@ -41,6 +41,30 @@ struct OpenOptions {
   /// Upgrade the schema only up to this version (tests of migrations);
   /// kSchemaVersion for normal use. Read-write opens only.
   int schema_version = kSchemaVersion;
+  /// WAL (the default) needs shared memory on one host: readers on other hosts
+  /// must not open the file while it is written. false: a rollback journal, for
+  /// a file on a network file system that one process writes at a time (the
+  /// result file of a Slurm task).
+  bool wal = true;
+};
+
+/// One run of a result file (another powertrain database) taken into this one.
+struct ImportRequest {
+  std::filesystem::path source_db;  ///< the result file
+  std::string source;               ///< unique name of the file (imports.source); a second import is a no-op
+  std::int64_t source_run_id = 0;   ///< the run in the source file
+  std::int64_t trial_id = 0;        ///< the trial of this database it is an attempt of
+  /// The run was left running by a task that is gone: it is taken in as
+  /// interrupted with this message (empty: as it is).
+  std::string interrupted_message;
+  std::string slurm_job;            ///< e.g. "1234_5" (runs.slurm_job)
+  std::string node;
+};
+
+enum class ImportOutcome {
+  imported,   ///< the run and its epochs, channels and timeline are here now; the trial took its status
+  duplicate,  ///< the trial had a result already: nothing was copied (recorded, so it stays that way)
+  already,    ///< this source was taken in before: nothing changed
 };
 
 /// A connection to a results database. Move-only; not thread-safe: give each
@@ -67,6 +91,8 @@ class Store {
 
   const std::filesystem::path& path() const;
   bool read_only() const;
+  /// The file keeps a write-ahead log (OpenOptions::wal), rather than a rollback journal.
+  bool wal() const;
   /// The database's PRAGMA user_version.
   int schema_version() const;
 
@@ -199,6 +225,32 @@ class Store {
   /// Runs one read-only SQL statement with `?` parameters and returns its rows.
   /// Throws StoreError for a statement that would write.
   Table query(std::string_view sql, const std::vector<Value>& params = {}) const;
+  // --- result files of other processes (Slurm tasks) ----------------------
+
+  /// Takes one run of another powertrain database into this one, in one
+  /// transaction: the run with its epochs, epoch channels and timeline (new
+  /// ids), the trial's status, run and attempts, and a row in `imports` named
+  /// request.source. A source taken in before changes nothing (already); a
+  /// trial that has a result already keeps it (duplicate). Throws StoreError
+  /// when the file cannot be read or has another schema version.
+  ImportOutcome import_run(const ImportRequest& request);
+  /// Whether `source` was taken in (imports).
+  bool imported(std::string_view source) const;
+  /// Records that a trial was submitted as task `array_index` of Slurm job `job_id`.
+  void add_slurm_task(std::int64_t trial_id, std::string_view job_id, int array_index);
+  struct SlurmTask {
+    std::int64_t trial_id = 0;
+    std::string job_id;
+    int array_index = 0;
+    std::string submitted_at;
+  };
+  /// Every submission of the study's trials, oldest first.
+  std::vector<SlurmTask> slurm_tasks_of(std::int64_t study_id) const;
+  /// The cluster's energy for a run (sacct ConsumedEnergy), kept beside powertrain's.
+  void set_cluster_energy(std::int64_t run_id, double energy_j);
+  /// The Slurm job of a run and the cluster's energy for it (unset when none).
+  std::pair<std::string, std::optional<double>> cluster_energy_of(std::int64_t run_id) const;
+
   /// The trial_results view for one study: trial, configuration and summary
   /// columns of each trial (see docs/store.md), ordered by step and trial id.
   Table results_table(std::int64_t study_id) const;

@@ -70,6 +70,9 @@ struct TrialOutcome {
   /// CPU time of the machine beside the run's (unset: not recorded).
   std::optional<energy::WindowCpu> cpu;
   std::optional<double> quiet_wait_s;  ///< seconds it waited for a quiet machine first
+  std::string placement;     ///< where a scheduler put it (run::Environment::placement)
+  std::string slurm_job;     ///< "<job>_<task>" when a Slurm task ran it
+  std::optional<double> cluster_energy_j;  ///< the cluster's own accounting of that task
 
   bool has_result() const { return store::is_done(status); }
   bool diverged() const { return status == store::TrialStatus::diverged; }

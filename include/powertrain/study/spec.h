@@ -42,6 +42,18 @@ struct TaskSource {
 };
 
 /// How trials are run; may change between runs of a study (not part of any key).
+/// How a study's trials go to a Slurm cluster ([execution.slurm]; docs/cluster.md).
+struct SlurmSettings {
+  int gpus_per_trial = 0;            ///< --gres=gpu:N per array task (0: none asked for)
+  int cpus_per_trial = 0;            ///< --cpus-per-task (0: Slurm's default)
+  std::string memory;                ///< --mem, e.g. "16G" (empty: Slurm's default)
+  std::string time_limit;            ///< --time, e.g. "02:00:00" (empty: the partition's)
+  bool exclusive = false;            ///< --exclusive: whole nodes, so node-wide energy is the trial's alone
+  int trials_per_task = 1;           ///< trials one array task runs, one after the other (short trials)
+  std::vector<std::string> options;  ///< further sbatch options, e.g. ["--partition=gpu"]
+  std::string dir;                   ///< shared folder for job files, results and logs; empty: "<db>.slurm/<name>"
+};
+
 struct Execution {
   /// Idle seconds before every trial (after the first), so that compared trials
   /// start from a similar temperature.
@@ -68,6 +80,7 @@ struct Execution {
   /// machine-wide; a trial that starts on a busy machine anyway is flagged.
   double quiet_wait_s = 0.0;
   double quiet_cpus = 0.5;
+  SlurmSettings slurm;
 };
 
 struct StudySpec {

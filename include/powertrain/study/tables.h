@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -78,6 +79,11 @@ std::vector<ResultTable> study_tables(const store::Study& study, const std::vect
 /// The per-trial table every study has; its notes say which trials ran on a
 /// busy machine and which waited for a quiet one.
 ResultTable trials_table(const std::vector<TrialOutcome>& trials);
+/// Trials whose Slurm task the cluster accounted energy for: powertrain's figure
+/// beside sacct's; nullopt when there is none.
+std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>& trials);
+/// The console form of a cell (as print_table writes it).
+std::string cell_text(const Cell& c, const Column& col);
 /// How many trials ran while other processes used a material share of the CPUs.
 std::size_t interference_count(const std::vector<TrialOutcome>& trials);
 /// The one line that explains the "busy" flag for `n` such trials.

@@ -1,0 +1,126 @@
+#pragma once
+// Studies on a Slurm cluster (docs/cluster.md). A study's pending trials go
+// out as one job array (sbatch); each array task runs its trial through the
+// normal run session on its node and writes its own result file, a small
+// powertrain database, in the study's shared folder. Only the process that
+// submitted (or `collect`, `results`, `report`, a resumed run) writes the
+// study's database: it takes the result files in, each exactly once. No torch.
+//
+//   <folder>/jobs/submit-<n>.json    which trials each array task runs
+//   <folder>/results/trial-<id>-<job>_<task>-r<restart>.partial.db   while it runs
+//   <folder>/results/trial-<id>-<job>_<task>-r<restart>.db           once it ended
+//   <folder>/logs/<job>_<task>.out
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "powertrain/store/store.h"
+#include "powertrain/study/spec.h"
+
+namespace powertrain::slurm {
+
+/// The shared folder of a study: spec.execution.slurm.dir, else
+/// "<db>.slurm/<name>" (the name as io::safe_file_name makes it).
+std::filesystem::path study_folder(const study::StudySpec& spec, const std::filesystem::path& db);
+/// The same for a stored study (its stored specification says where).
+std::filesystem::path study_folder(const store::Study& study, const std::filesystem::path& db);
+
+/// One trial of an array task.
+struct TaskTrial {
+  std::int64_t trial_id = 0;  ///< in the study's database
+  std::string key;            ///< canonical key (the same in the task's result file)
+  std::string label;
+};
+
+/// A submission: what each array task runs. Written before sbatch, read by the tasks.
+struct JobFile {
+  std::string study;        ///< the study's name
+  store::StudyKind kind = store::StudyKind::grid;
+  std::string spec_text;    ///< the specification as stored with the study
+  std::string spec_source;  ///< its file (relative command folders are taken from it)
+  std::string db;           ///< the study's database (artifacts go beside it)
+  std::string folder;       ///< the shared folder
+  std::vector<std::string> disabled_sources;
+  bool exclusive = false;   ///< whole nodes (--exclusive): node-wide energy is the trial's alone
+  std::vector<std::vector<TaskTrial>> tasks;  ///< per array index
+};
+nlohmann::json to_json(const JobFile& j);
+/// Throws ConfigError with one line on a malformed document.
+JobFile job_from_json(const nlohmann::json& j);
+void write_job_file(const std::filesystem::path& path, const JobFile& j);
+JobFile read_job_file(const std::filesystem::path& path);
+
+/// Groups trials into array tasks of at most `per_task` trials each.
+std::vector<std::vector<TaskTrial>> group_tasks(const std::vector<TaskTrial>& trials, int per_task);
+
+/// sbatch's arguments (without "sbatch") for an array of `tasks` tasks running
+/// `script`: --parsable, --array, the job name, output files in `logs`,
+/// resources from `s`, --dependency=afterok:<after_ok> (with
+/// --kill-on-invalid-dep=yes) when set, then s.options and `extra` (the
+/// command line's --slurm-opt), which may override what comes before.
+std::vector<std::string> sbatch_args(const study::SlurmSettings& s, const std::vector<std::string>& extra, int tasks,
+                                     const std::string& job_name, const std::filesystem::path& logs,
+                                     const std::optional<std::string>& after_ok, const std::filesystem::path& script);
+/// The job id in `sbatch --parsable` output ("123" or "123;cluster"); ConfigError when there is none.
+std::string parse_job_id(const std::string& sbatch_out);
+
+/// A command's exit status and output (stdout and stderr kept apart).
+struct ToolResult {
+  int exit_code = 0;
+  std::string out, err;
+  bool started = true;  ///< false: the program could not be run (not installed)
+};
+/// Runs argv[0] (found on PATH) with argv, stdin from /dev/null, and waits.
+ToolResult run_tool(const std::vector<std::string>& argv);
+
+/// A task of a job as squeue shows it.
+struct LiveTask {
+  std::string state;  ///< PENDING, RUNNING, COMPLETING, ...
+  std::string node;   ///< empty while pending
+  std::string reason; ///< why it is pending (e.g. Dependency)
+};
+/// Parses `squeue -h -r -o "%i|%T|%N|%r"` lines: "<job>_<task>" -> task.
+std::map<std::string, LiveTask> parse_squeue(const std::string& out);
+/// The tasks of `job_ids` Slurm still knows as queued or running; nullopt
+/// when squeue cannot be run or fails.
+std::optional<std::map<std::string, LiveTask>> live_tasks(const std::vector<std::string>& job_ids);
+
+/// Energy in joules from `sacct -n -P -X -o ConsumedEnergyRaw` output: the
+/// first non-empty line; nullopt when empty, 0 with no energy plugin
+/// ("0"), or not a number.
+std::optional<double> parse_consumed_energy(const std::string& sacct_out);
+
+/// Result file names of one array task's trial.
+std::string result_stem(std::int64_t trial_id, const std::string& job_task, int restart);
+inline constexpr const char* kPartialSuffix = ".partial.db";
+
+/// What collect() did.
+struct CollectResult {
+  int imported = 0;      ///< runs taken in now (finished, or interrupted)
+  int interrupted = 0;   ///< of those, runs whose task died: taken in as interrupted
+  int duplicates = 0;    ///< result files of trials that had a result already (nothing copied)
+  int running = 0;       ///< result files still being written
+  int cluster_energy = 0;  ///< runs the cluster's accounting gave an energy for now
+  std::string sacct_note;  ///< why the cluster's energy is not there, when it is not
+};
+
+/// Takes every result file in `folder`/results into `store`'s study `study`,
+/// each once (store::Store::import_run). A partial file nobody has written
+/// for `stale_s` seconds belongs to a task that died: its run is taken in as
+/// interrupted, and its trial can be submitted again. Runs taken in get the
+/// cluster's energy where `sacct` accounts one. Safe to run any number of
+/// times, by any number of processes.
+CollectResult collect(store::Store& store, const store::Study& study, const std::filesystem::path& folder,
+                      double stale_s = 120.0, bool ask_sacct = true);
+
+/// collect() for every study of the database at `db` that has a shared folder
+/// (a study submitted to Slurm); nothing when there is none. Opens the
+/// database for writing only then.
+std::vector<CollectResult> collect_all(const std::filesystem::path& db);
+
+}  // namespace powertrain::slurm

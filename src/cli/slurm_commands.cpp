@@ -1,0 +1,462 @@
+// Studies on a Slurm cluster: `sweep|study ... --slurm [--wait]` submits a
+// study's pending trials as a job array; `slurm-task` is what each array task
+// runs; `collect` takes the tasks' result files in; `status` shows a study's
+// trials with their Slurm job and node. See docs/cluster.md.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "powertrain/error.h"
+#include "powertrain/io/output.h"
+#include "powertrain/io/text.h"
+#include "powertrain/runner/runner.h"
+#include "powertrain/session/signals.h"
+#include "powertrain/slurm/slurm.h"
+#include "powertrain/store/store.h"
+#include "powertrain/study/plan.h"
+#include "powertrain/study/spec.h"
+#include "powertrain/study/tables.h"
+
+namespace powertrain::cli {
+namespace fs = std::filesystem;
+namespace {
+
+std::string self_executable() {
+  std::error_code ec;
+  const auto p = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw IoError("cannot find powertrain's own executable (/proc/self/exe) for the array tasks");
+  return p.string();
+}
+
+// A shell word: single quotes, with a quote inside written as '\''.
+std::string sh_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+void print_collect(const slurm::CollectResult& c, bool quiet) {
+  if (quiet || (c.imported == 0 && c.duplicates == 0)) return;
+  fmt::print(stderr, "took in {} result file{}{}{}\n", c.imported, c.imported == 1 ? "" : "s",
+             c.interrupted ? fmt::format(" ({} of tasks that died: their trials are interrupted)", c.interrupted) : "",
+             c.duplicates ? fmt::format("; {} of trials that had a result already (kept as they were)", c.duplicates)
+                          : "");
+}
+
+// Trials of a study that Slurm still holds: queued or running tasks of its submissions.
+struct LiveState {
+  std::map<std::int64_t, slurm::LiveTask> by_trial;  // trial -> its live task
+  std::map<std::int64_t, std::string> job_of_trial;  // trial -> latest submission "<job>_<index>"
+};
+
+LiveState live_state(const store::Store& store, std::int64_t study_id) {
+  LiveState s;
+  const auto tasks = store.slurm_tasks_of(study_id);
+  std::set<std::string> jobs;
+  for (const auto& t : tasks) {
+    jobs.insert(t.job_id);
+    s.job_of_trial[t.trial_id] = fmt::format("{}_{}", t.job_id, t.array_index);
+  }
+  if (jobs.empty()) return s;
+  const auto live = slurm::live_tasks({jobs.begin(), jobs.end()});
+  if (!live) throw IoError("squeue failed: cannot tell which of the study's trials Slurm still holds");
+  for (const auto& t : tasks) {
+    const auto it = live->find(fmt::format("{}_{}", t.job_id, t.array_index));
+    if (it != live->end()) s.by_trial[t.trial_id] = it->second;
+  }
+  return s;
+}
+
+struct Submitted {
+  std::string job_id;
+  int trials = 0;
+};
+
+Submitted submit_array(store::Store& store, const study::StudySpec& spec, const fs::path& db, const fs::path& folder,
+                       const std::vector<slurm::TaskTrial>& trials, const SlurmSubmit& o,
+                       const std::optional<std::string>& after_ok, const std::string& tag) {
+  slurm::JobFile job;
+  job.study = spec.name;
+  job.kind = spec.kind;
+  job.spec_text = spec.text;
+  job.spec_source =
+      spec.source.empty() || spec.source.front() == '<' ? spec.source : fs::absolute(spec.source).string();
+  job.db = db.string();
+  job.folder = folder.string();
+  job.disabled_sources = o.disable;
+  job.exclusive = spec.execution.slurm.exclusive;
+  for (const auto* list : {&spec.execution.slurm.options, &o.options})
+    for (const auto& opt : *list) job.exclusive = job.exclusive || opt.rfind("--exclusive", 0) == 0;
+  job.tasks = slurm::group_tasks(trials, spec.execution.slurm.trials_per_task);
+  const auto stamp = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const auto base = folder / "jobs" / fmt::format("submit-{}-{}-{}", stamp, ::getpid(), tag);
+  const auto job_file = fs::path(base.string() + ".json");
+  const auto script = fs::path(base.string() + ".sh");
+  slurm::write_job_file(job_file, job);
+  io::write_output(script,
+                   fmt::format("#!/bin/sh\n# powertrain study '{}': one array task per group of trials\n"
+                               "exec {} slurm-task {}\n",
+                               io::printable(spec.name), sh_quote(self_executable()), sh_quote(job_file.string())),
+                   io::OutputRule{"job script", {}, 0, true});
+  fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
+
+  std::vector<std::string> argv{"sbatch"};
+  const auto args = slurm::sbatch_args(spec.execution.slurm, o.options, static_cast<int>(job.tasks.size()),
+                                       "powertrain-" + io::safe_file_name(spec.name), folder / "logs", after_ok,
+                                       script);
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto r = slurm::run_tool(argv);
+  if (!r.started) throw ConfigError("sbatch is not installed here: --slurm needs a Slurm client (see docs/cluster.md)");
+  if (r.exit_code != 0) {
+    const auto line = r.err.substr(0, r.err.find('\n'));
+    throw ConfigError(fmt::format("sbatch refused the job: {}", line.empty() ? "no reason given" : line));
+  }
+  Submitted s;
+  s.job_id = slurm::parse_job_id(r.out);
+  for (std::size_t i = 0; i < job.tasks.size(); ++i)
+    for (const auto& t : job.tasks[i]) store.add_slurm_task(t.trial_id, s.job_id, static_cast<int>(i));
+  s.trials = static_cast<int>(trials.size());
+  return s;
+}
+
+struct Counts {
+  int total = 0, done = 0;
+};
+Counts count_done(const store::Store& store, std::int64_t study_id) {
+  Counts c;
+  for (const auto& t : store.trials_of(study_id)) {
+    ++c.total;
+    if (store::is_done(t.status)) ++c.done;
+  }
+  return c;
+}
+
+}  // namespace
+
+int submit_study(const study::StudySpec& spec, const std::string& db_arg, const SlurmSubmit& o) {
+  const fs::path db = fs::absolute(db_arg);
+  auto store = store::Store::open(db);
+  session::StopOnSignals signals;
+
+  // 1. The study and its trials, checked as for a local run.
+  runner::RunOptions ro;
+  ro.db = db;
+  ro.plan_only = true;
+  ro.log = o.quiet ? nullptr : stderr;
+  ro.disabled_sources = o.disable;
+  const auto planned = runner::run_study(spec, store, ro);
+  const auto study = store.study(planned.study_id);
+  const auto folder = slurm::study_folder(spec, db);
+  for (const char* sub : {"jobs", "results", "logs"}) fs::create_directories(folder / sub);
+
+  // 2. What earlier tasks left, then what is still to run.
+  print_collect(slurm::collect(store, study, folder), o.quiet);
+  auto live = live_state(store, study.id);
+  std::map<std::string, std::int64_t> id_of;
+  for (const auto& t : store.trials_of(study.id)) id_of[t.key] = t.id;
+  std::vector<slurm::TaskTrial> first, second;  // pretraining, then what needs its encoder
+  int held = 0;
+  for (const auto& p : study::plan_trials(spec)) {
+    const auto id = id_of.at(p.spec.key);
+    if (store::is_done(store.trial(id).status)) continue;
+    if (live.by_trial.count(id)) {
+      ++held;
+      continue;
+    }
+    (p.spec.phase == study::kPhasePretrain ? first : second).push_back({id, p.spec.key, p.label});
+  }
+
+  // 3. One array per group; downstream trials wait for their encoders.
+  std::vector<std::string> submitted_jobs;
+  if (first.empty() && second.empty()) {
+    if (!o.quiet)
+      fmt::print(stderr, "study '{}': nothing to submit ({} trials done, {} queued or running in Slurm)\n",
+                 io::printable(spec.name), count_done(store, study.id).done, held);
+  } else {
+    std::optional<std::string> after;
+    if (!first.empty()) {
+      const auto s = submit_array(store, spec, db, folder, first, o, std::nullopt, "pretrain");
+      submitted_jobs.push_back(s.job_id);
+      after = s.job_id;
+      if (!o.quiet)
+        fmt::print(stderr, "submitted job {}: {} pretraining trial{}\n", s.job_id, s.trials, s.trials == 1 ? "" : "s");
+    } else if (spec.kind == store::StudyKind::pretrain) {
+      // Pretraining still queued or running from an earlier submission.
+      std::set<std::string> jobs;
+      for (const auto& [trial, task] : live.by_trial) {
+        if (store.trial(trial).phase != study::kPhasePretrain) continue;
+        const auto& jt = live.job_of_trial[trial];
+        jobs.insert(jt.substr(0, jt.find('_')));
+      }
+      if (!jobs.empty()) after = fmt::format("{}", fmt::join(jobs, ":"));
+    }
+    if (!second.empty()) {
+      const auto s = submit_array(store, spec, db, folder, second, o, after, "trials");
+      submitted_jobs.push_back(s.job_id);
+      if (!o.quiet)
+        fmt::print(stderr, "submitted job {}: {} trial{}{}\n", s.job_id, s.trials, s.trials == 1 ? "" : "s",
+                   after ? fmt::format(", after job {} succeeds", *after) : "");
+    }
+    if (!o.quiet) fmt::print(stderr, "results and logs go to {}\n", folder.string());
+  }
+  if (!o.wait) {
+    if (!submitted_jobs.empty()) fmt::print("{}\n", fmt::join(submitted_jobs, " "));
+    return 0;
+  }
+
+  // 4. --wait: take results in as they come, until Slurm holds none of the study's trials.
+  const bool terminal = !o.quiet && ::isatty(STDERR_FILENO) != 0;
+  int last_done = -1;
+  for (;;) {
+    const auto c = slurm::collect(store, study, folder);
+    live = live_state(store, study.id);
+    const auto n = count_done(store, study.id);
+    int running = 0;
+    for (const auto& [id, t] : live.by_trial) running += t.state == "RUNNING" || t.state == "COMPLETING";
+    const int queued = static_cast<int>(live.by_trial.size()) - running;
+    if (!o.quiet && (terminal || n.done != last_done)) {
+      fmt::print(stderr, "{}study '{}': {}/{} trials done, {} running, {} queued{}", terminal ? "\r\033[K" : "",
+                 io::printable(spec.name), n.done, n.total, running, queued, terminal ? "" : "\n");
+      std::fflush(stderr);
+    }
+    last_done = n.done;
+    if (c.running == 0 && live.by_trial.empty()) break;
+    if (signals.flag()->load()) {
+      if (!o.quiet)
+        fmt::print(stderr, "\nstopped waiting; the jobs go on: `powertrain collect {}` takes their results in\n",
+                   db_arg);
+      return 130;
+    }
+    for (int i = 0; i < 20 && !signals.flag()->load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (terminal) fmt::print(stderr, "\n");
+  const auto last = slurm::collect(store, study, folder);
+  print_collect(last, o.quiet);
+  if (!o.quiet && !last.sacct_note.empty())
+    fmt::print(stderr, "the cluster's own energy figures: none ({})\n", last.sacct_note);
+  const auto n = count_done(store, study.id);
+  print_study(stdout, store, store.study(study.id), false);
+  return n.done == n.total ? 0 : 1;
+}
+
+void collect_before_reading(const std::string& db, bool quiet) {
+  std::error_code ec;
+  if (!fs::exists(db, ec)) return;
+  try {
+    for (const auto& c : slurm::collect_all(db)) print_collect(c, quiet);
+  } catch (const StoreError&) {
+    // Read-only or busy: what is shown is what the database holds.
+  }
+}
+
+namespace {
+
+// One array task: its trials, each into a result file of its own.
+int run_slurm_task(const std::string& job_path, int index_arg) {
+  const auto job = slurm::read_job_file(job_path);
+  const int index = index_arg >= 0 ? index_arg : std::atoi(env_or("SLURM_ARRAY_TASK_ID", "-1").c_str());
+  if (index < 0 || index >= static_cast<int>(job.tasks.size()))
+    throw ConfigError(fmt::format("array task {} is not in the job file ({} tasks)", index, job.tasks.size()));
+  const std::string job_task =
+      fmt::format("{}_{}", env_or("SLURM_ARRAY_JOB_ID", env_or("SLURM_JOB_ID", "local")), index);
+  const int restart = std::atoi(env_or("SLURM_RESTART_COUNT", "0").c_str());
+  auto spec = study::parse_spec(job.spec_text, job.spec_source, job.kind);
+  spec.name = job.study;
+  const fs::path results = fs::path(job.folder) / "results";
+  fs::create_directories(results);
+
+  // Node-wide sources (RAPL, the CPU estimate) count every job on the node:
+  // the run says whether it had the node to itself.
+  const std::string placement = fmt::format(
+      "Slurm job {} on {}{}", job_task, env_or("SLURMD_NODENAME", "an unnamed node"),
+      job.exclusive ? ", a whole node" : ", a node shared with other jobs (node-wide energy includes their work)");
+
+  session::StopOnSignals signals;
+  int unfinished = 0;
+  for (const auto& trial : job.tasks[static_cast<std::size_t>(index)]) {
+    if (signals.flag()->load()) break;
+    // A requeued or repeated task: a finished result of this trial is there already.
+    bool done_before = false;
+    const std::string prefix = fmt::format("trial-{}-", trial.trial_id);
+    for (const auto& e : fs::directory_iterator(results)) {
+      const auto name = e.path().filename().string();
+      if (name.rfind(prefix, 0) != 0 || name.find(".partial.") != std::string::npos ||
+          e.path().extension() != ".db")
+        continue;
+      try {
+        auto prev = store::Store::open_readonly(e.path());
+        if (const auto s = prev.find_study(job.study))
+          if (const auto t = prev.find_trial(s->id, trial.key)) done_before = done_before || store::is_done(t->status);
+      } catch (const StoreError&) {
+      }
+    }
+    if (done_before) {
+      fmt::print(stderr, "{}: done already by an earlier task; not run again\n", trial.label);
+      continue;
+    }
+    const auto stem = slurm::result_stem(trial.trial_id, job_task, restart);
+    const auto partial = results / (stem + slurm::kPartialSuffix);
+    const auto final_path = results / (stem + ".db");
+    store::TrialStatus status = store::TrialStatus::pending;
+    bool stopped = false;
+    {
+      auto store = store::Store::open(partial, {.wal = false});
+      runner::RunOptions ro;
+      ro.db = job.db;
+      ro.only_keys = {trial.key};
+      ro.encoder_from_file = true;
+      ro.stop = signals.flag();
+      ro.log = stderr;
+      ro.disabled_sources = job.disabled_sources;
+      ro.placement = placement;
+      const auto r = runner::run_study(spec, store, ro);
+      stopped = r.stopped;
+      if (const auto t = store.find_trial(r.study_id, trial.key)) status = t->status;
+    }
+    // Whole or not at all: the finished file appears under its final name in one step.
+    fs::rename(partial, final_path);
+    if (!store::is_done(status)) ++unfinished;
+    if (stopped) break;
+  }
+  if (signals.flag()->load()) return 130;
+  return unfinished > 0 ? 3 : 0;
+}
+
+struct StatusArgs {
+  std::string db;
+  std::string study;
+  std::string json_file;
+};
+
+int run_status(const StatusArgs& a) {
+  if (!fs::exists(a.db)) throw ConfigError(fmt::format("{}: no such database", a.db));
+  collect_before_reading(a.db, false);
+  auto store = store::Store::open_readonly(a.db);
+  nlohmann::json doc = {{"database", a.db}, {"studies", nlohmann::json::array()}};
+  bool found = false;
+  for (const auto& ov : store.list_studies()) {
+    const auto& s = ov.study;
+    if (!a.study.empty() && s.name != a.study) continue;
+    found = true;
+    std::optional<LiveState> live;
+    std::string live_note;
+    try {
+      live = live_state(store, s.id);
+    } catch (const IoError& e) {
+      live_note = e.what();
+    }
+    std::map<std::int64_t, std::string> node_of;
+    const auto nodes = store.query(
+        "SELECT trial_id, node FROM imports WHERE outcome = 'imported' AND trial_id IN (SELECT id FROM trials WHERE "
+        "study_id = ?) ORDER BY imported_at",
+        {s.id});
+    for (const auto& row : nodes.rows)
+      if (std::holds_alternative<std::int64_t>(row[0]) && std::holds_alternative<std::string>(row[1]))
+        node_of[std::get<std::int64_t>(row[0])] = std::get<std::string>(row[1]);
+
+    study::ResultTable t;
+    t.name = "status";
+    t.title = fmt::format("Study '{}' ({}): trials", io::printable(s.name), store::to_string(s.kind));
+    t.columns = {{"trial", "trial", 0},   {"phase", "phase", 0},      {"batch_size", "batch", 0},
+                 {"learning_rate", "lr", 0}, {"seed", "seed", 0},   {"status", "status", 0},
+                 {"slurm_job", "job", 0},   {"slurm_state", "slurm", 0}, {"node", "node", 0}};
+    std::map<std::string, int> by_state;
+    auto text = [](const std::string& v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
+    auto integer = [](std::int64_t v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
+    for (const auto& tr : store.trials_of(s.id)) {
+      std::string job, state, node;
+      const bool held = live && live->by_trial.count(tr.id) > 0;
+      if (live && live->job_of_trial.count(tr.id)) job = live->job_of_trial.at(tr.id);
+      if (held) {
+        const auto& lt = live->by_trial.at(tr.id);
+        state = lt.state + (lt.reason.empty() ? "" : " (" + lt.reason + ")");
+        node = lt.node;
+      } else if (!job.empty()) {
+        state = "ended";
+      }
+      if (node.empty() && node_of.count(tr.id)) node = node_of.at(tr.id);
+      const std::string status(store::to_string(tr.status));
+      std::string bucket = status;
+      if (held && !store::is_done(tr.status))
+        bucket = live->by_trial.at(tr.id).state == "PENDING" ? "queued in Slurm" : "running in Slurm";
+      ++by_state[bucket];
+      t.rows.push_back({integer(tr.id), text(tr.phase), integer(tr.config.batch_size),
+                        study::Cell{study::real(tr.config.learning_rate), store::Value(std::monostate{})},
+                        integer(static_cast<std::int64_t>(tr.config.seed)), text(status), text(job), text(state),
+                        text(node)});
+    }
+    std::string counts;
+    for (const auto& [k, n] : by_state) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, k);
+    t.notes.push_back(counts);
+    if (!live_note.empty()) t.notes.push_back(live_note);
+    study::print_table(stdout, t);
+    auto js = study::to_json(t);
+    js["study"] = s.name;
+    doc["studies"].push_back(std::move(js));
+  }
+  if (!found && !a.study.empty()) throw ConfigError(fmt::format("{}: no study named '{}'", a.db, a.study));
+  if (!a.json_file.empty())
+    io::write_output(a.json_file, doc.dump(2) + "\n", io::OutputRule{"status document", {}, 0, true});
+  return 0;
+}
+
+}  // namespace
+
+void add_slurm_commands(CLI::App& app, Context& ctx) {
+  {
+    auto job = std::make_shared<std::string>();
+    auto index = std::make_shared<int>(-1);
+    auto* cmd = app.add_subcommand("slurm-task", "Run one array task of a study submitted with --slurm (sbatch runs it)");
+    cmd->group("");  // not for users
+    cmd->add_option("JOBFILE", *job, "The submission's job file")->required();
+    cmd->add_option("--index", *index, "Array index (default: $SLURM_ARRAY_TASK_ID)");
+    cmd->callback([&ctx, job, index] { ctx.exit_code = run_slurm_task(*job, *index); });
+  }
+  {
+    auto db = std::make_shared<std::string>();
+    auto* cmd =
+        app.add_subcommand("collect", "Take the result files of a study's Slurm tasks into its database (idempotent)");
+    cmd->add_option("DB", *db, "Results database")->required();
+    cmd->callback([&ctx, db] {
+      if (!fs::exists(*db)) throw ConfigError(fmt::format("{}: no such database", *db));
+      int imported = 0, running = 0;
+      for (const auto& c : slurm::collect_all(*db)) {
+        print_collect(c, false);
+        imported += c.imported;
+        running += c.running;
+        if (!c.sacct_note.empty()) fmt::print(stderr, "the cluster's own energy figures: none ({})\n", c.sacct_note);
+      }
+      fmt::print(stderr, "{}: {} result file{} taken in, {} still being written\n", *db, imported,
+                 imported == 1 ? "" : "s", running);
+      ctx.exit_code = 0;
+    });
+  }
+  {
+    auto a = std::make_shared<StatusArgs>();
+    auto* cmd = app.add_subcommand("status", "A study's trials by state, with the Slurm job and node of each");
+    cmd->add_option("DB", a->db, "Results database")->required();
+    cmd->add_option("--study", a->study, "Only this study");
+    cmd->add_option("--json", a->json_file, "Also write the tables to FILE as JSON");
+    cmd->callback([&ctx, a] { ctx.exit_code = run_status(*a); });
+  }
+}
+
+}  // namespace powertrain::cli

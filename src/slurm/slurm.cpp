@@ -1,0 +1,384 @@
+// Studies on a Slurm cluster: the shared folder, job files, sbatch's
+// arguments, squeue and sacct, and taking the tasks' result files in.
+#include "powertrain/slurm/slurm.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+#include "powertrain/io/output.h"
+#include "powertrain/study/spec.h"
+
+namespace powertrain::slurm {
+namespace fs = std::filesystem;
+
+fs::path study_folder(const study::StudySpec& spec, const fs::path& db) {
+  const std::string name = io::safe_file_name(spec.name);
+  if (!spec.execution.slurm.dir.empty()) return fs::path(spec.execution.slurm.dir) / name;
+  auto base = db;
+  base += ".slurm";
+  return base / name;
+}
+
+fs::path study_folder(const store::Study& s, const fs::path& db) {
+  study::StudySpec spec;
+  try {
+    spec = study::parse_spec(s.spec, fmt::format("<stored spec of study '{}'>", s.name), s.kind);
+  } catch (const ConfigError&) {
+  }
+  spec.name = s.name;
+  return study_folder(spec, db);
+}
+
+// --- job files -----------------------------------------------------------------
+
+nlohmann::json to_json(const JobFile& j) {
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const auto& t : j.tasks) {
+    nlohmann::json trials = nlohmann::json::array();
+    for (const auto& x : t) trials.push_back({{"trial_id", x.trial_id}, {"key", x.key}, {"label", x.label}});
+    tasks.push_back(std::move(trials));
+  }
+  return {{"powertrain_job", 1},
+          {"study", j.study},
+          {"kind", std::string(store::to_string(j.kind))},
+          {"spec_text", j.spec_text},
+          {"spec_source", j.spec_source},
+          {"db", j.db},
+          {"folder", j.folder},
+          {"disabled_sources", j.disabled_sources},
+          {"exclusive", j.exclusive},
+          {"tasks", std::move(tasks)}};
+}
+
+JobFile job_from_json(const nlohmann::json& d) {
+  try {
+    if (!d.is_object() || d.value("powertrain_job", 0) != 1) throw ConfigError("not a powertrain job file");
+    JobFile j;
+    j.study = d.at("study").get<std::string>();
+    j.kind = store::study_kind_from_string(d.at("kind").get<std::string>());
+    j.spec_text = d.at("spec_text").get<std::string>();
+    j.spec_source = d.at("spec_source").get<std::string>();
+    j.db = d.at("db").get<std::string>();
+    j.folder = d.at("folder").get<std::string>();
+    j.disabled_sources = d.at("disabled_sources").get<std::vector<std::string>>();
+    j.exclusive = d.value("exclusive", false);
+    for (const auto& t : d.at("tasks")) {
+      std::vector<TaskTrial> trials;
+      for (const auto& x : t)
+        trials.push_back({x.at("trial_id").get<std::int64_t>(), x.at("key").get<std::string>(), x.value("label", "")});
+      j.tasks.push_back(std::move(trials));
+    }
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(fmt::format("malformed job file: {}", e.what()));
+  }
+}
+
+void write_job_file(const fs::path& path, const JobFile& j) {
+  io::write_output(path, to_json(j).dump(2) + "\n", io::OutputRule{"powertrain job file", {}, 0, true});
+}
+
+JobFile read_job_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(fmt::format("{}: cannot read the job file", path.string()));
+  try {
+    return job_from_json(nlohmann::json::parse(in));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError(fmt::format("{}: not JSON: {}", path.string(), e.what()));
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", path.string(), e.what()));
+  }
+}
+
+std::vector<std::vector<TaskTrial>> group_tasks(const std::vector<TaskTrial>& trials, int per_task) {
+  if (per_task < 1) throw ConfigError("trials per task must be at least 1");
+  std::vector<std::vector<TaskTrial>> out;
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    if (i % static_cast<std::size_t>(per_task) == 0) out.emplace_back();
+    out.back().push_back(trials[i]);
+  }
+  return out;
+}
+
+// --- sbatch, squeue, sacct ------------------------------------------------------
+
+std::vector<std::string> sbatch_args(const study::SlurmSettings& s, const std::vector<std::string>& extra, int tasks,
+                                     const std::string& job_name, const fs::path& logs,
+                                     const std::optional<std::string>& after_ok, const fs::path& script) {
+  if (tasks < 1) throw ConfigError("a job array needs at least one task");
+  std::vector<std::string> a{"--parsable", fmt::format("--array=0-{}", tasks - 1), "--job-name=" + job_name,
+                             "--output=" + (logs / "%A_%a.out").string()};
+  if (s.gpus_per_trial > 0) a.push_back(fmt::format("--gres=gpu:{}", s.gpus_per_trial));
+  if (s.cpus_per_trial > 0) a.push_back(fmt::format("--cpus-per-task={}", s.cpus_per_trial));
+  if (!s.memory.empty()) a.push_back("--mem=" + s.memory);
+  if (!s.time_limit.empty()) a.push_back("--time=" + s.time_limit);
+  if (s.exclusive) a.push_back("--exclusive");
+  if (after_ok) {
+    a.push_back("--dependency=afterok:" + *after_ok);
+    a.push_back("--kill-on-invalid-dep=yes");
+  }
+  for (const auto& o : s.options) a.push_back(o);
+  for (const auto& o : extra) a.push_back(o);
+  a.push_back(script.string());
+  return a;
+}
+
+std::string parse_job_id(const std::string& out) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto id = line.substr(0, line.find(';'));
+    if (!id.empty() && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) return id;
+  }
+  throw ConfigError(fmt::format("sbatch gave no job id (it said: {})", out.substr(0, 200)));
+}
+
+namespace {
+std::string slurp_fd(int fd) {
+  std::string s;
+  ::lseek(fd, 0, SEEK_SET);
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) s.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return s;
+}
+int temp_fd() {
+  char name[] = "/tmp/powertrain-tool-XXXXXX";
+  const int fd = ::mkstemp(name);
+  if (fd < 0) throw IoError("cannot create a temporary file for a tool's output");
+  ::unlink(name);
+  return fd;
+}
+}  // namespace
+
+ToolResult run_tool(const std::vector<std::string>& argv) {
+  if (argv.empty()) throw ConfigError("no program to run");
+  const int out = temp_fd(), err = temp_fd();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw IoError("fork failed");
+  if (pid == 0) {
+    const int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ToolResult r;
+  r.out = slurp_fd(out);
+  r.err = slurp_fd(err);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.started = r.exit_code != 127 || !r.err.empty() || !r.out.empty();
+  return r;
+}
+
+std::map<std::string, LiveTask> parse_squeue(const std::string& out) {
+  std::map<std::string, LiveTask> m;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::string cur;
+    for (char c : line) {
+      if (c == '|') {
+        f.push_back(cur);
+        cur.clear();
+      } else if (c != '\r') {
+        cur += c;
+      }
+    }
+    f.push_back(cur);
+    if (f.size() < 3 || f[0].empty()) continue;
+    LiveTask t;
+    t.state = f[1];
+    t.node = f[2] == "(null)" ? "" : f[2];
+    if (f.size() > 3 && f[3] != "None") t.reason = f[3];
+    m[f[0]] = t;
+  }
+  return m;
+}
+
+std::optional<std::map<std::string, LiveTask>> live_tasks(const std::vector<std::string>& job_ids) {
+  if (job_ids.empty()) return std::map<std::string, LiveTask>{};
+  std::string ids;
+  for (const auto& j : job_ids) ids += (ids.empty() ? "" : ",") + j;
+  const auto r = run_tool({"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T|%N|%r"});
+  if (r.exit_code == 0) return parse_squeue(r.out);
+  // Jobs Slurm has forgotten are not an error here: nothing of them is live.
+  if (r.err.find("Invalid job id") != std::string::npos) return std::map<std::string, LiveTask>{};
+  return std::nullopt;
+}
+
+std::optional<double> parse_consumed_energy(const std::string& out) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(std::remove_if(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\r' || c == '|'; }),
+               line.end());
+    if (line.empty()) continue;
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(line, &used);
+      if (used != line.size() || !(v >= 0)) return std::nullopt;
+      return v;
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string result_stem(std::int64_t trial_id, const std::string& job_task, int restart) {
+  return fmt::format("trial-{}-{}-r{}", trial_id, job_task, restart);
+}
+
+// --- taking result files in ---------------------------------------------------------
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// "trial-12-345_6-r0" -> "345_6"
+std::string job_task_of(const std::string& stem) {
+  const auto a = stem.find('-', 6);
+  const auto b = stem.rfind("-r");
+  if (a == std::string::npos || b == std::string::npos || b <= a) return {};
+  return stem.substr(a + 1, b - a - 1);
+}
+
+double age_s(const fs::path& p) {
+  std::error_code ec;
+  const auto t = fs::last_write_time(p, ec);
+  if (ec) return 0.0;
+  return std::chrono::duration<double>(fs::file_time_type::clock::now() - t).count();
+}
+
+constexpr const char* kDiedMessage =
+    "its Slurm task stopped without finishing (cancelled, timed out, or its node failed); submit the study again "
+    "to run the trial again";
+
+}  // namespace
+
+CollectResult collect(store::Store& store, const store::Study& study, const fs::path& folder, double stale_s,
+                      bool ask_sacct) {
+  CollectResult r;
+  const auto dir = folder / "results";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return r;
+  std::map<std::string, std::int64_t> by_key;
+  for (const auto& t : store.trials_of(study.id)) by_key[t.key] = t.id;
+
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<std::pair<std::int64_t, std::string>> taken;  // trial, job task
+  for (const auto& file : files) {
+    const std::string name = file.filename().string();
+    const bool partial = ends_with(name, kPartialSuffix);
+    if (!partial && !ends_with(name, ".db")) continue;
+    const std::string stem = name.substr(0, name.size() - (partial ? std::string_view(kPartialSuffix).size() : 3));
+    if (store.imported(stem)) continue;
+    if (partial) {
+      // A task that is alive writes its file at least every few seconds
+      // (epochs, the renewal of its claim).
+      if (fs::exists(dir / (stem + ".db"))) continue;  // renamed while we listed
+      if (age_s(file) < stale_s) {
+        ++r.running;
+        continue;
+      }
+      // The dead task's file may hold a hot journal: opening it for writing rolls it back.
+      (void)store::Store::open(file, {.wal = false});
+    }
+    auto src = store::Store::open_readonly(file);
+    const auto src_study = src.find_study(study.name);
+    if (!src_study) continue;
+    for (const auto& t : src.trials_of(src_study->id)) {
+      if (!t.run_id) continue;
+      const auto main = by_key.find(t.key);
+      if (main == by_key.end()) continue;  // not a trial of this study's plan
+      store::ImportRequest q;
+      q.source_db = file;
+      q.source = stem;
+      q.source_run_id = *t.run_id;
+      q.trial_id = main->second;
+      q.interrupted_message = partial ? kDiedMessage : "";
+      q.slurm_job = job_task_of(stem);
+      q.node = src.run(*t.run_id).environment.host;
+      switch (store.import_run(q)) {
+        case store::ImportOutcome::imported:
+          ++r.imported;
+          if (partial) ++r.interrupted;
+          taken.emplace_back(main->second, q.slurm_job);
+          break;
+        case store::ImportOutcome::duplicate: ++r.duplicates; break;
+        case store::ImportOutcome::already: break;
+      }
+      break;  // one run per result file
+    }
+  }
+
+  // The cluster's own energy accounting, where it has one.
+  if (!ask_sacct) return r;
+  for (const auto& [trial_id, job_task] : taken) {
+    if (job_task.empty()) continue;
+    const auto tr = run_tool({"sacct", "-n", "-P", "-X", "-j", job_task, "-o", "ConsumedEnergyRaw"});
+    if (!tr.started) {
+      r.sacct_note = "sacct is not installed here";
+      break;
+    }
+    if (tr.exit_code != 0) {
+      const auto line = tr.err.substr(0, tr.err.find('\n'));
+      r.sacct_note = fmt::format("sacct failed: {}", line.empty() ? "no reason given" : line);
+      break;
+    }
+    const auto e = parse_consumed_energy(tr.out);
+    if (!e || *e <= 0) {
+      r.sacct_note = "the cluster accounts no energy (no acct_gather_energy plugin: ConsumedEnergy is empty or 0)";
+      continue;
+    }
+    const auto trial = store.trial(trial_id);
+    if (trial.run_id) {
+      store.set_cluster_energy(*trial.run_id, *e);
+      ++r.cluster_energy;
+    }
+  }
+  return r;
+}
+
+std::vector<CollectResult> collect_all(const fs::path& db) {
+  std::vector<CollectResult> out;
+  std::vector<std::pair<store::Study, fs::path>> todo;
+  {
+    auto ro = store::Store::open_readonly(db);
+    for (const auto& s : ro.list_studies()) {
+      const auto folder = study_folder(s.study, fs::absolute(db));
+      std::error_code ec;
+      if (fs::is_directory(folder / "results", ec)) todo.emplace_back(s.study, folder);
+    }
+  }
+  if (todo.empty()) return out;
+  auto store = store::Store::open(db);
+  for (const auto& [s, folder] : todo) out.push_back(collect(store, s, folder));
+  return out;
+}
+
+}  // namespace powertrain::slurm

@@ -1,0 +1,293 @@
+// End-to-end on a real Slurm: a single-node cluster from Debian's slurm-wlm
+// and munge (tests/support/slurm/slurm-cluster), started and stopped here. A
+// quick sweep through `--slurm --wait` gives the trials and tables of the
+// same sweep run locally; a pretraining study's downstream trials wait for
+// their encoder; an array task cancelled with scancel and resubmitted loses
+// nothing and duplicates nothing; `collect` twice changes nothing.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "powertrain/store/store.h"
+#include "run_cli.h"
+#include "temp_dir.h"
+
+namespace {
+
+namespace pst = powertrain::store;
+namespace fs = std::filesystem;
+using powertrain::testing::run_powertrain;
+using powertrain::testing::run_program;
+using powertrain::testing::TempDir;
+using powertrain::testing::write_file;
+
+const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
+std::string python() {
+  const std::string p = POWERTRAIN_TEST_PYTHON;
+  return p.empty() ? "python3" : p;
+}
+std::string fake() { return kSource + "/tests/external/programs/fake_trainer.py"; }
+std::string toml_list(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (const auto& x : v) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
+  return s + "]";
+}
+
+// One cluster for the suite: starting one takes a few seconds.
+class SlurmCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const auto r = run_program(kSource + "/tests/support/slurm/slurm-cluster", {"start", (dir_->path() / "cluster").string()});
+    if (r.exit_code == 77) {
+      skip_ = r.err.substr(0, r.err.find('\n'));
+      return;
+    }
+    if (r.exit_code != 0) {
+      failure_ = "could not start a test Slurm: " + r.err;
+      return;
+    }
+    ::setenv("SLURM_CONF", (dir_->path() / "cluster" / "etc" / "slurm.conf").c_str(), 1);
+  }
+  static void TearDownTestSuite() {
+    if (dir_ && skip_.empty())
+      (void)run_program(kSource + "/tests/support/slurm/slurm-cluster", {"stop", (dir_->path() / "cluster").string()});
+    ::unsetenv("SLURM_CONF");
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << "no Slurm here: " << skip_;
+    ASSERT_TRUE(failure_.empty()) << failure_;
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline std::string skip_, failure_;
+};
+
+const char* kGrid = R"(name = "sg"
+seeds = [0]
+[workload]
+dataset = "synthetic-images"
+[workload.data]
+train_samples = 256
+eval_samples = 64
+image_size = 16
+num_classes = 4
+[training]
+max_epochs = 3
+patience = 2
+threads = 1
+[grid]
+batch_sizes = [16, 64]
+learning_rates = [0.01, 0.05]
+)";
+
+// Trial key -> (status, epochs, metric) of a study.
+std::map<std::string, std::tuple<std::string, int, double>> outcome(const std::string& db, const std::string& study) {
+  auto store = pst::Store::open_readonly(db);
+  std::map<std::string, std::tuple<std::string, int, double>> m;
+  for (const auto& r : store.results_of(store.find_study(study)->id))
+    m[r.trial.key] = {std::string(pst::to_string(r.trial.status)), r.run ? r.run->summary.epochs : -1,
+                      r.run ? r.run->summary.test_metric : -1.0};
+  return m;
+}
+
+// The tables `results --json` writes: names and columns of each, rows per
+// table (the Pareto front's rows depend on the energies measured: not counted).
+std::vector<std::tuple<std::string, std::vector<std::string>, std::size_t>> table_shapes(const fs::path& json) {
+  std::ifstream in(json);
+  const auto doc = nlohmann::json::parse(in);
+  std::vector<std::tuple<std::string, std::vector<std::string>, std::size_t>> out;
+  for (const auto& [name, t] : doc["studies"][0]["tables"].items())
+    out.emplace_back(name, t["columns"].get<std::vector<std::string>>(), name == "grid_pareto" ? 0 : t["rows"].size());
+  return out;
+}
+
+TEST_F(SlurmCli, SweepThroughSlurmGivesTheTrialsAndTablesOfALocalRun) {
+  TempDir dir;
+  write_file(dir / "spec.toml", kGrid);
+  const auto local = (dir / "local.db").string();
+  const auto cluster = (dir / "cluster.db").string();
+  auto r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", local, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", cluster, "--slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("submitted job"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("4/4 trials done"), std::string::npos) << r.err;
+
+  // Same trials, same outcomes: the training is deterministic on one thread.
+  const auto a = outcome(local, "sg"), b = outcome(cluster, "sg");
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a, b);
+  ASSERT_EQ(run_powertrain({"results", local, "--json", (dir / "l.json").string()}).exit_code, 0);
+  ASSERT_EQ(run_powertrain({"results", cluster, "--json", (dir / "c.json").string()}).exit_code, 0);
+  EXPECT_EQ(table_shapes(dir / "l.json"), table_shapes(dir / "c.json"));
+
+  // Each run came from its own task, on this node.
+  auto store = pst::Store::open_readonly(cluster);
+  std::set<std::string> jobs;
+  for (const auto& run : store.list_runs()) {
+    const auto [job, energy] = store.cluster_energy_of(run.id);
+    EXPECT_FALSE(job.empty());
+    jobs.insert(job);
+    EXPECT_FALSE(energy.has_value()) << "this test cluster accounts no energy";
+    EXPECT_EQ(run.environment.placement.rfind("Slurm job " + job + " on ", 0), 0u) << run.environment.placement;
+    EXPECT_NE(run.environment.placement.find("shared with other jobs"), std::string::npos);
+  }
+  const auto res = run_powertrain({"results", cluster});
+  EXPECT_NE(res.out.find("4 trials ran on Slurm nodes shared with other jobs"), std::string::npos) << res.out;
+  EXPECT_EQ(jobs.size(), 4u);
+  const auto st = run_powertrain({"status", cluster});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_NE(st.out.find("4 max_epochs"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("_3"), std::string::npos) << st.out;  // the job of the fourth task
+
+  // Again: nothing to submit, nothing changes.
+  r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", cluster, "--slurm"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to submit (4 trials done"), std::string::npos) << r.err;
+}
+
+TEST_F(SlurmCli, PretrainingDownstreamTrialsWaitForTheirEncoder) {
+  TempDir dir;
+  write_file(dir / "pre.toml", "name = \"sp\"\nkind = \"pretrain\"\n[workload]\ncommand = " +
+                                   toml_list({python(), fake(), "normal"}) +
+                                   "\nenv = { FAKE_EPOCH_S = \"0.3\" }\n[training]\nmax_epochs = 3\npatience = 1\n"
+                                   "[pretrain]\nsource = { tasks = [\"a\"] }\n"
+                                   "steps = [{ tasks = [\"b\"] }]\nvariants = [\"scratch\", \"finetune\", \"frozen\"]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"study", "pretrain", (dir / "pre.toml").string(), "--db", db, "--slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("1 pretraining trial"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("after job"), std::string::npos) << r.err;
+
+  auto store = pst::Store::open_readonly(db);
+  const auto results = store.results_of(store.find_study("sp")->id);
+  ASSERT_EQ(results.size(), 4u);
+  std::string pretrain_finished;
+  for (const auto& t : results)
+    if (t.trial.phase == "pretrain") pretrain_finished = t.run->finished_at;
+  ASSERT_FALSE(pretrain_finished.empty());
+  int with_encoder = 0;
+  for (const auto& t : results) {
+    ASSERT_TRUE(t.run) << t.trial.key;
+    EXPECT_TRUE(pst::is_done(t.trial.status)) << t.trial.key << ": " << t.trial.message;
+    if (t.trial.phase == "pretrain") continue;
+    EXPECT_GE(t.run->started_at, pretrain_finished) << "downstream trial " << t.trial.key << " began before its encoder";
+    if (!t.run->config.init_encoder.empty()) {
+      ++with_encoder;
+      EXPECT_TRUE(fs::exists(t.run->config.init_encoder));
+    }
+  }
+  EXPECT_EQ(with_encoder, 2);
+}
+
+// Counts of every table that matters, to compare a database before and after.
+std::string fingerprint(const std::string& db) {
+  auto store = pst::Store::open_readonly(db);
+  std::ostringstream s;
+  for (const char* t : {"runs", "epochs", "epoch_channels", "timeline", "imports", "trials"})
+    s << t << "=" << std::get<std::int64_t>(store.query(std::string("SELECT count(*) FROM ") + t).rows[0][0]) << " ";
+  const auto attempts = store.query("SELECT group_concat(status || ':' || attempts, ',') FROM trials").rows[0][0];
+  s << std::get<std::string>(attempts);
+  return s.str();
+}
+
+TEST_F(SlurmCli, ACancelledTaskLosesNothingAndItsResubmissionDuplicatesNothing) {
+  TempDir dir;
+  write_file(dir / "grid.toml", "name = \"sc\"\n[workload]\ncommand = " + toml_list({python(), fake(), "normal"}) +
+                                    "\nenv = { FAKE_EPOCH_S = \"0.8\", FAKE_METRICS = \"0.5,0.6,0.7,0.8,0.9,0.95\" }\n"
+                                    "[training]\nmax_epochs = 6\npatience = 2\nmin_delta = 0.01\n"
+                                    "[grid]\nbatch_sizes = [16, 32]\nlearning_rates = [0.1]\n");
+  const auto db = (dir / "r.db").string();
+  auto r = run_powertrain({"sweep", (dir / "grid.toml").string(), "--db", db, "--slurm"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string job = r.out.substr(0, r.out.find_first_of(" \n"));
+  ASSERT_FALSE(job.empty()) << r.out;
+
+  // Cancel task 0 once it has finished two epochs.
+  const auto results = fs::path(db + ".slurm") / "sc" / "results";
+  bool two_epochs = false;
+  for (int i = 0; i < 300 && !two_epochs; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (const auto& e : fs::directory_iterator(results)) {
+      const auto name = e.path().filename().string();
+      if (name.find("-" + job + "_0-") == std::string::npos || name.find(".partial.db") == std::string::npos) continue;
+      try {
+        auto s = pst::Store::open_readonly(e.path());
+        for (const auto& run : s.list_runs()) two_epochs = two_epochs || s.epochs_of(run.id).size() >= 2;
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  ASSERT_TRUE(two_epochs) << "task 0 did not get through two epochs";
+  ASSERT_EQ(run_program("/usr/bin/env", {"scancel", job + "_0"}).exit_code, 0);
+
+  // Wait for the whole job to leave the queue (task 1 runs to its end).
+  for (int i = 0; i < 600; ++i) {
+    const auto q = run_program("/usr/bin/env", {"squeue", "-h", "-j", job});
+    if (q.exit_code != 0 || q.out.find_first_not_of(" \n") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(run_powertrain({"collect", db}).exit_code, 0);
+  {
+    auto store = pst::Store::open_readonly(db);
+    const auto trials = store.results_of(store.find_study("sc")->id);
+    ASSERT_EQ(trials.size(), 2u);
+    const auto& cancelled = trials[0];
+    EXPECT_EQ(cancelled.trial.status, pst::TrialStatus::interrupted) << cancelled.trial.message;
+    ASSERT_TRUE(cancelled.run);
+    EXPECT_GE(store.epochs_of(cancelled.run->id).size(), 2u) << "its epochs are kept";
+    EXPECT_TRUE(pst::is_done(trials[1].trial.status));
+  }
+
+  // collect again: nothing changes.
+  const auto before = fingerprint(db);
+  ASSERT_EQ(run_powertrain({"collect", db}).exit_code, 0);
+  EXPECT_EQ(fingerprint(db), before);
+
+  // Resubmitted: only the cancelled trial goes out, and finishes.
+  r = run_powertrain({"sweep", (dir / "grid.toml").string(), "--db", db, "--slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find(": 1 trial"), std::string::npos) << r.err;
+  auto store = pst::Store::open_readonly(db);
+  const auto trials = store.results_of(store.find_study("sc")->id);
+  ASSERT_EQ(trials.size(), 2u);
+  for (const auto& t : trials) EXPECT_TRUE(pst::is_done(t.trial.status)) << t.trial.key;
+  EXPECT_EQ(trials[0].trial.attempts, 2);
+  EXPECT_EQ(trials[1].trial.attempts, 1);
+  EXPECT_EQ(store.list_runs().size(), 3u) << "the interrupted run, and one finished run per trial";
+  const auto after = fingerprint(db);
+  ASSERT_EQ(run_powertrain({"collect", db}).exit_code, 0);
+  EXPECT_EQ(fingerprint(db), after);
+}
+
+TEST_F(SlurmCli, BadSlurmInputIsOneLine) {
+  TempDir dir;
+  write_file(dir / "spec.toml", std::string(kGrid) + "[execution.slurm]\nmemory = \"16 G\"\n");
+  auto r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", (dir / "r.db").string(), "--slurm"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("'execution.slurm.memory' must be one word"), std::string::npos) << r.err;
+  write_file(dir / "spec.toml", kGrid);
+  r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", (dir / "r.db").string(), "--slurm",
+                      "--slurm-opt=--partition=nosuchpartition"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("sbatch refused the job"), std::string::npos) << r.err;
+  r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", (dir / "r.db").string(), "--wait"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--wait and --slurm-opt go with --slurm"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -1,0 +1,231 @@
+// The Slurm layer without a cluster: sbatch's arguments, squeue and sacct
+// output, job files, and taking result files in (each once; a dead task's
+// file as interrupted; a live task's file left alone).
+#include "powertrain/slurm/slurm.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "powertrain/error.h"
+#include "powertrain/store/store.h"
+#include "temp_dir.h"
+
+namespace powertrain::slurm {
+namespace {
+
+namespace fs = std::filesystem;
+using powertrain::testing::TempDir;
+
+TEST(Sbatch, ArgumentsCarryTheResourcesAndTheDependency) {
+  study::SlurmSettings s;
+  s.gpus_per_trial = 1;
+  s.cpus_per_trial = 8;
+  s.memory = "16G";
+  s.time_limit = "02:00:00";
+  s.exclusive = true;
+  s.options = {"--partition=gpu"};
+  const auto a = sbatch_args(s, {"--qos=long"}, 4, "powertrain-grid", "/shared/logs", std::string("77"), "/shared/job.sh");
+  const std::vector<std::string> want{"--parsable",          "--array=0-3",
+                                      "--job-name=powertrain-grid", "--output=/shared/logs/%A_%a.out",
+                                      "--gres=gpu:1",        "--cpus-per-task=8",
+                                      "--mem=16G",           "--time=02:00:00",
+                                      "--exclusive",         "--dependency=afterok:77",
+                                      "--kill-on-invalid-dep=yes", "--partition=gpu",
+                                      "--qos=long",          "/shared/job.sh"};
+  EXPECT_EQ(a, want);
+  const auto plain = sbatch_args({}, {}, 1, "j", "/l", std::nullopt, "/s.sh");
+  EXPECT_EQ(plain.size(), 5u);
+  EXPECT_THROW(sbatch_args({}, {}, 0, "j", "/l", std::nullopt, "/s.sh"), ConfigError);
+}
+
+TEST(Sbatch, JobIdFromParsableOutput) {
+  EXPECT_EQ(parse_job_id("1234\n"), "1234");
+  EXPECT_EQ(parse_job_id("1234;cluster-a\n"), "1234");
+  EXPECT_THROW(parse_job_id("sbatch: error: Batch job submission failed\n"), ConfigError);
+}
+
+TEST(Squeue, ParsesArrayTasks) {
+  const auto m = parse_squeue("12_0|RUNNING|node1|None\n12_1|PENDING|(null)|Dependency\n\n");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m.at("12_0").state, "RUNNING");
+  EXPECT_EQ(m.at("12_0").node, "node1");
+  EXPECT_EQ(m.at("12_0").reason, "");
+  EXPECT_EQ(m.at("12_1").node, "");
+  EXPECT_EQ(m.at("12_1").reason, "Dependency");
+}
+
+TEST(Sacct, ConsumedEnergy) {
+  EXPECT_EQ(parse_consumed_energy("53210\n"), 53210.0);
+  EXPECT_EQ(parse_consumed_energy("\n0\n"), 0.0);
+  EXPECT_FALSE(parse_consumed_energy(""));
+  EXPECT_FALSE(parse_consumed_energy("n/a\n"));
+}
+
+TEST(JobFile, RoundTripsAndRefusesGarbage) {
+  TempDir dir;
+  JobFile j;
+  j.study = "grid";
+  j.kind = store::StudyKind::pretrain;
+  j.spec_text = "name = \"grid\"\n";
+  j.spec_source = "/x/grid.toml";
+  j.db = "/x/r.db";
+  j.folder = "/x/r.db.slurm/grid";
+  j.disabled_sources = {"nvml"};
+  j.tasks = group_tasks({{1, "k1", "a"}, {2, "k2", "b"}, {3, "k3", "c"}}, 2);
+  ASSERT_EQ(j.tasks.size(), 2u);
+  EXPECT_EQ(j.tasks[1][0].trial_id, 3);
+  write_job_file(dir / "job.json", j);
+  const auto back = read_job_file(dir / "job.json");
+  EXPECT_EQ(to_json(back), to_json(j));
+  EXPECT_THROW(job_from_json(nlohmann::json{{"study", "x"}}), ConfigError);
+  EXPECT_THROW(group_tasks({}, 0), ConfigError);
+}
+
+TEST(Folder, BesideTheDatabaseOrWhereTheSpecSays) {
+  study::StudySpec spec;
+  spec.name = "../grid";
+  EXPECT_EQ(study_folder(spec, "/d/r.db").parent_path(), fs::path("/d/r.db.slurm"));
+  spec.execution.slurm.dir = "/scratch/pt";
+  EXPECT_EQ(study_folder(spec, "/d/r.db").parent_path(), fs::path("/scratch/pt"));
+}
+
+// A result file as a task writes it: the study, its plan's trials, and the
+// trial's run with `epochs` epochs, finished (or left running).
+void write_result(const fs::path& file, const std::string& key, int epochs, bool finish, const std::string& host) {
+  auto s = store::Store::open(file, {.wal = false});
+  const auto study = s.create_study("grid", store::StudyKind::grid, "", {});
+  store::TrialSpec other;
+  other.key = "other";
+  s.upsert_trial(study, other);
+  store::TrialSpec ts;
+  ts.key = key;
+  ts.config.batch_size = 32;
+  const auto trial = s.upsert_trial(study, ts);
+  run::Environment env;
+  env.host = host;
+  const auto run = s.start_trial(trial, ts.config, env);
+  for (int e = 1; e <= epochs; ++e) {
+    run::EpochRecord r;
+    r.epoch = e;
+    r.duration_s = 1.0;
+    r.energy_j = 10.0 * e;
+    r.val_metric = 0.5 + 0.1 * e;
+    energy::ChannelEnergy ch;
+    ch.channel_id = "estimate:cpu";
+    ch.energy_j = 10.0 * e;
+    r.channels = {ch};
+    s.add_epoch(run, r);
+  }
+  energy::TimelineSample t;
+  t.t_ns = 1'000'000;
+  t.power_w = {5.0};
+  s.add_timeline(run, std::vector<std::string>{"estimate:cpu"}, {t}, 0);
+  if (finish) {
+    run::RunSummary sum;
+    sum.status = run::RunStatus::converged;
+    sum.epochs = epochs;
+    sum.energy_j = 10.0 * epochs * (epochs + 1) / 2;
+    s.complete_trial(trial, sum);
+  }
+}
+
+void make_old(const fs::path& p) {
+  fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::minutes(10));
+}
+
+struct MainDb {
+  TempDir dir;
+  store::Store store = store::Store::open(dir / "main.db");
+  std::int64_t study = store.create_study("grid", store::StudyKind::grid, "", {});
+  std::int64_t trial_a = add("a");
+  std::int64_t trial_b = add("b");
+  fs::path folder = dir / "main.db.slurm" / "grid";
+  fs::path results = folder / "results";
+  MainDb() { fs::create_directories(results); }
+  std::int64_t add(const std::string& key) {
+    store::TrialSpec t;
+    t.key = key;
+    return store.upsert_trial(study, t);
+  }
+  CollectResult collect_now() { return collect(store, store.study(study), folder, 120.0, /*ask_sacct=*/false); }
+};
+
+TEST(Collect, TakesEachFinishedFileInOnceWithItsEpochsAndTimeline) {
+  MainDb m;
+  write_result(m.results / "trial-1-50_0-r0.db", "a", 3, true, "node7");
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.imported, 1);
+  EXPECT_EQ(c.interrupted, 0);
+  const auto t = m.store.trial(m.trial_a);
+  EXPECT_EQ(t.status, store::TrialStatus::converged);
+  ASSERT_TRUE(t.run_id);
+  EXPECT_EQ(t.attempts, 1);
+  EXPECT_EQ(m.store.epochs_of(*t.run_id).size(), 3u);
+  EXPECT_EQ(m.store.epochs_of(*t.run_id)[2].channels.size(), 1u);
+  EXPECT_EQ(m.store.timeline_of(*t.run_id).size(), 1u);
+  EXPECT_EQ(m.store.run(*t.run_id).environment.host, "node7");
+  EXPECT_EQ(m.store.cluster_energy_of(*t.run_id).first, "50_0");
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::pending);
+
+  // Again: nothing changes.
+  const auto runs = m.store.list_runs().size();
+  const auto again = m.collect_now();
+  EXPECT_EQ(again.imported, 0);
+  EXPECT_EQ(m.store.list_runs().size(), runs);
+  EXPECT_EQ(m.store.trial(m.trial_a).attempts, 1);
+}
+
+TEST(Collect, ASecondResultOfADoneTrialIsADuplicateNotASecondRun) {
+  MainDb m;
+  write_result(m.results / "trial-1-50_0-r0.db", "a", 3, true, "n1");
+  write_result(m.results / "trial-1-50_0-r1.db", "a", 2, true, "n1");  // a requeued task ran it again
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.imported, 1);
+  EXPECT_EQ(c.duplicates, 1);
+  EXPECT_EQ(m.store.list_runs().size(), 1u);
+  EXPECT_EQ(m.store.epochs_of(*m.store.trial(m.trial_a).run_id).size(), 3u);
+  EXPECT_EQ(m.collect_now().duplicates, 0);  // recorded: not counted again
+}
+
+TEST(Collect, ALiveTasksPartialFileIsLeftAloneADeadOnesIsInterrupted) {
+  MainDb m;
+  const auto live = m.results / ("trial-2-51_1-r0" + std::string(kPartialSuffix));
+  write_result(live, "b", 2, false, "n2");
+  auto c = m.collect_now();
+  EXPECT_EQ(c.running, 1);
+  EXPECT_EQ(c.imported, 0);
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::pending);
+
+  make_old(live);  // nobody wrote it for ten minutes: its task is gone
+  c = m.collect_now();
+  EXPECT_EQ(c.imported, 1);
+  EXPECT_EQ(c.interrupted, 1);
+  const auto t = m.store.trial(m.trial_b);
+  EXPECT_EQ(t.status, store::TrialStatus::interrupted);
+  EXPECT_NE(t.message.find("Slurm task stopped without finishing"), std::string::npos) << t.message;
+  ASSERT_TRUE(t.run_id);
+  EXPECT_EQ(m.store.run(*t.run_id).summary.status, run::RunStatus::interrupted);
+  EXPECT_EQ(m.store.epochs_of(*t.run_id).size(), 2u);  // its epochs are kept
+
+  // Resubmitted, it finishes: a second attempt, the trial done.
+  write_result(m.results / "trial-2-52_0-r0.db", "b", 4, true, "n3");
+  c = m.collect_now();
+  EXPECT_EQ(c.imported, 1);
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::converged);
+  EXPECT_EQ(m.store.trial(m.trial_b).attempts, 2);
+}
+
+TEST(Collect, FilesOfOtherStudiesAndStrayFilesAreIgnored) {
+  MainDb m;
+  write_result(m.results / "trial-9-53_0-r0.db", "not-in-the-plan", 1, true, "n");
+  std::ofstream(m.results / "notes.txt") << "x";
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.imported, 0);
+  EXPECT_TRUE(m.store.list_runs().empty());
+}
+
+}  // namespace
+}  // namespace powertrain::slurm

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,6 +18,7 @@
 #include <deque>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -197,6 +199,19 @@ void CommandWorkload::run(run::RunControl& control) {
 
   // A process still running here (a grandchild that held the pipes) is killed by ~Child.
   const int st = child.poll_exit().value_or(0);
+  // One signal for both: Slurm's scancel (or a Ctrl-C in a terminal) sends
+  // SIGTERM to the whole job, the program and powertrain alike; a program that
+  // died of it may be seen before powertrain's own handler has set the flag.
+  if (!interrupted && WIFSIGNALED(st) &&
+      (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGHUP)) {
+    for (int i = 0; i < 50 && !control.stop_requested(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!interrupted && control.stop_requested()) {
+    interrupted = true;
+    const int n = control.epochs_done() + 1;
+    control.interrupt(control.epoch_open() ? fmt::format("interrupted in epoch {}", n)
+                                           : fmt::format("interrupted before epoch {}", n));
+  }
   if (interrupted) return;
   if (!failure.empty()) throw WorkloadError(with_tail(failure));
   if (channel.diverged()) return;

@@ -72,7 +72,8 @@ void print_study_table(std::FILE* out, const study::ResultTable& t, bool with_tr
 
 void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials) {
   const auto results = store.results_of(study.id);
-  const auto outcomes = study::outcomes_of(results);
+  auto outcomes = study::outcomes_of(results);
+  study::attach_epochs(outcomes, results, [&](std::int64_t id) { return store.epochs_of(id); });
   print_heading(out, study, energy_methods(results));
   for (const auto& t : study::study_tables(study, outcomes)) print_study_table(out, t, with_trials);
 }
@@ -150,7 +151,8 @@ int run_results(const ResultsArgs& a) {
   nlohmann::json doc = {{"database", a.db}, {"studies", nlohmann::json::array()}};
   for (const auto& s : studies) {
     const auto results = store.results_of(s.id);
-    const auto outcomes = study::outcomes_of(results);
+    auto outcomes = study::outcomes_of(results);
+    study::attach_epochs(outcomes, results, [&](std::int64_t id) { return store.epochs_of(id); });
     const auto tables = study::study_tables(s, outcomes);
     const std::string methods = energy_methods(results);
     print_heading(stdout, s, methods);

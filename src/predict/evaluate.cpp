@@ -58,3 +58,32 @@ Evaluation evaluate(const std::vector<RecordedRun>& runs, std::uint64_t seed) {
 }
 
 }  // namespace powertrain::predict
+
+namespace powertrain::predict {
+
+run::EpochForecast to_forecast(const Prediction& p) {
+  run::EpochForecast f;
+  f.method = p.method;
+  f.stop_epoch_low = p.stop_epoch.low;
+  f.stop_epoch = p.stop_epoch.mid;
+  f.stop_epoch_high = p.stop_epoch.high;
+  f.energy_low_j = p.energy_to_stop_j.low;
+  f.energy_j = p.energy_to_stop_j.mid;
+  f.energy_high_j = p.energy_to_stop_j.high;
+  if (p.energy_to_target_j) f.target_energy_j = p.energy_to_target_j->mid;
+  f.p_reach_target = p.p_reach_target;
+  return f;
+}
+
+Forecaster::Forecaster(const run::RunConfig& config) : rule_(rule_settings(config)) {}
+
+std::optional<run::EpochForecast> Forecaster::after(const run::EpochRecord& e) {
+  seen_.push_back({e.epoch, e.val_metric, e.energy_j});
+  try {
+    return to_forecast(predict_curve(seen_, rule_, 0));
+  } catch (const std::exception&) {
+    return std::nullopt;  // e.g. epochs a workload numbered out of order: nothing to say
+  }
+}
+
+}  // namespace powertrain::predict

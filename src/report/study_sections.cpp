@@ -162,6 +162,34 @@ HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome
   return t;
 }
 
+// A study table as it appears in the page (its CSV beside it under `name`).
+HtmlTable html_of(const study::ResultTable& r, const std::string& name) {
+  HtmlTable t;
+  t.name = name;
+  t.caption = r.title;
+  for (const auto& col : r.columns) t.header.push_back(col.header);
+  for (const auto& row : r.rows) {
+    std::vector<Cell> cells;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      Cell cell(study::cell_text(row[i], r.columns[i]));
+      cell.numeric = std::holds_alternative<double>(row[i].value) || std::holds_alternative<std::int64_t>(row[i].value);
+      cells.push_back(std::move(cell));
+    }
+    t.rows.push_back(std::move(cells));
+  }
+  return t;
+}
+
+// The outcomes of a study's trials with their runs' epochs.
+std::vector<study::TrialOutcome> outcomes_with_epochs(const StudyData& s) {
+  auto outcomes = study::outcomes_of(s.trials);
+  study::attach_epochs(outcomes, s.trials, [&](std::int64_t id) {
+    const auto it = s.runs.find(id);
+    return it == s.runs.end() ? std::vector<run::EpochRecord>{} : it->second.epochs;
+  });
+  return outcomes;
+}
+
 // The "every trial" block of a section, after a note when some trials ran on a busy machine.
 void add_trials(Section& sec, const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
   // What qualifies the trials' numbers: busy machines, quiet waits, shared nodes.
@@ -219,7 +247,7 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
   sec.id = section_id(s);
   sec.title = s.study.name;
   sec.kind = "grid study";
-  const auto outcomes = study::outcomes_of(s.trials);
+  const auto outcomes = outcomes_with_epochs(s);
   const auto g = study::analyze_grid(outcomes);
   const auto runs = runs_of(s);
   const bool estimated = has_estimates(runs);
@@ -477,7 +505,7 @@ BuiltSection pretrain_section(const StudyData& s, const SectionContext& ctx) {
   sec.id = section_id(s);
   sec.title = s.study.name;
   sec.kind = "pretraining study";
-  const auto outcomes = study::outcomes_of(s.trials);
+  const auto outcomes = outcomes_with_epochs(s);
   const auto a = study::analyze_pretrain(outcomes);
   const auto runs = runs_of(s);
   const bool estimated = has_estimates(runs);
@@ -628,7 +656,7 @@ BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx) {
   sec.id = section_id(s);
   sec.title = s.study.name;
   sec.kind = "multitask study";
-  const auto outcomes = study::outcomes_of(s.trials);
+  const auto outcomes = outcomes_with_epochs(s);
   const auto m = study::analyze_multitask(outcomes);
   const auto runs = runs_of(s);
   const bool estimated = has_estimates(runs);

@@ -101,6 +101,7 @@ EpochVerdict RunControl::end_epoch(const EpochMetrics& m) {
   r.val_metric = m.val_metric;
   r.val_task_metrics = m.val_task_metrics;
   summary_.epochs = epoch_;
+  if (annotate_) annotate_(r);
   observer_.on_epoch(r);
 
   auto v = rule_.observe(epoch_, m.val_metric, m.val_loss);

@@ -40,6 +40,16 @@ void ProgressPrinter::on_epoch(const EpochRecord& e) {
              "val loss {:.4f}  val metric {:.4f}\n",
              label_, e.epoch, e.duration_s, e.energy_j, e.method, e.duration_s > 0 ? e.energy_j / e.duration_s : 0.0,
              e.samples_per_s, e.train_loss, e.val_loss, e.val_metric);
+  if (e.forecast && e.forecast->method != "stopped") {
+    const auto& f = *e.forecast;
+    const bool bound = f.method != "curve-ensemble";
+    fmt::print(out_, "{}: predicted: {:.0f} J to convergence [{:.0f}, {:.0f}], stopping after epoch {:.0f} [{:.0f}, {:.0f}]{}{}\n",
+               label_, f.energy_j, f.energy_low_j, f.energy_high_j, f.stop_epoch, f.stop_epoch_low, f.stop_epoch_high,
+               f.target_energy_j ? fmt::format("; to the target {:.0f} J ({:.0f}% of futures reach it)",
+                                               *f.target_energy_j, 100 * f.p_reach_target)
+                                 : "",
+               bound ? " (bounds: too few epochs to fit a curve)" : "");
+  }
   std::fflush(out_);
 }
 

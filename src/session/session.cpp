@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "powertrain/energy/quiet.h"
+#include "powertrain/predict/predict.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/error.h"
 #include "powertrain/run/environment.h"
@@ -176,6 +177,9 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     ClaimKeeper keeper(store_.path(), trial_id, out.run_id, options_.lease_s, store_.wal());
     run::RunControl control(config, tracker, fanout, options_.stop, workload.loss_limits());
     control.also_stop_on(keeper.lost_flag());
+    // Where the run is heading, after every epoch: shown, stored, reported.
+    predict::Forecaster forecaster(config);
+    control.annotate_epochs([&forecaster](run::EpochRecord& r) { r.forecast = forecaster.after(r); });
     control.set_run_id(out.run_id);
     try {
       control.start(env);

@@ -205,6 +205,19 @@ ALTER TABLE runs ADD COLUMN slurm_job TEXT;
 ALTER TABLE runs ADD COLUMN cluster_energy_j REAL;
 )sql";
 
+// Version 6: where each run was heading after each epoch (predict::Forecaster).
+constexpr std::string_view kV6 = R"sql(
+ALTER TABLE epochs ADD COLUMN forecast_method TEXT;
+ALTER TABLE epochs ADD COLUMN forecast_stop_epoch_low REAL;
+ALTER TABLE epochs ADD COLUMN forecast_stop_epoch REAL;
+ALTER TABLE epochs ADD COLUMN forecast_stop_epoch_high REAL;
+ALTER TABLE epochs ADD COLUMN forecast_energy_low_j REAL;
+ALTER TABLE epochs ADD COLUMN forecast_energy_j REAL;
+ALTER TABLE epochs ADD COLUMN forecast_energy_high_j REAL;
+ALTER TABLE epochs ADD COLUMN forecast_target_energy_j REAL;
+ALTER TABLE epochs ADD COLUMN forecast_p_reach_target REAL;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
@@ -213,6 +226,7 @@ constexpr Migration kMigrations[] = {
     {3, "trial owners and leases", kV3},
     {4, "CPU time of the machine beside the run's", kV4},
     {5, "Slurm tasks, imported result files, the cluster's energy", kV5},
+    {6, "forecasts per epoch", kV6},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

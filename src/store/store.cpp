@@ -730,13 +730,23 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
     auto q = conn.cached(
         "INSERT INTO epochs (run_id, epoch, duration_s, train_duration_s, eval_duration_s, energy_j, "
         "train_energy_j, eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, "
-        "val_task_metrics, cpu_machine_s, cpu_measured_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "val_task_metrics, cpu_machine_s, cpu_measured_s, forecast_method, forecast_stop_epoch_low, "
+        "forecast_stop_epoch, forecast_stop_epoch_high, forecast_energy_low_j, forecast_energy_j, "
+        "forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         purpose);
     q.bind(1, run_id).bind(2, e.epoch).bind(3, e.duration_s).bind(4, e.train_duration_s);
     q.bind(5, e.eval_duration_s).bind(6, e.energy_j).bind(7, e.train_energy_j);
     q.bind(8, e.eval_energy_j).bind(9, e.method).bind(10, e.samples_per_s).bind(11, e.train_loss);
     q.bind(12, e.val_loss).bind(13, e.val_metric).bind(14, metrics_json(e.val_task_metrics).dump());
     q.bind(15, machine_s(e.cpu)).bind(16, measured_s(e.cpu));
+    if (const auto& f = e.forecast) {
+      q.bind(17, f->method).bind(18, f->stop_epoch_low).bind(19, f->stop_epoch).bind(20, f->stop_epoch_high);
+      q.bind(21, f->energy_low_j).bind(22, f->energy_j).bind(23, f->energy_high_j).bind(24, f->target_energy_j);
+      q.bind(25, f->p_reach_target);
+    } else {
+      for (int i = 17; i <= 25; ++i) q.bind(i, nullptr);
+    }
     q.run();
   }
   for (std::size_t i = 0; i < e.channels.size(); ++i) {
@@ -827,7 +837,9 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
     auto q = conn.cached(
         "SELECT epoch, duration_s, train_duration_s, eval_duration_s, energy_j, train_energy_j, "
         "eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, "
-        "cpu_machine_s, cpu_measured_s FROM epochs WHERE run_id = ? ORDER BY epoch",
+        "cpu_machine_s, cpu_measured_s, forecast_method, forecast_stop_epoch_low, forecast_stop_epoch, "
+        "forecast_stop_epoch_high, forecast_energy_low_j, forecast_energy_j, forecast_energy_high_j, "
+        "forecast_target_energy_j, forecast_p_reach_target FROM epochs WHERE run_id = ? ORDER BY epoch",
         purpose);
     q.bind(1, run_id);
     while (q.step()) {
@@ -846,6 +858,19 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
       e.val_metric = q.real(11);
       e.val_task_metrics = metrics_from_json(parse_json(q.text(12), "validation metrics per task"));
       e.cpu = read_cpu(q, 13);
+      if (!q.is_null(15)) {
+        run::EpochForecast f;
+        f.method = q.text(15);
+        f.stop_epoch_low = q.real(16);
+        f.stop_epoch = q.real(17);
+        f.stop_epoch_high = q.real(18);
+        f.energy_low_j = q.real(19);
+        f.energy_j = q.real(20);
+        f.energy_high_j = q.real(21);
+        f.target_energy_j = q.opt_real(22);
+        f.p_reach_target = q.real(23);
+        e.forecast = f;
+      }
       index[e.epoch] = out.size();
       out.push_back(std::move(e));
     }
@@ -1062,7 +1087,9 @@ constexpr const char* kRunCopyCols =
     "slurm_job, cluster_energy_j";
 constexpr const char* kEpochCopyCols =
     "epoch, duration_s, train_duration_s, eval_duration_s, energy_j, train_energy_j, eval_energy_j, method, "
-    "samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, cpu_machine_s, cpu_measured_s";
+    "samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, cpu_machine_s, cpu_measured_s, "
+    "forecast_method, forecast_stop_epoch_low, forecast_stop_epoch, forecast_stop_epoch_high, forecast_energy_low_j, "
+    "forecast_energy_j, forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target";
 
 // Detaches on every path.
 struct Attached {

@@ -133,9 +133,16 @@ TrialOutcome outcome_of(const store::TrialResult& r) {
     o.placement = r.run->environment.placement;
     o.slurm_job = r.run->slurm_job;
     o.cluster_energy_j = r.run->cluster_energy_j;
+    o.config = r.run->config;
   }
   if (o.task_metrics.empty()) o.task_metrics = parse_task_metrics_message(o.message);
   return o;
+}
+
+void attach_epochs(std::vector<TrialOutcome>& outcomes, const std::vector<store::TrialResult>& results,
+                   const std::function<std::vector<run::EpochRecord>(std::int64_t run_id)>& epochs_of) {
+  for (std::size_t i = 0; i < outcomes.size() && i < results.size(); ++i)
+    if (results[i].run) outcomes[i].epoch_records = epochs_of(results[i].run->id);
 }
 
 std::vector<TrialOutcome> outcomes_of(const std::vector<store::TrialResult>& results) {

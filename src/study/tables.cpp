@@ -11,6 +11,7 @@
 #include "powertrain/io/text.h"
 #include "powertrain/io/csv.h"
 #include "powertrain/io/output.h"
+#include "powertrain/predict/predict.h"
 
 namespace powertrain::study {
 
@@ -445,8 +446,101 @@ std::vector<ResultTable> study_tables(const store::Study& study, const std::vect
     case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
   }
   for (auto& t : more) out.push_back(std::move(t));
+  if (auto p = prediction_table(trials)) out.push_back(std::move(*p));
   if (auto c = cluster_energy_table(trials)) out.push_back(std::move(*c));
   return out;
+}
+
+namespace {
+struct PredictionRow {
+  const TrialOutcome* t = nullptr;
+  int at25 = 0, at50 = 0;
+  run::EpochForecast f25, f50;
+};
+
+predict::RecordedRun recorded(const TrialOutcome& t) {
+  predict::RecordedRun r;
+  for (const auto& e : t.epoch_records) r.epochs.push_back({e.epoch, e.val_metric, e.energy_j});
+  r.rule = predict::rule_settings(t.config);
+  r.stop_epoch = t.epoch_records.empty() ? 0 : t.epoch_records.back().epoch;
+  for (const auto& e : t.epoch_records) r.energy_j += e.energy_j;
+  return r;
+}
+
+// The forecast after `seen` epochs: as recorded, else computed the same way.
+run::EpochForecast forecast_after(const TrialOutcome& t, const predict::RecordedRun& r, int seen) {
+  const auto& e = t.epoch_records[static_cast<std::size_t>(seen - 1)];
+  if (e.forecast) return *e.forecast;
+  return predict::to_forecast(
+      predict::predict_curve({r.epochs.begin(), r.epochs.begin() + seen}, r.rule, 0));
+}
+
+double ape_pct(double predicted, double actual) { return 100.0 * std::abs(predicted - actual) / actual; }
+}  // namespace
+
+std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& trials) {
+  std::vector<PredictionRow> rows;
+  std::vector<predict::RecordedRun> runs;
+  for (const auto& t : trials) {
+    const int n = static_cast<int>(t.epoch_records.size());
+    if (!t.usable() || n < 2 || !(t.energy_j > 0)) continue;
+    bool in_order = true;
+    for (int i = 0; i < n; ++i) in_order = in_order && t.epoch_records[static_cast<std::size_t>(i)].epoch == i + 1;
+    if (!in_order) continue;
+    auto r = recorded(t);
+    PredictionRow row;
+    row.t = &t;
+    row.at25 = std::clamp(static_cast<int>(std::lround(0.25 * n)), 1, n - 1);
+    row.at50 = std::clamp(static_cast<int>(std::lround(0.5 * n)), 1, n - 1);
+    try {
+      row.f25 = forecast_after(t, r, row.at25);
+      row.f50 = forecast_after(t, r, row.at50);
+    } catch (const std::exception&) {
+      continue;  // settings the rule refuses: nothing to predict
+    }
+    rows.push_back(row);
+    runs.push_back(std::move(r));
+  }
+  if (rows.empty()) return std::nullopt;
+  auto in = [](const run::EpochForecast& f, double v) { return f.energy_low_j <= v && v <= f.energy_high_j; };
+  static const std::vector<Field<PredictionRow>> fields = {
+      {col("phase", "phase"), [](const PredictionRow& r) { return cell(text(r.t->phase)); }},
+      {col("task", "task"), [](const PredictionRow& r) { return cell(text(r.t->task)); }},
+      {col("batch_size", "batch"), [](const PredictionRow& r) { return cell(integer(r.t->batch_size)); }},
+      {col("learning_rate", "lr", 0), [](const PredictionRow& r) { return cell(real(r.t->learning_rate)); }},
+      {col("seed", "seed"), [](const PredictionRow& r) { return cell(integer(static_cast<std::int64_t>(r.t->seed))); }},
+      {col("epochs", "epochs"), [](const PredictionRow& r) { return cell(integer(r.t->epochs)); }},
+      {col("energy_j", "energy J"), [](const PredictionRow& r) { return cell(real(r.t->energy_j)); }},
+      {col("seen_25", "seen"), [](const PredictionRow& r) { return cell(integer(r.at25)); }},
+      {col("predicted_25_j", "predicted J"), [](const PredictionRow& r) { return cell(real(r.f25.energy_j)); }},
+      {col("predicted_25_low_j", "low"), [](const PredictionRow& r) { return cell(real(r.f25.energy_low_j)); }},
+      {col("predicted_25_high_j", "high"), [](const PredictionRow& r) { return cell(real(r.f25.energy_high_j)); }},
+      {col("error_25_pct", "err %", 2), [](const PredictionRow& r) { return cell(real(ape_pct(r.f25.energy_j, r.t->energy_j))); }},
+      {col("seen_50", "seen"), [](const PredictionRow& r) { return cell(integer(r.at50)); }},
+      {col("predicted_50_j", "predicted J"), [](const PredictionRow& r) { return cell(real(r.f50.energy_j)); }},
+      {col("predicted_50_low_j", "low"), [](const PredictionRow& r) { return cell(real(r.f50.energy_low_j)); }},
+      {col("predicted_50_high_j", "high"), [](const PredictionRow& r) { return cell(real(r.f50.energy_high_j)); }},
+      {col("error_50_pct", "err %", 2), [](const PredictionRow& r) { return cell(real(ape_pct(r.f50.energy_j, r.t->energy_j))); }},
+      {col("method_50", "method"), [](const PredictionRow& r) { return cell(text(r.f50.method)); }},
+  };
+  auto t = make_table("predictions", "Predicted energy to convergence after 25% and 50% of each run's epochs", fields, rows);
+  int held25 = 0, held50 = 0;
+  for (const auto& r : rows) {
+    held25 += in(r.f25, r.t->energy_j);
+    held50 += in(r.f50, r.t->energy_j);
+  }
+  const auto ev = predict::evaluate(runs, 0);
+  t.notes.push_back(fmt::format(
+      "{} finished runs. Curve ensemble: median error {}% after 25% of the epochs, {}% after 50%; the 80% interval held "
+      "the outcome in {}/{} and {}/{} runs. CarbonTracker's linear rule (mean epoch energy x max epochs): median error "
+      "{}% and {}%.",
+      rows.size(), format_real(100 * ev.curve.median_ape_25, 3), format_real(100 * ev.curve.median_ape_50, 3), held25,
+      rows.size(), held50, rows.size(), format_real(100 * ev.linear.median_ape_25, 3),
+      format_real(100 * ev.linear.median_ape_50, 3)));
+  t.notes.push_back(
+      "Forecasts from fewer than 6 epochs are bounds, not fits (method 'too few epochs': from the earliest stop the "
+      "rule allows to max_epochs); short runs are predicted by those bounds.");
+  return t;
 }
 
 std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>& trials) {

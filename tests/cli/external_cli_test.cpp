@@ -68,6 +68,15 @@ TEST(ExternalCli, TrainRunsAProgramEpochByEpochUnderTheRule) {
   EXPECT_EQ(runs[0].config.command.argv.back(), "normal");
   EXPECT_EQ(runs[0].environment.torch_version.rfind("external: ", 0), 0u);
   EXPECT_DOUBLE_EQ(runs[0].summary.test_metric, 0.66);
+  // Issue 15: after each epoch, where the run is heading, stored with it
+  // (and shown: see ABusyMachineIsFlaggedAndTheQuietWaitIsRecorded).
+  for (const auto& e : store.epochs_of(runs[0].id)) {
+    ASSERT_TRUE(e.forecast.has_value()) << "epoch " << e.epoch;
+    EXPECT_LE(e.forecast->energy_low_j, e.forecast->energy_j);
+    EXPECT_LE(e.forecast->energy_j, e.forecast->energy_high_j);
+    EXPECT_GE(e.forecast->stop_epoch, e.epoch);
+  }
+  EXPECT_EQ(store.epochs_of(runs[0].id).back().forecast->method, "stopped");
 }
 
 TEST(ExternalCli, ACrashIsOneLineAndTheRunKeepsTheProgramsStderr) {
@@ -311,6 +320,7 @@ TEST(ExternalCli, ABusyMachineIsFlaggedAndTheQuietWaitIsRecorded) {
   EXPECT_NE(log.find("waiting for a quiet machine: other processes use"), std::string::npos) << log;
   EXPECT_NE(log.find("the machine did not get quiet in 2 s"), std::string::npos) << log;
   EXPECT_NE(log.find("busy machine: other processes used"), std::string::npos) << log;
+  EXPECT_NE(log.find("predicted: "), std::string::npos) << log;  // issue 15: the forecast after an epoch
 
   auto store = pst::Store::open_readonly(db);
   const auto runs = store.list_runs();

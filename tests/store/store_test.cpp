@@ -563,3 +563,42 @@ TEST_F(StoreTest, AnEpochWithoutCpuTimeLeavesTheRunsUnknown) {
 
 }  // namespace
 }  // namespace powertrain::store
+
+namespace powertrain::store {
+namespace {
+
+// Issue 15: the forecast made after an epoch is stored with it.
+TEST_F(StoreTest, EpochForecastsRoundTrip) {
+  auto run_id = store.begin_run(sample_config(), sample_environment());
+  auto e1 = sample_epoch(1);
+  run::EpochForecast f;
+  f.method = "curve-ensemble";
+  f.stop_epoch_low = 7;
+  f.stop_epoch = 9;
+  f.stop_epoch_high = 12;
+  f.energy_low_j = 250;
+  f.energy_j = 310;
+  f.energy_high_j = 420;
+  f.target_energy_j = 280;
+  f.p_reach_target = 0.75;
+  e1.forecast = f;
+  store.add_epoch(run_id, e1);
+  store.add_epoch(run_id, sample_epoch(2));  // none after this one
+  const auto epochs = store.epochs_of(run_id);
+  ASSERT_EQ(epochs.size(), 2u);
+  ASSERT_TRUE(epochs[0].forecast.has_value());
+  const auto& g = *epochs[0].forecast;
+  EXPECT_EQ(g.method, "curve-ensemble");
+  EXPECT_EQ(g.stop_epoch_low, 7);
+  EXPECT_EQ(g.stop_epoch, 9);
+  EXPECT_EQ(g.stop_epoch_high, 12);
+  EXPECT_EQ(g.energy_low_j, 250);
+  EXPECT_EQ(g.energy_j, 310);
+  EXPECT_EQ(g.energy_high_j, 420);
+  EXPECT_EQ(g.target_energy_j, 280);
+  EXPECT_EQ(g.p_reach_target, 0.75);
+  EXPECT_FALSE(epochs[1].forecast.has_value());
+}
+
+}  // namespace
+}  // namespace powertrain::store

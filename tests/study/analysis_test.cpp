@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 
 #include "powertrain/study/analysis.h"
 #include "powertrain/study/tables.h"
@@ -454,6 +455,53 @@ TEST(TrialsTable, SaysWhichTrialsRanOnSharedNodesAndComparesTheClustersEnergy) {
   ASSERT_GT(ratio, 0u);
   EXPECT_DOUBLE_EQ(std::get<double>(c->rows[0][ratio].value), 1.5);
   EXPECT_FALSE(ps::cluster_energy_table({b}).has_value());
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 15: the forecasts made during the runs against what the runs cost.
+TEST(PredictionTable, ComparesTheRecordedForecastsWithTheOutcome) {
+  auto t = grid_trial(32, 0.1, 0, TrialStatus::converged, 8, 80.0, 0.8);
+  t.config.max_epochs = 20;
+  t.config.patience = 2;
+  t.config.min_delta = 0.01;
+  const double metrics[] = {0.5, 0.6, 0.7, 0.75, 0.78, 0.79, 0.79, 0.79};
+  for (int e = 1; e <= 8; ++e) {
+    powertrain::run::EpochRecord r;
+    r.epoch = e;
+    r.val_metric = metrics[e - 1];
+    r.energy_j = 10.0;
+    if (e == 4) {  // the one recorded with the run: used as it is
+      powertrain::run::EpochForecast f;
+      f.method = "curve-ensemble";
+      f.energy_low_j = 70;
+      f.energy_j = 88;
+      f.energy_high_j = 100;
+      r.forecast = f;
+    }
+    t.epoch_records.push_back(r);
+  }
+  auto short_run = grid_trial(64, 0.1, 0, TrialStatus::converged, 1, 10.0, 0.5);  // one epoch: nothing to predict
+  const auto table = ps::prediction_table({t, short_run});
+  ASSERT_TRUE(table.has_value());
+  ASSERT_EQ(table->rows.size(), 1u);
+  auto col = [&](const std::string& name) {
+    for (std::size_t i = 0; i < table->columns.size(); ++i)
+      if (table->columns[i].name == name) return i;
+    throw std::runtime_error("no column " + name);
+  };
+  const auto& row = table->rows[0];
+  EXPECT_EQ(std::get<std::int64_t>(row[col("seen_25")].value), 2);
+  EXPECT_EQ(std::get<std::int64_t>(row[col("seen_50")].value), 4);
+  EXPECT_DOUBLE_EQ(std::get<double>(row[col("predicted_50_j")].value), 88.0);
+  EXPECT_DOUBLE_EQ(std::get<double>(row[col("error_50_pct")].value), 10.0);
+  EXPECT_EQ(std::get<std::string>(row[col("method_50")].value), "curve-ensemble");
+  ASSERT_FALSE(table->notes.empty());
+  EXPECT_NE(table->notes[0].find("1 finished runs"), std::string::npos) << table->notes[0];
+  EXPECT_NE(table->notes[0].find("CarbonTracker's linear rule"), std::string::npos);
+  EXPECT_FALSE(ps::prediction_table({short_run}).has_value());
 }
 
 }  // namespace

@@ -107,6 +107,24 @@ struct RuleOutcome {
 };
 RuleOutcome replay_rule(const std::vector<double>& metrics, const RuleSettings& rule);
 
+/// The prediction as a run records it with an epoch.
+run::EpochForecast to_forecast(const Prediction& p);
+
+/// Follows a run epoch by epoch: each finished epoch's record in, the
+/// forecast of predict_curve (seed 0) over the epochs so far out. What the run
+/// session attaches to every epoch, and what `train` and the studies show.
+class Forecaster {
+ public:
+  explicit Forecaster(const run::RunConfig& config);
+  /// Adds the epoch (epochs in order, from 1) and predicts; nullopt when the
+  /// run's settings cannot be predicted (they are checked when the run starts).
+  std::optional<run::EpochForecast> after(const run::EpochRecord& epoch);
+
+ private:
+  RuleSettings rule_;
+  std::vector<CurvePoint> seen_;
+};
+
 /// A complete recorded run, for evaluate().
 struct RecordedRun {
   std::vector<CurvePoint> epochs;  ///< epochs 1..stop_epoch (more are ignored)

@@ -20,6 +20,7 @@
 // Window names: "<prefix>epoch-N" with nested "<prefix>train-N" and
 // "<prefix>eval-N". Every window it opened is closed when it is destroyed.
 #include <atomic>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -61,6 +62,9 @@ class RunControl {
     return (stop_ && stop_->load(std::memory_order_relaxed)) || (also_ && also_->load(std::memory_order_relaxed));
   }
   void also_stop_on(const std::atomic<bool>* flag) { also_ = flag; }
+  /// Called with each finished epoch's record before the observers see it
+  /// (the run session fills EpochRecord::forecast there).
+  void annotate_epochs(std::function<void(EpochRecord&)> annotate) { annotate_ = std::move(annotate); }
 
   /// Once, before the first epoch: tells the observers.
   void start(const Environment& environment);
@@ -106,6 +110,7 @@ class RunControl {
   RunConfig config_;
   energy::Tracker& tracker_;
   RunObserver& observer_;
+  std::function<void(EpochRecord&)> annotate_;
   const std::atomic<bool>* stop_;
   const std::atomic<bool>* also_ = nullptr;
   ConvergenceRule rule_;

@@ -71,6 +71,17 @@ int max_threads();
 /// max_threads(), subset (0, 1].
 void validate(const RunConfig& c);
 
+/// Where a run was heading after an epoch (predict::predict_curve): the epoch
+/// its convergence rule will stop it at and its energy to that epoch, each a
+/// median with an 80% interval, and its energy to the target when it has one.
+struct EpochForecast {
+  std::string method;  ///< "curve-ensemble", "too few epochs" (a bound), "stopped" (exact)
+  double stop_epoch_low = 0.0, stop_epoch = 0.0, stop_epoch_high = 0.0;
+  double energy_low_j = 0.0, energy_j = 0.0, energy_high_j = 0.0;  ///< to convergence (the rule's stop)
+  std::optional<double> target_energy_j;  ///< median energy to the target, over futures that reach it
+  double p_reach_target = 0.0;            ///< share of futures that reach the target (NaN: unknown)
+};
+
 /// One finished epoch.
 struct EpochRecord {
   int epoch = 0;  ///< 1-based
@@ -90,6 +101,8 @@ struct EpochRecord {
   /// CPU time of the machine beside the run's processes over the epoch (unset
   /// when it could not be read): others' share is charged to the run.
   std::optional<energy::WindowCpu> cpu;
+  /// Where the run was heading after this epoch (unset: not predicted).
+  std::optional<EpochForecast> forecast;
 };
 
 enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed };

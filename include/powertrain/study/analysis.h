@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,9 @@ struct TrialOutcome {
   std::string placement;     ///< where a scheduler put it (run::Environment::placement)
   std::string slurm_job;     ///< "<job>_<task>" when a Slurm task ran it
   std::optional<double> cluster_energy_j;  ///< the cluster's own accounting of that task
+  /// The run's epochs as the prediction sees them (attach_epochs; empty until then).
+  std::vector<run::EpochRecord> epoch_records;
+  run::RunConfig config;  ///< the run's settings (its convergence rule)
 
   bool has_result() const { return store::is_done(status); }
   bool diverged() const { return status == store::TrialStatus::diverged; }
@@ -91,6 +95,10 @@ struct TrialOutcome {
 /// before that column existed, from the trial message (task_metrics_message()).
 TrialOutcome outcome_of(const store::TrialResult& result);
 std::vector<TrialOutcome> outcomes_of(const std::vector<store::TrialResult>& results);
+/// Gives each outcome with a run the epochs of that run (`epochs_of(run_id)`),
+/// for the tables that need them (the prediction table).
+void attach_epochs(std::vector<TrialOutcome>& outcomes, const std::vector<store::TrialResult>& results,
+                   const std::function<std::vector<run::EpochRecord>(std::int64_t run_id)>& epochs_of);
 
 /// How studies written before schema version 2 kept a shared model's per-task
 /// test metrics in the trial message: "task_metrics=[a,b,...]". Only read now.

@@ -82,6 +82,13 @@ ResultTable trials_table(const std::vector<TrialOutcome>& trials);
 /// Trials whose Slurm task the cluster accounted energy for: powertrain's figure
 /// beside sacct's; nullopt when there is none.
 std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>& trials);
+/// How well the forecasts predicted the energy to convergence of the finished
+/// runs whose epochs are attached (attach_epochs): per trial, the forecast after
+/// 25% and 50% of its epochs (as recorded with the epoch; recomputed for runs
+/// recorded before forecasts were) against its energy; notes with the median
+/// error and interval coverage of the curve ensemble beside CarbonTracker's
+/// linear rule. nullopt when no finished run has two epochs.
+std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& trials);
 /// The console form of a cell (as print_table writes it).
 std::string cell_text(const Cell& c, const Column& col);
 /// How many trials ran while other processes used a material share of the CPUs.

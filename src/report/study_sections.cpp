@@ -248,7 +248,8 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
   sec.title = s.study.name;
   sec.kind = "grid study";
   const auto outcomes = outcomes_with_epochs(s);
-  const auto g = study::analyze_grid(outcomes);
+  const auto [tolerance, target] = study::grid_objective(s.study);
+  const auto g = study::analyze_grid(outcomes, tolerance, target);
   const auto runs = runs_of(s);
   const bool estimated = has_estimates(runs);
   const std::string est = estimate_suffix(estimated);
@@ -260,25 +261,31 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
     if (c.ranked()) max_e = std::max(max_e, c.energy_j.mean);
   const EnergyUnit unit = energy_unit_for(max_e);
 
-  // Recommendation: the cheapest setup near the top metric, not the cheapest
-  // alone, which may have stopped early at a poor metric.
-  if (g.recommended && g.worst && g.ranking.size() > 1) {
+  // Recommendation: the cheapest setup that reached the target (or, without
+  // one, came within the tolerance of the top metric), compared only with
+  // setups of that quality; not the cheapest alone, which may have stopped
+  // early at a poor metric.
+  const std::string objective = g.target_metric ? "energy to reach the target" : "energy to converge";
+  if (g.recommended && g.ranking.size() > 1) {
     const auto& r = g.configs[*g.recommended];
-    const auto& w = g.configs[*g.worst];
-    const double saving = study::saving_percent(r.energy_j.mean, w.energy_j.mean);
+    const auto& w = g.configs[*g.costliest_qualifying];
     std::string text;
-    if (std::isfinite(g.top_metric))
+    if (g.target_metric)
+      text = fmt::format("Use {}: the setup that reached the target metric {} for the least energy. ", config_name(r),
+                         format_number(*g.target_metric));
+    else if (std::isfinite(g.top_metric))
       text = fmt::format("Use {}: the cheapest setup whose final metric ({}) is within {} of the best one ({}). ",
                          config_name(r), format_number(r.metric.mean), format_number(g.metric_tolerance),
                          format_number(g.top_metric));
     else
       text = fmt::format("Use {}: the cheapest setup. ", config_name(r));
-    if (*g.recommended != *g.worst)
-      text += fmt::format("It used {} less energy to converge than the worst setup ({}): {} against {}{}.",
-                          pct_text(saving), config_name(w), energy_text(r.energy_j.mean, unit),
-                          energy_text(w.energy_j.mean, unit), est);
+    if (*g.recommended != *g.costliest_qualifying)
+      text += fmt::format("Among the {} setups of that quality, it used {} less {} than the costliest ({}): {} against {}{}.",
+                          g.qualifying.size(), pct_text(g.saving_pct), objective, config_name(w),
+                          energy_text(g.objective_j(*g.recommended), unit),
+                          energy_text(g.objective_j(*g.costliest_qualifying), unit), est);
     else
-      text += fmt::format("It is also the most expensive setup ({}{}).", energy_text(r.energy_j.mean, unit), est);
+      text += fmt::format("No other setup reached that quality ({}{}).", energy_text(g.objective_j(*g.recommended), unit), est);
     if (g.best && *g.best != *g.recommended) {
       const auto& b = g.configs[*g.best];
       text += fmt::format(" The cheapest setup overall, {}, used {} ({}x less) but reached only {}.", config_name(b),
@@ -286,6 +293,11 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
                           format_number(b.metric.mean));
     }
     sec.blocks.push_back(recommendation(text));
+  } else if (g.best && g.target_metric && g.ranking.size() > 1) {
+    sec.blocks.push_back(recommendation(fmt::format(
+        "No setup reached the target metric {} in every seed: there is nothing to recommend at that quality. Lower the "
+        "target, or train longer (training.max_epochs).",
+        format_number(*g.target_metric))));
   } else if (g.best) {
     const auto& b = g.configs[*g.best];
     sec.blocks.push_back(recommendation(fmt::format(

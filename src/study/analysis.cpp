@@ -1,5 +1,6 @@
 // Pure analyses of the grid, pretraining and multitask studies (no torch, no database).
 #include "powertrain/study/analysis.h"
+#include "powertrain/study/spec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -130,6 +131,7 @@ TrialOutcome outcome_of(const store::TrialResult& r) {
     o.task_metrics = s.test_task_metrics;
     o.cpu = s.cpu;
     o.quiet_wait_s = s.quiet_wait_s;
+    o.energy_to_target_j = s.energy_to_target_j;
     o.placement = r.run->environment.placement;
     o.slurm_job = r.run->slurm_job;
     o.cluster_energy_j = r.run->cluster_energy_j;
@@ -162,7 +164,7 @@ std::vector<ConfigSummary> summarize_configs(const std::vector<TrialOutcome>& tr
     ConfigSummary c;
     c.batch_size = k.first;
     c.learning_rate = k.second;
-    std::vector<double> epe, epochs, energy, time, metric;
+    std::vector<double> epe, epochs, energy, time, metric, to_target;
     for (const auto* t : group) {
       ++c.trials;
       switch (t->status) {
@@ -180,7 +182,10 @@ std::vector<ConfigSummary> summarize_configs(const std::vector<TrialOutcome>& tr
       energy.push_back(t->energy_j);
       time.push_back(t->duration_s);
       metric.push_back(t->metric);
+      if (t->energy_to_target_j) to_target.push_back(*t->energy_to_target_j);
     }
+    c.reached = static_cast<int>(to_target.size());
+    c.energy_to_target_j = describe(to_target);
     c.energy_per_epoch_j = describe(epe);
     c.epochs = describe(epochs);
     c.energy_j = describe(energy);
@@ -299,20 +304,48 @@ std::optional<std::size_t> recommend_config(const std::vector<ConfigSummary>& co
   return ranking.front();  // not reached: the top one qualifies
 }
 
-GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials, double metric_tolerance) {
+double GridAnalysis::objective_j(std::size_t i) const {
+  return target_metric ? configs[i].energy_to_target_j.mean : configs[i].energy_j.mean;
+}
+
+std::pair<double, std::optional<double>> grid_objective(const store::Study& study) {
+  try {
+    const auto spec = parse_spec(study.spec, "<stored spec>", study.kind);
+    return {spec.metric_tolerance, spec.base.target_metric};
+  } catch (const std::exception&) {
+    return {kDefaultMetricTolerance, std::nullopt};
+  }
+}
+
+GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials, double metric_tolerance,
+                          std::optional<double> target_metric) {
   GridAnalysis g;
+  g.target_metric = target_metric;
   g.configs = summarize_configs(trials);
   g.ranking = rank_configs(g.configs);
   g.metric_tolerance = metric_tolerance;
   g.top_metric = top_metric_of(g.configs, g.ranking);
-  g.recommended = recommend_config(g.configs, g.ranking, metric_tolerance);
   for (std::size_t i = 0; i < g.configs.size(); ++i)
     if (!g.configs[i].ranked()) g.unranked.push_back(i);
   if (!g.ranking.empty()) {
     g.best = g.ranking.front();
     g.worst = g.ranking.back();
-    const double best = g.configs[*g.best].energy_j.mean;
-    const double worst = g.configs[*g.worst].energy_j.mean;
+  }
+  // The objective: who qualifies, cheapest first by its energy.
+  for (auto i : g.ranking) {
+    const auto& c = g.configs[i];
+    const bool ok = target_metric ? c.reached > 0 && c.reached == c.energy_j.n
+                                  : !std::isfinite(g.top_metric) ||
+                                        (std::isfinite(c.metric.mean) && c.metric.mean >= g.top_metric - metric_tolerance);
+    if (ok) g.qualifying.push_back(i);
+  }
+  std::stable_sort(g.qualifying.begin(), g.qualifying.end(),
+                   [&](std::size_t a, std::size_t b) { return g.objective_j(a) < g.objective_j(b); });
+  if (!g.qualifying.empty()) {
+    g.recommended = g.qualifying.front();
+    g.costliest_qualifying = g.qualifying.back();
+    const double best = g.objective_j(*g.recommended);
+    const double worst = g.objective_j(*g.costliest_qualifying);
     g.saving_pct = saving_percent(best, worst);
     if (best > 0.0) g.worst_over_best = worst / best;
   }

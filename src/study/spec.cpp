@@ -431,6 +431,11 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
         require_unique(p, n, "grid.learning_rates", *v);
         spec.learning_rates = *v;
       }
+      if (auto v = t.number("metric_tolerance")) {
+        if (!(*v >= 0.0) || *v > 1e9)
+          p.fail(t.take("metric_tolerance"), "'grid.metric_tolerance' must be 0 or more");
+        spec.metric_tolerance = *v;
+      }
       t.finish({});
     }
   } else if (spec.kind == store::StudyKind::pretrain) {
@@ -647,6 +652,7 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
       {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
       {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
+      {"grid.metric_tolerance", "float", "0.01", "Without training.target_metric: setups within this of the top metric qualify; the cheapest is chosen"},
       {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
       {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},
       {"execution.slurm.memory", "string", "Slurm's default", "Memory per array task (--mem)"},

@@ -192,15 +192,27 @@ const std::vector<Field<GridAnalysis>>& grid_summary_fields() {
       {col("recommended_metric", "recommended metric", 4, true), metric(&GridAnalysis::recommended)},
       {col("top_metric", "top metric"), [](const GridAnalysis& g) { return cell(real(g.top_metric)); }},
       {col("metric_tolerance", "metric tolerance"), [](const GridAnalysis& g) { return cell(real(g.metric_tolerance)); }},
-      {col("best_batch_size", "best batch size"), bs(&GridAnalysis::best)},
-      {col("best_learning_rate", "best learning rate", 0), lr(&GridAnalysis::best)},
-      {col("best_energy_j", "best energy J", 3, true), energy(&GridAnalysis::best)},
-      {col("best_metric", "best metric", 4, true), metric(&GridAnalysis::best)},
-      {col("worst_batch_size", "worst batch size"), bs(&GridAnalysis::worst)},
-      {col("worst_learning_rate", "worst learning rate", 0), lr(&GridAnalysis::worst)},
-      {col("worst_energy_j", "worst energy J", 3, true), energy(&GridAnalysis::worst)},
-      {col("saving_pct", "saving of best over worst %"), [](const GridAnalysis& g) { return cell(real(g.saving_pct)); }},
-      {col("worst_over_best", "worst / best"), [](const GridAnalysis& g) { return cell(real(g.worst_over_best)); }},
+      {col("target_metric", "target metric"),
+       [](const GridAnalysis& g) { return cell(g.target_metric ? real(*g.target_metric) : Value(std::monostate{})); }},
+      {col("recommended_energy_to_target_j", "recommended energy to target J"),
+       [](const GridAnalysis& g) {
+         return cell(g.target_metric && g.recommended ? real(g.objective_j(*g.recommended)) : Value(std::monostate{}));
+       }},
+      {col("qualifying", "setups of that quality"),
+       [](const GridAnalysis& g) { return cell(integer(static_cast<std::int64_t>(g.qualifying.size()))); }},
+      {col("costliest_qualifying_batch_size", "costliest of them: batch size"), bs(&GridAnalysis::costliest_qualifying)},
+      {col("costliest_qualifying_learning_rate", "costliest of them: learning rate", 0), lr(&GridAnalysis::costliest_qualifying)},
+      {col("saving_pct", "saving of recommended over costliest of them %"),
+       [](const GridAnalysis& g) { return cell(real(g.saving_pct)); }},
+      {col("worst_over_best", "costliest of them / recommended"),
+       [](const GridAnalysis& g) { return cell(real(g.worst_over_best)); }},
+      {col("best_batch_size", "cheapest (any metric) batch size"), bs(&GridAnalysis::best)},
+      {col("best_learning_rate", "cheapest (any metric) learning rate", 0), lr(&GridAnalysis::best)},
+      {col("best_energy_j", "cheapest (any metric) energy J", 3, true), energy(&GridAnalysis::best)},
+      {col("best_metric", "cheapest (any metric) metric", 4, true), metric(&GridAnalysis::best)},
+      {col("worst_batch_size", "costliest (any metric) batch size"), bs(&GridAnalysis::worst)},
+      {col("worst_learning_rate", "costliest (any metric) learning rate", 0), lr(&GridAnalysis::worst)},
+      {col("worst_energy_j", "costliest (any metric) energy J", 3, true), energy(&GridAnalysis::worst)},
       {col("batch_size_energy_per_epoch_ratio", "batch size: J/epoch max/min"),
        [](const GridAnalysis& g) { return cell(real(g.batch_size.energy_per_epoch_ratio)); }},
       {col("batch_size_epochs_ratio", "batch size: epochs max/min"),
@@ -376,23 +388,32 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
 
   auto summary = make_table("grid_summary", "Summary", grid_summary_fields(), std::vector<GridAnalysis>{g});
   summary.vertical = true;
-  if (g.best && g.worst) {
-    const auto& b = g.configs[*g.best];
-    const auto& w = g.configs[*g.worst];
-    summary.notes.push_back(fmt::format(
-        "the cheapest configuration (batch {}, lr {}) needs {}% less energy than the worst (batch {}, lr {}), at a "
-        "metric of {}.",
-        b.batch_size, fmt_level(b.learning_rate), format_real(g.saving_pct, 3), w.batch_size,
-        fmt_level(w.learning_rate), format_real(b.metric.mean, 4)));
-  }
-  if (g.recommended && g.best && *g.recommended != *g.best) {
+  if (g.recommended) {
     const auto& r = g.configs[*g.recommended];
+    const auto& w = g.configs[*g.costliest_qualifying];
+    const std::string quality =
+        g.target_metric ? fmt::format("reached the target metric {} (in every seed)", format_real(*g.target_metric, 4))
+                        : fmt::format("came within {} of the top metric {}", format_real(g.metric_tolerance, 3),
+                                      format_real(g.top_metric, 4));
     summary.notes.push_back(fmt::format(
-        "recommended: batch {}, lr {}, the cheapest within {} of the top metric {}: {} J at a metric of {} ({}% less "
-        "than the worst).",
-        r.batch_size, fmt_level(r.learning_rate), format_real(g.metric_tolerance, 3), format_real(g.top_metric, 4),
-        format_real(r.energy_j.mean, 3), format_real(r.metric.mean, 4),
-        format_real(saving_percent(r.energy_j.mean, g.configs[*g.worst].energy_j.mean), 3)));
+        "recommended: batch {}, lr {}: of the {} setup{} that {}, the cheapest by energy to {}: {} J at a metric of {}{}.",
+        r.batch_size, fmt_level(r.learning_rate), g.qualifying.size(), g.qualifying.size() == 1 ? "" : "s", quality,
+        g.target_metric ? "the target" : "convergence", format_real(g.objective_j(*g.recommended), 3),
+        format_real(r.metric.mean, 4),
+        g.qualifying.size() > 1
+            ? fmt::format(", {}% less than the costliest of them (batch {}, lr {})", format_real(g.saving_pct, 3),
+                          w.batch_size, fmt_level(w.learning_rate))
+            : ""));
+  } else if (g.target_metric && !g.ranking.empty()) {
+    summary.notes.push_back(fmt::format(
+        "no setup reached the target metric {} in every seed: nothing to recommend, and no saving to quote.",
+        format_real(*g.target_metric, 4)));
+  }
+  if (g.best && g.recommended && *g.best != *g.recommended) {
+    const auto& b = g.configs[*g.best];
+    summary.notes.push_back(fmt::format(
+        "the cheapest setup of any quality (batch {}, lr {}, {} J) stopped at a metric of {}: it is not compared.",
+        b.batch_size, fmt_level(b.learning_rate), format_real(b.energy_j.mean, 3), format_real(b.metric.mean, 4)));
   }
   out.push_back(std::move(summary));
   return out;
@@ -441,7 +462,11 @@ std::vector<ResultTable> study_tables(const store::Study& study, const std::vect
   std::vector<ResultTable> more;
   switch (study.kind) {
     case store::StudyKind::grid:
-    case store::StudyKind::train: more = grid_tables(analyze_grid(trials)); break;
+    case store::StudyKind::train: {
+      const auto [tolerance, target] = grid_objective(study);
+      more = grid_tables(analyze_grid(trials, tolerance, target));
+      break;
+    }
     case store::StudyKind::pretrain: more = pretrain_tables(analyze_pretrain(trials)); break;
     case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
   }

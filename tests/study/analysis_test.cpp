@@ -95,8 +95,15 @@ TEST(Grid, BestWorstSavingAndRanking) {
   EXPECT_DOUBLE_EQ(g.configs[*g.best].learning_rate, 0.1);
   EXPECT_EQ(g.configs[*g.worst].batch_size, 16);
   EXPECT_DOUBLE_EQ(g.configs[*g.worst].learning_rate, 0.001);
-  EXPECT_DOUBLE_EQ(g.saving_pct, (82.0 - 12.0) / 82.0 * 100.0);
-  EXPECT_DOUBLE_EQ(g.worst_over_best, 82.0 / 12.0);
+  // The saving compares setups of one quality: within the default 0.01 of the
+  // top metric only 16/0.001 qualifies, so there is none to quote.
+  EXPECT_EQ(g.qualifying.size(), 1u);
+  EXPECT_DOUBLE_EQ(g.saving_pct, 0.0);
+  const auto wide = ps::analyze_grid(grid(), 0.05);  // 16/0.1 (0.87, 30 J) qualifies too
+  ASSERT_EQ(wide.qualifying.size(), 2u);
+  EXPECT_EQ(wide.configs[*wide.costliest_qualifying].batch_size, 16);
+  EXPECT_DOUBLE_EQ(wide.saving_pct, (82.0 - 30.0) / 82.0 * 100.0);
+  EXPECT_DOUBLE_EQ(wide.worst_over_best, 82.0 / 30.0);
   ASSERT_EQ(g.ranking.size(), 4u);
   std::vector<double> energies;
   for (auto i : g.ranking) energies.push_back(g.configs[i].energy_j.mean);
@@ -502,6 +509,47 @@ TEST(PredictionTable, ComparesTheRecordedForecastsWithTheOutcome) {
   EXPECT_NE(table->notes[0].find("1 finished runs"), std::string::npos) << table->notes[0];
   EXPECT_NE(table->notes[0].find("CarbonTracker's linear rule"), std::string::npos);
   EXPECT_FALSE(ps::prediction_table({short_run}).has_value());
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 15: with a target metric, the objective is the energy to reach it;
+// setups that did not reach it in every seed are not compared.
+TEST(Grid, WithATargetOnlySetupsThatReachedItAreComparedByEnergyToTarget) {
+  using S = TrialStatus;
+  auto reach = [](ps::TrialOutcome t, double to_target) {
+    t.energy_to_target_j = to_target;
+    return t;
+  };
+  const std::vector<ps::TrialOutcome> trials{
+      reach(grid_trial(16, 0.001, 0, S::converged, 8, 80, 0.90), 60),
+      reach(grid_trial(16, 0.001, 1, S::converged, 8, 84, 0.92), 64),
+      reach(grid_trial(16, 0.1, 0, S::converged, 3, 30, 0.88), 20),
+      grid_trial(16, 0.1, 1, S::converged, 3, 30, 0.80),  // one seed fell short: 16/0.1 does not qualify
+      reach(grid_trial(256, 0.1, 0, S::converged, 4, 40, 0.86), 36),
+      reach(grid_trial(256, 0.1, 1, S::converged, 4, 40, 0.87), 38),
+      grid_trial(512, 0.1, 0, S::converged, 2, 5, 0.31),  // the cheapest, far below the target
+  };
+  const auto g = ps::analyze_grid(trials, 0.01, 0.85);
+  ASSERT_TRUE(g.recommended);
+  EXPECT_EQ(g.configs[*g.recommended].batch_size, 256);  // 37 J to the target against 62 J
+  ASSERT_EQ(g.qualifying.size(), 2u);
+  EXPECT_DOUBLE_EQ(g.objective_j(*g.recommended), 37.0);
+  EXPECT_DOUBLE_EQ(g.saving_pct, (62.0 - 37.0) / 62.0 * 100.0);
+  EXPECT_EQ(g.configs[*g.best].batch_size, 512);  // cheapest of any quality, reported as such only
+  const auto tables = ps::grid_tables(g);
+  const auto& notes = tables.back().notes;
+  ASSERT_GE(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("of the 2 setups that reached the target metric 0.85"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[1].find("stopped at a metric of 0.3100: it is not compared"), std::string::npos) << notes[1];
+
+  auto unreached = trials;
+  for (auto& t : unreached) t.energy_to_target_j.reset();
+  const auto none = ps::analyze_grid(unreached, 0.01, 0.85);
+  EXPECT_FALSE(none.recommended);
+  EXPECT_TRUE(std::isnan(none.saving_pct));
 }
 
 }  // namespace

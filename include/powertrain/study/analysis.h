@@ -71,6 +71,7 @@ struct TrialOutcome {
   /// CPU time of the machine beside the run's (unset: not recorded).
   std::optional<energy::WindowCpu> cpu;
   std::optional<double> quiet_wait_s;  ///< seconds it waited for a quiet machine first
+  std::optional<double> energy_to_target_j;  ///< energy until the validation metric first reached the target
   std::string placement;     ///< where a scheduler put it (run::Environment::placement)
   std::string slurm_job;     ///< "<job>_<task>" when a Slurm task ran it
   std::optional<double> cluster_energy_j;  ///< the cluster's own accounting of that task
@@ -124,6 +125,8 @@ struct ConfigSummary {
   Stat energy_j;            ///< total energy to convergence, over usable results
   Stat duration_s;          ///< training time, over usable results
   Stat metric;              ///< final metric, over usable results
+  int reached = 0;          ///< usable results that reached the target metric
+  Stat energy_to_target_j;  ///< over the results that reached it
   /// Has a usable result: takes part in ranking, best/worst and the Pareto front.
   bool ranked() const { return energy_j.n > 0; }
 };
@@ -192,8 +195,18 @@ struct GridAnalysis {
   std::optional<std::size_t> recommended;
   double metric_tolerance = kDefaultMetricTolerance;
   double top_metric = kNaN;            ///< highest mean metric of a ranked configuration
-  double saving_pct = kNaN;            ///< saving_percent(best energy, worst energy)
-  double worst_over_best = kNaN;       ///< worst energy / best energy
+  /// The objective. With a target metric: the energy to reach it, and only
+  /// setups whose every usable seed reached it qualify. Without: the energy to
+  /// convergence, and setups within metric_tolerance of the top metric qualify.
+  std::optional<double> target_metric;
+  std::vector<std::size_t> qualifying;              ///< cheapest first by the objective
+  std::optional<std::size_t> costliest_qualifying;  ///< qualifying.back()
+  /// Saving of the recommended (cheapest qualifying) setup over the costliest
+  /// qualifying one, by the objective: setups of the same quality compared.
+  double saving_pct = kNaN;
+  double worst_over_best = kNaN;       ///< costliest qualifying / recommended, by the objective
+  /// The objective's energy of configuration i (energy to target, or to convergence).
+  double objective_j(std::size_t i) const;
   std::vector<std::size_t> pareto;     ///< pareto_front()
   FactorEffect batch_size;             ///< batch_size_effect()
   FactorEffect learning_rate;          ///< learning_rate_effect()
@@ -204,7 +217,11 @@ struct GridAnalysis {
   int unfinished = 0;
 };
 GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials,
-                          double metric_tolerance = kDefaultMetricTolerance);
+                          double metric_tolerance = kDefaultMetricTolerance,
+                          std::optional<double> target_metric = std::nullopt);
+/// The objective a stored study asks for: its grid.metric_tolerance and
+/// training.target_metric (the defaults when its spec cannot be read).
+std::pair<double, std::optional<double>> grid_objective(const store::Study& study);
 
 // --- pretraining study ----------------------------------------------------------
 

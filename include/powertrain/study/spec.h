@@ -103,6 +103,9 @@ struct StudySpec {
   // grid
   std::vector<std::int64_t> batch_sizes = kDefaultBatchSizes;
   std::vector<double> learning_rates = kDefaultLearningRates;
+  /// Without a target metric, the setups whose mean metric is within this of
+  /// the top one qualify, and the cheapest of them is chosen (grid.metric_tolerance).
+  double metric_tolerance = 0.01;
 
   // pretrain
   TaskSource pretrain_source;

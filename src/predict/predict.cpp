@@ -207,9 +207,16 @@ Prediction too_few(const Replay& r, const EnergyModel& energy, const RuleSetting
   p.method = "too few epochs";
   const double mid = 0.5 * (earliest + latest);
   p.stop_epoch = {static_cast<double>(earliest), mid, static_cast<double>(latest)};
-  p.energy_to_stop_j = {energy.seen_total() + (earliest - n) * energy.level,
+  // The energy of the epochs to come is uncertain too, even where the rule
+  // leaves one possible stop: 10th and 90th percentiles of k more epochs, each
+  // at the level with its spread, and the level with its standard error.
+  const auto spread = [&](int k) {
+    return 1.2816 * std::sqrt(k * energy.epoch_sd * energy.epoch_sd + double(k) * k * energy.level_se * energy.level_se);
+  };
+  const int k_low = earliest - n, k_high = latest - n;
+  p.energy_to_stop_j = {energy.seen_total() + std::max(0.0, k_low * energy.level - spread(k_low)),
                         energy.seen_total() + (mid - n) * energy.level,
-                        energy.seen_total() + (latest - n) * energy.level};
+                        energy.seen_total() + k_high * energy.level + spread(k_high)};
   known_target(p, r, energy, settings);
   return p;
 }

@@ -169,6 +169,22 @@ TEST(PredictCurve, TooFewEpochsIsALabelledBound) {
   }
 }
 
+// Where the rule leaves one possible stop, the bound still has the width of
+// the epoch energies' noise: the energy of the epochs to come is not known.
+TEST(PredictCurve, ABoundWithOneStopStillCarriesTheEnergyNoise) {
+  const RuleSettings s{4, 2, 1e-3, std::nullopt};
+  auto seen = curve(2, [](int e) { return 0.5 + 0.1 * e; });
+  seen[0].energy_j = 90.0;
+  seen[1].energy_j = 110.0;
+  const Prediction p = predict_curve(seen, s);
+  EXPECT_EQ(p.method, "too few epochs");
+  EXPECT_EQ(p.stop_epoch.low, 4);
+  EXPECT_EQ(p.stop_epoch.high, 4);
+  EXPECT_NEAR(p.energy_to_stop_j.mid, 200.0 + 2 * 100.0, 1e-9);
+  EXPECT_LT(p.energy_to_stop_j.low, p.energy_to_stop_j.mid - 1.0);
+  EXPECT_GT(p.energy_to_stop_j.high, p.energy_to_stop_j.mid + 1.0);
+}
+
 TEST(PredictCurve, ARunTheRuleStoppedIsExact) {
   const RuleSettings s{50, 3, 1e-3, 0.6};
   std::vector<CurvePoint> seen = curve(12, [](int e) { return e < 4 ? 0.4 + 0.1 * e : 0.7; });

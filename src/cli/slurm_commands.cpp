@@ -51,6 +51,10 @@ std::string env_or(const char* name, const std::string& fallback) {
 }
 
 void print_collect(const slurm::CollectResult& c, bool quiet) {
+  // A file that cannot be taken in is said even when quiet: results would be missing silently.
+  if (c.unreadable)
+    fmt::print(stderr, "{} result file{} not taken in ({}); the others were\n", c.unreadable,
+               c.unreadable == 1 ? "" : "s", io::printable(c.unreadable_note.substr(0, c.unreadable_note.find('\n'))));
   if (quiet || (c.imported == 0 && c.duplicates == 0)) return;
   fmt::print(stderr, "took in {} result file{}{}{}\n", c.imported, c.imported == 1 ? "" : "s",
              c.interrupted ? fmt::format(" ({} of tasks that died: their trials are interrupted)", c.interrupted) : "",
@@ -101,7 +105,7 @@ Submitted submit_array(store::Store& store, const study::StudySpec& spec, const 
   job.disabled_sources = o.disable;
   job.exclusive = spec.execution.slurm.exclusive;
   for (const auto* list : {&spec.execution.slurm.options, &o.options})
-    for (const auto& opt : *list) job.exclusive = job.exclusive || opt.rfind("--exclusive", 0) == 0;
+    for (const auto& opt : *list) job.exclusive = job.exclusive || opt == "--exclusive";  // =user, =mcs share nodes
   job.tasks = slurm::group_tasks(trials, spec.execution.slurm.trials_per_task);
   const auto stamp = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -173,14 +177,28 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
   for (const auto& t : store.trials_of(study.id)) id_of[t.key] = t.id;
   std::vector<slurm::TaskTrial> first, second;  // pretraining, then what needs its encoder
   int held = 0;
-  for (const auto& p : study::plan_trials(spec)) {
+  const auto plan = study::plan_trials(spec);
+  for (const auto& p : plan) {
     const auto id = id_of.at(p.spec.key);
-    if (store::is_done(store.trial(id).status)) continue;
-    if (live.by_trial.count(id)) {
+    const auto status = store.trial(id).status;
+    if (store::is_done(status)) continue;
+    // Queued or running in Slurm, or held by a live local process (plan_only
+    // reset those whose process died): not sent twice.
+    if (live.by_trial.count(id) || status == store::TrialStatus::running) {
       ++held;
       continue;
     }
-    (p.spec.phase == study::kPhasePretrain ? first : second).push_back({id, p.spec.key, p.label});
+    if (p.encoder_from >= 0) {
+      // As in a local run: a pretraining that diverged or failed leaves no usable encoder.
+      const auto& pre = plan[static_cast<std::size_t>(p.encoder_from)];
+      const auto pre_status = store.trial(id_of.at(pre.spec.key)).status;
+      if (pre_status == store::TrialStatus::diverged || pre_status == store::TrialStatus::failed) {
+        store.mark_trial_failed(id, fmt::format("its pretraining ({}) has no usable encoder: {}", pre.label,
+                                                store::to_string(pre_status)));
+        continue;
+      }
+    }
+    (p.spec.phase == study::kPhasePretrain ? first : second).push_back({id, p.spec.key, p.label, p.spec.phase});
   }
 
   // 3. One array per group; downstream trials wait for their encoders.
@@ -190,23 +208,23 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
       fmt::print(stderr, "study '{}': nothing to submit ({} trials done, {} queued or running in Slurm)\n",
                  io::printable(spec.name), count_done(store, study.id).done, held);
   } else {
-    std::optional<std::string> after;
+    // Downstream trials wait for every pretraining job that may still write
+    // an encoder: the one submitted now and those still queued or running.
+    std::set<std::string> pretraining_jobs;
+    for (const auto& [trial, task] : live.by_trial) {
+      if (store.trial(trial).phase != study::kPhasePretrain) continue;
+      const auto& jt = live.job_of_trial[trial];
+      pretraining_jobs.insert(jt.substr(0, jt.find('_')));
+    }
     if (!first.empty()) {
       const auto s = submit_array(store, spec, db, folder, first, o, std::nullopt, "pretrain");
       submitted_jobs.push_back(s.job_id);
-      after = s.job_id;
+      pretraining_jobs.insert(s.job_id);
       if (!o.quiet)
         fmt::print(stderr, "submitted job {}: {} pretraining trial{}\n", s.job_id, s.trials, s.trials == 1 ? "" : "s");
-    } else if (spec.kind == store::StudyKind::pretrain) {
-      // Pretraining still queued or running from an earlier submission.
-      std::set<std::string> jobs;
-      for (const auto& [trial, task] : live.by_trial) {
-        if (store.trial(trial).phase != study::kPhasePretrain) continue;
-        const auto& jt = live.job_of_trial[trial];
-        jobs.insert(jt.substr(0, jt.find('_')));
-      }
-      if (!jobs.empty()) after = fmt::format("{}", fmt::join(jobs, ":"));
     }
+    std::optional<std::string> after;
+    if (!pretraining_jobs.empty()) after = fmt::format("{}", fmt::join(pretraining_jobs, ":"));
     if (!second.empty()) {
       const auto s = submit_array(store, spec, db, folder, second, o, after, "trials");
       submitted_jobs.push_back(s.job_id);
@@ -226,7 +244,11 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
   int last_done = -1;
   for (;;) {
     const auto c = slurm::collect(store, study, folder);
-    live = live_state(store, study.id);
+    try {
+      live = live_state(store, study.id);
+    } catch (const IoError&) {
+      if (!signals.flag()->load()) throw;  // Ctrl-C also stops a squeue in flight: that is not its failure
+    }
     const auto n = count_done(store, study.id);
     int running = 0;
     for (const auto& [id, t] : live.by_trial) running += t.state == "RUNNING" || t.state == "COMPLETING";
@@ -333,7 +355,9 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
     }
     // Whole or not at all: the finished file appears under its final name in one step.
     fs::rename(partial, final_path);
-    if (!store::is_done(status)) ++unfinished;
+    // A pretraining without a usable encoder must not satisfy afterok.
+    if (!store::is_done(status) || (status == store::TrialStatus::diverged && trial.phase == study::kPhasePretrain))
+      ++unfinished;
     if (stopped) break;
   }
   if (signals.flag()->load()) return 130;

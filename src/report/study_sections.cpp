@@ -286,7 +286,7 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx) {
                           energy_text(g.objective_j(*g.costliest_qualifying), unit), est);
     else
       text += fmt::format("No other setup reached that quality ({}{}).", energy_text(g.objective_j(*g.recommended), unit), est);
-    if (g.best && *g.best != *g.recommended) {
+    if (g.best && std::find(g.qualifying.begin(), g.qualifying.end(), *g.best) == g.qualifying.end()) {
       const auto& b = g.configs[*g.best];
       text += fmt::format(" The cheapest setup overall, {}, used {} ({}x less) but reached only {}.", config_name(b),
                           energy_text(b.energy_j.mean, unit), format_number(r.energy_j.mean / b.energy_j.mean, 3),

@@ -131,7 +131,8 @@ double wait_for_quiet_machine(const energy::QuietRule& rule, std::FILE* log, con
                "the machine did not get quiet in {:.0f} s (other processes use {:.2f} CPUs); the run starts anyway "
                "and its CPU share is recorded\n",
                r.waited_s, r.others_busy_cpus);
-  return r.waited_s;
+  // A machine quiet at the first check was not waited for: nothing to record.
+  return r.checks > 1 || !r.quiet ? r.waited_s : 0.0;
 }
 
 RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& workload,

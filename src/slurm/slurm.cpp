@@ -17,6 +17,7 @@
 
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
+#include "powertrain/io/text.h"
 #include "powertrain/study/spec.h"
 
 namespace powertrain::slurm {
@@ -24,7 +25,9 @@ namespace fs = std::filesystem;
 
 fs::path study_folder(const study::StudySpec& spec, const fs::path& db) {
   const std::string name = io::safe_file_name(spec.name);
-  if (!spec.execution.slurm.dir.empty()) return fs::path(spec.execution.slurm.dir) / name;
+  // A relative folder is the database's neighbour, wherever the command runs.
+  if (!spec.execution.slurm.dir.empty())
+    return (fs::absolute(db).parent_path() / spec.execution.slurm.dir).lexically_normal() / name;
   auto base = db;
   base += ".slurm";
   return base / name;
@@ -46,7 +49,8 @@ nlohmann::json to_json(const JobFile& j) {
   nlohmann::json tasks = nlohmann::json::array();
   for (const auto& t : j.tasks) {
     nlohmann::json trials = nlohmann::json::array();
-    for (const auto& x : t) trials.push_back({{"trial_id", x.trial_id}, {"key", x.key}, {"label", x.label}});
+    for (const auto& x : t)
+      trials.push_back({{"trial_id", x.trial_id}, {"key", x.key}, {"label", x.label}, {"phase", x.phase}});
     tasks.push_back(std::move(trials));
   }
   return {{"powertrain_job", 1},
@@ -76,7 +80,8 @@ JobFile job_from_json(const nlohmann::json& d) {
     for (const auto& t : d.at("tasks")) {
       std::vector<TaskTrial> trials;
       for (const auto& x : t)
-        trials.push_back({x.at("trial_id").get<std::int64_t>(), x.at("key").get<std::string>(), x.value("label", "")});
+        trials.push_back({x.at("trial_id").get<std::int64_t>(), x.at("key").get<std::string>(), x.value("label", ""),
+                          x.value("phase", "")});
       j.tasks.push_back(std::move(trials));
     }
     return j;
@@ -141,7 +146,8 @@ std::string parse_job_id(const std::string& out) {
     const auto id = line.substr(0, line.find(';'));
     if (!id.empty() && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) return id;
   }
-  throw ConfigError(fmt::format("sbatch gave no job id (it said: {})", out.substr(0, 200)));
+  const auto first = out.substr(0, std::min<std::size_t>(out.find('\n'), 200));
+  throw ConfigError(fmt::format("sbatch gave no job id (it said: {})", io::printable(first)));
 }
 
 namespace {
@@ -220,6 +226,7 @@ std::optional<std::map<std::string, LiveTask>> live_tasks(const std::vector<std:
   std::string ids;
   for (const auto& j : job_ids) ids += (ids.empty() ? "" : ",") + j;
   const auto r = run_tool({"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T|%N|%r"});
+  if (!r.started) return std::map<std::string, LiveTask>{};  // no Slurm client here: nothing it could show
   if (r.exit_code == 0) return parse_squeue(r.out);
   // Jobs Slurm has forgotten are not an error here: nothing of them is live.
   if (r.err.find("Invalid job id") != std::string::npos) return std::map<std::string, LiveTask>{};
@@ -279,7 +286,7 @@ constexpr const char* kDiedMessage =
 }  // namespace
 
 CollectResult collect(store::Store& store, const store::Study& study, const fs::path& folder, double stale_s,
-                      bool ask_sacct) {
+                      bool ask_sacct, const LiveQuery& live_query) {
   CollectResult r;
   const auto dir = folder / "results";
   std::error_code ec;
@@ -290,49 +297,85 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir, ec)) files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  std::vector<std::pair<std::int64_t, std::string>> taken;  // trial, job task
+  // Result files per array task: the cluster's energy is per task, so it is
+  // recorded only for a task that ran one trial.
+  std::map<std::string, int> files_of_task;
+  for (const auto& file : files) {
+    const auto name = file.filename().string();
+    if (ends_with(name, ".db")) ++files_of_task[job_task_of(name.substr(0, name.find('.')))];
+  }
+  // Partial files nobody wrote for a while: their tasks are dead unless Slurm
+  // still runs them (a suspended job, a clock or NFS time that lags).
+  std::vector<std::string> stale_jobs;
+  for (const auto& file : files) {
+    const auto name = file.filename().string();
+    if (ends_with(name, kPartialSuffix) && age_s(file) >= stale_s) {
+      const auto jt = job_task_of(name.substr(0, name.size() - std::string_view(kPartialSuffix).size()));
+      stale_jobs.push_back(jt.substr(0, jt.find('_')));
+    }
+  }
+  std::optional<std::map<std::string, LiveTask>> live = std::map<std::string, LiveTask>{};
+  if (!stale_jobs.empty()) {
+    std::sort(stale_jobs.begin(), stale_jobs.end());
+    stale_jobs.erase(std::unique(stale_jobs.begin(), stale_jobs.end()), stale_jobs.end());
+    live = live_query ? live_query(stale_jobs) : live_tasks(stale_jobs);
+  }
+
+  std::vector<std::pair<std::int64_t, std::string>> taken;  // trial, job task (for sacct)
   for (const auto& file : files) {
     const std::string name = file.filename().string();
     const bool partial = ends_with(name, kPartialSuffix);
     if (!partial && !ends_with(name, ".db")) continue;
+    // The file's own name is the key: a task's finished file comes in even
+    // when its partial file was taken in as interrupted before.
+    if (store.imported(name)) continue;
     const std::string stem = name.substr(0, name.size() - (partial ? std::string_view(kPartialSuffix).size() : 3));
-    if (store.imported(stem)) continue;
-    if (partial) {
-      // A task that is alive writes its file at least every few seconds
-      // (epochs, the renewal of its claim).
-      if (fs::exists(dir / (stem + ".db"))) continue;  // renamed while we listed
-      if (age_s(file) < stale_s) {
-        ++r.running;
-        continue;
+    try {
+      if (partial) {
+        // A task that is alive writes its file at least every few seconds
+        // (epochs, the renewal of its claim).
+        if (fs::exists(dir / (stem + ".db"))) continue;  // renamed while we listed
+        // Unknown (squeue failed): not declared dead.
+        const bool held = !live || live->count(job_task_of(stem)) > 0;
+        if (age_s(file) < stale_s || held) {
+          ++r.running;
+          continue;
+        }
+        // The dead task's file may hold a hot journal: opening it for writing rolls it back.
+        (void)store::Store::open(file, {.wal = false});
       }
-      // The dead task's file may hold a hot journal: opening it for writing rolls it back.
-      (void)store::Store::open(file, {.wal = false});
-    }
-    auto src = store::Store::open_readonly(file);
-    const auto src_study = src.find_study(study.name);
-    if (!src_study) continue;
-    for (const auto& t : src.trials_of(src_study->id)) {
-      if (!t.run_id) continue;
-      const auto main = by_key.find(t.key);
-      if (main == by_key.end()) continue;  // not a trial of this study's plan
-      store::ImportRequest q;
-      q.source_db = file;
-      q.source = stem;
-      q.source_run_id = *t.run_id;
-      q.trial_id = main->second;
-      q.interrupted_message = partial ? kDiedMessage : "";
-      q.slurm_job = job_task_of(stem);
-      q.node = src.run(*t.run_id).environment.host;
-      switch (store.import_run(q)) {
-        case store::ImportOutcome::imported:
-          ++r.imported;
-          if (partial) ++r.interrupted;
-          taken.emplace_back(main->second, q.slurm_job);
-          break;
-        case store::ImportOutcome::duplicate: ++r.duplicates; break;
-        case store::ImportOutcome::already: break;
+      auto src = store::Store::open_readonly(file);
+      const auto src_study = src.find_study(study.name);
+      if (!src_study) continue;
+      for (const auto& t : src.trials_of(src_study->id)) {
+        if (!t.run_id) continue;
+        const auto main = by_key.find(t.key);
+        if (main == by_key.end()) continue;  // not a trial of this study's plan
+        const auto run = src.run(*t.run_id);
+        if (!partial && run.summary.status == run::RunStatus::running) break;  // not whole: left for later
+        store::ImportRequest q;
+        q.source_db = file;
+        q.source = name;
+        q.source_run_id = *t.run_id;
+        q.trial_id = main->second;
+        q.interrupted_message = partial ? kDiedMessage : "";
+        q.slurm_job = job_task_of(stem);
+        q.node = run.environment.host;
+        switch (store.import_run(q)) {
+          case store::ImportOutcome::imported:
+            ++r.imported;
+            if (partial && run.summary.status == run::RunStatus::running) ++r.interrupted;
+            if (files_of_task[q.slurm_job] == 1 && !partial) taken.emplace_back(main->second, q.slurm_job);
+            break;
+          case store::ImportOutcome::duplicate: ++r.duplicates; break;
+          case store::ImportOutcome::already: break;
+        }
+        break;  // one run per result file
       }
-      break;  // one run per result file
+    } catch (const Error& e) {
+      // One unreadable file does not stop the others; it is named.
+      ++r.unreadable;
+      if (r.unreadable_note.empty()) r.unreadable_note = fmt::format("{}: {}", name, e.what());
     }
   }
 
@@ -340,7 +383,7 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
   if (!ask_sacct) return r;
   for (const auto& [trial_id, job_task] : taken) {
     if (job_task.empty()) continue;
-    const auto tr = run_tool({"sacct", "-n", "-P", "-X", "-j", job_task, "-o", "ConsumedEnergyRaw"});
+    const auto tr = run_tool({"sacct", "-n", "-P", "-X", "-j", job_task, "-o", "ConsumedEnergyRaw,State"});
     if (!tr.started) {
       r.sacct_note = "sacct is not installed here";
       break;
@@ -350,7 +393,10 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
       r.sacct_note = fmt::format("sacct failed: {}", line.empty() ? "no reason given" : line);
       break;
     }
-    const auto e = parse_consumed_energy(tr.out);
+    // Only a task that has ended has its whole energy.
+    const auto state = tr.out.substr(tr.out.find('|') == std::string::npos ? tr.out.size() : tr.out.find('|') + 1);
+    if (state.rfind("RUNNING", 0) == 0 || state.rfind("PENDING", 0) == 0 || state.rfind("COMPLETING", 0) == 0) continue;
+    const auto e = parse_consumed_energy(tr.out.substr(0, tr.out.find('|')));
     if (!e || *e <= 0) {
       r.sacct_note = "the cluster accounts no energy (no acct_gather_energy plugin: ConsumedEnergy is empty or 0)";
       continue;

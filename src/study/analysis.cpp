@@ -334,7 +334,9 @@ GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials, double metric
   // The objective: who qualifies, cheapest first by its energy.
   for (auto i : g.ranking) {
     const auto& c = g.configs[i];
-    const bool ok = target_metric ? c.reached > 0 && c.reached == c.energy_j.n
+    // "Reached in every seed": every seed has a result, none diverged, and each reached it.
+    const bool ok = target_metric ? c.reached > 0 && c.reached == c.energy_j.n && c.diverged == 0 && c.failed == 0 &&
+                                        c.unfinished == 0
                                   : !std::isfinite(g.top_metric) ||
                                         (std::isfinite(c.metric.mean) && c.metric.mean >= g.top_metric - metric_tolerance);
     if (ok) g.qualifying.push_back(i);

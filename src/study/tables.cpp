@@ -409,7 +409,8 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
         "no setup reached the target metric {} in every seed: nothing to recommend, and no saving to quote.",
         format_real(*g.target_metric, 4)));
   }
-  if (g.best && g.recommended && *g.best != *g.recommended) {
+  if (g.best && g.recommended &&
+      std::find(g.qualifying.begin(), g.qualifying.end(), *g.best) == g.qualifying.end()) {
     const auto& b = g.configs[*g.best];
     summary.notes.push_back(fmt::format(
         "the cheapest setup of any quality (batch {}, lr {}, {} J) stopped at a metric of {}: it is not compared.",

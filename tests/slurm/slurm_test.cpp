@@ -150,7 +150,12 @@ struct MainDb {
     t.key = key;
     return store.upsert_trial(study, t);
   }
-  CollectResult collect_now() { return collect(store, store.study(study), folder, 120.0, /*ask_sacct=*/false); }
+  // Slurm as the test says: the tasks it still runs.
+  std::map<std::string, LiveTask> slurm_runs;
+  CollectResult collect_now() {
+    return collect(store, store.study(study), folder, 120.0, /*ask_sacct=*/false,
+                   [this](const std::vector<std::string>&) { return std::optional(slurm_runs); });
+  }
 };
 
 TEST(Collect, TakesEachFinishedFileInOnceWithItsEpochsAndTimeline) {
@@ -199,7 +204,12 @@ TEST(Collect, ALiveTasksPartialFileIsLeftAloneADeadOnesIsInterrupted) {
   EXPECT_EQ(c.imported, 0);
   EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::pending);
 
-  make_old(live);  // nobody wrote it for ten minutes: its task is gone
+  make_old(live);  // nobody wrote it for ten minutes...
+  m.slurm_runs["51_1"] = LiveTask{"SUSPENDED", "n2", ""};  // ...but Slurm still holds its task
+  c = m.collect_now();
+  EXPECT_EQ(c.running, 1);
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::pending);
+  m.slurm_runs.clear();  // gone from squeue: the task is dead
   c = m.collect_now();
   EXPECT_EQ(c.imported, 1);
   EXPECT_EQ(c.interrupted, 1);
@@ -216,6 +226,30 @@ TEST(Collect, ALiveTasksPartialFileIsLeftAloneADeadOnesIsInterrupted) {
   EXPECT_EQ(c.imported, 1);
   EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::converged);
   EXPECT_EQ(m.store.trial(m.trial_b).attempts, 2);
+}
+
+TEST(Collect, AnUnreadableFileIsNamedAndTheOthersStillComeIn) {
+  MainDb m;
+  std::ofstream(m.results / "trial-1-60_0-r0.db") << "not a database";
+  write_result(m.results / "trial-2-60_1-r0.db", "b", 2, true, "n");
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.unreadable, 1);
+  EXPECT_NE(c.unreadable_note.find("trial-1-60_0-r0.db"), std::string::npos) << c.unreadable_note;
+  EXPECT_EQ(c.imported, 1);
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::converged);
+}
+
+TEST(Collect, AFinishedFileComesInAfterItsPartialWasTakenForDead) {
+  MainDb m;
+  const auto partial = m.results / ("trial-1-70_0-r0" + std::string(kPartialSuffix));
+  write_result(partial, "a", 2, false, "n");
+  make_old(partial);
+  EXPECT_EQ(m.collect_now().interrupted, 1);
+  // The task was only stalled: it finishes and renames its file.
+  fs::remove(partial);
+  write_result(m.results / "trial-1-70_0-r0.db", "a", 4, true, "n");
+  EXPECT_EQ(m.collect_now().imported, 1);
+  EXPECT_EQ(m.store.trial(m.trial_a).status, store::TrialStatus::converged);
 }
 
 TEST(Collect, FilesOfOtherStudiesAndStrayFilesAreIgnored) {

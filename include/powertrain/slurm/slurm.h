@@ -12,6 +12,7 @@
 //   <folder>/logs/<job>_<task>.out
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,7 @@ struct TaskTrial {
   std::int64_t trial_id = 0;  ///< in the study's database
   std::string key;            ///< canonical key (the same in the task's result file)
   std::string label;
+  std::string phase;          ///< e.g. "pretrain": a task whose pretraining diverged fails its dependents
 };
 
 /// A submission: what each array task runs. Written before sbatch, read by the tasks.
@@ -86,8 +88,8 @@ struct LiveTask {
 };
 /// Parses `squeue -h -r -o "%i|%T|%N|%r"` lines: "<job>_<task>" -> task.
 std::map<std::string, LiveTask> parse_squeue(const std::string& out);
-/// The tasks of `job_ids` Slurm still knows as queued or running; nullopt
-/// when squeue cannot be run or fails.
+/// The tasks of `job_ids` Slurm still knows as queued or running; empty when
+/// there is no Slurm client here; nullopt when squeue fails.
 std::optional<std::map<std::string, LiveTask>> live_tasks(const std::vector<std::string>& job_ids);
 
 /// Energy in joules from `sacct -n -P -X -o ConsumedEnergyRaw` output: the
@@ -107,16 +109,23 @@ struct CollectResult {
   int running = 0;       ///< result files still being written
   int cluster_energy = 0;  ///< runs the cluster's accounting gave an energy for now
   std::string sacct_note;  ///< why the cluster's energy is not there, when it is not
+  int unreadable = 0;      ///< result files that could not be read (left where they are)
+  std::string unreadable_note;  ///< the first of them and why
 };
 
 /// Takes every result file in `folder`/results into `store`'s study `study`,
-/// each once (store::Store::import_run). A partial file nobody has written
-/// for `stale_s` seconds belongs to a task that died: its run is taken in as
-/// interrupted, and its trial can be submitted again. Runs taken in get the
+/// each once (store::Store::import_run, keyed by the file's name). A partial
+/// file nobody has written for `stale_s` seconds, whose task squeue does not
+/// list any more, belongs to a task that died: its run is taken in as
+/// interrupted, and its trial can be submitted again. A file that cannot be
+/// read is counted and named, and the others still come in. The cluster's
+/// energy is recorded for tasks that ran one trial and have ended. Runs taken in get the
 /// cluster's energy where `sacct` accounts one. Safe to run any number of
 /// times, by any number of processes.
+/// Asks which tasks of some jobs are still queued or running (live_tasks by default; tests replace it).
+using LiveQuery = std::function<std::optional<std::map<std::string, LiveTask>>(const std::vector<std::string>& job_ids)>;
 CollectResult collect(store::Store& store, const store::Study& study, const std::filesystem::path& folder,
-                      double stale_s = 120.0, bool ask_sacct = true);
+                      double stale_s = 120.0, bool ask_sacct = true, const LiveQuery& live_query = {});
 
 /// collect() for every study of the database at `db` that has a shared folder
 /// (a study submitted to Slurm); nothing when there is none. Opens the

@@ -2,6 +2,8 @@
 //   build/bench/bench_window --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -101,6 +103,25 @@ void BM_WindowRaplCounters(benchmark::State& state) {
   fs::remove_all(root);
 }
 BENCHMARK(BM_WindowRaplCounters)->Unit(benchmark::kMicrosecond);
+
+// The same window with the CPU time of the machine and of this process tree
+// read at both boundaries (issue 13's interference accounting, which every
+// run session turns on): /proc/stat (or the cgroup's cpu.stat) and a scan of
+// /proc for the tree.
+void BM_WindowNullMeterWithCpuAccounting(benchmark::State& state) {
+  std::vector<std::unique_ptr<Meter>> m;
+  m.push_back(std::make_unique<NullMeter>(2));
+  Tracker tracker(std::move(m));
+  tracker.account_cpu(system_usage("/proc", "/sys"), process_usage("/proc", ::getpid()));
+  tracker.start();
+  for (auto _ : state) {
+    tracker.begin("w");
+    auto r = tracker.end("w");
+    benchmark::DoNotOptimize(r.energy_j);
+  }
+  tracker.stop();
+}
+BENCHMARK(BM_WindowNullMeterWithCpuAccounting)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -190,14 +190,14 @@ class ProcessUsage final : public UsageSource {
   int logical_cpus() const override { return static_cast<int>(cpus_); }
 
   double cpu_busy_seconds() override {
-    scan();
+    scan(false);
     // A guard against reads that race a reap (the parent's stat read just
     // before it took the child's time, the child's just after it was gone).
     last_busy_s_ = std::max(last_busy_s_, busy_s_);
     return last_busy_s_;
   }
   double memory_used_bytes() override {
-    scan();
+    scan(true);
     return memory_bytes_;
   }
 
@@ -252,24 +252,79 @@ class ProcessUsage final : public UsageSource {
     return std::nullopt;
   }
 
-  void scan() {
+  // The children of `pid` from /proc/PID/task/*/children (one file per
+  // thread); false when the kernel does not offer those files.
+  bool list_children(int pid, std::vector<int>& out) const {
+    std::error_code ec;
+    const auto tasks = proc_ / std::to_string(pid) / "task";
+    std::filesystem::directory_iterator it(tasks, ec);
+    // No task folder: a process that is gone has no children; one that is
+    // there without it (an old kernel, a fake /proc) cannot say.
+    if (ec) return !std::filesystem::exists(proc_ / std::to_string(pid));
+    bool any = false;
+    for (const auto& t : it) {
+      std::ifstream in(t.path() / "children");
+      if (!in) continue;
+      any = true;
+      for (int c; in >> c;) out.push_back(c);
+    }
+    return any;
+  }
+
+  // Memory (PSS) only when asked for: reading smaps_rollup of a large process
+  // costs milliseconds, too much for the CPU time read at window boundaries.
+  void scan(bool memory) {
     const double now = steady_s();
-    if (now - scanned_at_ < 0.005) return;  // one scan serves both reads of a tick
+    // One scan serves both reads of a tick (and a boundary's nested windows).
+    if (now - scanned_at_ < 0.005 && (!memory || memory_scanned_)) return;
     scanned_at_ = now;
+    memory_scanned_ = memory;
     std::unordered_map<int, Stat> all;
     std::unordered_map<int, std::vector<int>> children;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(proc_, ec)) {
-      const auto name = entry.path().filename().string();
-      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-      Stat st;
-      const int pid = std::stoi(name);
-      if (!read_stat(pid, st)) continue;
-      all[pid] = st;
-      children[st.ppid].push_back(pid);
+    // Fast: walk down from the root through the children files (a few reads
+    // for a few processes). Else, or when a file is missing: every process in /proc.
+    bool walked = use_children_files_;
+    if (walked) {
+      std::vector<int> stack{root_};
+      while (!stack.empty() && walked) {
+        const int pid = stack.back();
+        stack.pop_back();
+        Stat st;
+        if (all.count(pid) || !read_stat(pid, st)) continue;
+        all[pid] = st;
+        std::vector<int> kids;
+        if (!list_children(pid, kids)) walked = false;
+        for (int c : kids) {
+          children[pid].push_back(c);
+          stack.push_back(c);
+        }
+      }
+      if (!walked) {
+        use_children_files_ = false;
+        all.clear();
+        children.clear();
+      } else {
+        // Members of the last scan that left the tree: alive elsewhere, or gone.
+        for (const auto& [pid, was] : members_) {
+          Stat st;
+          if (!all.count(pid) && read_stat(pid, st)) all[pid] = st;
+        }
+      }
+    }
+    if (!walked) {
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(proc_, ec)) {
+        const auto name = entry.path().filename().string();
+        if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+        Stat st;
+        const int pid = std::stoi(name);
+        if (!read_stat(pid, st)) continue;
+        all[pid] = st;
+        children[st.ppid].push_back(pid);
+      }
     }
     std::unordered_map<int, Member> members;
-    double ticks = 0, memory = 0;
+    double ticks = 0, memory_bytes = 0;
     std::vector<int> stack{root_};
     while (!stack.empty()) {
       const int pid = stack.back();
@@ -279,7 +334,7 @@ class ProcessUsage final : public UsageSource {
       const Stat& st = it->second;
       members[pid] = Member{st.ppid, st.ticks + st.child_ticks};
       ticks += st.ticks + st.child_ticks;
-      memory += read_pss_bytes(pid).value_or(st.rss_pages * page_bytes_);
+      if (memory) memory_bytes += read_pss_bytes(pid).value_or(st.rss_pages * page_bytes_);
       for (int c : children[pid]) stack.push_back(c);
     }
     // Processes that left the tree since the last scan. One gone from /proc
@@ -292,7 +347,7 @@ class ProcessUsage final : public UsageSource {
     }
     members_ = std::move(members);
     busy_s_ = (ticks + departed_ticks_) / ticks_per_s_;
-    memory_bytes_ = memory;  // 0 once the whole tree is gone
+    if (memory) memory_bytes_ = memory_bytes;  // 0 once the whole tree is gone
   }
 
   std::filesystem::path proc_;
@@ -300,6 +355,8 @@ class ProcessUsage final : public UsageSource {
   long cpus_ = 1;
   double ticks_per_s_ = 100, page_bytes_ = 4096;
   double scanned_at_ = -1, busy_s_ = 0, last_busy_s_ = 0, memory_bytes_ = 0;
+  bool memory_scanned_ = false;
+  bool use_children_files_ = true;  // until a kernel (or a fake /proc) shows it has none
   std::unordered_map<int, Member> members_;  // the tree at the last scan
   double departed_ticks_ = 0;                // time of processes that left it unreaped
 };

@@ -163,6 +163,39 @@ std::string proc_stat(int pid, int ppid, int utime, int stime, int cutime, int c
   return s;
 }
 
+// The tree walked through /proc/PID/task/*/children, as on a real kernel:
+// the same accounting as the scan of all of /proc (exits, reaps, adoption).
+TEST(Estimate, ProcessUsageWalksTheTreeThroughChildrenFiles) {
+  powertrain::testing::TempDir dir;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  namespace fs = std::filesystem;
+  auto proc = [&](int pid, int ppid, int ut, int cut, const std::string& kids) {
+    powertrain::testing::write_file(dir / std::to_string(pid) / "stat", proc_stat(pid, ppid, ut, 0, cut, 0, 10));
+    powertrain::testing::write_file(dir / std::to_string(pid) / "task" / std::to_string(pid) / "children", kids);
+  };
+  proc(10, 1, 100, 0, "11 ");
+  proc(11, 10, 40, 0, "12 ");
+  proc(12, 11, 25, 0, "");
+  powertrain::testing::write_file(dir / "99/stat", "garbage");  // not ours
+  auto u = process_usage(dir.path(), 10);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 165 / hz);
+  // The worker exits and is reaped by its parent: its time moves, none is lost.
+  fs::remove_all(dir / "12");
+  proc(11, 10, 40, 25, "");
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 165 / hz);
+  // A worker adopted by init (its parent died first) keeps the time it had.
+  proc(13, 11, 7, 0, "");
+  proc(11, 10, 40, 25, "13 ");
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 172 / hz);
+  fs::remove_all(dir / "11");
+  proc(10, 1, 100, 65, "");
+  proc(13, 1, 9, 0, "");
+  std::this_thread::sleep_for(10ms);
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 172 / hz);  // 100 + 65 + the 7 of 13 taken with it
+}
+
 // Issue 13, defect 6: a DataLoader worker (a grandchild of the watched
 // process) that exits is reaped by its parent, and its CPU time moves into that
 // parent's cutime/cstime. It must neither vanish from the total nor make the

@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "fake_program.h"
 #include "powertrain/store/store.h"
 #include "run_cli.h"
 #include "temp_dir.h"
@@ -26,15 +27,12 @@ namespace fs = std::filesystem;
 using powertrain::testing::TempDir;
 using powertrain::testing::write_file;
 
-std::string python() {
-  const std::string p = POWERTRAIN_TEST_PYTHON;
-  return p.empty() ? "python3" : p;
-}
+std::string python() { return powertrain::testing::test_python(); }
 
 
 TEST(ConcurrentSweeps, ThreeProcessesWithRandomKillsRunEachTrialOnce) {
   TempDir dir;
-  const std::string fake = std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/tests/external/programs/fake_trainer.py";
+  const std::string fake = powertrain::testing::fake_trainer();
   write_file(dir / "grid.toml", "name = \"shared\"\nkind = \"grid\"\n[workload]\ncommand = [\"" + python() +
                                     "\", \"" + fake +
                                     "\", \"normal\"]\nenv = { FAKE_EPOCH_S = \"0.06\" }\n"

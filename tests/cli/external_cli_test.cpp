@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powertrain/store/store.h"
+#include "fake_program.h"
 #include "run_cli.h"
 #include "temp_dir.h"
 
@@ -30,19 +31,10 @@ using powertrain::testing::run_program;
 using powertrain::testing::TempDir;
 using powertrain::testing::write_file;
 
-std::string python() {
-  const std::string p = POWERTRAIN_TEST_PYTHON;
-  return p.empty() ? "python3" : p;
-}
+using powertrain::testing::toml_list;
+std::string python() { return powertrain::testing::test_python(); }
+std::string fake() { return powertrain::testing::fake_trainer(); }
 const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
-std::string fake() { return kSource + "/tests/external/programs/fake_trainer.py"; }
-
-// A TOML array of strings.
-std::string toml_list(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (const auto& x : v) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
-  return s + "]";
-}
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p);

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powertrain/store/store.h"
+#include "fake_program.h"
 #include "run_cli.h"
 #include "temp_dir.h"
 
@@ -33,16 +34,9 @@ using powertrain::testing::TempDir;
 using powertrain::testing::write_file;
 
 const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
-std::string python() {
-  const std::string p = POWERTRAIN_TEST_PYTHON;
-  return p.empty() ? "python3" : p;
-}
-std::string fake() { return kSource + "/tests/external/programs/fake_trainer.py"; }
-std::string toml_list(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (const auto& x : v) s += (s.size() > 1 ? ", \"" : "\"") + x + "\"";
-  return s + "]";
-}
+using powertrain::testing::toml_list;
+std::string python() { return powertrain::testing::test_python(); }
+std::string fake() { return powertrain::testing::fake_trainer(); }
 
 // One cluster for the suite: starting one takes a few seconds.
 class SlurmCli : public ::testing::Test {

@@ -40,8 +40,11 @@ class NullMeter final : public Meter {
   double e_ = 0;
 };
 
-void run_windows(benchmark::State& state, std::vector<std::unique_ptr<Meter>> meters) {
+// `cpu_accounting`: also read the CPU time of the machine and of this process
+// tree at both boundaries (Tracker::account_cpu, as every run session does).
+void run_windows(benchmark::State& state, std::vector<std::unique_ptr<Meter>> meters, bool cpu_accounting = false) {
   Tracker tracker(std::move(meters));
+  if (cpu_accounting) tracker.account_cpu(system_usage("/proc", "/sys"), process_usage("/proc", ::getpid()));
   tracker.start();
   for (auto _ : state) {
     tracker.begin("w");
@@ -104,22 +107,13 @@ void BM_WindowRaplCounters(benchmark::State& state) {
 }
 BENCHMARK(BM_WindowRaplCounters)->Unit(benchmark::kMicrosecond);
 
-// The same window with the CPU time of the machine and of this process tree
-// read at both boundaries (issue 13's interference accounting, which every
-// run session turns on): /proc/stat (or the cgroup's cpu.stat) and a scan of
-// /proc for the tree.
+// The same window with issue 13's interference accounting: /proc/stat (or the
+// cgroup's cpu.stat) and this process tree's /proc/PID/stat files, found
+// through /proc/PID/task/*/children, at both boundaries.
 void BM_WindowNullMeterWithCpuAccounting(benchmark::State& state) {
   std::vector<std::unique_ptr<Meter>> m;
   m.push_back(std::make_unique<NullMeter>(2));
-  Tracker tracker(std::move(m));
-  tracker.account_cpu(system_usage("/proc", "/sys"), process_usage("/proc", ::getpid()));
-  tracker.start();
-  for (auto _ : state) {
-    tracker.begin("w");
-    auto r = tracker.end("w");
-    benchmark::DoNotOptimize(r.energy_j);
-  }
-  tracker.stop();
+  run_windows(state, std::move(m), /*cpu_accounting=*/true);
 }
 BENCHMARK(BM_WindowNullMeterWithCpuAccounting)->Unit(benchmark::kMicrosecond);
 

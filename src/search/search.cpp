@@ -1,0 +1,404 @@
+// Successive halving ranked by energy to the target, with Zeus's beta rule;
+// see search.h. Every decision is a function of the setups' curves truncated
+// at the rung it concerns, so a later epoch never changes an earlier rung's
+// verdict: a search that resumes from its records decides what it decided.
+#include "powertrain/search/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::search {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+/// A uniform double in [0, 1) from 53 bits: the same on every standard library
+/// (std::uniform_real_distribution is not specified bit for bit).
+double unit(std::mt19937_64& g) { return static_cast<double>(g() >> 11) * 0x1.0p-53; }
+std::size_t below(std::mt19937_64& g, std::size_t n) {
+  return static_cast<std::size_t>(unit(g) * static_cast<double>(n)) % n;
+}
+
+double round3(double v) {
+  if (!(v > 0.0)) return v;
+  const double scale = std::pow(10.0, std::floor(std::log10(v)) - 2.0);
+  return std::round(v / scale) * scale;
+}
+
+bool ended(SegmentState st) {
+  return st == SegmentState::paused || st == SegmentState::converged || st == SegmentState::max_epochs ||
+         st == SegmentState::diverged || st == SegmentState::failed;
+}
+bool complete(SegmentState st) {
+  return st == SegmentState::converged || st == SegmentState::max_epochs || st == SegmentState::diverged ||
+         st == SegmentState::failed;
+}
+
+std::vector<double> energies_filled(const std::vector<predict::CurvePoint>& epochs) {
+  double sum = 0.0;
+  int n = 0;
+  for (const auto& e : epochs)
+    if (std::isfinite(e.energy_j)) sum += e.energy_j, ++n;
+  const double mean = n > 0 ? sum / n : 0.0;
+  std::vector<double> out;
+  for (const auto& e : epochs) out.push_back(std::isfinite(e.energy_j) ? e.energy_j : mean);
+  return out;
+}
+
+std::vector<predict::CurvePoint> truncated(const std::vector<predict::CurvePoint>& epochs, int last_epoch) {
+  std::vector<predict::CurvePoint> out;
+  for (const auto& e : epochs)
+    if (e.epoch <= last_epoch) out.push_back(e);
+  return out;
+}
+
+std::string joules(double j) {
+  if (!std::isfinite(j)) return "unknown";
+  if (j >= 1e6) return fmt::format("{:.2f} MJ", j / 1e6);
+  if (j >= 1e4) return fmt::format("{:.1f} kJ", j / 1e3);
+  return fmt::format("{:.0f} J", j);
+}
+
+}  // namespace
+
+std::string label(const Setup& s) {
+  auto out = fmt::format("bs={} lr={:g}", s.batch_size, s.learning_rate);
+  if (s.threads > 0) out += fmt::format(" threads={}", s.threads);
+  return out;
+}
+
+std::int64_t Space::size() const {
+  if (!finite()) return 0;
+  const auto t = std::max<std::size_t>(threads.size(), 1);
+  return static_cast<std::int64_t>(batch_sizes.size() * learning_rates.size() * t);
+}
+
+void validate(const Settings& s, const Space& space) {
+  if (s.strategy != "halving" && s.strategy != "random")
+    throw ConfigError(fmt::format("search.strategy must be \"halving\" or \"random\", not \"{}\"", s.strategy));
+  if (s.setups < 1) throw ConfigError("search.setups must be at least 1");
+  if (s.budget_j && !(*s.budget_j > 0.0 && std::isfinite(*s.budget_j)))
+    throw ConfigError("search.budget_j must be a positive number of joules");
+  if (s.min_epochs < 1) throw ConfigError("search.min_epochs must be at least 1");
+  if (s.min_epochs > s.rule.max_epochs)
+    throw ConfigError(fmt::format("search.min_epochs ({}) is more than training.max_epochs ({})", s.min_epochs,
+                                  s.rule.max_epochs));
+  if (!(s.eta > 1.0) || !std::isfinite(s.eta)) throw ConfigError("search.eta must be greater than 1");
+  if (!(s.beta >= 1.0) || !std::isfinite(s.beta)) throw ConfigError("search.beta must be at least 1");
+  if (space.batch_sizes.empty()) throw ConfigError("the search space has no batch size");
+  if (!space.finite() && !(space.lr_min > 0.0 && space.lr_max > space.lr_min && std::isfinite(space.lr_max)))
+    throw ConfigError("the search's learning-rate range needs 0 < min < max");
+}
+
+std::vector<int> rungs(const Settings& s) {
+  const int last = s.rule.max_epochs;
+  if (s.strategy == "random") return {last};
+  std::vector<int> out;
+  int r = std::max(1, s.min_epochs);
+  while (r < last) {
+    out.push_back(r);
+    r = std::max(r + 1, static_cast<int>(std::ceil(r * s.eta - 1e-9)));
+  }
+  out.push_back(last);
+  return out;
+}
+
+std::vector<Setup> sample_setups(const Space& space, const Settings& s) {
+  std::mt19937_64 g(s.seed);
+  std::vector<Setup> out;
+  const std::vector<int> threads = space.threads.empty() ? std::vector<int>{0} : space.threads;
+  if (space.finite()) {
+    for (auto b : space.batch_sizes)
+      for (auto lr : space.learning_rates)
+        for (auto t : threads) out.push_back({b, lr, t});
+    // Fisher-Yates with the portable draw above.
+    for (std::size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[below(g, i)]);
+    if (static_cast<std::int64_t>(out.size()) > s.setups) out.resize(static_cast<std::size_t>(s.setups));
+    return out;
+  }
+  const double lo = std::log(space.lr_min), hi = std::log(space.lr_max);
+  int attempts = 0;
+  while (static_cast<int>(out.size()) < s.setups && attempts < s.setups * 100) {
+    ++attempts;
+    Setup x;
+    x.batch_size = space.batch_sizes[below(g, space.batch_sizes.size())];
+    x.learning_rate = std::clamp(round3(std::exp(lo + unit(g) * (hi - lo))), space.lr_min, space.lr_max);
+    x.threads = threads[below(g, threads.size())];
+    if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+  }
+  return out;
+}
+
+Standing standing(const Settings& s, const std::vector<predict::CurvePoint>& epochs) {
+  Standing st;
+  const auto energy = energies_filled(epochs);
+  st.spent_j = std::accumulate(energy.begin(), energy.end(), 0.0);
+  st.best_metric = -kInf;
+  for (const auto& e : epochs)
+    if (std::isfinite(e.val_metric)) st.best_metric = std::max(st.best_metric, e.val_metric);
+  if (!std::isfinite(st.best_metric)) st.best_metric = 0.0;
+  const auto& target = s.rule.target_metric;
+  if (!target) {
+    st.basis = "metric";
+    st.cost_j = st.spent_j;
+    return st;
+  }
+  double cumulative = 0.0;
+  for (std::size_t i = 0; i < epochs.size(); ++i) {
+    cumulative += energy[i];
+    if (std::isfinite(epochs[i].val_metric) && epochs[i].val_metric >= *target) {
+      st.basis = "reached";
+      st.target_epoch = epochs[i].epoch;
+      st.cost_j = cumulative;
+      return st;
+    }
+  }
+  st.basis = "unlikely";
+  st.cost_j = kInf;
+  const int n = static_cast<int>(epochs.size());
+  if (n == 0 || !std::isfinite(epochs.back().val_metric)) return st;
+  if (n >= predict::kMinCurveEpochs) {
+    const auto p = predict::predict_curve(epochs, s.rule, 0);
+    if (p.energy_to_target_j && p.p_reach_target >= 0.5 && std::isfinite(p.energy_to_target_j->mid)) {
+      st.basis = "predicted";
+      st.cost_j = p.energy_to_target_j->mid;
+    }
+    return st;
+  }
+  // Too few epochs for the curves: the metric's gain per epoch so far (from
+  // zero before the first epoch), continued in a straight line.
+  const double first = n == 1 ? 0.0 : epochs.front().val_metric;
+  const double gain = (st.best_metric - first) / static_cast<double>(n == 1 ? 1 : n - 1);
+  if (!(gain > 0.0)) return st;
+  const double needed = static_cast<double>(n) + (*target - st.best_metric) / gain;
+  if (needed > static_cast<double>(s.rule.max_epochs)) return st;
+  st.basis = "predicted";
+  st.cost_j = st.spent_j / n * needed;
+  return st;
+}
+
+namespace {
+
+/// The order of a rung: cheaper (predicted or measured) energy to the target
+/// first; without a target, the higher best metric first.
+struct Rank {
+  int group = 0;  // 0: reached or predicted; 1: not expected to reach; 2: diverged or failed
+  double cost = 0.0;
+  double metric = 0.0;
+  std::size_t index = 0;
+  bool operator<(const Rank& o) const {
+    if (group != o.group) return group < o.group;
+    if (cost != o.cost) return cost < o.cost;
+    if (metric != o.metric) return metric > o.metric;
+    return index < o.index;
+  }
+};
+
+}  // namespace
+
+Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
+                double spent_j) {
+  const auto R = rungs(s);
+  const bool with_target = s.rule.target_metric.has_value();
+  const std::size_t n = sampled.size();
+  std::vector<Observed> obs(n);
+  for (std::size_t i = 0; i < n; ++i) obs[i].setup = sampled[i];
+  for (const auto& o : observed) {
+    auto it = std::find(sampled.begin(), sampled.end(), o.setup);
+    if (it != sampled.end()) obs[static_cast<std::size_t>(it - sampled.begin())] = o;
+  }
+  Decision d;
+  const bool budget_left = !s.budget_j || spent_j < *s.budget_j;
+  std::vector<std::string> state(n), reason(n);
+  bool busy = false;  // a segment runs or waits
+
+  // Setups taking part in rung k: every sampled one in rung 0, then those promoted.
+  std::vector<std::size_t> members(n);
+  std::iota(members.begin(), members.end(), std::size_t{0});
+  for (std::size_t k = 0; k < R.size() && !members.empty(); ++k) {
+    const int rung_end = R[k];
+    const int rung_start = k == 0 ? 1 : R[k - 1] + 1;
+    // 1. Is the rung in? Segments not yet run go out (random: one at a time).
+    std::vector<Segment> waiting;
+    for (auto i : members) {
+      const auto& o = obs[i];
+      if (o.rung > static_cast<int>(k) || (o.rung == static_cast<int>(k) && ended(o.state))) continue;
+      if (o.rung == static_cast<int>(k) && o.state == SegmentState::running) {
+        busy = true;
+        state[i] = "running";
+        continue;
+      }
+      // Not planned yet, or planned and waiting (pending, interrupted).
+      if (o.rung == static_cast<int>(k) && o.state == SegmentState::pending) busy = true;
+      waiting.push_back({sampled[i], static_cast<int>(k), rung_start, rung_end});
+      state[i] = o.rung == static_cast<int>(k) ? "waiting" : "not started";
+    }
+    if (!waiting.empty() || busy) {
+      if (budget_left) {
+        if (s.strategy == "random" && !waiting.empty()) waiting.resize(1);
+        d.next = std::move(waiting);
+      } else {
+        d.budget_spent = true;
+        for (auto& seg : waiting) {
+          const auto i = static_cast<std::size_t>(std::find(sampled.begin(), sampled.end(), seg.setup) - sampled.begin());
+          if (obs[i].rung < static_cast<int>(k)) state[i] = "not started";
+          reason[i] = "the energy budget was spent";
+        }
+      }
+      break;
+    }
+    // 2. The rung is in: rank its members on their curves up to its end.
+    std::vector<Standing> at(n);
+    std::vector<Rank> ranks;
+    double best_reached = kInf;
+    for (auto i : members) {
+      at[i] = standing(s, truncated(obs[i].epochs, rung_end));
+      const bool lost = (complete(obs[i].state) && obs[i].rung == static_cast<int>(k) &&
+                         (obs[i].state == SegmentState::diverged || obs[i].state == SegmentState::failed));
+      Rank r;
+      r.index = i;
+      r.metric = at[i].best_metric;
+      if (lost) {
+        r.group = 2;
+      } else if (with_target) {
+        r.group = std::isfinite(at[i].cost_j) ? 0 : 1;
+        r.cost = std::isfinite(at[i].cost_j) ? at[i].cost_j : 0.0;
+        if (at[i].basis == "reached") best_reached = std::min(best_reached, at[i].cost_j);
+      } else {
+        r.cost = 0.0;  // by metric
+      }
+      ranks.push_back(r);
+    }
+    std::sort(ranks.begin(), ranks.end());
+    const bool last_rung = k + 1 == R.size();
+    const auto keep = static_cast<std::size_t>(std::ceil(static_cast<double>(members.size()) / s.eta - 1e-9));
+    std::vector<std::size_t> promoted;
+    for (std::size_t pos = 0; pos < ranks.size(); ++pos) {
+      const auto i = ranks[pos].index;
+      const auto& o = obs[i];
+      if (o.rung != static_cast<int>(k) && o.rung <= static_cast<int>(k)) continue;
+      // Ended in this rung (or earlier, for a setup that stopped itself).
+      const bool paused_here = o.rung == static_cast<int>(k) ? o.state == SegmentState::paused : true;
+      if (with_target && at[i].basis == "reached") {
+        state[i] = "reached target";
+        reason[i] = fmt::format("at epoch {} with {}", at[i].target_epoch, joules(at[i].cost_j));
+        continue;  // its energy to the target is measured: nothing more to learn
+      }
+      if (!paused_here) continue;  // converged, diverged, ...: said below
+      if (last_rung) continue;
+      if (pos >= keep) {
+        state[i] = "stopped";
+        reason[i] = fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end);
+        continue;
+      }
+      if (with_target && std::isfinite(best_reached) && !(at[i].cost_j <= s.beta * best_reached)) {
+        state[i] = "stopped";
+        reason[i] = std::isfinite(at[i].cost_j)
+                        ? fmt::format("predicted {} to the target after epoch {}, over {:g} x the best ({})",
+                                      joules(at[i].cost_j), rung_end, s.beta, joules(best_reached))
+                        : fmt::format("not expected to reach the target after epoch {}, while another did ({})",
+                                      rung_end, joules(best_reached));
+        continue;
+      }
+      state[i] = "continued";
+      reason[i] = fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end);
+      promoted.push_back(i);
+    }
+    std::sort(promoted.begin(), promoted.end());
+    members = std::move(promoted);
+  }
+
+  // Complete setups say how they ended; the chosen one is picked among them.
+  double best_metric = -kInf;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& o = obs[i];
+    const auto st = standing(s, o.epochs);
+    d.verdicts.push_back({sampled[i], state[i], reason[i], st});
+    auto& v = d.verdicts.back();
+    if (v.state.empty() || v.state == "continued") {
+      switch (o.state) {
+        case SegmentState::converged: v.state = "converged"; break;
+        case SegmentState::max_epochs: v.state = "max epochs"; break;
+        case SegmentState::diverged: v.state = "diverged"; break;
+        case SegmentState::failed: v.state = "failed"; break;
+        case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
+        case SegmentState::running: v.state = "running"; break;
+        case SegmentState::pending: v.state = "waiting"; break;
+        case SegmentState::none: v.state = "not started"; break;
+      }
+    }
+    if (with_target && o.state == SegmentState::converged && st.basis != "reached" && v.reason.empty())
+      v.reason = "converged below the target";
+    if (!with_target && (o.state == SegmentState::converged || o.state == SegmentState::max_epochs))
+      best_metric = std::max(best_metric, st.best_metric);
+  }
+  double best_cost = kInf;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& v = d.verdicts[i];
+    const auto& o = obs[i];
+    bool qualifies = false;
+    if (with_target) {
+      qualifies = v.standing.basis == "reached";
+    } else {
+      qualifies = (o.state == SegmentState::converged || o.state == SegmentState::max_epochs) &&
+                  v.standing.best_metric >= best_metric - s.metric_tolerance;
+    }
+    if (qualifies && v.standing.cost_j < best_cost) {
+      best_cost = v.standing.cost_j;
+      d.chosen = i;
+    }
+  }
+  d.finished = d.next.empty() && !busy;
+  return d;
+}
+
+Replay replay(const Settings& s, const Space& space, const std::vector<RecordedSetup>& runs) {
+  validate(s, space);
+  const auto sampled = sample_setups(space, s);
+  const auto R = rungs(s);
+  std::map<std::size_t, Observed> obs;  // by index into sampled
+  std::map<std::size_t, const RecordedSetup*> source;
+  for (std::size_t i = 0; i < sampled.size(); ++i) {
+    auto it = std::find_if(runs.begin(), runs.end(), [&](const RecordedSetup& r) { return r.setup == sampled[i]; });
+    if (it == runs.end()) throw ConfigError(fmt::format("no recorded run of {} to replay", label(sampled[i])));
+    source[i] = &*it;
+  }
+  Replay out;
+  for (int guard = 0; guard < 100000; ++guard) {
+    std::vector<Observed> list;
+    for (auto& [i, o] : obs) list.push_back(o);
+    out.last = decide(s, sampled, list, out.spent_j);
+    if (out.last.finished || out.last.next.empty()) break;
+    const auto seg = out.last.next.front();
+    const auto i = static_cast<std::size_t>(std::find(sampled.begin(), sampled.end(), seg.setup) - sampled.begin());
+    const auto& rec = *source[i];
+    auto& o = obs[i];
+    if (o.rung < 0) ++out.setups_started;
+    else ++out.setups_continued;
+    o.setup = seg.setup;
+    o.rung = seg.rung;
+    const int n = static_cast<int>(rec.epochs.size());
+    for (const auto& e : rec.epochs)
+      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch) {
+        o.epochs.push_back(e);
+        if (std::isfinite(e.energy_j)) out.spent_j += e.energy_j;
+      }
+    if (seg.to_epoch < n) o.state = SegmentState::paused;
+    else if (seg.to_epoch == n && rec.end == SegmentState::max_epochs && n < s.rule.max_epochs)
+      o.state = SegmentState::paused;  // the grid's own limit was this rung's end
+    else o.state = rec.end;
+    ++out.segments;
+  }
+  (void)R;
+  return out;
+}
+
+}  // namespace powertrain::search

@@ -1,0 +1,321 @@
+// The search's pure logic: rungs, sampling, decisions, and replays on
+// synthetic grids whose best setup is planted.
+#include "powertrain/search/search.h"
+
+#include <cmath>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::search {
+namespace {
+
+Settings settings_with(int max_epochs, std::optional<double> target = 0.8) {
+  Settings s;
+  s.rule = {max_epochs, 3, 0.005, target};
+  s.setups = 16;
+  return s;
+}
+
+Space grid_space() {
+  Space sp;
+  sp.batch_sizes = {16, 64, 256, 512};
+  sp.learning_rates = {1e-4, 1e-3, 1e-2, 1e-1};
+  return sp;
+}
+
+/// A synthetic grid: accuracy c - (c - 0.1) exp(-epoch / tau), tau shorter
+/// for higher rates and smaller batches, energy per epoch falling with the
+/// batch size; bs=16 at lr=0.1 diverges in its second epoch. The planted best
+/// (bs=256, lr=0.1: a higher ceiling than its neighbours) reaches 0.8 at epoch
+/// 5 with 40 J; the runner-up needs 63 J. Each run is cut where the
+/// convergence rule stops it, as a grid would record it.
+std::vector<RecordedSetup> planted_grid(const Settings& s, const Setup& planted = {256, 0.1, 0}) {
+  std::vector<RecordedSetup> out;
+  for (std::int64_t bs : {16, 64, 256, 512})
+    for (double lr : {1e-4, 1e-3, 1e-2, 1e-1}) {
+      RecordedSetup r;
+      r.setup = {bs, lr, 0};
+      const double base_tau = lr == 1e-4 ? 30.0 : lr == 1e-3 ? 8.0 : lr == 1e-2 ? 2.5 : 1.2;
+      const double tau = base_tau * std::sqrt(static_cast<double>(bs) / 64.0);
+      double c = lr == 1e-1 ? 0.86 : lr == 1e-4 ? 0.85 : 0.9;
+      if (r.setup == planted) c = 0.9;
+      const double energy = bs == 16 ? 40.0 : bs == 64 ? 16.0 : bs == 256 ? 8.0 : 7.0;
+      std::vector<double> metrics;
+      for (int e = 1; e <= s.rule.max_epochs; ++e) {
+        double m = c - (c - 0.1) * std::exp(-e / tau);
+        if (bs == 16 && lr == 1e-1 && e >= 2) m = std::nan("");
+        metrics.push_back(m);
+      }
+      const auto outcome = predict::replay_rule(metrics, s.rule);
+      const int stop = outcome.stop_epoch > 0 ? outcome.stop_epoch : s.rule.max_epochs;
+      for (int e = 1; e <= stop; ++e) r.epochs.push_back({e, metrics[static_cast<std::size_t>(e - 1)], energy});
+      r.end = !std::isfinite(metrics[static_cast<std::size_t>(stop - 1)]) ? SegmentState::diverged
+              : stop == s.rule.max_epochs                                    ? SegmentState::max_epochs
+                                                                             : SegmentState::converged;
+      out.push_back(r);
+    }
+  return out;
+}
+
+double energy_of(const std::vector<RecordedSetup>& runs) {
+  double sum = 0.0;
+  for (const auto& r : runs)
+    for (const auto& e : r.epochs) sum += e.energy_j;
+  return sum;
+}
+
+TEST(Rungs, GrowByEtaAndEndAtTheEpochLimit) {
+  auto s = settings_with(8);
+  s.min_epochs = 1;
+  s.eta = 3;
+  EXPECT_EQ(rungs(s), (std::vector<int>{1, 3, 8}));
+  s.rule.max_epochs = 20;
+  s.min_epochs = 2;
+  s.eta = 2;
+  EXPECT_EQ(rungs(s), (std::vector<int>{2, 4, 8, 16, 20}));
+  s.eta = 1.2;  // rounds up to at least one more epoch a rung
+  s.rule.max_epochs = 5;
+  EXPECT_EQ(rungs(s), (std::vector<int>{2, 3, 4, 5}));
+  s.strategy = "random";
+  EXPECT_EQ(rungs(s), (std::vector<int>{5}));
+}
+
+TEST(Sample, AFiniteSpaceIsShuffledBySeedAndCutToTheBudget) {
+  auto s = settings_with(8);
+  const auto space = grid_space();
+  const auto a = sample_setups(space, s);
+  ASSERT_EQ(a.size(), 16u);
+  std::set<std::pair<std::int64_t, double>> distinct;
+  for (const auto& x : a) distinct.insert({x.batch_size, x.learning_rate});
+  EXPECT_EQ(distinct.size(), 16u);
+  EXPECT_EQ(sample_setups(space, s), a) << "deterministic for a seed";
+  s.seed = 1;
+  EXPECT_NE(sample_setups(space, s), a) << "another seed, another order";
+  s.setups = 5;
+  EXPECT_EQ(sample_setups(space, s).size(), 5u);
+}
+
+TEST(Sample, RangesDrawLogUniformRatesOfThreeDigits) {
+  auto s = settings_with(8);
+  s.setups = 200;
+  Space space;
+  space.batch_sizes = {16, 32, 64, 128};
+  space.lr_min = 1e-4;
+  space.lr_max = 1e-1;
+  space.threads = {1, 2};
+  const auto a = sample_setups(space, s);
+  ASSERT_EQ(a.size(), 200u);
+  int below_1e3 = 0;
+  std::set<int> threads;
+  for (const auto& x : a) {
+    EXPECT_GE(x.learning_rate, 1e-4);
+    EXPECT_LE(x.learning_rate, 1e-1);
+    const double scaled = x.learning_rate / std::pow(10.0, std::floor(std::log10(x.learning_rate)) - 2.0);
+    EXPECT_NEAR(scaled, std::round(scaled), 1e-6) << x.learning_rate;
+    if (x.learning_rate < 1e-3) ++below_1e3;
+    threads.insert(x.threads);
+  }
+  // Log-uniform: a third of the draws in each decade (uniform would put 1% below 1e-3).
+  EXPECT_GT(below_1e3, 40);
+  EXPECT_LT(below_1e3, 95);
+  EXPECT_EQ(threads, (std::set<int>{1, 2}));
+}
+
+TEST(Validate, RefusesSettingsOutOfRange) {
+  const auto space = grid_space();
+  auto s = settings_with(8);
+  EXPECT_NO_THROW(validate(s, space));
+  auto bad = s;
+  bad.eta = 1.0;
+  EXPECT_THROW(validate(bad, space), ConfigError);
+  bad = s;
+  bad.strategy = "bayes";
+  EXPECT_THROW(validate(bad, space), ConfigError);
+  bad = s;
+  bad.min_epochs = 9;
+  EXPECT_THROW(validate(bad, space), ConfigError);
+  bad = s;
+  bad.budget_j = -1.0;
+  EXPECT_THROW(validate(bad, space), ConfigError);
+  bad = s;
+  bad.beta = 0.5;
+  EXPECT_THROW(validate(bad, space), ConfigError);
+}
+
+TEST(Standing, MeasuredOnceReachedAndExtrapolatedBefore) {
+  const auto s = settings_with(20);
+  const auto reached = standing(s, {{1, 0.5, 10.0}, {2, 0.7, 10.0}, {3, 0.82, 12.0}, {4, 0.85, 10.0}});
+  EXPECT_EQ(reached.basis, "reached");
+  EXPECT_EQ(reached.target_epoch, 3);
+  EXPECT_DOUBLE_EQ(reached.cost_j, 32.0);
+  EXPECT_DOUBLE_EQ(reached.spent_j, 42.0);
+  // 0.4 then 0.6: 0.2 an epoch, one more epoch to 0.8 at 10 J each.
+  const auto early = standing(s, {{1, 0.4, 10.0}, {2, 0.6, 10.0}});
+  EXPECT_EQ(early.basis, "predicted");
+  EXPECT_NEAR(early.cost_j, 30.0, 1e-9);
+  // Flat below the target: not expected to reach it.
+  EXPECT_EQ(standing(s, {{1, 0.4, 10.0}, {2, 0.4, 10.0}}).basis, "unlikely");
+  // Diverged.
+  EXPECT_EQ(standing(s, {{1, 0.4, 10.0}, {2, std::nan(""), 10.0}}).basis, "unlikely");
+}
+
+TEST(Search, FindsThePlantedBestForAFractionOfTheGrid) {
+  auto s = settings_with(20);
+  const auto grid = planted_grid(s);
+  const double grid_j = energy_of(grid);
+  // The planted setup is the grid's best by energy to the target.
+  double best = 1e300;
+  search::Setup best_setup;
+  for (const auto& r : grid) {
+    const auto st = standing(s, r.epochs);
+    if (st.basis == "reached" && st.cost_j < best) best = st.cost_j, best_setup = r.setup;
+  }
+  ASSERT_EQ(best_setup, (search::Setup{256, 0.1, 0}));
+  ASSERT_DOUBLE_EQ(best, 40.0);
+  for (std::uint64_t seed = 0; seed < 5; ++seed) {
+    s.seed = seed;
+    const auto r = replay(s, grid_space(), grid);
+    ASSERT_TRUE(r.last.finished);
+    ASSERT_TRUE(r.last.chosen.has_value());
+    EXPECT_EQ(r.last.verdicts[*r.last.chosen].setup, (search::Setup{256, 0.1, 0})) << "seed " << seed;
+    EXPECT_DOUBLE_EQ(r.last.verdicts[*r.last.chosen].standing.cost_j, 40.0);
+    EXPECT_LT(r.spent_j, 0.25 * grid_j) << "seed " << seed;
+    EXPECT_EQ(r.setups_started, 16);
+    EXPECT_GT(r.setups_continued, 0);
+  }
+}
+
+TEST(Search, FindsABestPlantedElsewhere) {
+  auto s = settings_with(20);
+  const search::Setup planted{512, 0.01, 0};
+  auto grid = planted_grid(s, planted);
+  // Make it the cheapest: a fast riser at 3 J an epoch.
+  for (auto& r : grid)
+    if (r.setup == planted) {
+      r.epochs.clear();
+      for (int e = 1; e <= 8; ++e) r.epochs.push_back({e, 0.9 - 0.8 * std::exp(-e / 1.5), 3.0});
+      r.end = SegmentState::converged;
+    }
+  const auto r = replay(s, grid_space(), grid);
+  ASSERT_TRUE(r.last.chosen.has_value());
+  EXPECT_EQ(r.last.verdicts[*r.last.chosen].setup, planted);
+}
+
+TEST(Search, StopsSetupsPredictedToCostMoreThanBetaTimesTheBest) {
+  auto s = settings_with(20);
+  s.setups = 3;
+  s.eta = 1.5;  // keeps 2 of 3: ranks alone would continue the second
+  const std::vector<search::Setup> sampled{{64, 0.1, 0}, {64, 0.01, 0}, {64, 0.001, 0}};
+  std::vector<Observed> obs(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    obs[i].setup = sampled[i];
+    obs[i].rung = 0;
+    obs[i].state = SegmentState::paused;
+  }
+  obs[0].epochs = {{1, 0.85, 10.0}};  // reached: 10 J
+  obs[1].epochs = {{1, 0.2, 10.0}};   // predicted 40 J: over 2 x 10 J
+  obs[2].epochs = {{1, 0.1, 10.0}};
+  const auto d = decide(s, sampled, obs, 30.0);
+  EXPECT_EQ(d.verdicts[0].state, "reached target");
+  EXPECT_EQ(d.verdicts[1].state, "stopped");
+  EXPECT_NE(d.verdicts[1].reason.find("over 2 x the best"), std::string::npos) << d.verdicts[1].reason;
+  EXPECT_EQ(d.verdicts[2].state, "stopped");
+  EXPECT_TRUE(d.next.empty());
+  EXPECT_TRUE(d.finished);
+  ASSERT_TRUE(d.chosen.has_value());
+  EXPECT_EQ(*d.chosen, 0u);
+  // With a lenient beta the second goes on to the next rung, from epoch 2.
+  s.beta = 5.0;
+  const auto lenient = decide(s, sampled, obs, 30.0);
+  ASSERT_EQ(lenient.next.size(), 1u);
+  EXPECT_EQ(lenient.next[0].setup, sampled[1]);
+  EXPECT_EQ(lenient.next[0].from_epoch, 2);
+  EXPECT_EQ(lenient.next[0].to_epoch, 2);  // rungs 1, 2, 3, 5, ... with eta 1.5
+}
+
+TEST(Search, AnEnergyBudgetStopsNewSegments) {
+  auto s = settings_with(20);
+  const auto grid = planted_grid(s);
+  s.budget_j = 100.0;  // less than the first rung (16 setups, one epoch each)
+  const auto r = replay(s, grid_space(), grid);
+  EXPECT_TRUE(r.last.finished);
+  EXPECT_TRUE(r.last.budget_spent);
+  EXPECT_LT(r.setups_started, 16);
+  EXPECT_GE(r.spent_j, 100.0);
+  // At most one segment past the budget.
+  EXPECT_LT(r.spent_j, 100.0 + 40.0 + 1e-9);
+  int not_started = 0;
+  for (const auto& v : r.last.verdicts) not_started += v.state == "not started";
+  EXPECT_EQ(not_started, 16 - r.setups_started);
+}
+
+TEST(Search, EarlierRungsKeepTheirVerdictsAsLaterEpochsArrive) {
+  auto s = settings_with(20);
+  const auto grid = planted_grid(s);
+  const auto sampled = sample_setups(grid_space(), s);
+  // Replay step by step and check that every decision's stopped setups stay stopped.
+  std::vector<Observed> obs;
+  std::set<std::string> stopped;
+  double spent = 0.0;
+  for (int step = 0; step < 200; ++step) {
+    const auto d = decide(s, sampled, obs, spent);
+    for (const auto& v : d.verdicts) {
+      if (stopped.count(label(v.setup))) {
+        EXPECT_EQ(v.state, "stopped") << label(v.setup) << " at step " << step;
+      }
+      if (v.state == "stopped") stopped.insert(label(v.setup));
+    }
+    if (d.finished) break;
+    ASSERT_FALSE(d.next.empty());
+    // The same records decide the same way (a resumed search).
+    const auto again = decide(s, sampled, obs, spent);
+    ASSERT_EQ(again.next.size(), d.next.size());
+    EXPECT_EQ(again.next.front().setup, d.next.front().setup);
+    const auto seg = d.next.front();
+    const auto& rec = *std::find_if(grid.begin(), grid.end(), [&](const RecordedSetup& r) { return r.setup == seg.setup; });
+    auto it = std::find_if(obs.begin(), obs.end(), [&](const Observed& o) { return o.setup == seg.setup; });
+    if (it == obs.end()) {
+      obs.push_back({seg.setup, -1, SegmentState::none, {}});
+      it = obs.end() - 1;
+    }
+    it->rung = seg.rung;
+    for (const auto& e : rec.epochs)
+      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch) it->epochs.push_back(e), spent += e.energy_j;
+    it->state = seg.to_epoch < static_cast<int>(rec.epochs.size()) ? SegmentState::paused : rec.end;
+  }
+  EXPECT_FALSE(stopped.empty());
+}
+
+TEST(Search, RandomSearchTrainsWholeRunsUntilTheBudget) {
+  auto s = settings_with(20);
+  s.strategy = "random";
+  const auto grid = planted_grid(s);
+  s.budget_j = 0.25 * energy_of(grid);
+  const auto r = replay(s, grid_space(), grid);
+  EXPECT_TRUE(r.last.finished);
+  EXPECT_EQ(r.setups_continued, 0);
+  EXPECT_GT(r.setups_started, 0);
+  EXPECT_LT(r.setups_started, 16);
+}
+
+TEST(Search, WithoutATargetTheCheapestWithinTheToleranceIsChosen) {
+  auto s = settings_with(20, std::nullopt);
+  s.setups = 2;
+  s.min_epochs = 20;  // one rung: whole runs
+  s.metric_tolerance = 0.02;
+  const std::vector<search::Setup> sampled{{64, 0.1, 0}, {512, 0.1, 0}};
+  std::vector<Observed> obs{{sampled[0], 0, SegmentState::converged, {{1, 0.8, 10.0}, {2, 0.9, 10.0}}},
+                            {sampled[1], 0, SegmentState::converged, {{1, 0.85, 3.0}, {2, 0.885, 3.0}}}};
+  const auto d = decide(s, sampled, obs, 26.0);
+  EXPECT_TRUE(d.finished);
+  ASSERT_TRUE(d.chosen.has_value());
+  EXPECT_EQ(*d.chosen, 1u);
+  s.metric_tolerance = 0.01;
+  EXPECT_EQ(*decide(s, sampled, obs, 26.0).chosen, 0u);
+}
+
+}  // namespace
+}  // namespace powertrain::search

@@ -19,17 +19,24 @@ std::string upper(std::string s) {
   return s;
 }
 
+// Placeholders of a segment (a paused run continued): in the environment only
+// when the run is one, so that other runs' programs see what they always did.
+bool segment_setting(const std::string& name) {
+  return name == "resume_from" || name == "save_state" || name == "start_epoch";
+}
+
 }  // namespace
 
 const std::vector<std::string>& placeholder_names() {
   static const std::vector<std::string> names{
       "batch_size", "learning_rate", "seed",       "max_epochs",         "device",   "threads",
       "tasks",      "init_encoder",  "freeze_encoder", "checkpoint",     "encoder_checkpoint",
+      "resume_from", "save_state",   "start_epoch",
       "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset",   "python"};
   return names;
 }
 
-std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
+std::map<std::string, std::string> placeholder_values(const run::RunConfig& c, int start_epoch) {
   return {
       {"batch_size", std::to_string(c.batch_size)},
       {"learning_rate", number(c.learning_rate)},
@@ -42,6 +49,9 @@ std::map<std::string, std::string> placeholder_values(const run::RunConfig& c) {
       {"freeze_encoder", c.freeze_encoder ? "true" : "false"},
       {"checkpoint", c.checkpoint},
       {"encoder_checkpoint", c.checkpoint.empty() ? "" : run::encoder_checkpoint_path(c.checkpoint).string()},
+      {"resume_from", c.resume_from},
+      {"save_state", c.save_state},
+      {"start_epoch", std::to_string(start_epoch)},
       {"data_dir", c.data_dir},
       {"optimizer", c.optimizer},
       {"momentum", number(c.momentum)},
@@ -104,21 +114,28 @@ void validate(const run::Command& command) {
   }
 }
 
-std::vector<std::string> expand_argv(const run::RunConfig& config) {
-  const auto values = placeholder_values(config);
+std::vector<std::string> expand_argv(const run::RunConfig& config, int start_epoch) {
+  const auto values = placeholder_values(config, start_epoch);
   std::vector<std::string> out;
   for (const auto& a : config.command.argv) out.push_back(expand(a, values));
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config) {
-  const auto values = placeholder_values(config);
+std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config,
+                                                                     int start_epoch) {
+  const auto values = placeholder_values(config, start_epoch);
   std::vector<std::pair<std::string, std::string>> env{{"POWERTRAIN_PROTOCOL", "1"}};
   for (const auto& name : placeholder_names()) {
+    if (segment_setting(name)) continue;
     auto v = values.at(name);
     if (name == "freeze_encoder") v = config.freeze_encoder ? "1" : "0";
     env.emplace_back("POWERTRAIN_" + upper(name), v);
   }
+  if (!config.resume_from.empty()) {
+    env.emplace_back("POWERTRAIN_RESUME_FROM", config.resume_from);
+    env.emplace_back("POWERTRAIN_START_EPOCH", values.at("start_epoch"));
+  }
+  if (!config.save_state.empty()) env.emplace_back("POWERTRAIN_SAVE_STATE", config.save_state);
   for (const auto& [name, value] : config.command.env) env.emplace_back(name, expand(value, values));
   return env;
 }

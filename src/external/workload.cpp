@@ -91,12 +91,16 @@ int CommandWorkload::threads() const { return config_.threads > 0 ? config_.thre
 std::string CommandWorkload::framework() const { return "external: " + display(config_.command); }
 
 void CommandWorkload::run(run::RunControl& control) {
+  // A continued run whose earlier epochs already ended it (patience spent,
+  // the epoch limit reached: RunControl::resume) has nothing to train.
+  if (control.status() != run::RunStatus::running) return;
   const std::string what = fmt::format("`{}`", display(config_.command));
   EventChannel channel;
   ChildSpec spec;
-  spec.argv = expand_argv(config_);
+  // A continued run's program reports its first epoch as first_epoch().
+  spec.argv = expand_argv(config_, control.first_epoch());
   spec.workdir = config_.command.workdir;
-  spec.env = program_environment(config_);
+  spec.env = program_environment(config_, control.first_epoch());
   spec.env.emplace_back("POWERTRAIN_SOCKET", channel.path());
   if (control.run_id() > 0) spec.env.emplace_back("POWERTRAIN_RUN_ID", std::to_string(control.run_id()));
   Child child(spec);
@@ -224,7 +228,8 @@ void CommandWorkload::run(run::RunControl& control) {
   }
   if (!exited_cleanly(st)) throw WorkloadError(with_tail(describe_exit(st)));
   if (control.epoch_open()) throw WorkloadError(with_tail(fmt::format("exited inside epoch {}", control.epochs_done() + 1)));
-  if (control.epochs_done() == 0) throw WorkloadError(with_tail("exited without reporting an epoch"));
+  if (control.epochs_done() < control.first_epoch())
+    throw WorkloadError(with_tail("exited without reporting an epoch"));
   if (!channel.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
 }
 

@@ -27,6 +27,42 @@ RunControl::~RunControl() {
 
 void RunControl::start(const Environment& environment) { observer_.on_start(config_, environment); }
 
+void RunControl::resume(const std::vector<EpochRecord>& prior) {
+  if (finished_ || open_epoch_ || epoch_ > 0 || summary_.epochs > 0)
+    throw WorkloadError("a run can be continued only before its first epoch");
+  for (std::size_t i = 0; i < prior.size(); ++i)
+    if (prior[i].epoch != static_cast<int>(i) + 1)
+      throw WorkloadError(fmt::format("the epochs to continue from must be numbered 1 to {} in order; epoch {} "
+                                      "stands at position {}",
+                                      prior.size(), prior[i].epoch, i + 1));
+  // The same verdicts end_epoch gave them, without measuring or recording
+  // anything: those epochs are already in the store, under earlier segments.
+  for (const auto& e : prior) {
+    auto v = rule_.observe(e.epoch, e.val_metric, e.val_loss);
+    if (v.best) {
+      summary_.best_epoch = e.epoch;
+      summary_.best_val_metric = e.val_metric;
+    }
+    // reached_target: the rule remembers it, so no later epoch claims the
+    // target; its energy is that of the segment that reached it.
+    if (!v.stop && std::isfinite(e.train_loss)) {
+      if (auto why = rule_.check_loss(e.train_loss)) {
+        v.stop = true;
+        v.status = RunStatus::diverged;
+        v.reason = fmt::format("diverged in epoch {}: {}", e.epoch, *why);
+      }
+    }
+    if (v.stop) {
+      end_with(v.status, v.reason);
+      break;
+    }
+  }
+  const int k = static_cast<int>(prior.size());
+  summary_.epochs = k;
+  epoch_ = k;
+  first_epoch_ = k + 1;
+}
+
 void RunControl::count(const energy::WindowResult& w) {
   summary_.duration_s += w.duration_s;
   summary_.energy_j += w.energy_j;

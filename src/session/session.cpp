@@ -180,10 +180,12 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     control.also_stop_on(keeper.lost_flag());
     // Where the run is heading, after every epoch: shown, stored, reported.
     predict::Forecaster forecaster(config);
+    for (const auto& e : options_.prior_epochs) forecaster.add(e);
     control.annotate_epochs([&forecaster](run::EpochRecord& r) { r.forecast = forecaster.after(r); });
     control.set_run_id(out.run_id);
     try {
       control.start(env);
+      if (!options_.prior_epochs.empty()) control.resume(options_.prior_epochs);
       workload.run(control);
     } catch (const StoreError&) {
       // Nothing more can be recorded; the run stays "running" in the store

@@ -55,6 +55,9 @@ json config_json(const run::RunConfig& c) {
       {"data_options", c.data_options},  // [[name, value], ...] in the config's order
   };
   if (c.target_metric) j["target_metric"] = *c.target_metric;
+  // Only when set: documents of runs that are not segments keep their form.
+  if (!c.resume_from.empty()) j["resume_from"] = c.resume_from;
+  if (!c.save_state.empty()) j["save_state"] = c.save_state;
   if (!c.command.empty()) {  // only then: documents of built-in runs keep their form
     j["command"] = c.command.argv;
     j["workdir"] = c.command.workdir;
@@ -90,6 +93,8 @@ run::RunConfig config_from_json(const json& j) {
   read(j, "init_encoder", c.init_encoder);
   read(j, "freeze_encoder", c.freeze_encoder);
   read(j, "tasks", c.tasks);
+  read(j, "resume_from", c.resume_from);
+  read(j, "save_state", c.save_state);
   read(j, "data_options", c.data_options);
   if (j.contains("command")) {
     read(j, "command", c.command.argv);
@@ -158,6 +163,9 @@ std::string trial_key(const run::RunConfig& c) {
   json j = config_json(sorted);
   j.erase("data_dir");
   j.erase("checkpoint");
+  // Segments of one setup are one trial: where their state lives is not part of it.
+  j.erase("resume_from");
+  j.erase("save_state");
   return j.dump();  // nlohmann::json objects keep their keys sorted
 }
 

@@ -42,6 +42,41 @@ FlatOptimizer::FlatOptimizer(const std::vector<torch::Tensor>& params) {
 
 void FlatOptimizer::zero_grad() { grads_.zero_(); }
 
+namespace {
+
+// Marks a saved state with the optimizer's kind and size: a state of another
+// setup is refused instead of stepping from moments of other parameters.
+void write_kind(torch::serialize::OutputArchive& a, const char* kind, std::int64_t numel) {
+  a.write("optimizer.kind", c10::IValue(std::string(kind)));
+  a.write("optimizer.numel", c10::IValue(numel));
+}
+
+void check_kind(torch::serialize::InputArchive& a, const char* kind, std::int64_t numel) {
+  c10::IValue saved_kind, saved_numel;
+  if (!a.try_read("optimizer.kind", saved_kind) || !a.try_read("optimizer.numel", saved_numel) ||
+      !saved_kind.isString() || !saved_numel.isInt())
+    throw ConfigError("the saved state holds no optimizer state");
+  if (saved_kind.toStringRef() != kind)
+    throw ConfigError(fmt::format("the saved state is of optimizer '{}', not '{}'", saved_kind.toStringRef(), kind));
+  if (saved_numel.toInt() != numel)
+    throw ConfigError(fmt::format("the saved optimizer state is for {} parameters, this model has {}",
+                                  saved_numel.toInt(), numel));
+}
+
+// A saved buffer onto `like`'s device and dtype, checked for its size.
+torch::Tensor fit(const torch::Tensor& saved, const std::string& key, const torch::Tensor& like) {
+  if (saved.numel() != like.numel()) throw ConfigError(fmt::format("the saved '{}' has the wrong size", key));
+  return saved.detach().to(like.options()).reshape(like.sizes()).contiguous();
+}
+
+torch::Tensor read_buffer(torch::serialize::InputArchive& a, const std::string& key, const torch::Tensor& like) {
+  torch::Tensor t;
+  if (!a.try_read(key, t)) throw ConfigError(fmt::format("the saved optimizer state lacks '{}'", key));
+  return fit(t, key, like);
+}
+
+}  // namespace
+
 FlatSgd::FlatSgd(const std::vector<torch::Tensor>& params, SgdOptions options)
     : FlatOptimizer(params), options_(options) {
   lr_ = options_.lr;
@@ -66,6 +101,21 @@ void FlatSgd::step() {
     params_.add_(momentum_, -lr_);
 }
 
+void FlatSgd::save_state(torch::serialize::OutputArchive& a) const {
+  write_kind(a, "sgd", numel());
+  // Undefined before the first step (and without momentum): nothing to keep.
+  if (momentum_.defined()) a.write("optimizer.momentum", momentum_);
+}
+
+void FlatSgd::load_state(torch::serialize::InputArchive& a) {
+  check_kind(a, "sgd", numel());
+  torch::Tensor saved;
+  if (a.try_read("optimizer.momentum", saved))
+    momentum_ = fit(saved, "optimizer.momentum", params_);
+  else
+    momentum_ = torch::Tensor();
+}
+
 FlatAdam::FlatAdam(const std::vector<torch::Tensor>& params, AdamOptions options)
     : FlatOptimizer(params), options_(options) {
   lr_ = options_.lr;
@@ -87,6 +137,25 @@ void FlatAdam::step() {
   torch::sqrt_out(denom_, exp_avg_sq_);
   denom_.div_(std::sqrt(bias_correction2)).add_(o.eps);
   params_.addcdiv_(exp_avg_, denom_, -step_size);
+}
+
+void FlatAdam::save_state(torch::serialize::OutputArchive& a) const {
+  write_kind(a, "adam", numel());
+  a.write("optimizer.exp_avg", exp_avg_);
+  a.write("optimizer.exp_avg_sq", exp_avg_sq_);
+  a.write("optimizer.steps", c10::IValue(steps_));
+}
+
+void FlatAdam::load_state(torch::serialize::InputArchive& a) {
+  check_kind(a, "adam", numel());
+  c10::IValue steps;
+  if (!a.try_read("optimizer.steps", steps) || !steps.isInt() || steps.toInt() < 0)
+    throw ConfigError("the saved optimizer state lacks Adam's step count");
+  // Into the existing buffers: the step's kernels keep writing where they did.
+  torch::NoGradGuard no_grad;
+  exp_avg_.copy_(read_buffer(a, "optimizer.exp_avg", exp_avg_));
+  exp_avg_sq_.copy_(read_buffer(a, "optimizer.exp_avg_sq", exp_avg_sq_));
+  steps_ = steps.toInt();
 }
 
 std::unique_ptr<FlatOptimizer> make_optimizer(const std::string& name, const std::vector<torch::Tensor>& params,

@@ -100,7 +100,42 @@ struct Trainer::State {
   torch::Tensor loss_sum;        // float32 scalar on the device
   std::vector<torch::Tensor> best;  // parameters and buffers of the best epoch
   std::optional<double> first_loss;
+  int resumed_epochs = 0;            // epochs the resume_from state holds
+  // Of the resume_from state: set when the run starts, so that nothing drawn
+  // between construction and run() shifts them.
+  torch::Tensor cpu_rng_state, device_rng_state;
 };
+
+namespace {
+
+// Marks a state file, so that a checkpoint or another archive given as
+// resume_from is refused with a clear message.
+constexpr const char* kStateFormat = "powertrain-run-state-1";
+
+// The generators of unseeded draws (dropout): the default CPU generator, which
+// torch::manual_seed seeds at construction, and on a GPU that device's.
+at::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+at::Generator device_generator(const torch::Device& device) { return at::globalContext().defaultGenerator(device); }
+
+torch::Tensor generator_state(at::Generator g) {
+  std::lock_guard lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(at::Generator g, const torch::Tensor& state) {
+  std::lock_guard lock(g.mutex());
+  g.set_state(state);
+}
+
+// The model's tensors in a fixed order: parameters, then buffers (the order
+// State::best keeps them in).
+std::vector<torch::Tensor> model_tensors(models::ModelImpl& model) {
+  auto out = model.parameters();
+  for (const auto& b : model.buffers()) out.push_back(b);
+  return out;
+}
+
+}  // namespace
 
 Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options)
     : config_(std::move(config)), options_(std::move(options)), state_(std::make_unique<State>()) {
@@ -154,9 +189,105 @@ Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptio
   shape[0] = b;
   st.y_buf = torch::empty(shape, st.train_y.options());
   st.loss_sum = torch::zeros({}, st.train_x.options());
+  if (!c.resume_from.empty()) load_state(c.resume_from);
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::save_state(const std::filesystem::path& path, int epochs) {
+  auto& st = *state_;
+  const auto tensors = model_tensors(*model_);
+  try {
+    torch::serialize::OutputArchive a;
+    a.write("format", c10::IValue(std::string(kStateFormat)));
+    a.write("epochs", c10::IValue(static_cast<std::int64_t>(epochs)));
+    a.write("model.count", c10::IValue(static_cast<std::int64_t>(tensors.size())));
+    // Copies of their own: a parameter is a view into the optimizer's flat
+    // buffer, which the state should not depend on.
+    for (std::size_t i = 0; i < tensors.size(); ++i) a.write(fmt::format("model.{}", i), tensors[i].detach().clone());
+    a.write("best.count", c10::IValue(static_cast<std::int64_t>(st.best.size())));
+    for (std::size_t i = 0; i < st.best.size(); ++i) a.write(fmt::format("best.{}", i), st.best[i]);
+    st.optimizer->save_state(a);
+    a.write("rng.epochs", generator_state(st.generator));
+    a.write("rng.cpu", generator_state(cpu_generator()));
+    if (!device_.is_cpu()) a.write("rng.device", generator_state(device_generator(device_)));
+    if (st.first_loss) a.write("first_loss", c10::IValue(*st.first_loss));
+
+    std::error_code ec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    // Whole or not at all: a run killed while writing leaves the .tmp file,
+    // never a state that a later segment would read half of.
+    auto tmp = path;
+    tmp += ".tmp";
+    a.save_to(tmp.string());
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+      std::filesystem::remove(tmp, ec);
+      throw IoError(fmt::format("cannot write run state {}: {}", path.string(), ec.message()));
+    }
+  } catch (const c10::Error& e) {
+    throw IoError(fmt::format("cannot write run state {}: {}", path.string(), e.what_without_backtrace()));
+  }
+}
+
+void Trainer::load_state(const std::filesystem::path& path) {
+  auto& st = *state_;
+  if (!std::filesystem::is_regular_file(path)) throw IoError(fmt::format("no run state file {}", path.string()));
+  const auto unreadable = [&](const std::string& why) {
+    return IoError(fmt::format("cannot read run state {}: {}", path.string(), why));
+  };
+  torch::serialize::InputArchive a;
+  try {
+    a.load_from(path.string(), torch::Device(torch::kCPU));
+  } catch (const c10::Error& e) {
+    throw unreadable(e.what_without_backtrace());
+  }
+  try {
+    c10::IValue format, epochs, count, best_count, first_loss;
+    if (!a.try_read("format", format) || !format.isString() || format.toStringRef() != kStateFormat)
+      throw unreadable("not a state written by powertrain's trainer (save_state)");
+    if (!a.try_read("epochs", epochs) || !epochs.isInt() || epochs.toInt() < 1 || !a.try_read("model.count", count) ||
+        !count.isInt() || !a.try_read("best.count", best_count) || !best_count.isInt())
+      throw unreadable("its epoch count or its model is missing");
+
+    const auto tensors = model_tensors(*model_);
+    // Every state was written after an epoch, which is the best one when it is
+    // the first: the best weights are always there.
+    if (count.toInt() != static_cast<std::int64_t>(tensors.size()) || best_count.toInt() != count.toInt())
+      throw ConfigError(fmt::format("run state {}: it holds {} model tensors, this model has {} (another setup?)",
+                                    path.string(), count.toInt(), tensors.size()));
+    const auto saved_tensor = [&](const std::string& key, const torch::Tensor& like) {
+      torch::Tensor t;
+      if (!a.try_read(key, t)) throw unreadable(fmt::format("'{}' is missing", key));
+      if (t.sizes() != like.sizes())
+        throw ConfigError(fmt::format("run state {}: '{}' has shape {}, this model's is {} (another setup?)",
+                                      path.string(), key, c10::str(t.sizes()), c10::str(like.sizes())));
+      return t.detach();
+    };
+    torch::NoGradGuard no_grad;
+    st.best.clear();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      auto p = tensors[i];  // shares the model's tensor: copy_ writes into the model
+      p.copy_(saved_tensor(fmt::format("model.{}", i), p));
+      st.best.push_back(saved_tensor(fmt::format("best.{}", i), p).to(p.options()).clone());
+    }
+    try {
+      st.optimizer->load_state(a);
+    } catch (const ConfigError& e) {
+      throw ConfigError(fmt::format("run state {}: {}", path.string(), e.what()));
+    }
+    torch::Tensor rng_epochs;
+    if (!a.try_read("rng.epochs", rng_epochs) || !a.try_read("rng.cpu", st.cpu_rng_state))
+      throw unreadable("its random generators are missing");
+    if (!device_.is_cpu()) (void)a.try_read("rng.device", st.device_rng_state);
+    set_generator_state(st.generator, rng_epochs);
+    st.first_loss.reset();
+    if (a.try_read("first_loss", first_loss) && first_loss.isDouble()) st.first_loss = first_loss.toDouble();
+    st.resumed_epochs = static_cast<int>(epochs.toInt());
+  } catch (const c10::Error& e) {
+    throw unreadable(e.what_without_backtrace());
+  }
+}
 
 // Returns nullopt when stopped by the flag.
 static std::optional<Trainer::Evaluation> evaluate_tensors(models::ModelImpl& model, const torch::Tensor& x,
@@ -224,10 +355,28 @@ void Trainer::run(run::RunControl& control) {
   const std::int64_t eval_batch =
       options_.eval_batch_size > 0 ? options_.eval_batch_size : std::max<std::int64_t>(batch, 1024);
   const bool multi = st.multi_label;
+  // A continued run goes on after the epochs of its state, and only there.
+  const int first = control.first_epoch();
+  if (first - 1 != st.resumed_epochs) {
+    if (c.resume_from.empty())
+      throw WorkloadError(fmt::format("the run continues after epoch {} but has no state to continue from "
+                                      "(resume_from)",
+                                      first - 1));
+    throw WorkloadError(fmt::format("the run state {} holds {} epochs, but the run continues after epoch {}",
+                                    c.resume_from, st.resumed_epochs, first - 1));
+  }
   SyncHookScope hook(control.tracker(), device_);
 
   try {
-    for (int epoch = 1; control.status() == run::RunStatus::running; ++epoch) {
+    if (st.cpu_rng_state.defined()) {
+      set_generator_state(cpu_generator(), st.cpu_rng_state);
+      st.cpu_rng_state = torch::Tensor();
+    }
+    if (st.device_rng_state.defined()) {
+      set_generator_state(device_generator(device_), st.device_rng_state);
+      st.device_rng_state = torch::Tensor();
+    }
+    for (int epoch = first; control.status() == run::RunStatus::running; ++epoch) {
       if (control.stop_requested()) {
         control.interrupt(fmt::format("interrupted before epoch {}", epoch));
         break;
@@ -310,6 +459,15 @@ void Trainer::run(run::RunControl& control) {
         for (const auto& b : model_->buffers()) keep(b);
       }
       if (verdict.stop) break;
+    }
+
+    // ---- a segment's end: its state, before the best weights replace the last
+    if (control.status() == run::RunStatus::max_epochs && !c.save_state.empty()) {
+      try {
+        save_state(c.save_state, control.epochs_done());
+      } catch (const IoError& e) {
+        control.fail(e.what());
+      }
     }
 
     // ---- the best model: restore, test, checkpoint ------------------------

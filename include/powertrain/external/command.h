@@ -18,9 +18,12 @@ const std::vector<std::string>& placeholder_names();
 /// The placeholders' values for a run: {batch_size}, {learning_rate}, {seed},
 /// {max_epochs}, {device}, {threads}, {tasks}, {init_encoder},
 /// {freeze_encoder} ("true"/"false"), {checkpoint}, {encoder_checkpoint}
-/// (empty when there is no checkpoint), {data_dir}, {optimizer}, {momentum},
-/// {weight_decay}, {subset}, and {python} (python_interpreter()).
-std::map<std::string, std::string> placeholder_values(const run::RunConfig& config);
+/// (empty when there is no checkpoint), {resume_from}, {save_state} (empty
+/// unless the run is a segment), {start_epoch} (the first epoch the program
+/// trains: `start_epoch`, 1 unless it continues a paused run), {data_dir},
+/// {optimizer}, {momentum}, {weight_decay}, {subset}, and {python}
+/// (python_interpreter()).
+std::map<std::string, std::string> placeholder_values(const run::RunConfig& config, int start_epoch = 1);
 
 /// The Python that {python} names: $POWERTRAIN_PYTHON, else the Python whose
 /// torch powertrain was built against (when it still exists), else "python3".
@@ -35,14 +38,18 @@ std::string expand(std::string_view text, const std::map<std::string, std::strin
 /// without '='. Throws ConfigError.
 void validate(const run::Command& command);
 
-/// The program's arguments for a run (every argument expanded).
-std::vector<std::string> expand_argv(const run::RunConfig& config);
+/// The program's arguments for a run (every argument expanded); start_epoch
+/// as for placeholder_values (run::RunControl::first_epoch()).
+std::vector<std::string> expand_argv(const run::RunConfig& config, int start_epoch = 1);
 
 /// The variables powertrain adds to the program's environment for a run:
 /// POWERTRAIN_PROTOCOL, POWERTRAIN_BATCH_SIZE and the other settings (the
 /// socket and run id are added when the run starts), then command.env
-/// (expanded; it may override).
-std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config);
+/// (expanded; it may override). Of a segment's settings only those that are
+/// set: POWERTRAIN_RESUME_FROM and POWERTRAIN_START_EPOCH when
+/// config.resume_from is, POWERTRAIN_SAVE_STATE when config.save_state is.
+std::vector<std::pair<std::string, std::string>> program_environment(const run::RunConfig& config,
+                                                                     int start_epoch = 1);
 
 /// The command as one line for messages: "python3 train.py --lr {learning_rate}".
 std::string display(const run::Command& command);

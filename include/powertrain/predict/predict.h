@@ -119,6 +119,10 @@ class Forecaster {
   /// Adds the epoch (epochs in order, from 1) and predicts; nullopt when the
   /// run's settings cannot be predicted (they are checked when the run starts).
   std::optional<run::EpochForecast> after(const run::EpochRecord& epoch);
+  /// Adds the epoch without predicting: an epoch of an earlier segment of a
+  /// continued run, so that the forecasts after this segment's epochs see the
+  /// whole curve.
+  void add(const run::EpochRecord& epoch) { seen_.push_back({epoch.epoch, epoch.val_metric, epoch.energy_j}); }
 
  private:
   RuleSettings rule_;

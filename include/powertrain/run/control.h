@@ -17,6 +17,11 @@
 //   control.set_test(test_metric);
 //   RunSummary s = control.finish();
 //
+// A run that continues a paused one (a segment of a setup, RunConfig::
+// resume_from) calls resume(prior epochs) after start() and begins with epoch
+// first_epoch(); its epochs, best epoch and target count in the numbering of
+// the whole setup, its energy and time are its own.
+//
 // Window names: "<prefix>epoch-N" with nested "<prefix>train-N" and
 // "<prefix>eval-N". Every window it opened is closed when it is destroyed.
 #include <atomic>
@@ -68,6 +73,21 @@ class RunControl {
 
   /// Once, before the first epoch: tells the observers.
   void start(const Environment& environment);
+  /// After start(), before the first begin_epoch, when the run continues a
+  /// paused one: `prior` are the epochs 1..k its earlier segments recorded.
+  /// Replays their validation metric and loss through the convergence rule
+  /// (patience, best epoch and target carry over; the first finite training
+  /// loss becomes the reference of the growth limit) without telling the
+  /// observers, so that the next epoch is k + 1 and summary().epochs,
+  /// best_epoch and best_val_metric count in the whole run's numbering. A
+  /// target reached in `prior` is not claimed again (energy_to_target_j stays
+  /// unset: it belongs to an earlier segment). When the replay already stops
+  /// the run (patience spent, max_epochs reached), the status says so and the
+  /// workload trains nothing. Throws WorkloadError for epochs not numbered
+  /// 1..k in order, or when an epoch has begun already.
+  void resume(const std::vector<EpochRecord>& prior);
+  /// The number of the run's first epoch: 1, or 1 + the epochs given to resume().
+  int first_epoch() const { return first_epoch_; }
   /// Opens epoch N (N = the last epoch + 1) and its training phase. Throws
   /// WorkloadError for an epoch out of order or while another is open.
   void begin_epoch(int epoch);
@@ -97,6 +117,7 @@ class RunControl {
   RunSummary finish();
 
   bool epoch_open() const { return epoch_ > 0 && open_epoch_; }
+  /// The last epoch finished (counting resume()'s prior epochs).
   int epochs_done() const { return summary_.epochs; }
   const RunSummary& summary() const { return summary_; }
   /// Current status (running until a verdict or an end).
@@ -117,6 +138,7 @@ class RunControl {
   std::string prefix_;
   RunSummary summary_;
   int epoch_ = 0;          // the epoch last begun
+  int first_epoch_ = 1;    // after resume(): 1 + the prior epochs
   int counted_ = 0;        // epoch windows counted into the summary
   bool open_epoch_ = false;
   bool in_eval_ = false;

@@ -45,6 +45,14 @@ struct RunConfig {
   std::string init_encoder;      ///< encoder checkpoint to start from (pretraining study)
   bool freeze_encoder = false;
   std::string tasks;             ///< label subset for multi-label data, comma-separated
+  /// A state file written by an earlier segment of the same setup (its
+  /// save_state): the run continues after the epochs it holds instead of
+  /// starting afresh. A path, like checkpoint: not part of the experiment.
+  std::string resume_from;
+  /// Where to write the run's state when it ends by reaching max_epochs
+  /// (status max_epochs), so that a later segment can continue it
+  /// (resume_from). Empty: none. A path, not part of the experiment.
+  std::string save_state;
   /// Further dataset options by name (see docs/data.md and
   /// train::dataset_options): e.g. {"max_samples", "2000"}, {"window", "128"}.
   std::vector<std::pair<std::string, std::string>> data_options;

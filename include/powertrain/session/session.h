@@ -72,6 +72,12 @@ struct SessionOptions {
   std::optional<double> quiet_wait_s;
   /// Recorded as the run's Environment::placement (a Slurm task's node).
   std::string placement;
+  /// A run that continues a paused one (RunConfig::resume_from): the epochs
+  /// 1..k its earlier segments recorded (from the store). They go to
+  /// run::RunControl::resume, so the workload begins with epoch k + 1 and the
+  /// convergence rule judges the whole curve, and to the forecaster. Empty: a
+  /// run from epoch 1.
+  std::vector<run::EpochRecord> prior_epochs;
 };
 
 /// Waits up to rule.max_wait_s for other processes to leave the CPUs

@@ -38,6 +38,16 @@ class FlatOptimizer {
   /// One update from the current gradients.
   virtual void step() = 0;
 
+  /// Writes what the next steps depend on beside the parameters (SGD's
+  /// momentum buffer, Adam's moments and step count) under "optimizer.*", so
+  /// that a paused run continues as if it had not stopped (train::Trainer,
+  /// RunConfig::save_state).
+  virtual void save_state(torch::serialize::OutputArchive& archive) const = 0;
+  /// Reads what save_state wrote, onto this optimizer's device. Throws
+  /// ConfigError when it was written by another kind of optimizer or for
+  /// another number of parameters.
+  virtual void load_state(torch::serialize::InputArchive& archive) = 0;
+
   double learning_rate() const { return lr_; }
   void set_learning_rate(double lr) { lr_ = lr; }
   std::int64_t numel() const { return params_.numel(); }
@@ -61,6 +71,8 @@ class FlatSgd final : public FlatOptimizer {
  public:
   FlatSgd(const std::vector<torch::Tensor>& params, SgdOptions options);
   void step() override;
+  void save_state(torch::serialize::OutputArchive& archive) const override;
+  void load_state(torch::serialize::InputArchive& archive) override;
 
  private:
   SgdOptions options_;
@@ -79,6 +91,8 @@ class FlatAdam final : public FlatOptimizer {
  public:
   FlatAdam(const std::vector<torch::Tensor>& params, AdamOptions options);
   void step() override;
+  void save_state(torch::serialize::OutputArchive& archive) const override;
+  void load_state(torch::serialize::InputArchive& archive) override;
 
  private:
   AdamOptions options_;

@@ -12,6 +12,13 @@
 // best model by validation metric is restored at the end, evaluated on the
 // test split and written to config.checkpoint (plus its encoder to
 // run::encoder_checkpoint_path()).
+//
+// Segments (a run paused and continued, e.g. by successive halving): a run
+// that ends by reaching max_epochs writes its state to config.save_state
+// (weights, optimizer state, random generators, the best epoch's weights);
+// a later Trainer with config.resume_from = that file, driven by a RunControl
+// that was given the earlier epochs (RunControl::resume), trains from the
+// next epoch on exactly as the whole run would have.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -71,7 +78,8 @@ class Trainer final : public run::Workload {
   /// are applied by the data loader, not here. Throws ConfigError for invalid
   /// settings, DataError for an unusable dataset (no training or validation
   /// samples, x and y of different lengths), IoError for an unreadable
-  /// init_encoder.
+  /// init_encoder or resume_from, ConfigError for a resume_from state that
+  /// does not fit this model or optimizer.
   Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options = {});
   ~Trainer() override;
   Trainer(const Trainer&) = delete;
@@ -81,10 +89,14 @@ class Trainer final : public run::Workload {
   /// is polled between batches. Torch errors during training end the run with
   /// status failed; exceptions from the observer or the tracker propagate
   /// (after every window this run opened has been closed). Call once per
-  /// Trainer: a second call would continue from the first one's state.
+  /// Trainer: a second call would continue from the first one's state. A
+  /// Trainer with config.resume_from needs run(control) on a RunControl that
+  /// was given the earlier epochs (RunControl::resume).
   run::RunSummary run(energy::Tracker& tracker, run::RunObserver& observer, const std::atomic<bool>* stop = nullptr);
 
-  // run::Workload
+  // run::Workload. Trains from control.first_epoch(); throws WorkloadError
+  // when that does not follow the epochs of the resume_from state (or the
+  // control continues a run without one), before anything is trained.
   void run(run::RunControl& control) override;
   int threads() const override { return threads_; }
   std::string framework() const override;  ///< the LibTorch version, "2.15.0"
@@ -107,6 +119,12 @@ class Trainer final : public run::Workload {
 
  private:
   struct State;
+  // The run's state after `epochs` epochs (RunConfig::save_state); IoError
+  // when it cannot be written.
+  void save_state(const std::filesystem::path& path, int epochs);
+  // Reads a state save_state wrote (RunConfig::resume_from) into the model,
+  // the optimizer and State.
+  void load_state(const std::filesystem::path& path);
   run::RunConfig config_;
   TrainOptions options_;
   torch::Device device_{torch::kCPU};

@@ -110,6 +110,36 @@ int run_study_command(StudyArgs& a, store::StudyKind kind) {
   return r.failed > 0 ? 1 : 0;
 }
 
+// `powertrain search SPEC`: a search spec, or a grid spec whose lists are searched.
+int run_search_command(StudyArgs& a) {
+  check_source_names(a.disable);
+  auto spec = study::load_spec(a.spec, store::StudyKind::search);
+  if (!a.name.empty()) spec.name = a.name;
+  if (!a.slurm && (a.wait || !a.slurm_opts.empty())) throw ConfigError("--wait and --slurm-opt go with --slurm");
+  // A search decides each rung from the one before: its segments need the
+  // earlier segments' records, which a Slurm task's own result file lacks.
+  if (a.slurm)
+    throw ConfigError("a search runs its segments locally for now (--slurm is for sweep and study); see docs/search.md");
+  collect_before_reading(a.db, a.quiet);
+  auto store = store::Store::open(a.db);
+
+  session::StopOnSignals signals;
+  runner::RunOptions o;
+  o.db = a.db;
+  o.stop = signals.flag();
+  o.log = a.quiet ? nullptr : stderr;
+  o.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
+  o.disabled_sources = a.disable;
+  const auto r = runner::run_search(spec, store, o);
+  fmt::print(stderr, "search '{}' in {}: {} segments run now{}{}{}\n", io::printable(spec.name), a.db, r.segments,
+             r.failed ? fmt::format(", {} failed", r.failed) : "",
+             r.waiting ? "; segments of the current rung run elsewhere: run the same command again later" : "",
+             r.stopped ? "; stopped: run the same command again to resume" : "");
+  if (r.stopped) return 130;
+  print_study(stdout, store, store.study(r.study_id), false);
+  return 0;
+}
+
 void add_run_options(CLI::App* cmd, const std::shared_ptr<StudyArgs>& a) {
   cmd->add_option("SPEC", a->spec, "Study specification (TOML; see docs/studies.md)")->required();
   cmd->add_option("--db", a->db, "Results database (SQLite); running again resumes the study")->capture_default_str();
@@ -196,6 +226,13 @@ void add_study_commands(CLI::App& app, Context& ctx) {
       add_run_options(cmd, a);
       cmd->callback([&ctx, a, kind = kind] { ctx.exit_code = run_study_command(*a, kind); });
     }
+  }
+  {
+    auto a = std::make_shared<StudyArgs>();
+    auto* cmd = app.add_subcommand(
+        "search", "Search for the setup with the least energy to the target without training the whole grid (docs/search.md)");
+    add_run_options(cmd, a);
+    cmd->callback([&ctx, a] { ctx.exit_code = run_search_command(*a); });
   }
   {
     auto a = std::make_shared<ResultsArgs>();

@@ -156,6 +156,8 @@ data::Dataset select_tasks(const data::Dataset& ds, const std::vector<std::strin
   return out;
 }
 
+}  // namespace
+
 /// Loaded datasets, each distinct data setting once, and their label views.
 class DataCache {
  public:
@@ -190,6 +192,8 @@ class DataCache {
   std::map<std::string, data::Dataset> base_;
   std::map<std::string, data::Dataset> views_;
 };
+
+namespace {
 
 /// Checks what would fail every trial the same way, before anything is written.
 void preflight(const PlannedTrial& t, const data::Dataset& ds) {
@@ -238,7 +242,7 @@ void warm_up(const StudySpec& spec, const run::RunConfig& c, const RunOptions& o
 
 StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& o) {
   StudyRun r;
-  const auto plan = study::plan_trials(spec);
+  const auto plan = o.plan ? *o.plan : study::plan_trials(spec);
   r.planned = static_cast<int>(plan.size());
   const std::filesystem::path db = o.db.empty() ? store.path() : o.db;
   const auto artifacts = study::artifacts_dir(spec, db);
@@ -267,7 +271,8 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   // 2. Data and models for the trials that will run: bad settings fail here,
   // before any write. A command's data is its own business; its settings are
   // checked by building the workload.
-  DataCache cache(spec.data_seed);
+  auto cache_holder = o.data_cache ? o.data_cache : std::make_shared<DataCache>(spec.data_seed);
+  auto& cache = *cache_holder;
   std::vector<bool> todo(plan.size(), true);
   const auto selected = [&](std::size_t i) { return o.only_keys.empty() || o.only_keys.count(plan[i].spec.key) > 0; };
   for (std::size_t i = 0; i < plan.size(); ++i) todo[i] = selected(i);
@@ -371,7 +376,24 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     // Everything before the run starts may fail the trial without a run.
     std::unique_ptr<run::Workload> workload;
     std::optional<double> quiet_wait_s;
+    std::vector<run::EpochRecord> prior_epochs;
     try {
+      if (t.saves_state || !t.continues.empty()) std::filesystem::create_directories(artifacts / "search");
+      if (t.saves_state) config.save_state = study::segment_state_path(artifacts, t.spec.key).string();
+      if (!t.continues.empty()) {
+        // A search's later segment: the earlier segments' epochs and the state the last one saved.
+        for (const auto& key : t.continues) {
+          const auto earlier = store.find_trial(r.study_id, key);
+          if (!earlier || !earlier->run_id || !store::is_done(earlier->status))
+            throw ConfigError(fmt::format("its earlier segment ({}) has not ended", key));
+          for (auto& e : store.epochs_of(*earlier->run_id))
+            if (e.epoch == static_cast<int>(prior_epochs.size()) + 1) prior_epochs.push_back(std::move(e));
+        }
+        const auto state = study::segment_state_path(artifacts, t.continues.back());
+        if (!std::filesystem::exists(state))
+          throw IoError(fmt::format("the state its earlier segment saved ({}) is missing", state.string()));
+        config.resume_from = state.string();
+      }
       if (t.encoder_from >= 0) {
         const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
         const auto pre = store.trial(trial_ids[static_cast<std::size_t>(t.encoder_from)]);
@@ -413,6 +435,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     so.label = label;
     so.quiet_wait_s = quiet_wait_s;
     so.placement = o.placement;
+    so.prior_epochs = std::move(prior_epochs);
     so.on_run_start = [&](std::int64_t) {
       if (o.on_trial_start) o.on_trial_start(t);
     };
@@ -436,6 +459,64 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     if (r.stopped) break;
   }
   return r;
+}
+
+SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOptions& o) {
+  if (spec.kind != store::StudyKind::search)
+    throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, store::to_string(spec.kind)));
+  SearchRun out;
+  out.setups = study::search_setups(spec);
+  auto options = o;
+  if (!options.data_cache) options.data_cache = std::make_shared<DataCache>(spec.data_seed);
+  // The study: created (or checked against the stored one) by a run_study
+  // that plans nothing; then one segment per call.
+  {
+    auto first = options;
+    first.plan = std::vector<PlannedTrial>{};
+    first.plan_only = true;
+    const auto r = run_study(spec, store, first);
+    out.study_id = r.study_id;
+    out.created = r.created;
+  }
+  for (;;) {
+    const auto observed = study::observe_search(store, out.study_id, spec);
+    out.spent_j = store.energy_of_study(out.study_id);
+    out.decision = search::decide(spec.search, out.setups, observed, out.spent_j);
+    if (out.decision.finished) break;
+    if (out.decision.next.empty()) {  // the rest runs elsewhere
+      out.waiting = true;
+      break;
+    }
+    if (stop_requested(o) || (o.max_trials >= 0 && out.segments >= o.max_trials)) {
+      out.stopped = true;
+      break;
+    }
+    // The first segment nobody holds: another process may run one of this rung.
+    bool ran = false, ended_elsewhere = false;
+    for (const auto& seg : out.decision.next) {
+      auto call = options;
+      call.plan = std::vector<PlannedTrial>{study::segment_trial(spec, seg)};
+      call.max_trials = 1;
+      const auto r = run_study(spec, store, call);
+      if (r.busy > 0) continue;  // another process runs it
+      if (r.skipped > 0) {       // another process finished it meanwhile: decide again
+        ended_elsewhere = true;
+        break;
+      }
+      ran = true;
+      ++out.segments;
+      out.failed += r.failed;
+      if (r.stopped) out.stopped = true;
+      break;
+    }
+    if (out.stopped) break;
+    if (!ran && !ended_elsewhere) {
+      out.waiting = true;
+      break;
+    }
+  }
+  out.spent_j = store.energy_of_study(out.study_id);
+  return out;
 }
 
 }  // namespace powertrain::runner

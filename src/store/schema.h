@@ -12,6 +12,9 @@ struct Migration {
   int version;
   std::string_view description;
   std::string_view sql;
+  /// It edits a table's definition in sqlite_schema: the schema cookie is
+  /// bumped after it so that every connection rereads the definitions.
+  bool edits_schema = false;
 };
 
 /// Every migration, in order; the last one's version is kSchemaVersion.

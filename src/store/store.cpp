@@ -214,6 +214,11 @@ struct Store::Impl {
   }
 
   std::int64_t insert_run(const run::RunConfig& c, const run::Environment& e);
+  void link_run(std::int64_t run_id, std::int64_t trial_id, const std::string& purpose) {
+    auto q = conn.cached("UPDATE runs SET trial_id = ? WHERE id = ?", purpose);
+    q.bind(1, trial_id).bind(2, run_id);
+    q.run();
+  }
   void finish_run_locked(std::int64_t run_id, const run::RunSummary& s);
   void end_trial(std::int64_t trial_id, TrialStatus status, std::string_view message);
 };
@@ -460,6 +465,7 @@ std::int64_t Store::start_trial(std::int64_t trial_id, const run::RunConfig& con
       purpose);
   q.bind(1, run_id).bind(2, trial_id);
   q.run();
+  impl_->link_run(run_id, trial_id, purpose);
   tx.commit();
   return run_id;
 }
@@ -599,6 +605,7 @@ Store::Claim Store::claim_trial(std::int64_t trial_id, const run::RunConfig& con
       purpose);
   q.bind(1, c.run_id).bind(2, owner).bind(3, now_s + lease_s).bind(4, trial_id);
   q.run();
+  impl_->link_run(c.run_id, trial_id, purpose);
   tx.commit();
   c.outcome = ClaimOutcome::claimed;
   return c;
@@ -824,6 +831,19 @@ std::vector<RunRecord> Store::list_runs() const {
   std::vector<RunRecord> out;
   while (q.step()) out.push_back(read_run(q, 0));
   return out;
+}
+
+double Store::energy_of_study(std::int64_t study_id) const {
+  const std::string purpose = fmt::format("read the energy of study {}", study_id);
+  auto q = impl_->conn.cached(
+      "SELECT COALESCE(SUM(CASE WHEN r.finished_at IS NULL OR r.energy_j IS NULL "
+      "THEN (SELECT COALESCE(SUM(e.energy_j), 0) FROM epochs e WHERE e.run_id = r.id) ELSE r.energy_j END), 0) "
+      "FROM runs r WHERE r.trial_id IN (SELECT id FROM trials WHERE study_id = ?1) "
+      "OR r.id IN (SELECT run_id FROM trials WHERE study_id = ?1)",
+      purpose);
+  q.bind(1, study_id);
+  if (!q.step()) return 0.0;
+  return q.opt_real(0).value_or(0.0);
 }
 
 std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
@@ -1189,6 +1209,7 @@ ImportOutcome Store::import_run(const ImportRequest& r) {
     q.bind(1, run_id).bind(2, r.trial_id);
     q.run();
   }
+  impl_->link_run(run_id, r.trial_id, purpose);
   {
     auto q = conn.cached("INSERT INTO imports (source, trial_id, run_id, outcome, node) VALUES (?, ?, ?, 'imported', ?)",
                          purpose);

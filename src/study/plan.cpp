@@ -133,6 +133,7 @@ std::vector<PlannedTrial> plan_trials(const StudySpec& s) {
       }
       break;
     }
+    case store::StudyKind::search: break;  // planned as results come in (segment_trial)
     case store::StudyKind::multitask: {
       for (auto seed : s.seeds) {
         for (const auto& task : s.tasks) {
@@ -152,7 +153,102 @@ std::vector<PlannedTrial> plan_trials(const StudySpec& s) {
   return plan;
 }
 
+std::vector<search::Setup> search_setups(const StudySpec& spec) {
+  search::validate(spec.search, spec.search_space);
+  return search::sample_setups(spec.search_space, spec.search);
+}
+
+PlannedTrial segment_trial(const StudySpec& s, const search::Segment& seg) {
+  auto c = s.base;
+  c.seed = s.seeds.empty() ? 0 : s.seeds.front();
+  c.batch_size = seg.setup.batch_size;
+  c.learning_rate = seg.setup.learning_rate;
+  if (seg.setup.threads > 0) c.threads = seg.setup.threads;
+  c.max_epochs = seg.to_epoch;
+  auto t = make_trial(s, c, kPhaseSearch, seg.rung, "", {},
+                      seg.from_epoch == seg.to_epoch ? fmt::format("{} epoch {}", search::label(seg.setup), seg.to_epoch)
+                                                     : fmt::format("{} epochs {}-{}", search::label(seg.setup),
+                                                                   seg.from_epoch, seg.to_epoch));
+  const auto R = search::rungs(s.search);
+  for (int k = 0; k < seg.rung && k < static_cast<int>(R.size()); ++k) {
+    search::Segment earlier = seg;
+    earlier.rung = k;
+    earlier.to_epoch = R[static_cast<std::size_t>(k)];
+    t.continues.push_back(segment_trial(s, earlier).spec.key);
+  }
+  t.saves_state = seg.to_epoch < s.base.max_epochs;
+  return t;
+}
+
+std::vector<search::Observed> observe_search(const store::Store& store, std::int64_t study_id, const StudySpec& s) {
+  return observe_search(s, [&](const std::string& key) -> std::optional<SegmentRecord> {
+    const auto trial = store.find_trial(study_id, key);
+    if (!trial) return std::nullopt;
+    SegmentRecord r;
+    r.status = trial->status;
+    if (trial->run_id && store::is_done(trial->status)) r.epochs = store.epochs_of(*trial->run_id);
+    return r;
+  });
+}
+
+std::vector<search::Observed> observe_search(
+    const StudySpec& s, const std::function<std::optional<SegmentRecord>(const std::string& key)>& find) {
+  const auto R = search::rungs(s.search);
+  std::vector<search::Observed> out;
+  for (const auto& setup : search_setups(s)) {
+    search::Observed o;
+    o.setup = setup;
+    std::vector<predict::CurvePoint> epochs;
+    for (std::size_t k = 0; k < R.size(); ++k) {
+      const int from = k == 0 ? 1 : R[k - 1] + 1;
+      const auto trial = find(segment_trial(s, {setup, static_cast<int>(k), from, R[k]}).spec.key);
+      if (!trial) break;
+      o.rung = static_cast<int>(k);
+      using TS = store::TrialStatus;
+      switch (trial->status) {
+        case TS::pending:
+        case TS::interrupted: o.state = search::SegmentState::pending; break;
+        case TS::running: o.state = search::SegmentState::running; break;
+        case TS::converged: o.state = search::SegmentState::converged; break;
+        case TS::diverged: o.state = search::SegmentState::diverged; break;
+        case TS::failed: o.state = search::SegmentState::failed; break;
+        case TS::max_epochs:
+          o.state = R[k] < s.base.max_epochs ? search::SegmentState::paused : search::SegmentState::max_epochs;
+          break;
+      }
+      // A segment's epochs count once it has ended (a rerun starts it again).
+      if (store::is_done(trial->status))
+        for (const auto& e : trial->epochs)
+          if (e.epoch >= from && e.epoch <= R[k]) epochs.push_back({e.epoch, e.val_metric, e.energy_j});
+    }
+    o.epochs = std::move(epochs);
+    if (o.rung >= 0) out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::string search_fingerprint(const StudySpec& spec) {
+  nlohmann::json j = {{"kind", "search"},
+                      {"strategy", spec.search.strategy},
+                      {"eta", spec.search.eta},
+                      {"beta", spec.search.beta},
+                      {"rungs", search::rungs(spec.search)},
+                      {"setups", nlohmann::json::array()}};
+  for (const auto& setup : search_setups(spec)) {
+    const auto R = search::rungs(spec.search);
+    j["setups"].push_back(segment_trial(spec, {setup, 0, 1, R.front()}).spec.key);
+  }
+  return j.dump();
+}
+
+std::filesystem::path segment_state_path(const std::filesystem::path& artifacts, const std::string& key) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a: a short, stable file name per key
+  for (unsigned char ch : key) h = (h ^ ch) * 1099511628211ull;
+  return artifacts / "search" / fmt::format("{:016x}.state.pt", h);
+}
+
 std::string plan_fingerprint(const StudySpec& spec) {
+  if (spec.kind == store::StudyKind::search) return search_fingerprint(spec);
   nlohmann::json j = {{"kind", std::string(store::to_string(spec.kind))}, {"trials", nlohmann::json::array()}};
   for (const auto& t : plan_trials(spec)) j["trials"].push_back(t.spec.key);
   return j.dump();

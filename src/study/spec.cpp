@@ -242,6 +242,57 @@ void require_unique(const Parser& p, const toml::node* at, const std::string& ke
 
 }  // namespace
 
+/// The space of a search from its [search] table: lists, or ranges.
+void read_search_space(const Parser& p, Table& t, search::Space& space) {
+  if (t.has("batch_sizes") && t.has("batch_size_range"))
+    p.fail(t.take("batch_size_range"), "give either 'search.batch_sizes' or 'search.batch_size_range', not both");
+  if (t.has("learning_rates") && t.has("learning_rate_range"))
+    p.fail(t.take("learning_rate_range"), "give either 'search.learning_rates' or 'search.learning_rate_range', not both");
+  if (auto v = t.integers("batch_sizes")) {
+    const auto* n = t.take("batch_sizes");
+    if (v->empty()) p.fail(n, "'search.batch_sizes' must not be empty");
+    for (auto b : *v)
+      if (b < 1 || b > run::kMaxBatchSize) p.fail(n, fmt::format("'search.batch_sizes' must be between 1 and {}", run::kMaxBatchSize));
+    require_unique(p, n, "search.batch_sizes", *v);
+    space.batch_sizes = *v;
+  }
+  if (auto v = t.integers("batch_size_range")) {  // [low, high]: the powers of two between
+    const auto* n = t.take("batch_size_range");
+    if (v->size() != 2 || (*v)[0] < 1 || (*v)[1] < (*v)[0] || (*v)[1] > run::kMaxBatchSize)
+      p.fail(n, fmt::format("'search.batch_size_range' must be [low, high] with 1 <= low <= high <= {}", run::kMaxBatchSize));
+    space.batch_sizes.clear();
+    for (std::int64_t b = 1; b <= (*v)[1]; b *= 2)
+      if (b >= (*v)[0]) space.batch_sizes.push_back(b);
+    if (space.batch_sizes.empty()) p.fail(n, "'search.batch_size_range' holds no power of two");
+  }
+  if (auto v = t.numbers("learning_rates")) {
+    const auto* n = t.take("learning_rates");
+    if (v->empty()) p.fail(n, "'search.learning_rates' must not be empty");
+    for (auto lr : *v)
+      if (!(lr > 0.0 && lr <= run::kMaxLearningRate))
+        p.fail(n, fmt::format("'search.learning_rates' must be positive and at most {}", run::kMaxLearningRate));
+    require_unique(p, n, "search.learning_rates", *v);
+    space.learning_rates = *v;
+  }
+  if (auto v = t.numbers("learning_rate_range")) {  // [low, high], log-uniform
+    const auto* n = t.take("learning_rate_range");
+    if (v->size() != 2 || !((*v)[0] > 0.0) || !((*v)[1] > (*v)[0]) || (*v)[1] > run::kMaxLearningRate)
+      p.fail(n, fmt::format("'search.learning_rate_range' must be [low, high] with 0 < low < high <= {}", run::kMaxLearningRate));
+    space.learning_rates.clear();
+    space.lr_min = (*v)[0];
+    space.lr_max = (*v)[1];
+  }
+  if (auto v = t.integers("threads")) {
+    const auto* n = t.take("threads");
+    if (v->empty()) p.fail(n, "'search.threads' must not be empty");
+    for (auto x : *v)
+      if (x < 1 || x > run::max_threads())
+        p.fail(n, fmt::format("'search.threads' must be between 1 and {} ({} per available CPU)", run::max_threads(), run::kThreadsPerCpu));
+    require_unique(p, n, "search.threads", *v);
+    space.threads.assign(v->begin(), v->end());
+  }
+}
+
 StudySpec parse_spec(std::string_view text, std::string_view source, std::optional<store::StudyKind> expected) {
   Parser p{std::string(source)};
   toml::table root;
@@ -253,6 +304,7 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
   }
 
   StudySpec spec;
+  bool searched_grid = false;
   spec.source = std::string(source);
   spec.text = std::string(text);
   Table top(p, root, "");
@@ -265,15 +317,17 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
   }
   if (auto kind = top.string("kind")) {
     const auto* n = top.take("kind");
-    if (*kind != "grid" && *kind != "pretrain" && *kind != "multitask")
-      p.fail(n, fmt::format("'kind' must be grid, pretrain or multitask, got '{}'", *kind));
+    if (*kind != "grid" && *kind != "pretrain" && *kind != "multitask" && *kind != "search")
+      p.fail(n, fmt::format("'kind' must be grid, pretrain, multitask or search, got '{}'", *kind));
     spec.kind = store::study_kind_from_string(*kind);
-    if (expected && *expected != spec.kind)
+    // A grid spec searched (powertrain search): its lists are the space.
+    searched_grid = spec.kind == store::StudyKind::grid && expected == store::StudyKind::search;
+    if (expected && *expected != spec.kind && !searched_grid)
       p.fail(n, fmt::format("this is a {} study; this command runs {} studies", *kind, store::to_string(*expected)));
   } else if (expected) {
     spec.kind = *expected;
   } else {
-    p.fail(nullptr, "'kind' is missing (grid, pretrain or multitask)");
+    p.fail(nullptr, "'kind' is missing (grid, pretrain, multitask or search)");
   }
   spec.description = top.string("description").value_or("");
 
@@ -357,7 +411,7 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       if (*v != "sgd" && *v != "adam") p.fail(t.take("optimizer"), fmt::format("'training.optimizer' must be sgd or adam, got '{}'", *v));
       c.optimizer = *v;
     }
-    const bool grid = spec.kind == store::StudyKind::grid;
+    const bool grid = spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search;
     if (!grid) {
       if (auto v = t.number("learning_rate")) {
         if (!(*v > 0.0 && *v <= run::kMaxLearningRate))
@@ -405,11 +459,13 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
                                               run::max_threads(), run::kThreadsPerCpu));
       c.threads = static_cast<int>(*v);
     }
-    t.finish({"learning_rate", "batch_size"}, "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
+    t.finish({"learning_rate", "batch_size"}, spec.kind == store::StudyKind::search
+                                                  ? "a search chooses them: set search.learning_rates and search.batch_sizes"
+                                                  : "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
   }
 
   // The kind's own table; the other kinds' tables are refused.
-  const std::vector<std::string> kind_tables{"grid", "pretrain", "multitask"};
+  std::vector<std::string> kind_tables{"grid", "pretrain", "multitask", "search"};
   if (spec.kind == store::StudyKind::grid) {
     if (const auto* g = top.table("grid")) {
       Table t(p, *g, "grid");
@@ -575,10 +631,82 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
                                 "or raise execution.max_trials if you mean it",
                                 n, spec.execution.max_trials));
 
+  // [search]: a search's space and budget; a grid spec may carry the budget
+  // of `powertrain search` over its own lists.
+  if (spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search) {
+    const bool own = spec.kind == store::StudyKind::search;
+    if (!own) {
+      spec.search_space.batch_sizes = spec.batch_sizes;
+      spec.search_space.learning_rates = spec.learning_rates;
+    }
+    auto& s = spec.search;
+    if (const auto* st = top.table("search")) {
+      Table t(p, *st, "search");
+      if (!own)
+        for (const char* k : {"batch_sizes", "batch_size_range", "learning_rates", "learning_rate_range", "threads"})
+          if (t.has(k))
+            p.fail(t.take(k), fmt::format("'search.{}': a grid spec's search space is its [grid] lists; "
+                                          "give kind = \"search\" to search another space", k));
+      read_search_space(p, t, spec.search_space);
+      if (auto v = t.string("strategy")) {
+        if (*v != "halving" && *v != "random")
+          p.fail(t.take("strategy"), fmt::format("'search.strategy' must be halving or random, got '{}'", *v));
+        s.strategy = *v;
+      }
+      if (auto v = t.integer("setups")) {
+        if (*v < 1 || *v > 100000) p.fail(t.take("setups"), "'search.setups' must be between 1 and 100000");
+        s.setups = static_cast<int>(*v);
+      }
+      if (auto v = t.number("budget_j")) {
+        if (!(*v > 0.0) || !std::isfinite(*v)) p.fail(t.take("budget_j"), "'search.budget_j' must be a positive number of joules");
+        s.budget_j = *v;
+      }
+      if (auto v = t.integer("min_epochs")) {
+        if (*v < 1 || *v > c.max_epochs)
+          p.fail(t.take("min_epochs"), fmt::format("'search.min_epochs' must be between 1 and training.max_epochs ({})", c.max_epochs));
+        s.min_epochs = static_cast<int>(*v);
+      }
+      if (auto v = t.number("eta")) {
+        if (!(*v > 1.0) || *v > 1000) p.fail(t.take("eta"), "'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
+        s.eta = *v;
+      }
+      if (auto v = t.number("beta")) {
+        if (!(*v >= 1.0) || !std::isfinite(*v)) p.fail(t.take("beta"), "'search.beta' must be at least 1");
+        s.beta = *v;
+      }
+      if (auto v = t.integer("seed")) {
+        if (*v < 0) p.fail(t.take("seed"), "'search.seed' must not be negative");
+        s.seed = static_cast<std::uint64_t>(*v);
+      }
+      if (auto v = t.number("metric_tolerance")) {
+        if (!(*v >= 0.0) || *v > 1e9) p.fail(t.take("metric_tolerance"), "'search.metric_tolerance' must be 0 or more");
+        spec.metric_tolerance = *v;
+      }
+      t.finish({});
+    } else if (own) {
+      p.fail(nullptr, "a search needs a [search] table with its space (batch_sizes, learning_rates or learning_rate_range)");
+    }
+    if (own && spec.search_space.batch_sizes.empty())
+      p.fail(nullptr, "'search.batch_sizes' (or batch_size_range) is missing");
+    if (own && !spec.search_space.finite() && !(spec.search_space.lr_max > 0.0))
+      p.fail(nullptr, "'search.learning_rates' (or learning_rate_range) is missing");
+    if (own && spec.seeds.size() > 1)
+      p.fail(top.take("seeds"), "a search trains each setup once: give one seed");
+    s.rule = {c.max_epochs, c.patience, c.min_delta, c.target_metric};
+    s.metric_tolerance = spec.metric_tolerance;
+    if (spec.search_space.finite()) s.setups = static_cast<int>(std::min<std::int64_t>(s.setups, spec.search_space.size()));
+  }
+
   std::vector<std::string> other_tables;
   for (const auto& k : kind_tables)
-    if (k != store::to_string(spec.kind)) other_tables.push_back(k);
+    if (k != store::to_string(spec.kind) && !(k == "search" && spec.kind == store::StudyKind::grid))
+      other_tables.push_back(k);
   top.finish(other_tables, fmt::format("a {} study", store::to_string(spec.kind)));
+  if (searched_grid) {
+    spec.kind = store::StudyKind::search;
+    spec.name += "-search";  // beside the grid study in one database
+    if (spec.seeds.size() > 1) p.fail(nullptr, "a search trains each setup once: the grid's seeds list must hold one seed");
+  }
   return spec;
 }
 
@@ -605,6 +733,8 @@ std::int64_t planned_trial_count(const StudySpec& s) {
     case store::StudyKind::pretrain:
       return seeds * (1 + static_cast<std::int64_t>(s.downstream.size()) * static_cast<std::int64_t>(s.variants.size()));
     case store::StudyKind::multitask: return seeds * (static_cast<std::int64_t>(s.tasks.size()) + 1);
+    case store::StudyKind::search:  // at most one segment per setup and rung
+      return static_cast<std::int64_t>(s.search.setups) * static_cast<std::int64_t>(search::rungs(s.search).size());
     default: return 0;
   }
 }
@@ -653,6 +783,19 @@ const std::vector<SpecKey>& spec_keys() {
       {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
       {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
       {"grid.metric_tolerance", "float", "0.01", "Without training.target_metric: setups within this of the top metric qualify; the cheapest is chosen"},
+      {"search.batch_sizes", "array of integers", "(search) required, or batch_size_range", "Batch sizes a search chooses from (a grid spec: grid.batch_sizes)"},
+      {"search.batch_size_range", "array of 2 integers", "-", "[low, high]: the powers of two between"},
+      {"search.learning_rates", "array of floats", "(search) required, or learning_rate_range", "Learning rates a search chooses from (a grid spec: grid.learning_rates)"},
+      {"search.learning_rate_range", "array of 2 floats", "-", "[low, high]: learning rates drawn log-uniform, three significant digits"},
+      {"search.threads", "array of integers", "training.threads", "CPU threads a search chooses from"},
+      {"search.strategy", "string", "halving", "halving (successive halving over rungs of epochs) or random (whole runs in random order)"},
+      {"search.setups", "integer", "16 (at most the space's size)", "Setups sampled: the budget in trials"},
+      {"search.budget_j", "float", "none", "Energy budget in joules: no segment starts once the search spent it"},
+      {"search.min_epochs", "integer", "1", "Epochs of the first rung"},
+      {"search.eta", "float", "3", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
+      {"search.beta", "float", "2", "Stop a setup predicted to need more than beta x the best energy to the target (Zeus)"},
+      {"search.seed", "integer", "0", "Which setups are sampled, in what order"},
+      {"search.metric_tolerance", "float", "grid.metric_tolerance", "Without a target: setups within this of the best metric qualify"},
       {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
       {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},
       {"execution.slurm.memory", "string", "Slurm's default", "Memory per array task (--mem)"},

@@ -1,6 +1,8 @@
 // Result tables of the studies and their console, CSV and JSON forms.
 #include "powertrain/study/tables.h"
 
+#include "powertrain/study/search_view.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -470,9 +472,14 @@ std::vector<ResultTable> study_tables(const store::Study& study, const std::vect
     }
     case store::StudyKind::pretrain: more = pretrain_tables(analyze_pretrain(trials)); break;
     case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
+    case store::StudyKind::search:
+      if (auto v = search_view(study, trials)) more = search_tables(*v);
+      break;
   }
   for (auto& t : more) out.push_back(std::move(t));
-  if (auto p = prediction_table(trials)) out.push_back(std::move(*p));
+  // A search's segments are parts of runs: their forecasts are judged in the setups' table.
+  if (study.kind != store::StudyKind::search)
+    if (auto p = prediction_table(trials)) out.push_back(std::move(*p));
   if (auto c = cluster_energy_table(trials)) out.push_back(std::move(*c));
   return out;
 }

@@ -125,3 +125,33 @@ TEST(StoreMigration, OpeningCurrentDatabaseChangesNothing) {
 
 }  // namespace
 }  // namespace powertrain::store
+
+namespace powertrain::store {
+namespace {
+
+TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
+  powertrain::testing::TempDir dir;
+  const auto path = dir / "r.db";
+  {
+    auto store = Store::open(path, {.schema_version = 6});
+    store.create_study("old-grid", StudyKind::grid, "spec", powertrain::testing::sample_environment());
+  }
+  {
+    // Version 6 refuses the kind.
+    powertrain::testing::RawDb raw(path);
+    EXPECT_ANY_THROW(raw.exec("INSERT INTO studies (name, kind) VALUES ('s', 'search')"));
+  }
+  auto store = Store::open(path);
+  EXPECT_EQ(store.schema_version(), kSchemaVersion);
+  const auto id = store.create_study("a-search", StudyKind::search, "spec", powertrain::testing::sample_environment());
+  EXPECT_EQ(store.study(id).kind, StudyKind::search);
+  EXPECT_EQ(store.find_study("old-grid")->kind, StudyKind::grid);
+  // Another connection sees the widened definition; the check still refuses other kinds.
+  powertrain::testing::RawDb raw(path);
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+  EXPECT_ANY_THROW(raw.exec("INSERT INTO studies (name, kind) VALUES ('x', 'nonsense')"));
+  raw.exec("INSERT INTO studies (name, kind) VALUES ('raw-search', 'search')");
+}
+
+}  // namespace
+}  // namespace powertrain::store

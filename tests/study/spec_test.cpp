@@ -157,8 +157,8 @@ TEST(Spec, TomlSyntaxErrorsGiveFileAndLine) {
 
 TEST(Spec, KindMustMatchTheCommand) {
   EXPECT_EQ(error_of("kind = \"pretrain\"\n"), "spec.toml:1: this is a pretrain study; this command runs grid studies");
-  EXPECT_EQ(error_of("kind = \"other\"\n"), "spec.toml:1: 'kind' must be grid, pretrain or multitask, got 'other'");
-  EXPECT_EQ(error_of("", std::nullopt), "spec.toml: 'kind' is missing (grid, pretrain or multitask)");
+  EXPECT_EQ(error_of("kind = \"other\"\n"), "spec.toml:1: 'kind' must be grid, pretrain, multitask or search, got 'other'");
+  EXPECT_EQ(error_of("", std::nullopt), "spec.toml: 'kind' is missing (grid, pretrain, multitask or search)");
 }
 
 TEST(Spec, PretrainSpec) {

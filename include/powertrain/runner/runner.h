@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +30,10 @@ namespace powertrain::runner {
 
 using study::PlannedTrial;
 using study::StudySpec;
+
+/// Datasets loaded by earlier run_study calls, kept for later ones (a search
+/// runs one segment per call). Opaque; see RunOptions::data_cache.
+class DataCache;
 
 struct RunOptions {
   /// The database's path (artifacts go beside it unless the spec says where).
@@ -57,6 +63,12 @@ struct RunOptions {
   bool encoder_from_file = false;
   /// Recorded with every run (run::Environment::placement).
   std::string placement;
+  /// Run these trials instead of the spec's plan (a search's segments, which
+  /// are planned as results come in). The study must exist or is created;
+  /// the stored spec must have the same fingerprint as `spec`.
+  std::optional<std::vector<PlannedTrial>> plan;
+  /// Shared between calls so that data is loaded once (null: this call's own).
+  std::shared_ptr<DataCache> data_cache;
 };
 
 struct StudyRun {
@@ -80,5 +92,24 @@ struct StudyRun {
 /// written when the data or model settings are invalid), StoreError for
 /// database errors.
 StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& options = {});
+
+/// A search (search/search.h) run to its end, its budget or a stop.
+struct SearchRun {
+  std::int64_t study_id = 0;
+  bool created = false;
+  int segments = 0;         ///< segments run now
+  int failed = 0;           ///< of them, failed
+  bool stopped = false;     ///< the stop flag (or max_trials) ended it early
+  bool waiting = false;     ///< segments another process runs are still out
+  search::Decision decision;   ///< the search's state at the end
+  std::vector<search::Setup> setups;  ///< the sampled setups (decision.verdicts follow them)
+  double spent_j = 0.0;     ///< the search's energy, every attempt
+};
+
+/// Runs a search: decides from the store what to train next (one segment of
+/// one setup), runs it through run_study, and decides again, until the
+/// search is finished. Resumable: the state is the store's, so a search
+/// killed at any point goes on where its records end. max_trials counts segments.
+SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOptions& options = {});
 
 }  // namespace powertrain::runner

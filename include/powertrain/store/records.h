@@ -17,9 +17,10 @@ enum class StudyKind {
   pretrain,   ///< pretraining vs training from scratch
   multitask,  ///< one model for several tasks vs one per task
   train,      ///< a plain list of runs
+  search,     ///< a multi-fidelity search for the efficient setup (powertrain search)
 };
 std::string_view to_string(StudyKind k);
-/// Parses "grid" / "pretrain" / "multitask" / "train"; throws ConfigError otherwise.
+/// Parses "grid" / "pretrain" / "multitask" / "train" / "search"; throws ConfigError otherwise.
 StudyKind study_kind_from_string(std::string_view s);
 
 /// Where a trial stands. The terminal values mirror run::RunStatus.

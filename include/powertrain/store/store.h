@@ -20,7 +20,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 
@@ -195,6 +195,9 @@ class Store {
   /// Every run, oldest first.
   std::vector<RunRecord> list_runs() const;
   /// Epochs of a run in order, each with its channels in the order stored.
+  /// Energy of every run of the study's trials, every attempt (interrupted
+  /// and failed ones too; a run that never finished counts its stored epochs).
+  double energy_of_study(std::int64_t study_id) const;
   std::vector<run::EpochRecord> epochs_of(std::int64_t run_id) const;
 
   // --- timeline ------------------------------------------------------------

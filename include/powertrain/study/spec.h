@@ -17,6 +17,7 @@
 
 #include "powertrain/store/records.h"
 #include "powertrain/run/records.h"
+#include "powertrain/search/search.h"
 
 namespace powertrain::study {
 
@@ -106,6 +107,11 @@ struct StudySpec {
   /// Without a target metric, the setups whose mean metric is within this of
   /// the top one qualify, and the cheapest of them is chosen (grid.metric_tolerance).
   double metric_tolerance = 0.01;
+
+  // search ([search]; a grid spec run through `powertrain search` searches its lists)
+  search::Space search_space;
+  /// Strategy and budget; rule and metric_tolerance are copied from [training] and the tolerance.
+  search::Settings search;
 
   // pretrain
   TaskSource pretrain_source;

@@ -1,0 +1,167 @@
+// Searches on tiny synthetic data, in process: segments continue their
+// setups' state, a stopped search resumes where its records end, and the
+// result does not depend on where it was stopped.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "powertrain/error.h"
+#include "powertrain/runner/runner.h"
+#include "powertrain/store/store.h"
+#include "powertrain/study/plan.h"
+#include "powertrain/study/search_view.h"
+#include "powertrain/study/spec.h"
+#include "powertrain/study/tables.h"
+#include "temp_dir.h"
+
+namespace ps = powertrain::study;
+namespace pr = powertrain::runner;
+namespace pst = powertrain::store;
+
+namespace {
+
+// 4 setups of tiny images; rungs at epochs 1, 2, 4.
+const std::string kSearch = R"(
+name = "tiny-search"
+kind = "search"
+[workload]
+dataset = "synthetic-images"
+[workload.data]
+train_samples = 192
+eval_samples = 64
+image_size = 16
+num_classes = 4
+[training]
+max_epochs = 4
+patience = 2
+min_delta = 0.0
+target_metric = 0.99
+threads = 1
+[search]
+batch_sizes = [16, 64]
+learning_rates = [0.01, 0.1]
+min_epochs = 1
+eta = 2
+)";
+
+pr::RunOptions quiet() {
+  pr::RunOptions o;
+  o.log = nullptr;
+  return o;
+}
+
+// What a finished search's trials hold: each segment's run numbers its epochs
+// from where the earlier segment ended, and no segment ran twice.
+void expect_segments_continue(const pst::Store& store, std::int64_t study_id) {
+  for (const auto& r : store.results_of(study_id)) {
+    ASSERT_TRUE(r.run.has_value()) << r.trial.key;
+    EXPECT_EQ(r.trial.attempts, 1) << r.trial.key;
+    const auto epochs = store.epochs_of(r.run->id);
+    ASSERT_FALSE(epochs.empty());
+    const auto& c = r.run->config;
+    EXPECT_EQ(epochs.back().epoch, c.max_epochs) << "a segment that did not stop itself ends at its rung";
+    if (r.trial.step == 0) {
+      EXPECT_EQ(epochs.front().epoch, 1);
+      EXPECT_TRUE(c.resume_from.empty());
+    } else {
+      EXPECT_GT(epochs.front().epoch, 1) << "continued, not restarted";
+      EXPECT_FALSE(c.resume_from.empty());
+    }
+  }
+}
+
+TEST(SearchRunner, RunsRungsThatContinueTheirSetupsAndChooses) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir / "r.db");
+  const auto spec = ps::parse_spec(kSearch, "search.toml");
+  const auto r = pr::run_search(spec, store, quiet());
+  EXPECT_TRUE(r.decision.finished);
+  EXPECT_FALSE(r.stopped);
+  EXPECT_EQ(r.setups.size(), 4u);
+  // Rung 0: 4 setups; rung 1: 2; rung 2: 1 (unless some stopped themselves).
+  EXPECT_GE(r.segments, 5);
+  EXPECT_LE(r.segments, 7);
+  EXPECT_GT(r.spent_j, 0.0);
+  expect_segments_continue(store, r.study_id);
+  // The tables decide the same as the runner did.
+  const auto study = store.study(r.study_id);
+  auto outcomes = ps::outcomes_of(store.results_of(r.study_id));
+  ps::attach_epochs(outcomes, store.results_of(r.study_id), [&](std::int64_t id) { return store.epochs_of(id); });
+  const auto view = ps::search_view(study, outcomes);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->decision.chosen, r.decision.chosen);
+  const auto tables = ps::study_tables(study, outcomes);
+  bool has_setups = false;
+  for (const auto& t : tables) has_setups = has_setups || t.name == "search_setups";
+  EXPECT_TRUE(has_setups);
+  // Run again: nothing to do.
+  const auto again = pr::run_search(spec, store, quiet());
+  EXPECT_EQ(again.segments, 0);
+  EXPECT_TRUE(again.decision.finished);
+}
+
+TEST(SearchRunner, AStoppedSearchResumesToTheSameEnd) {
+  powertrain::testing::TempDir dir;
+  const auto spec = ps::parse_spec(kSearch, "search.toml");
+  // Uninterrupted.
+  auto whole_store = pst::Store::open(dir / "whole.db");
+  const auto whole = pr::run_search(spec, whole_store, quiet());
+  ASSERT_TRUE(whole.decision.finished);
+  // Stopped after every segment, resumed each time by a new call (a new process would do the same).
+  auto store = pst::Store::open(dir / "parts.db");
+  int calls = 0, segments = 0;
+  for (;; ++calls) {
+    ASSERT_LT(calls, 20);
+    auto o = quiet();
+    o.max_trials = 1;
+    const auto r = pr::run_search(spec, store, o);
+    segments += r.segments;
+    if (r.decision.finished) break;
+    EXPECT_TRUE(r.stopped);
+  }
+  EXPECT_EQ(segments, whole.segments);
+  const auto parts = pr::run_search(spec, store, quiet());
+  ASSERT_EQ(parts.decision.verdicts.size(), whole.decision.verdicts.size());
+  for (std::size_t i = 0; i < parts.decision.verdicts.size(); ++i) {
+    EXPECT_EQ(parts.decision.verdicts[i].state, whole.decision.verdicts[i].state) << i;
+    EXPECT_NEAR(parts.decision.verdicts[i].standing.best_metric, whole.decision.verdicts[i].standing.best_metric, 1e-6);
+  }
+  EXPECT_EQ(parts.decision.chosen, whole.decision.chosen);
+  expect_segments_continue(store, parts.study_id);
+}
+
+TEST(SearchRunner, AMissingStateFailsTheSegmentWithItsPath) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir / "r.db");
+  const auto spec = ps::parse_spec(kSearch, "search.toml");
+  // The first rung, then the saved states disappear.
+  auto o = quiet();
+  o.max_trials = 4;
+  (void)pr::run_search(spec, store, o);
+  std::filesystem::remove_all(ps::artifacts_dir(spec, dir / "r.db") / "search");
+  o.max_trials = 1;
+  const auto r = pr::run_search(spec, store, o);
+  EXPECT_EQ(r.failed, 1);
+  bool said = false;
+  for (const auto& t : store.trials_of(r.study_id))
+    said = said || (t.status == pst::TrialStatus::failed && t.message.find("state.pt") != std::string::npos &&
+                    t.message.find("missing") != std::string::npos);
+  EXPECT_TRUE(said);
+}
+
+TEST(SearchRunner, AChangedSpaceIsAnotherSearch) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir / "r.db");
+  auto o = quiet();
+  o.max_trials = 1;
+  (void)pr::run_search(ps::parse_spec(kSearch, "search.toml"), store, o);
+  std::string changed = kSearch;
+  changed.replace(changed.find("[16, 64]"), 8, "[16, 32]");
+  EXPECT_THROW((void)pr::run_search(ps::parse_spec(changed, "search.toml"), store, o), powertrain::ConfigError);
+  // A larger energy budget is the same search, continued.
+  std::string budget = kSearch + "budget_j = 1e9\n";
+  EXPECT_NO_THROW((void)pr::run_search(ps::parse_spec(budget, "search.toml"), store, o));
+}
+
+}  // namespace

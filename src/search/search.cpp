@@ -27,10 +27,11 @@ std::size_t below(std::mt19937_64& g, std::size_t n) {
   return static_cast<std::size_t>(unit(g) * static_cast<double>(n)) % n;
 }
 
+/// The double nearest to v's three-significant-digit decimal, so that it
+/// prints as that decimal ("0.00424", not 0.004240000000000001).
 double round3(double v) {
   if (!(v > 0.0)) return v;
-  const double scale = std::pow(10.0, std::floor(std::log10(v)) - 2.0);
-  return std::round(v / scale) * scale;
+  return std::stod(fmt::format("{:.3g}", v));
 }
 
 bool ended(SegmentState st) {

@@ -379,6 +379,80 @@ Figure cumulative_figure(const CumulativeInput& in) {
   return f;
 }
 
+Figure curves_figure(const CurvesInput& in) {
+  Figure f;
+  f.name = in.name;
+  f.title = in.title;
+  f.caption = in.caption;
+  f.width_px = 960;
+  double max_e = 0.0;
+  for (const auto& l : in.lines)
+    for (const auto& [e, m] : l.points)
+      if (std::isfinite(e)) max_e = std::max(max_e, e);
+  const EnergyUnit unit = energy_unit_for(max_e);
+  std::string script = kStyle;
+  std::string xl = in.x_label;
+  if (const auto at = xl.rfind("(J)"); at != std::string::npos) xl.replace(at, 3, "(" + unit.name + ")");
+  script += fmt::format("set xlabel {}\nset ylabel {}\n", q(xl), q(in.y_label));
+  // Many setups: the key goes beside the plot, where it cannot hide a curve.
+  script += "set key outside right top vertical font ',10'\nset offsets 0, graph 0.02, graph 0.05, graph 0.05\n";
+  script += "set xrange [0:*]\n";  // the energy a setup used since its first epoch: from zero
+
+  // Drawing order: stopped setups underneath, the chosen one on top; the
+  // others take the palette's colours but its blue (the chosen one's) and grey
+  // (the stopped ones').
+  std::vector<std::size_t> order;
+  for (int pass = 0; pass < 3; ++pass)
+    for (std::size_t i = 0; i < in.lines.size(); ++i) {
+      const auto& l = in.lines[i];
+      const int group = l.chosen ? 2 : l.stopped ? 0 : 1;
+      if (group == pass) order.push_back(i);
+    }
+  std::vector<std::string> parts;
+  std::string ends = "# energy metric\n";  // last points of the stopped setups
+  bool any_stopped = false;
+  int colour = 0;
+  for (const auto i : order) {
+    const auto& l = in.lines[i];
+    // A diverged epoch's metric is not finite: left out, as gnuplot would.
+    std::vector<std::pair<double, double>> points;
+    for (const auto& [e, m] : l.points)
+      if (std::isfinite(e) && std::isfinite(m)) points.emplace_back(e, m);
+    if (points.empty()) continue;  // a data file with no rows makes gnuplot fail
+    std::string text = "# energy metric\n";
+    for (const auto& [e, m] : points) text += num(e / unit.joules) + " " + num(m) + "\n";
+    const std::string file = fmt::format("line{}", i);
+    f.data.push_back({file, std::move(text)});
+    std::string style;
+    if (l.chosen) {
+      style = "with linespoints lt 1 lw 4 pt 7 ps 0.8";
+    } else if (l.stopped) {
+      style = "with linespoints dt 2 lw 1.5 lc rgb '#a0aec0' pt 7 ps 0.4";
+      ends += num(points.back().first / unit.joules) + " " + num(points.back().second) + "\n";
+      any_stopped = true;
+    } else {
+      style = fmt::format("with linespoints lt {} lw 2 pt 7 ps 0.5", 2 + colour++ % 6);
+    }
+    const std::string label = l.label + (l.chosen ? " (chosen)" : l.stopped ? " (stopped)" : "");
+    parts.push_back(fmt::format("data('{}') using 1:2 {} title {}", file, style, q(label)));
+  }
+  if (parts.empty()) {
+    f.script = script + empty_plot("no setup has finished a segment yet");
+    return f;
+  }
+  if (any_stopped) {
+    f.data.push_back({"stopped", ends});
+    parts.push_back("data('stopped') using 1:2 with points pt 2 ps 1.4 lw 2 lc rgb '#718096' title 'stopped here'");
+  }
+  // A constant function: unlike an arrow it widens the y range to show the
+  // target when no curve reached it.
+  if (in.target && std::isfinite(*in.target))
+    parts.push_back(fmt::format("{} with lines dt 3 lw 2 lc rgb '#c53030' title {}", num(*in.target),
+                                q("target " + format_number(*in.target))));
+  f.script = script + plot_command(parts);
+  return f;
+}
+
 Figure bar_figure(const BarInput& in) {
   Figure f;
   f.name = in.name;

@@ -300,6 +300,7 @@ BuiltReport build_report(const ReportData& data, const ReportOptions& options, c
       case store::StudyKind::grid: b = grid_section(s, ctx); break;
       case store::StudyKind::pretrain: b = pretrain_section(s, ctx); break;
       case store::StudyKind::multitask: b = multitask_section(s, ctx); break;
+      case store::StudyKind::search: b = search_section(s, ctx); break;
       case store::StudyKind::train: b = runs_study_section(s, ctx); break;
     }
     for (auto& f : b.extra_figures) out.figures.push_back(std::move(f));

@@ -43,6 +43,20 @@ std::optional<SearchView> search_view(const store::Study& study, const std::vect
   return v;
 }
 
+SearchCounts search_counts(const SearchView& v) {
+  SearchCounts n;
+  n.sampled = static_cast<int>(v.setups.size());
+  for (const auto& verdict : v.decision.verdicts) {
+    for (const auto& o : v.curves)
+      if (o.setup == verdict.setup) {
+        if (o.rung >= 0) ++n.started;
+        if (o.rung > 0) ++n.continued;
+      }
+    if (verdict.state == "stopped") ++n.stopped;
+  }
+  return n;
+}
+
 namespace {
 
 struct SetupRow {
@@ -64,18 +78,12 @@ std::vector<ResultTable> search_tables(const SearchView& v) {
   std::vector<ResultTable> out;
   const bool with_target = v.settings.rule.target_metric.has_value();
   std::vector<SetupRow> rows;
-  int started = 0, continued = 0, stopped = 0;
   for (std::size_t i = 0; i < v.decision.verdicts.size(); ++i) {
     const auto& verdict = v.decision.verdicts[i];
     SetupRow r;
     r.v = &verdict;
     for (const auto& o : v.curves)
-      if (o.setup == verdict.setup) {
-        r.epochs = static_cast<int>(o.epochs.size());
-        if (o.rung >= 0) ++started;
-        if (o.rung > 0) ++continued;
-      }
-    if (verdict.state == "stopped") ++stopped;
+      if (o.setup == verdict.setup) r.epochs = static_cast<int>(o.epochs.size());
     r.chosen = v.decision.chosen && *v.decision.chosen == i;
     rows.push_back(r);
   }
@@ -101,9 +109,10 @@ std::vector<ResultTable> search_tables(const SearchView& v) {
                                          return Cell{store::Value(static_cast<std::int64_t>(r.v->setup.threads)), {}};
                                        }});
   auto setups = make_table("search_setups", "Setups of the search", fields, rows);
+  const auto n = search_counts(v);
   setups.notes.push_back(fmt::format(
       "{} of {} setups started, {} continued past their first rung, {} stopped early; rungs end at epochs {}.",
-      started, v.setups.size(), continued, stopped, fmt::format("{}", fmt::join(search::rungs(v.settings), ", "))));
+      n.started, n.sampled, n.continued, n.stopped, fmt::format("{}", fmt::join(search::rungs(v.settings), ", "))));
   if (with_target)
     setups.notes.push_back(
         "to target: measured once a setup reached the target; before, predicted from its curve (the curve ensemble "

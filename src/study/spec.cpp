@@ -742,7 +742,7 @@ std::int64_t planned_trial_count(const StudySpec& s) {
 const std::vector<SpecKey>& spec_keys() {
   static const std::vector<SpecKey> keys = {
       {"name", "string", "the file's stem", "Study name, unique in the database; a study runs again under its name"},
-      {"kind", "string", "the command's kind", "grid, pretrain or multitask"},
+      {"kind", "string", "the command's kind", "grid, pretrain, multitask or search"},
       {"description", "string", "\"\"", "Free text"},
       {"seeds", "array of integers", "[0]", "Training seeds: every configuration is trained once per seed"},
       {"repeats", "integer", "1", "Instead of seeds: seeds 0 .. repeats-1"},
@@ -757,8 +757,8 @@ const std::vector<SpecKey>& spec_keys() {
       {"workload.workdir", "string", "the spec's folder", "Working directory of the command (relative: to the spec's folder)"},
       {"workload.env", "table of strings", "{}", "Environment variables added for the command ({placeholders} allowed)"},
       {"training.optimizer", "string", "\"sgd\"", "sgd (with momentum) or adam"},
-      {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it)"},
-      {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it)"},
+      {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},
+      {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},
       {"training.momentum", "float", "0.9", "SGD momentum"},
       {"training.weight_decay", "float", "0.0", "Weight decay"},
       {"training.max_epochs", "integer", "20", "Epoch limit of a trial"},

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "powertrain/error.h"
@@ -224,7 +227,9 @@ TEST(Spec, ExampleSpecsParse) {
     SCOPED_TRACE(e.path().string());
     EXPECT_NO_THROW({
       const auto s = ps::load_spec(e.path());
-      EXPECT_FALSE(ps::plan_trials(s).empty());
+      // A search plans its segments as results come in: it has setups instead.
+      if (s.kind == powertrain::store::StudyKind::search) EXPECT_FALSE(ps::search_setups(s).empty());
+      else EXPECT_FALSE(ps::plan_trials(s).empty());
     });
     ++n;
   }
@@ -250,4 +255,137 @@ TEST(SpecLimits, AnAbsurdPlanIsRefusedBeforeAnythingIsPlanned) {
   // Asked for explicitly, it is accepted (and counted without planning).
   const auto ok = ps::parse_spec(text + "[execution]\nmax_trials = 1000000\n", "huge.toml");
   EXPECT_EQ(ps::planned_trial_count(ok), 1000000);
+}
+
+// --- search specs -------------------------------------------------------------
+
+TEST(SearchSpec, RangesAreLogUniformLearningRatesAndPowersOfTwo) {
+  const auto s = ps::parse_spec(R"(
+name = "s"
+kind = "search"
+[training]
+max_epochs = 9
+target_metric = 0.8
+[search]
+batch_size_range = [12, 128]
+learning_rate_range = [0.0001, 1.0]
+setups = 400
+seed = 3
+eta = 3
+beta = 1.5
+budget_j = 5000
+)",
+                                "s.toml");
+  EXPECT_EQ(s.kind, StudyKind::search);
+  EXPECT_EQ(s.name, "s");
+  // [12, 128]: the powers of two inside it.
+  EXPECT_EQ(s.search_space.batch_sizes, (std::vector<std::int64_t>{16, 32, 64, 128}));
+  EXPECT_FALSE(s.search_space.finite());
+  EXPECT_DOUBLE_EQ(s.search_space.lr_min, 1e-4);
+  EXPECT_DOUBLE_EQ(s.search_space.lr_max, 1.0);
+  EXPECT_EQ(s.search.setups, 400) << "a range is not a finite space: setups is not capped";
+  EXPECT_EQ(s.search.seed, 3u);
+  EXPECT_DOUBLE_EQ(s.search.beta, 1.5);
+  ASSERT_TRUE(s.search.budget_j.has_value());
+  EXPECT_DOUBLE_EQ(*s.search.budget_j, 5000.0);
+  // The convergence rule and the last rung come from [training].
+  EXPECT_EQ(s.search.rule.max_epochs, 9);
+  EXPECT_EQ(s.search.rule.target_metric, std::optional<double>(0.8));
+  EXPECT_EQ(powertrain::search::rungs(s.search), (std::vector<int>{1, 3, 9}));
+
+  const auto setups = ps::search_setups(s);
+  ASSERT_EQ(setups.size(), 400u);
+  EXPECT_EQ(setups, ps::search_setups(s)) << "the seed fixes the setups";
+  // Log-uniform over four decades: about a quarter per decade (uniform would
+  // put nearly all of them in the last one).
+  int per_decade[4] = {0, 0, 0, 0};
+  std::set<std::int64_t> batches;
+  for (const auto& x : setups) {
+    ASSERT_GE(x.learning_rate, 1e-4);
+    ASSERT_LE(x.learning_rate, 1.0);
+    const int decade = std::min(3, static_cast<int>(std::floor(std::log10(x.learning_rate) + 4.0)));
+    ++per_decade[decade];
+    batches.insert(x.batch_size);
+  }
+  for (int d = 0; d < 4; ++d) {
+    EXPECT_GT(per_decade[d], 60) << "decade " << d;
+    EXPECT_LT(per_decade[d], 140) << "decade " << d;
+  }
+  EXPECT_EQ(batches, (std::set<std::int64_t>{16, 32, 64, 128}));
+  // Three significant digits: 0.000123, 0.0456, 0.789.
+  for (const auto& x : setups) {
+    const double scaled = x.learning_rate / std::pow(10.0, std::floor(std::log10(x.learning_rate)) - 2);
+    EXPECT_NEAR(scaled, std::round(scaled), 1e-6) << x.learning_rate;
+  }
+}
+
+TEST(SearchSpec, AGridSpecSearchedIsASearchOverItsListsNamedWithSearch) {
+  const std::string grid = R"(
+name = "g"
+kind = "grid"
+[training]
+max_epochs = 8
+[grid]
+batch_sizes = [16, 64]
+learning_rates = [0.1, 0.01, 0.001]
+[search]
+min_epochs = 2
+eta = 2
+seed = 5
+)";
+  const auto s = ps::parse_spec(grid, "g.toml", StudyKind::search);
+  EXPECT_EQ(s.kind, StudyKind::search);
+  EXPECT_EQ(s.name, "g-search") << "beside the grid study in one database";
+  EXPECT_EQ(s.search_space.batch_sizes, (std::vector<std::int64_t>{16, 64}));
+  EXPECT_EQ(s.search_space.learning_rates, (std::vector<double>{0.1, 0.01, 0.001}));
+  EXPECT_TRUE(s.search_space.finite());
+  EXPECT_EQ(s.search.setups, 6) << "at most the grid's size";
+  EXPECT_EQ(s.search.min_epochs, 2);
+  EXPECT_EQ(powertrain::search::rungs(s.search), (std::vector<int>{2, 4, 8}));
+  // Every setup of the grid once.
+  auto setups = ps::search_setups(s);
+  std::set<std::pair<std::int64_t, double>> seen;
+  for (const auto& x : setups) seen.insert({x.batch_size, x.learning_rate});
+  EXPECT_EQ(seen.size(), 6u);
+  // The same text run as a grid keeps its [search] table and is a grid.
+  const auto g = ps::parse_spec(grid, "g.toml", StudyKind::grid);
+  EXPECT_EQ(g.kind, StudyKind::grid);
+  EXPECT_EQ(g.name, "g");
+  EXPECT_EQ(ps::plan_trials(g).size(), 6u);
+}
+
+TEST(SearchSpec, ErrorsNameTheKeyAndItsLine) {
+  // A grid's space is its lists: [search] may only say how to search them.
+  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nbatch_sizes = [16]\n", StudyKind::search),
+            "spec.toml:3: 'search.batch_sizes': a grid spec's search space is its [grid] lists; give kind = \"search\" "
+            "to search another space");
+  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nlearning_rate_range = [0.001, 0.1]\n", StudyKind::search).rfind(
+                "spec.toml:3: 'search.learning_rate_range': a grid spec's search space", 0),
+            0u);
+  // A list and a range of one dimension.
+  const std::string both_lr =
+      "kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\nlearning_rate_range = [0.001, 0.1]\n";
+  EXPECT_EQ(error_of(both_lr, StudyKind::search),
+            "spec.toml:5: give either 'search.learning_rates' or 'search.learning_rate_range', not both");
+  const std::string both_bs =
+      "kind = \"search\"\n[search]\nbatch_sizes = [16]\nbatch_size_range = [16, 64]\nlearning_rates = [0.1]\n";
+  EXPECT_EQ(error_of(both_bs, StudyKind::search),
+            "spec.toml:4: give either 'search.batch_sizes' or 'search.batch_size_range', not both");
+  // A search without its space.
+  EXPECT_EQ(error_of("kind = \"search\"\n", StudyKind::search),
+            "spec.toml: a search needs a [search] table with its space (batch_sizes, learning_rates or "
+            "learning_rate_range)");
+  EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\n", StudyKind::search),
+            "spec.toml: 'search.learning_rates' (or learning_rate_range) is missing");
+  // One seed: a search trains each setup once.
+  EXPECT_EQ(error_of("kind = \"search\"\nseeds = [0, 1]\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\n",
+                     StudyKind::search),
+            "spec.toml:2: a search trains each setup once: give one seed");
+  EXPECT_EQ(error_of("kind = \"grid\"\nseeds = [0, 1]\n", StudyKind::search),
+            "spec.toml: a search trains each setup once: the grid's seeds list must hold one seed");
+  // Out of range, and a search spec given to another command.
+  EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\neta = 1\n",
+                     StudyKind::search),
+            "spec.toml:5: 'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
+  EXPECT_EQ(error_of("kind = \"search\"\n"), "spec.toml:1: this is a search study; this command runs grid studies");
 }

@@ -104,6 +104,25 @@ struct BarInput {
 };
 Figure bar_figure(const BarInput& in);
 
+/// One line of a curves figure: a setup's validation metric after each epoch
+/// against the energy it had used by then.
+struct CurveLine {
+  std::string label;  ///< legend, e.g. "bs=64 lr=0.01"
+  std::vector<std::pair<double, double>> points;  ///< (cumulative energy J, validation metric), in epoch order
+  bool stopped = false;  ///< stopped early: dashed grey, a cross at its last point
+  bool chosen = false;   ///< drawn thick on top of the others
+};
+struct CurvesInput {
+  std::string name;
+  std::string title;
+  std::string caption;
+  std::string x_label = "cumulative energy (J)";
+  std::string y_label = "validation metric (fraction)";
+  std::vector<CurveLine> lines;   ///< one data file each ("line<i>"); lines without a finite point are left out
+  std::optional<double> target;  ///< a horizontal line at the target metric
+};
+Figure curves_figure(const CurvesInput& in);
+
 /// Number formatting shared by figures and tables: `digits` significant
 /// digits (whole numbers from 10^digits up), trailing zeros dropped, an
 /// exponent only below 1e-4 or from 1e9, "-" for NaN or none.

@@ -32,6 +32,9 @@ BuiltSection grid_section(const StudyData& s, const SectionContext& ctx);
 BuiltSection pretrain_section(const StudyData& s, const SectionContext& ctx);
 /// Multitask study: shared model against the single-task models.
 BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx);
+/// Search: its choice and what finding it cost, every started setup's
+/// validation metric against its cumulative energy, the search's tables.
+BuiltSection search_section(const StudyData& s, const SectionContext& ctx);
 /// A study of kind train: its runs.
 BuiltSection runs_study_section(const StudyData& s, const SectionContext& ctx);
 /// Runs outside studies.

@@ -26,6 +26,16 @@ struct SearchView {
 /// done); nullopt for another kind of study or a stored spec that no longer parses.
 std::optional<SearchView> search_view(const store::Study& study, const std::vector<TrialOutcome>& trials);
 
+/// How far a search got over its sampled setups.
+struct SearchCounts {
+  int sampled = 0;
+  int started = 0;    ///< with a segment planned
+  int continued = 0;  ///< past their first rung
+  int stopped = 0;    ///< stopped early by the search (its verdict "stopped")
+};
+/// The counts the tables' note and the report's headline quote, counted once.
+SearchCounts search_counts(const SearchView& view);
+
 /// Its tables: every sampled setup (state, why, epochs, energy, energy to the
 /// target and whether that is measured or predicted) and the choice.
 std::vector<ResultTable> search_tables(const SearchView& view);

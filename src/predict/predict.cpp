@@ -68,6 +68,7 @@ run::RunConfig config_of(const RuleSettings& r) {
   c.patience = r.patience;
   c.min_delta = r.min_delta;
   c.target_metric = r.target_metric;
+  c.stop_at_target = r.stop_at_target;
   return c;
 }
 
@@ -232,7 +233,7 @@ struct Member {
 }  // namespace
 
 RuleSettings rule_settings(const run::RunConfig& config) {
-  return {config.max_epochs, config.patience, config.min_delta, config.target_metric};
+  return {config.max_epochs, config.patience, config.min_delta, config.target_metric, config.stop_at_target};
 }
 
 RuleOutcome replay_rule(const std::vector<double>& metrics, const RuleSettings& settings) {

@@ -14,6 +14,7 @@ ConvergenceRule::ConvergenceRule(const RunConfig& c, LossLimits limits)
       patience_(c.patience),
       min_delta_(c.min_delta),
       target_(c.target_metric),
+      stop_at_target_(c.stop_at_target),
       limits_(limits),
       best_metric_(-std::numeric_limits<double>::infinity()),
       best_for_stopping_(-std::numeric_limits<double>::infinity()) {
@@ -40,6 +41,12 @@ EpochVerdict ConvergenceRule::observe(int epoch, double val_metric, double val_l
   if (target_ && !target_reached_ && val_metric >= *target_) {
     target_reached_ = true;
     v.reached_target = true;
+    if (stop_at_target_) {
+      v.stop = true;
+      v.status = RunStatus::converged;
+      v.reason = fmt::format("reached the target {} in epoch {}", *target_, epoch);
+      return v;
+    }
   }
   if (std::isnan(val_loss) ? false : !std::isfinite(val_loss)) {
     v.stop = true;

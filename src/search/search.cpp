@@ -387,12 +387,15 @@ Replay replay(const Settings& s, const Space& space, const std::vector<RecordedS
     o.setup = seg.setup;
     o.rung = seg.rung;
     const int n = static_cast<int>(rec.epochs.size());
+    bool reached = false;  // a segment that stops at the target ends there
     for (const auto& e : rec.epochs)
-      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch) {
+      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch && !reached) {
         o.epochs.push_back(e);
         if (std::isfinite(e.energy_j)) out.spent_j += e.energy_j;
+        reached = s.rule.stop_at_target && s.rule.target_metric && e.val_metric >= *s.rule.target_metric;
       }
-    if (seg.to_epoch < n) o.state = SegmentState::paused;
+    if (reached) o.state = SegmentState::converged;
+    else if (seg.to_epoch < n) o.state = SegmentState::paused;
     else if (seg.to_epoch == n && rec.end == SegmentState::max_epochs && n < s.rule.max_epochs)
       o.state = SegmentState::paused;  // the grid's own limit was this rung's end
     else o.state = rec.end;

@@ -55,6 +55,7 @@ json config_json(const run::RunConfig& c) {
       {"data_options", c.data_options},  // [[name, value], ...] in the config's order
   };
   if (c.target_metric) j["target_metric"] = *c.target_metric;
+  if (c.stop_at_target) j["stop_at_target"] = true;  // only when set: other documents keep their form
   // Only when set: documents of runs that are not segments keep their form.
   if (!c.resume_from.empty()) j["resume_from"] = c.resume_from;
   if (!c.save_state.empty()) j["save_state"] = c.save_state;
@@ -85,6 +86,7 @@ run::RunConfig config_from_json(const json& j) {
     read(j, "target_metric", target);
     c.target_metric = target;
   }
+  if (j.contains("stop_at_target")) read(j, "stop_at_target", c.stop_at_target);
   read(j, "seed", c.seed);
   read(j, "threads", c.threads);
   read(j, "device", c.device);

@@ -76,6 +76,8 @@ std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, cons
       {"threads", c.threads},
       {"weight_decay", c.weight_decay},
   };
+  // Stopping at the target trains other epochs; keys without it stay what they were.
+  if (c.stop_at_target) j["stop_at_target"] = true;
   // A command is part of the experiment (another program is another trial);
   // keys of built-in studies stay what they were.
   if (!c.command.empty()) {
@@ -165,6 +167,8 @@ PlannedTrial segment_trial(const StudySpec& s, const search::Segment& seg) {
   c.learning_rate = seg.setup.learning_rate;
   if (seg.setup.threads > 0) c.threads = seg.setup.threads;
   c.max_epochs = seg.to_epoch;
+  // Once a setup reaches the target its cost is measured: more epochs are waste.
+  c.stop_at_target = c.target_metric.has_value();
   auto t = make_trial(s, c, kPhaseSearch, seg.rung, "", {},
                       seg.from_epoch == seg.to_epoch ? fmt::format("{} epoch {}", search::label(seg.setup), seg.to_epoch)
                                                      : fmt::format("{} epochs {}-{}", search::label(seg.setup),

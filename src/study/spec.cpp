@@ -692,7 +692,8 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
       p.fail(nullptr, "'search.learning_rates' (or learning_rate_range) is missing");
     if (own && spec.seeds.size() > 1)
       p.fail(top.take("seeds"), "a search trains each setup once: give one seed");
-    s.rule = {c.max_epochs, c.patience, c.min_delta, c.target_metric};
+    // Segments stop at the target (study::segment_trial): the rule the search predicts with does too.
+    s.rule = {c.max_epochs, c.patience, c.min_delta, c.target_metric, c.target_metric.has_value()};
     s.metric_tolerance = spec.metric_tolerance;
     if (spec.search_space.finite()) s.setups = static_cast<int>(std::min<std::int64_t>(s.setups, spec.search_space.size()));
   }

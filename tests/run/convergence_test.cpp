@@ -94,3 +94,30 @@ TEST(ConvergenceRule, TrainingLossLimits) {
   prun::ConvergenceRule abs(rule_config(10, 0, 0.0), prun::LossLimits{100.0, 1e9});
   EXPECT_TRUE(abs.check_loss(101.0));
 }
+
+namespace powertrain::run {
+namespace {
+
+TEST(ConvergenceRule, StopAtTargetEndsTheRunAtTheFirstEpochThatReachesIt) {
+  RunConfig c;
+  c.max_epochs = 10;
+  c.patience = 5;
+  c.target_metric = 0.8;
+  c.stop_at_target = true;
+  ConvergenceRule rule(c);
+  EXPECT_FALSE(rule.observe(1, 0.5, 1.0).stop);
+  const auto v = rule.observe(2, 0.85, 0.5);
+  EXPECT_TRUE(v.stop);
+  EXPECT_TRUE(v.reached_target);
+  EXPECT_TRUE(v.best);
+  EXPECT_EQ(v.status, RunStatus::converged);
+  EXPECT_NE(v.reason.find("reached the target"), std::string::npos);
+  // Without it the run goes on past the target.
+  c.stop_at_target = false;
+  ConvergenceRule on(c);
+  (void)on.observe(1, 0.5, 1.0);
+  EXPECT_FALSE(on.observe(2, 0.85, 0.5).stop);
+}
+
+}  // namespace
+}  // namespace powertrain::run

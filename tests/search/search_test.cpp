@@ -14,7 +14,7 @@ namespace {
 
 Settings settings_with(int max_epochs, std::optional<double> target = 0.8) {
   Settings s;
-  s.rule = {max_epochs, 3, 0.005, target};
+  s.rule = {max_epochs, 3, 0.005, target, target.has_value()};  // segments stop at the target
   s.setups = 16;
   return s;
 }
@@ -49,7 +49,9 @@ std::vector<RecordedSetup> planted_grid(const Settings& s, const Setup& planted 
         if (bs == 16 && lr == 1e-1 && e >= 2) m = std::nan("");
         metrics.push_back(m);
       }
-      const auto outcome = predict::replay_rule(metrics, s.rule);
+      auto whole = s.rule;  // a grid trains on past the target
+      whole.stop_at_target = false;
+      const auto outcome = predict::replay_rule(metrics, whole);
       const int stop = outcome.stop_epoch > 0 ? outcome.stop_epoch : s.rule.max_epochs;
       for (int e = 1; e <= stop; ++e) r.epochs.push_back({e, metrics[static_cast<std::size_t>(e - 1)], energy});
       r.end = !std::isfinite(metrics[static_cast<std::size_t>(stop - 1)]) ? SegmentState::diverged

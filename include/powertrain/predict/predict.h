@@ -76,6 +76,7 @@ struct RuleSettings {
   int patience = 3;
   double min_delta = 1e-3;
   std::optional<double> target_metric;
+  bool stop_at_target = false;  ///< run::RunConfig::stop_at_target
 };
 
 /// The rule settings of a run's config.

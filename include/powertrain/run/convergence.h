@@ -54,6 +54,7 @@ class ConvergenceRule {
   int patience_;
   double min_delta_;
   std::optional<double> target_;
+  bool stop_at_target_ = false;
   LossLimits limits_;
   std::optional<double> first_loss_;
   double best_metric_;

@@ -37,6 +37,10 @@ struct RunConfig {
   int patience = 3;              ///< epochs without improvement before stopping
   double min_delta = 1e-3;       ///< smallest improvement of the validation metric that counts
   std::optional<double> target_metric;  ///< report time and energy to reach it
+  /// End the run (converged) at the first epoch at or above target_metric:
+  /// its energy to the target is then known and more epochs would not change
+  /// it (a search's segments; MLPerf's time to train).
+  bool stop_at_target = false;
   std::uint64_t seed = 0;
   int threads = 0;               ///< 0: all cores
   std::string device = "cpu";    ///< cpu or cuda[:N]

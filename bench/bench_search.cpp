@@ -2,7 +2,8 @@
 // regret (the grid's measured energy to the target of the setup the search
 // chose, over the grid's best, minus one) and the search's energy as a share
 // of the grid's, for
-//   - searches that ran (--search NAME: studies in the same database), and
+//   - searches that ran (--search NAME, and random searches --random NAME:
+//     studies in the same database), and
 //   - searches replayed on the grid's recorded epochs (--seeds N): successive
 //     halving with the spec's settings and each seed, and random search given
 //     the energy that seed's halving spent.
@@ -94,7 +95,7 @@ double median(std::vector<double> v) {
 
 void summary(const std::string& what, const std::vector<Outcome>& rows) {
   std::vector<double> regret, share;
-  int missed = 0;
+  int missed = 0;  // no setup reached the target within the search, or the one chosen never did in the grid
   for (const auto& r : rows) {
     if (std::isfinite(r.regret)) regret.push_back(r.regret);
     else ++missed;
@@ -110,7 +111,7 @@ void summary(const std::string& what, const std::vector<Outcome>& rows) {
 int main(int argc, char** argv) {
   std::string db, grid_name, spec_path;
   int seeds = 0;
-  std::vector<std::string> searches;
+  std::vector<std::string> searches, randoms;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -122,8 +123,10 @@ int main(int argc, char** argv) {
     else if (a == "--spec") spec_path = next();
     else if (a == "--seeds") seeds = std::stoi(next());
     else if (a == "--search") searches.push_back(next());
+    else if (a == "--random") randoms.push_back(next());
     else {
-      fmt::print(stderr, "usage: bench_search --db DB --grid NAME --spec SPEC [--seeds N] [--search NAME]...\n");
+      fmt::print(stderr,
+                 "usage: bench_search --db DB --grid NAME --spec SPEC [--seeds N] [--search NAME]... [--random NAME]...\n");
       return 2;
     }
   }
@@ -134,8 +137,11 @@ int main(int argc, char** argv) {
     fmt::print("grid '{}': {} setups, {:.0f} J in all; best energy to the target {:.1f} J ({})\n\n", grid_name,
                g.runs.size(), g.total_j, g.best_j, g.best);
     fmt::print("| search | chosen | regret | share of the grid's energy |\n|---|---|---|---|\n");
-    std::vector<Outcome> ran, halving, random;
-    for (const auto& name : searches) {
+    std::vector<Outcome> ran, ran_random, halving, random;
+    std::vector<std::pair<std::string, std::vector<Outcome>*>> studies;
+    for (const auto& n : searches) studies.emplace_back(n, &ran);
+    for (const auto& n : randoms) studies.emplace_back(n, &ran_random);
+    for (const auto& [name, into] : studies) {
       const auto study = store.find_study(name);
       if (!study) throw pt::ConfigError(fmt::format("no study named '{}'", name));
       const auto results = store.results_of(study->id);
@@ -145,7 +151,7 @@ int main(int argc, char** argv) {
       if (!v) throw pt::ConfigError(fmt::format("'{}' is not a search", name));
       std::optional<pt::search::Setup> chosen;
       if (v->decision.chosen) chosen = v->setups[*v->decision.chosen];
-      ran.push_back(judge(g, "ran: " + name, chosen, store.energy_of_study(study->id)));
+      into->push_back(judge(g, "ran: " + name, chosen, store.energy_of_study(study->id)));
     }
     for (int seed = 0; seed < seeds; ++seed) {
       auto s = spec.search;
@@ -162,14 +168,17 @@ int main(int argc, char** argv) {
       if (r.last.chosen) rchosen = r.last.verdicts[*r.last.chosen].setup;
       random.push_back(judge(g, fmt::format("replayed random at that energy, seed {}", seed), rchosen, r.spent_j));
     }
-    for (const auto* list : {&ran, &halving, &random})
+    for (const auto* list : {&ran, &ran_random, &halving, &random})
       for (const auto& o : *list)
         fmt::print("| {} | {} | {} | {:.1f}% |\n", o.what, o.chosen,
-                   std::isfinite(o.regret) ? fmt::format("{:.1f}%", 100 * o.regret) : "did not reach the target",
+                   std::isfinite(o.regret)  ? fmt::format("{:.1f}%", 100 * o.regret)
+                   : o.chosen == "none"     ? std::string("no setup reached the target")
+                                            : std::string("did not reach the target in the grid"),
                    100 * o.share);
-    fmt::print("\n| strategy | searches | median regret | worst regret | chose a setup that missed the target | "
+    fmt::print("\n| strategy | searches | median regret | worst regret | no setup chosen that reached the target | "
                "median share | largest share |\n|---|---|---|---|---|---|---|\n");
     if (!ran.empty()) summary("halving, ran", ran);
+    if (!ran_random.empty()) summary("random at the same energy, ran", ran_random);
     if (!halving.empty()) summary("halving, replayed", halving);
     if (!random.empty()) summary("random at the same energy, replayed", random);
   } catch (const std::exception& e) {

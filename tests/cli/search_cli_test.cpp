@@ -299,3 +299,41 @@ TEST_F(SearchCli, ResumesAfterKill9) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("0 segments run now"), std::string::npos) << again.err;
 }
+
+// A search of the user's own program (tests/external/programs/segment_trainer.py):
+// continued setups are continued by the program from the state it saved (it
+// checks that the state holds the epochs before its first one, and exits
+// otherwise), and the setup that reaches the target first is chosen.
+TEST(SearchExternalCli, AProgramOfTheUsersIsSearchedAndContinuedFromItsOwnState) {
+  TempDir dir;
+  const std::string program = std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/tests/external/programs/segment_trainer.py";
+  const std::string py = std::string(POWERTRAIN_TEST_PYTHON).empty() ? "python3" : POWERTRAIN_TEST_PYTHON;
+  write_file(dir / "search.toml",
+             "name = \"ext-search\"\nkind = \"search\"\n[workload]\ncommand = [\"" + py + "\", \"" + program +
+                 "\", \"{start_epoch}\", \"{resume_from}\", \"{save_state}\"]\n"
+                 "env = { FAKE_CURVE_FROM_LR = \"1\" }\n"
+                 "[training]\nmax_epochs = 8\npatience = 3\nmin_delta = 0.0\ntarget_metric = 0.9\n"
+                 "[search]\nbatch_sizes = [16]\nlearning_rates = [0.003, 0.01, 0.03, 0.1]\nmin_epochs = 1\neta = 2\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("bs=16 lr=0.1"), std::string::npos) << r.out;
+  auto store = pst::Store::open_readonly(db);
+  const auto study = store.find_study("ext-search");
+  ASSERT_TRUE(study);
+  int continued = 0;
+  for (const auto& res : store.results_of(study->id)) {
+    ASSERT_TRUE(res.run.has_value());
+    EXPECT_TRUE(pst::is_done(res.trial.status)) << res.trial.key << ": " << res.trial.message;
+    EXPECT_NE(res.trial.status, pst::TrialStatus::failed) << res.trial.message;
+    const auto epochs = store.epochs_of(res.run->id);
+    ASSERT_FALSE(epochs.empty());
+    if (res.trial.step > 0) {
+      ++continued;
+      EXPECT_GT(epochs.front().epoch, 1) << "the program continued, it did not start again";
+    }
+  }
+  EXPECT_GE(continued, 1);
+  // lr=0.1 reaches 0.9 in its second epoch and stops there: its energy to the target is measured.
+  EXPECT_NE(r.out.find("at epoch 2"), std::string::npos) << r.out;
+}

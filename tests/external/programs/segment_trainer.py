@@ -3,7 +3,8 @@
 "Continuing a paused run"), for the external-workload tests: raw protocol, no
 torch. Its "model" is the list of epochs it trained; its state file holds it.
 Arguments: {start_epoch} {resume_from} {save_state}, which must agree with the
-POWERTRAIN_* variables (exit 7 otherwise). Epoch e reports FAKE_METRICS[e-1]."""
+POWERTRAIN_* variables (exit 7 otherwise). Epoch e reports FAKE_METRICS[e-1], or
+with FAKE_CURVE_FROM_LR set, 1 - 0.9 exp(-20 lr e) for the run's learning rate."""
 import json
 import os
 import socket
@@ -11,6 +12,10 @@ import sys
 import time
 
 metrics = [float(x) for x in os.environ.get("FAKE_METRICS", "0.5,0.6,0.7,0.8,0.9,0.95").split(",")]
+if os.environ.get("FAKE_CURVE_FROM_LR"):  # a search's setups: the higher the rate, the faster it learns
+    import math
+    lr = float(os.environ["POWERTRAIN_LEARNING_RATE"])
+    metrics = [1.0 - 0.9 * math.exp(-20.0 * lr * e) for e in range(1, 101)]
 start_arg, resume_arg, save_arg = sys.argv[1:4]
 start = int(os.environ.get("POWERTRAIN_START_EPOCH", "1"))
 resume_from = os.environ.get("POWERTRAIN_RESUME_FROM", "")

@@ -793,7 +793,7 @@ const std::vector<SpecKey>& spec_keys() {
       {"search.setups", "integer", "16 (at most the space's size)", "Setups sampled: the budget in trials"},
       {"search.budget_j", "float", "none", "Energy budget in joules: no segment starts once the search spent it"},
       {"search.min_epochs", "integer", "1", "Epochs of the first rung"},
-      {"search.eta", "float", "3", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
+      {"search.eta", "float", "4", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
       {"search.beta", "float", "2", "Stop a setup predicted to need more than beta x the best energy to the target (Zeus)"},
       {"search.seed", "integer", "0", "Which setups are sampled, in what order"},
       {"search.metric_tolerance", "float", "grid.metric_tolerance", "Without a target: setups within this of the best metric qualify"},

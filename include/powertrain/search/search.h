@@ -60,7 +60,7 @@ struct Settings {
   int setups = 16;                  ///< setups sampled: the budget in trials
   std::optional<double> budget_j;   ///< no segment starts once the search spent this much
   int min_epochs = 1;               ///< epochs of the first rung
-  double eta = 3.0;                 ///< each rung keeps the best 1/eta of the setups it had
+  double eta = 4.0;                 ///< each rung keeps the best 1/eta of the setups it had (ASHA's choice)
   double beta = 2.0;                ///< Zeus: stop a setup predicted to cost more than beta x the best
   std::uint64_t seed = 0;           ///< which setups are sampled, and in what order
   /// The convergence rule of every setup (training.*): max_epochs is the last rung.

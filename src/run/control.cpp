@@ -156,6 +156,13 @@ EpochVerdict RunControl::end_epoch(const EpochMetrics& m) {
       v.reason = fmt::format("diverged in epoch {}: {}", epoch_, *why);
     }
   }
+  if (!v.stop && stop_rule_) {
+    if (auto why = stop_rule_(r)) {
+      v.stop = true;
+      v.status = RunStatus::stopped;
+      v.reason = *why;
+    }
+  }
   if (v.stop) end_with(v.status, v.reason);
   return v;
 }

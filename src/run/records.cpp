@@ -19,6 +19,7 @@ std::string_view to_string(RunStatus s) {
     case RunStatus::diverged: return "diverged";
     case RunStatus::interrupted: return "interrupted";
     case RunStatus::failed: return "failed";
+    case RunStatus::stopped: return "stopped";
   }
   return "unknown";
 }
@@ -30,8 +31,9 @@ RunStatus run_status_from_string(std::string_view s) {
   if (s == "diverged") return RunStatus::diverged;
   if (s == "interrupted") return RunStatus::interrupted;
   if (s == "failed") return RunStatus::failed;
+  if (s == "stopped") return RunStatus::stopped;
   throw ConfigError("unknown run status '" + std::string(s) +
-                    "' (expected running, converged, max_epochs, diverged, interrupted or failed)");
+                    "' (expected running, converged, max_epochs, diverged, interrupted, failed or stopped)");
 }
 
 const std::vector<std::string>& data_option_keys() {

@@ -436,6 +436,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     so.quiet_wait_s = quiet_wait_s;
     so.placement = o.placement;
     so.prior_epochs = std::move(prior_epochs);
+    so.stop_rule = o.stop_rule;
     so.on_run_start = [&](std::int64_t) {
       if (o.on_trial_start) o.on_trial_start(t);
     };
@@ -450,7 +451,8 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
 
     switch (outcome.summary.status) {
       case run::RunStatus::converged:
-      case run::RunStatus::max_epochs: ++r.completed; break;
+      case run::RunStatus::max_epochs:
+      case run::RunStatus::stopped: ++r.completed; break;  // stopped on purpose (a search's rule): a result
       case run::RunStatus::diverged: ++r.diverged; break;
       case run::RunStatus::failed: ++r.failed; break;
       case run::RunStatus::interrupted:
@@ -497,6 +499,13 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
       auto call = options;
       call.plan = std::vector<PlannedTrial>{study::segment_trial(spec, seg)};
       call.max_trials = 1;
+      // Zeus's rule after every epoch, against the best measured when the segment starts.
+      std::vector<predict::CurvePoint> prior;
+      for (const auto& ob : observed)
+        if (ob.setup == seg.setup) prior = ob.epochs;
+      auto rule = std::make_shared<search::EpochRule>(spec.search, std::move(prior),
+                                                      search::best_measured_j(spec.search, observed));
+      call.stop_rule = [rule](const run::EpochRecord& e) { return rule->after({e.epoch, e.val_metric, e.energy_j}); };
       const auto r = run_study(spec, store, call);
       if (r.busy > 0) continue;  // another process runs it
       if (r.skipped > 0) {       // another process finished it meanwhile: decide again

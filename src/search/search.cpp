@@ -36,11 +36,11 @@ double round3(double v) {
 
 bool ended(SegmentState st) {
   return st == SegmentState::paused || st == SegmentState::converged || st == SegmentState::max_epochs ||
-         st == SegmentState::diverged || st == SegmentState::failed;
+         st == SegmentState::diverged || st == SegmentState::failed || st == SegmentState::stopped;
 }
 bool complete(SegmentState st) {
   return st == SegmentState::converged || st == SegmentState::max_epochs || st == SegmentState::diverged ||
-         st == SegmentState::failed;
+         st == SegmentState::failed || st == SegmentState::stopped;
 }
 
 std::vector<double> energies_filled(const std::vector<predict::CurvePoint>& epochs) {
@@ -184,6 +184,32 @@ Standing standing(const Settings& s, const std::vector<predict::CurvePoint>& epo
   st.basis = "predicted";
   st.cost_j = st.spent_j / n * needed;
   return st;
+}
+
+EpochRule::EpochRule(const Settings& s, std::vector<predict::CurvePoint> prior, double best_j)
+    : settings_(s), curve_(std::move(prior)), best_j_(best_j) {}
+
+std::optional<std::string> EpochRule::after(const predict::CurvePoint& epoch) {
+  curve_.push_back(epoch);
+  if (!settings_.rule.target_metric || !std::isfinite(best_j_)) return std::nullopt;
+  const auto st = standing(settings_, curve_);
+  if (st.basis == "predicted" && st.cost_j > settings_.beta * best_j_)
+    return fmt::format("stopped after epoch {}: predicted {} to the target, over {:g} x the best ({})", epoch.epoch,
+                       joules(st.cost_j), settings_.beta, joules(best_j_));
+  if (st.basis == "unlikely" && static_cast<int>(curve_.size()) >= predict::kMinCurveEpochs)
+    return fmt::format("stopped after epoch {}: not expected to reach the target, while another did ({})",
+                       epoch.epoch, joules(best_j_));
+  return std::nullopt;
+}
+
+double best_measured_j(const Settings& s, const std::vector<Observed>& observed) {
+  double best = kInf;
+  if (!s.rule.target_metric) return best;
+  for (const auto& o : observed) {
+    const auto st = standing(s, o.epochs);
+    if (st.basis == "reached") best = std::min(best, st.cost_j);
+  }
+  return best;
 }
 
 namespace {
@@ -330,6 +356,10 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
         case SegmentState::max_epochs: v.state = "max epochs"; break;
         case SegmentState::diverged: v.state = "diverged"; break;
         case SegmentState::failed: v.state = "failed"; break;
+        case SegmentState::stopped:
+          v.state = "stopped";
+          if (v.reason.empty()) v.reason = o.message;
+          break;
         case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
         case SegmentState::running: v.state = "running"; break;
         case SegmentState::pending: v.state = "waiting"; break;
@@ -387,14 +417,25 @@ Replay replay(const Settings& s, const Space& space, const std::vector<RecordedS
     o.setup = seg.setup;
     o.rung = seg.rung;
     const int n = static_cast<int>(rec.epochs.size());
+    std::vector<Observed> before;
+    for (auto& [j, other] : obs) before.push_back(other);
+    EpochRule rule(s, o.epochs, best_measured_j(s, before));
     bool reached = false;  // a segment that stops at the target ends there
+    std::optional<std::string> stop;
     for (const auto& e : rec.epochs)
-      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch && !reached) {
+      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch && !reached && !stop) {
         o.epochs.push_back(e);
         if (std::isfinite(e.energy_j)) out.spent_j += e.energy_j;
         reached = s.rule.stop_at_target && s.rule.target_metric && e.val_metric >= *s.rule.target_metric;
+        // The convergence rule first: an epoch that ends the run anyway is not "stopped".
+        const bool ends_anyway = reached || e.epoch >= n || !std::isfinite(e.val_metric);
+        if (!ends_anyway && e.epoch < seg.to_epoch) stop = rule.after(e);
+        else (void)rule.after(e);
       }
-    if (reached) o.state = SegmentState::converged;
+    if (stop) {
+      o.state = SegmentState::stopped;
+      o.message = *stop;
+    } else if (reached) o.state = SegmentState::converged;
     else if (seg.to_epoch < n) o.state = SegmentState::paused;
     else if (seg.to_epoch == n && rec.end == SegmentState::max_epochs && n < s.rule.max_epochs)
       o.state = SegmentState::paused;  // the grid's own limit was this rung's end

@@ -36,6 +36,7 @@ std::string_view to_string(TrialStatus s) {
     case TrialStatus::diverged: return "diverged";
     case TrialStatus::interrupted: return "interrupted";
     case TrialStatus::failed: return "failed";
+    case TrialStatus::stopped: return "stopped";
   }
   return "unknown";
 }
@@ -48,9 +49,10 @@ TrialStatus trial_status_from_string(std::string_view s) {
   if (s == "diverged") return TrialStatus::diverged;
   if (s == "interrupted") return TrialStatus::interrupted;
   if (s == "failed") return TrialStatus::failed;
+  if (s == "stopped") return TrialStatus::stopped;
   throw ConfigError("unknown trial status '" + std::string(s) +
-                    "' (expected pending, running, converged, max_epochs, diverged, interrupted "
-                    "or failed)");
+                    "' (expected pending, running, converged, max_epochs, diverged, interrupted, "
+                    "failed or stopped)");
 }
 
 TrialStatus trial_status(run::RunStatus s) {
@@ -61,12 +63,14 @@ TrialStatus trial_status(run::RunStatus s) {
     case run::RunStatus::diverged: return TrialStatus::diverged;
     case run::RunStatus::interrupted: return TrialStatus::interrupted;
     case run::RunStatus::failed: return TrialStatus::failed;
+    case run::RunStatus::stopped: return TrialStatus::stopped;
   }
   return TrialStatus::failed;
 }
 
 bool is_done(TrialStatus s) {
-  return s == TrialStatus::converged || s == TrialStatus::max_epochs || s == TrialStatus::diverged;
+  return s == TrialStatus::converged || s == TrialStatus::max_epochs || s == TrialStatus::diverged ||
+         s == TrialStatus::stopped;
 }
 
 }  // namespace powertrain::store

@@ -218,23 +218,27 @@ ALTER TABLE epochs ADD COLUMN forecast_target_energy_j REAL;
 ALTER TABLE epochs ADD COLUMN forecast_p_reach_target REAL;
 )sql";
 
-// Version 7: a study may be a search (powertrain search). SQLite cannot alter
+// Version 7: a study may be a search (powertrain search), and a run or trial
+// may be stopped (by the search's rule). SQLite cannot alter
 // a CHECK constraint; widening one leaves every stored row valid, which is
 // the case where editing the table's definition in place is safe (SQLite's
 // "ALTER TABLE", section "making other kinds of table schema changes"). The
 // schema cookie is then bumped by migrate() so every connection rereads it.
 constexpr std::string_view kV7 = R"sql(
-PRAGMA writable_schema = ON;
-UPDATE sqlite_schema SET sql = replace(sql, '''multitask'', ''train'')', '''multitask'', ''train'', ''search'')')
- WHERE type = 'table' AND name = 'studies';
-PRAGMA writable_schema = OFF;
-
 -- Every attempt of a trial, not only its latest (trials.run_id): a search's
 -- own energy counts the attempts that were interrupted.
 ALTER TABLE runs ADD COLUMN trial_id INTEGER REFERENCES trials(id) ON DELETE SET NULL;
 UPDATE runs SET trial_id = (SELECT id FROM trials WHERE trials.run_id = runs.id);
 CREATE INDEX runs_by_trial ON runs (trial_id);
-)sql";
+
+-- Last: the definitions edited in place (ALTER TABLE above must not run after
+-- them in this transaction, since it would splice into text it did not parse).
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = replace(sql, '''multitask'', ''train'')', '''multitask'', ''train'', ''search'')')
+ WHERE type = 'table' AND name = 'studies';
+UPDATE sqlite_schema SET sql = replace(sql, '''interrupted'', ''failed'')', '''interrupted'', ''failed'', ''stopped'')')
+ WHERE type = 'table' AND name IN ('runs', 'trials');
+)sql";  // migrate() bumps the schema cookie, then turns writable_schema off (SQLite's documented order)
 
 #undef PT_NOW
 
@@ -245,7 +249,7 @@ constexpr Migration kMigrations[] = {
     {4, "CPU time of the machine beside the run's", kV4},
     {5, "Slurm tasks, imported result files, the cluster's energy", kV5},
     {6, "forecasts per epoch", kV6},
-    {7, "studies of kind search; runs know their trial", kV7, true},
+    {7, "studies of kind search, status stopped; runs know their trial", kV7, true},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 
@@ -286,7 +290,8 @@ void migrate(sql::Connection& conn, int target) {
     conn.exec(m.sql, fmt::format("upgrade schema to version {} ({})", m.version, m.description));
     if (m.edits_schema) {
       const auto cookie = conn.scalar_int("PRAGMA schema_version", "read the schema cookie");
-      conn.exec(fmt::format("PRAGMA schema_version = {}", cookie + 1), "reload the edited schema");
+      conn.exec(fmt::format("PRAGMA schema_version = {}; PRAGMA writable_schema = OFF;", cookie + 1),
+                "reload the edited schema");
     }
   }
   // Header fields, written in the same transaction as the tables.

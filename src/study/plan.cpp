@@ -190,6 +190,7 @@ std::vector<search::Observed> observe_search(const store::Store& store, std::int
     if (!trial) return std::nullopt;
     SegmentRecord r;
     r.status = trial->status;
+    r.message = trial->message;
     if (trial->run_id && store::is_done(trial->status)) r.epochs = store.epochs_of(*trial->run_id);
     return r;
   });
@@ -208,6 +209,7 @@ std::vector<search::Observed> observe_search(
       const auto trial = find(segment_trial(s, {setup, static_cast<int>(k), from, R[k]}).spec.key);
       if (!trial) break;
       o.rung = static_cast<int>(k);
+      o.message = trial->message;
       using TS = store::TrialStatus;
       switch (trial->status) {
         case TS::pending:
@@ -216,6 +218,7 @@ std::vector<search::Observed> observe_search(
         case TS::converged: o.state = search::SegmentState::converged; break;
         case TS::diverged: o.state = search::SegmentState::diverged; break;
         case TS::failed: o.state = search::SegmentState::failed; break;
+        case TS::stopped: o.state = search::SegmentState::stopped; break;
         case TS::max_epochs:
           o.state = R[k] < s.base.max_epochs ? search::SegmentState::paused : search::SegmentState::max_epochs;
           break;

@@ -31,7 +31,7 @@ std::optional<SearchView> search_view(const store::Study& study, const std::vect
   const auto observed = observe_search(spec, [&](const std::string& key) -> std::optional<SegmentRecord> {
     auto it = by_key.find(key);
     if (it == by_key.end()) return std::nullopt;
-    return SegmentRecord{it->second->status, it->second->epoch_records};
+    return SegmentRecord{it->second->status, it->second->epoch_records, it->second->message};
   });
   for (const auto& t : trials)
     if (t.phase == kPhaseSearch) {

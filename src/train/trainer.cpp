@@ -473,7 +473,7 @@ void Trainer::run(run::RunControl& control) {
     // ---- the best model: restore, test, checkpoint ------------------------
     const auto status = control.status();
     const bool ended = status == run::RunStatus::converged || status == run::RunStatus::max_epochs ||
-                       status == run::RunStatus::diverged;
+                       status == run::RunStatus::diverged || status == run::RunStatus::stopped;
     if (ended && control.summary().best_epoch > 0) {
       {
         torch::NoGradGuard no_grad;

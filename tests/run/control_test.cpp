@@ -153,3 +153,50 @@ TEST(RunControl, StopFlagIsVisible) {
   stop = true;
   EXPECT_TRUE(control.stop_requested());
 }
+
+TEST(RunControl, AStopRuleEndsTheRunStoppedWithItsReasonAndEpochsKept) {
+  auto tracker = clock_tracker();
+  prun::RecordingObserver obs;
+  prun::RunControl control(config(10, 5), *tracker, obs);
+  std::vector<int> asked;
+  control.stop_when([&](const prun::EpochRecord& r) -> std::optional<std::string> {
+    asked.push_back(r.epoch);
+    if (r.epoch == 3) return std::string("too dear");
+    return std::nullopt;
+  });
+  prun::EpochVerdict v;
+  for (int e = 1; e <= 3; ++e) {
+    control.begin_epoch(e);
+    v = control.end_epoch(metric(0.1 * e));
+  }
+  EXPECT_TRUE(v.stop);
+  EXPECT_EQ(v.status, prun::RunStatus::stopped);
+  const auto s = control.finish();
+  EXPECT_EQ(s.status, prun::RunStatus::stopped);
+  EXPECT_EQ(s.message, "too dear");
+  EXPECT_EQ(s.epochs, 3);
+  EXPECT_EQ(obs.epochs.size(), 3u);
+  EXPECT_EQ(asked, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(RunControl, TheConvergenceRuleStopsFirstAndTheStopRuleIsNotAsked) {
+  auto tracker = clock_tracker();
+  prun::RecordingObserver obs;
+  prun::RunControl control(config(2, 5), *tracker, obs);
+  int asked = 0;
+  control.stop_when([&](const prun::EpochRecord&) -> std::optional<std::string> {
+    ++asked;
+    return std::string("always");
+  });
+  control.begin_epoch(1);
+  EXPECT_EQ(control.end_epoch(metric(0.5)).status, prun::RunStatus::stopped);
+  EXPECT_EQ(asked, 1);
+  prun::RunControl limited(config(1, 5), *tracker, obs);
+  limited.stop_when([&](const prun::EpochRecord&) -> std::optional<std::string> {
+    ++asked;
+    return std::string("always");
+  });
+  limited.begin_epoch(1);
+  EXPECT_EQ(limited.end_epoch(metric(0.5)).status, prun::RunStatus::max_epochs);
+  EXPECT_EQ(asked, 1) << "the epoch limit ended it; the stop rule was not asked";
+}

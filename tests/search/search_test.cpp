@@ -3,6 +3,7 @@
 #include "powertrain/search/search.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -317,6 +318,37 @@ TEST(Search, WithoutATargetTheCheapestWithinTheToleranceIsChosen) {
   EXPECT_EQ(*d.chosen, 1u);
   s.metric_tolerance = 0.01;
   EXPECT_EQ(*decide(s, sampled, obs, 26.0).chosen, 0u);
+}
+
+TEST(EpochRule, StopsASetupPredictedOverBetaTimesTheBestAfterAnyEpoch) {
+  const auto s = settings_with(20);
+  // 0.2 then 0.3: 0.1 an epoch, 5 more to 0.8: 70 J at 10 J an epoch, over 2 x 30 J.
+  EpochRule rule(s, {{1, 0.2, 10.0}}, 30.0);
+  const auto why = rule.after({2, 0.3, 10.0});
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("stopped after epoch 2: predicted 70 J to the target, over 2 x the best (30 J)"),
+            std::string::npos) << *why;
+  // Cheap enough: goes on.
+  EpochRule fine(s, {{1, 0.5, 10.0}}, 30.0);
+  EXPECT_FALSE(fine.after({2, 0.7, 10.0}).has_value());
+  // Nobody reached the target yet: nothing to compare with.
+  EpochRule none(s, {{1, 0.2, 10.0}}, std::numeric_limits<double>::infinity());
+  EXPECT_FALSE(none.after({2, 0.3, 10.0}).has_value());
+}
+
+TEST(Search, ASetupStoppedInsideItsSegmentIsNotContinued) {
+  auto s = settings_with(20);
+  s.setups = 2;
+  s.eta = 1.5;  // keeps both
+  const std::vector<search::Setup> sampled{{64, 0.1, 0}, {64, 0.01, 0}};
+  std::vector<Observed> obs(2);
+  obs[0] = {sampled[0], 0, SegmentState::converged, {{1, 0.85, 10.0}}, ""};  // reached at epoch 1
+  obs[1] = {sampled[1], 0, SegmentState::stopped, {{1, 0.2, 10.0}}, "stopped after epoch 1: too dear"};
+  const auto d = decide(s, sampled, obs, 20.0);
+  EXPECT_TRUE(d.next.empty());
+  EXPECT_TRUE(d.finished);
+  EXPECT_EQ(d.verdicts[1].state, "stopped");
+  EXPECT_EQ(d.verdicts[1].reason, "stopped after epoch 1: too dear");
 }
 
 }  // namespace

@@ -151,6 +151,12 @@ TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
   EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
   EXPECT_ANY_THROW(raw.exec("INSERT INTO studies (name, kind) VALUES ('x', 'nonsense')"));
   raw.exec("INSERT INTO studies (name, kind) VALUES ('raw-search', 'search')");
+  // A run and a trial may be stopped (by a search's rule); other statuses are still refused.
+  raw.exec("INSERT INTO trials (study_id, key, status) VALUES (" + std::to_string(id) + ", 'k', 'stopped')");
+  raw.exec("INSERT INTO runs (config, dataset, model, optimizer, batch_size, seed, device, status) "
+           "VALUES ('{}', 'd', 'm', 'sgd', 1, 0, 'cpu', 'stopped')");
+  EXPECT_ANY_THROW(raw.exec("INSERT INTO runs (config, dataset, model, optimizer, batch_size, seed, device, status) "
+                            "VALUES ('{}', 'd', 'm', 'sgd', 1, 0, 'cpu', 'paused')"));
 }
 
 }  // namespace

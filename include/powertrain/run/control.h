@@ -70,6 +70,10 @@ class RunControl {
   /// Called with each finished epoch's record before the observers see it
   /// (the run session fills EpochRecord::forecast there).
   void annotate_epochs(std::function<void(EpochRecord&)> annotate) { annotate_ = std::move(annotate); }
+  /// Asked after each epoch the convergence rule lets go on: a reason ends
+  /// the run stopped (RunStatus::stopped) after it, e.g. a search's setup
+  /// whose predicted energy to the target is too high.
+  void stop_when(std::function<std::optional<std::string>(const EpochRecord&)> rule) { stop_rule_ = std::move(rule); }
 
   /// Once, before the first epoch: tells the observers.
   void start(const Environment& environment);
@@ -132,6 +136,7 @@ class RunControl {
   energy::Tracker& tracker_;
   RunObserver& observer_;
   std::function<void(EpochRecord&)> annotate_;
+  std::function<std::optional<std::string>(const EpochRecord&)> stop_rule_;
   const std::atomic<bool>* stop_;
   const std::atomic<bool>* also_ = nullptr;
   ConvergenceRule rule_;

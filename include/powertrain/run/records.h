@@ -117,7 +117,9 @@ struct EpochRecord {
   std::optional<EpochForecast> forecast;
 };
 
-enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed };
+/// stopped: ended on purpose before its rule said so, a result (a search's
+/// setup whose predicted energy to the target was too high: Zeus's rule).
+enum class RunStatus { running, converged, max_epochs, diverged, interrupted, failed, stopped };
 std::string_view to_string(RunStatus s);
 RunStatus run_status_from_string(std::string_view s);
 

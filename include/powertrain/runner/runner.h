@@ -67,6 +67,8 @@ struct RunOptions {
   /// are planned as results come in). The study must exist or is created;
   /// the stored spec must have the same fingerprint as `spec`.
   std::optional<std::vector<PlannedTrial>> plan;
+  /// Asked after every epoch of every trial run (session::SessionOptions::stop_rule).
+  std::function<std::optional<std::string>(const run::EpochRecord&)> stop_rule;
   /// Shared between calls so that data is loaded once (null: this call's own).
   std::shared_ptr<DataCache> data_cache;
 };

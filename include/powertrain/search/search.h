@@ -92,7 +92,8 @@ enum class SegmentState {
   converged,    ///< the convergence rule stopped it (early stopping): it is complete
   max_epochs,   ///< it ran to training.max_epochs: complete
   diverged,
-  failed,       ///< failed for good (a failed segment is retried by the runner; see the runner)
+  failed,       ///< failed for good
+  stopped,      ///< stopped inside its segment by Zeus's rule (EpochRule): complete, not continued
 };
 
 /// What a setup did so far: every epoch of its segments in order (1..n) and
@@ -102,6 +103,7 @@ struct Observed {
   int rung = -1;  ///< index of its latest planned segment's rung (-1: none)
   SegmentState state = SegmentState::none;
   std::vector<predict::CurvePoint> epochs;
+  std::string message;  ///< why its latest segment ended (a stopped one: the rule's reason)
 };
 
 /// How a setup is judged now.
@@ -121,6 +123,26 @@ struct Standing {
 /// futures reach it; with fewer, the last epochs' metric gain extrapolated
 /// linearly (the curves have nothing to fit yet).
 Standing standing(const Settings& s, const std::vector<predict::CurvePoint>& epochs);
+
+/// Zeus's rule inside a segment, after every epoch: a setup whose predicted
+/// energy to the target is more than beta times the best measured one
+/// (best_j, fixed when the segment starts) is stopped there; so is one the
+/// curve ensemble (6 epochs or more) does not expect to reach the target at
+/// all. Inactive without a target or before any setup reached it.
+class EpochRule {
+ public:
+  EpochRule(const Settings& s, std::vector<predict::CurvePoint> prior, double best_j);
+  /// The reason to stop after this epoch, or nullopt.
+  std::optional<std::string> after(const predict::CurvePoint& epoch);
+
+ private:
+  Settings settings_;
+  std::vector<predict::CurvePoint> curve_;
+  double best_j_;
+};
+
+/// The least measured energy to the target among `observed` (inf: none yet).
+double best_measured_j(const Settings& s, const std::vector<Observed>& observed);
 
 /// One segment to run: the setup's epochs from_epoch..to_epoch.
 struct Segment {

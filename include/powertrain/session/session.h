@@ -78,6 +78,8 @@ struct SessionOptions {
   /// convergence rule judges the whole curve, and to the forecaster. Empty: a
   /// run from epoch 1.
   std::vector<run::EpochRecord> prior_epochs;
+  /// run::RunControl::stop_when: asked after every epoch (a search's Zeus rule).
+  std::function<std::optional<std::string>(const run::EpochRecord&)> stop_rule;
 };
 
 /// Waits up to rule.max_wait_s for other processes to leave the CPUs

@@ -32,6 +32,7 @@ enum class TrialStatus {
   diverged,     ///< finished: the loss became NaN or exploded (a result, not an error)
   interrupted,  ///< stopped before the end (Ctrl-C, or the process died); to be run again
   failed,       ///< an error stopped it; message says which
+  stopped,      ///< (schema 7) ended on purpose by a search (Zeus's rule): a result, its epochs kept
 };
 std::string_view to_string(TrialStatus s);
 /// Parses the names above; throws ConfigError otherwise.

@@ -67,6 +67,7 @@ PlannedTrial segment_trial(const StudySpec& spec, const search::Segment& segment
 struct SegmentRecord {
   store::TrialStatus status = store::TrialStatus::pending;
   std::vector<run::EpochRecord> epochs;
+  std::string message;  ///< why it ended (a stopped segment: the rule's reason)
 };
 /// What each setup of a search did so far, from its segments' records (a
 /// failed or interrupted latest segment counts as failed or pending). `find`

@@ -189,8 +189,10 @@ Standing standing(const Settings& s, const std::vector<predict::CurvePoint>& epo
 EpochRule::EpochRule(const Settings& s, std::vector<predict::CurvePoint> prior, double best_j)
     : settings_(s), curve_(std::move(prior)), best_j_(best_j) {}
 
+void EpochRule::add(const predict::CurvePoint& epoch) { curve_.push_back(epoch); }
+
 std::optional<std::string> EpochRule::after(const predict::CurvePoint& epoch) {
-  curve_.push_back(epoch);
+  add(epoch);
   if (!settings_.rule.target_metric || !std::isfinite(best_j_)) return std::nullopt;
   const auto st = standing(settings_, curve_);
   if (st.basis == "predicted" && st.cost_j > settings_.beta * best_j_)
@@ -394,7 +396,6 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
 Replay replay(const Settings& s, const Space& space, const std::vector<RecordedSetup>& runs) {
   validate(s, space);
   const auto sampled = sample_setups(space, s);
-  const auto R = rungs(s);
   std::map<std::size_t, Observed> obs;  // by index into sampled
   std::map<std::size_t, const RecordedSetup*> source;
   for (std::size_t i = 0; i < sampled.size(); ++i) {
@@ -430,7 +431,7 @@ Replay replay(const Settings& s, const Space& space, const std::vector<RecordedS
         // The convergence rule first: an epoch that ends the run anyway is not "stopped".
         const bool ends_anyway = reached || e.epoch >= n || !std::isfinite(e.val_metric);
         if (!ends_anyway && e.epoch < seg.to_epoch) stop = rule.after(e);
-        else (void)rule.after(e);
+        else rule.add(e);  // the run ends here anyway: the rule is not asked, as in a real run
       }
     if (stop) {
       o.state = SegmentState::stopped;
@@ -442,7 +443,6 @@ Replay replay(const Settings& s, const Space& space, const std::vector<RecordedS
     else o.state = rec.end;
     ++out.segments;
   }
-  (void)R;
   return out;
 }
 

@@ -241,10 +241,9 @@ std::string search_fingerprint(const StudySpec& spec) {
                       {"beta", spec.search.beta},
                       {"rungs", search::rungs(spec.search)},
                       {"setups", nlohmann::json::array()}};
-  for (const auto& setup : search_setups(spec)) {
-    const auto R = search::rungs(spec.search);
-    j["setups"].push_back(segment_trial(spec, {setup, 0, 1, R.front()}).spec.key);
-  }
+  const int first_rung_end = search::rungs(spec.search).front();
+  for (const auto& setup : search_setups(spec))
+    j["setups"].push_back(segment_trial(spec, {setup, 0, 1, first_rung_end}).spec.key);
   return j.dump();
 }
 

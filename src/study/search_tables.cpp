@@ -39,7 +39,7 @@ std::optional<SearchView> search_view(const store::Study& study, const std::vect
       ++v.segments;
     }
   v.decision = search::decide(spec.search, v.setups, observed, v.segment_energy_j);
-  for (const auto& o : observed) v.curves.push_back(o);
+  v.curves = observed;
   return v;
 }
 

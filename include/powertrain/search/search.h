@@ -134,6 +134,8 @@ class EpochRule {
   EpochRule(const Settings& s, std::vector<predict::CurvePoint> prior, double best_j);
   /// The reason to stop after this epoch, or nullopt.
   std::optional<std::string> after(const predict::CurvePoint& epoch);
+  /// Records an epoch the rule is not asked about (the run ends there anyway).
+  void add(const predict::CurvePoint& epoch);
 
  private:
   Settings settings_;

@@ -200,6 +200,12 @@ class ProcessUsage final : public UsageSource {
     scan(true);
     return memory_bytes_;
   }
+  std::vector<int> pids() override {
+    std::vector<int> out;
+    out.reserve(members_.size());
+    for (const auto& [pid, m] : members_) out.push_back(pid);
+    return out;
+  }
 
  private:
   struct Stat {
@@ -377,6 +383,10 @@ class EstimateMeter final : public Meter {
       c.component = Component::cpu;
       c.method = Method::estimated;
       c.cumulative = true;
+      // The model's idle power of the CPUs it covers; the process scope
+      // charges the watched processes only, so it needs no attribution.
+      if (system) c.idle_power_w = usage_->logical_cpus() * model_.cpu_idle_w_per_core;
+      c.run_scope = !system;
       channels_.push_back(c);
     }
     if (memory_) {
@@ -390,6 +400,7 @@ class EstimateMeter final : public Meter {
       c.component = Component::dram;
       c.method = Method::estimated;
       c.cumulative = true;
+      c.run_scope = !system;
       channels_.push_back(c);
     }
   }

@@ -114,6 +114,23 @@ void decide_gpu_use(Measurement& m, const std::vector<GpuProcessLog>& log, const
   }
 }
 
+void name_gpus(Measurement& m, const std::vector<unsigned>& named, const std::vector<ChannelInfo>& channels,
+               bool launches_elsewhere) {
+  for (std::size_t i = 0; i < m.window.channels.size() && i < m.gpu_use.size(); ++i) {
+    if (m.window.channels[i].component != Component::gpu) continue;
+    const int index = i < channels.size() ? channels[i].gpu_index : -1;
+    if (index >= 0 && std::find(named.begin(), named.end(), static_cast<unsigned>(index)) != named.end()) {
+      m.gpu_use[i] = GpuUse::used;
+      m.gpu_use_why[i].clear();
+    } else if (launches_elsewhere && m.gpu_use[i] == GpuUse::unused) {
+      m.gpu_use[i] = GpuUse::unknown;
+      m.gpu_use_why[i] =
+          "the command starts its work outside its own process tree (a container, srun), so the GPU's processes "
+          "cannot be matched to it; name the GPUs it uses with --gpus";
+    }
+  }
+}
+
 void attribute(Measurement& m, const std::vector<TimelineSample>& timeline) {
   std::set<Method> methods;
   m.energy_j = 0.0;
@@ -130,7 +147,7 @@ void attribute(Measurement& m, const std::vector<TimelineSample>& timeline) {
     const auto& c = m.window.channels[i];
     if (!c.in_total) continue;
     if (!counted(m.window.channels, i)) {
-      m.excluded_gpu_energy_j += c.energy_j;
+      m.excluded_gpu_energy_j += c.machine_energy_j > 0 ? c.machine_energy_j : c.energy_j;
       excluded = true;
       continue;
     }
@@ -139,6 +156,8 @@ void attribute(Measurement& m, const std::vector<TimelineSample>& timeline) {
     partial = partial || c.partial;
   }
   m.method = join_methods(methods) + (partial ? ", partial" : "");
+  if (!m.window.attribution.empty()) m.method += ", " + m.window.attribution;
+  m.machine_energy_j = m.window.machine_energy_j > 0 ? m.window.machine_energy_j : m.window.energy_j;
 
   // The tracker's peak sums every in-total channel; without the GPUs left out
   // it comes from the timeline, over the same channels as energy_j.
@@ -227,10 +246,14 @@ std::string to_text(const Measurement& m) {
         "from a linear model of CPU utilization ({} scope) and memory in use\n",
         m.estimate_scope.empty() ? "system" : m.estimate_scope);
   for (const auto& n : w.notes) out += "note: " + n + "\n";
+  if (!m.attribution.empty())
+    out += fmt::format("note: the command's own energy; the meters read {:.3f} J for the whole machine ({})\n",
+                       m.machine_energy_j, m.attribution);
   if (m.cpu && m.cpu->material)
     out += fmt::format(
         "note: other processes used {:.1f} CPU-s ({:.0f}%) of the {:.1f} CPU-s the machine was busy (the command "
-        "{:.1f}, powertrain {:.1f}); the counters are machine-wide, so part of this energy is theirs\n",
+        "{:.1f}, powertrain {:.1f}); the counters are machine-wide, so the energy above is the command's share of "
+        "them, not a separate measurement\n",
         m.cpu->others_s, 100.0 * m.cpu->others_share, m.cpu->machine_s, m.cpu->command_s, m.cpu->powertrain_s);
   if (!m.epochs.empty()) {
     out += fmt::format("{:>6} {:>10} {:>12} {:>12} {:>12} {:>10}  {}\n", "epoch", "seconds", "energy_J", "train_J",
@@ -250,7 +273,9 @@ nlohmann::json to_json(const Measurement& m) {
     const auto& c = m.window.channels[i];
     json j{{"id", c.channel_id},       {"device", c.device},           {"component", to_string(c.component)},
            {"method", to_string(c.method)}, {"in_total", c.in_total},  {"energy_j", c.energy_j},
-           {"avg_power_w", c.avg_power_w},  {"peak_power_w", c.peak_power_w}};
+           {"avg_power_w", c.avg_power_w},  {"peak_power_w", c.peak_power_w},
+           {"machine_energy_j", c.machine_energy_j}};
+    if (!c.attribution.empty()) j["attribution"] = c.attribution;
     if (c.component == Component::gpu) {
       const GpuUse use = i < m.gpu_use.size() ? m.gpu_use[i] : GpuUse::unknown;
       j["used_by_command"] = use == GpuUse::used ? json(true) : use == GpuUse::unused ? json(false) : json(nullptr);
@@ -288,6 +313,8 @@ nlohmann::json to_json(const Measurement& m) {
            {"exit_code", m.exit_code},
            {"duration_s", m.window.duration_s},
            {"energy_j", m.energy_j},
+           {"machine_energy_j", m.machine_energy_j},
+           {"attribution", m.attribution},
            {"method", m.method},
            {"avg_power_w", m.window.duration_s > 0 ? m.energy_j / m.window.duration_s : 0.0},
            {"peak_power_w", m.peak_power_w},

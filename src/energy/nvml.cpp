@@ -131,6 +131,9 @@ class Library {
   // At most one of these is set: the v1 function fills a shorter struct.
   nvml::DeviceGetProcessesV2Fn get_processes_v2 = nullptr;
   nvml::DeviceGetProcessesV1Fn get_processes_v1 = nullptr;
+  // Optional: split a shared GPU by process, and a MIG instance by slices.
+  nvml::DeviceGetProcessUtilizationFn get_process_utilization = nullptr;
+  nvml::DeviceGetAttributesFn get_attributes = nullptr;
 
   void resolve() {
     init = symbol<nvml::InitFn>({"nvmlInit_v2", "nvmlInit"});
@@ -158,6 +161,8 @@ class Library {
         {"nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2"});
     if (get_processes_v2 == nullptr)
       get_processes_v1 = symbol<nvml::DeviceGetProcessesV1Fn>({"nvmlDeviceGetComputeRunningProcesses"});
+    get_process_utilization = symbol<nvml::DeviceGetProcessUtilizationFn>({"nvmlDeviceGetProcessUtilization"});
+    get_attributes = symbol<nvml::DeviceGetAttributesFn>({"nvmlDeviceGetAttributes_v2", "nvmlDeviceGetAttributes"});
   }
 
  private:
@@ -268,6 +273,7 @@ std::optional<unsigned> match_uuid(const Uuids& uuids, std::string_view prefix, 
 struct VisibleKinds {
   bool by_index = false;       ///< some entry is an index (its meaning depends on CUDA_DEVICE_ORDER)
   std::vector<unsigned> mig;   ///< GPUs selected through one of their MIG instances
+  std::vector<std::string> mig_entries;  ///< the MIG-<uuid> entries that selected them
 };
 
 /// The NVML index an entry of CUDA_VISIBLE_DEVICES names, if any.
@@ -286,7 +292,10 @@ std::optional<unsigned> visible_device(std::string_view entry, const Library& li
   const std::optional<unsigned> index =
       entry.starts_with("MIG-GPU-") ? match_uuid(*uuids, entry.substr(4, entry.find('/') - 4), false)
                                     : match_uuid(*uuids, entry, entry.starts_with("MIG-"));
-  if (index && entry.starts_with("MIG-")) kinds.mig.push_back(*index);
+  if (index && entry.starts_with("MIG-")) {
+    kinds.mig.push_back(*index);
+    if (!entry.starts_with("MIG-GPU-")) kinds.mig_entries.emplace_back(entry);
+  }
   return index;
 }
 
@@ -352,6 +361,30 @@ unsigned mig_instances(const Library& lib, nvml::Device device) {
   return n;
 }
 
+/// The share of a GPU's slices that the MIG instances CUDA_VISIBLE_DEVICES
+/// names hold (their gpuInstanceSliceCount over the GPU's MIG slots), or NaN
+/// when the driver cannot tell.
+double named_mig_share(const Library& lib, nvml::Device device, const std::vector<std::string>& entries) {
+  unsigned slots = 0;
+  if (lib.get_max_mig_count == nullptr || lib.get_mig_handle == nullptr || lib.get_attributes == nullptr ||
+      lib.get_max_mig_count(device, &slots) != nvml::kSuccess || slots == 0)
+    return kNaN;
+  unsigned named = 0;
+  for (unsigned k = 0; k < slots; ++k) {
+    nvml::Device mig = nullptr;
+    if (lib.get_mig_handle(device, k, &mig) != nvml::kSuccess) continue;
+    const std::string uuid = device_string(lib.get_uuid, mig, nvml::kUuidBufferSize);
+    const bool is_named = std::any_of(entries.begin(), entries.end(),
+                                      [&](const std::string& e) { return !uuid.empty() && uuid.starts_with(e); });
+    if (!is_named) continue;
+    nvml::DeviceAttributes a{};
+    if (lib.get_attributes(mig, &a) != nvml::kSuccess || a.gpu_instance_slice_count == 0) return kNaN;
+    named += a.gpu_instance_slice_count;
+  }
+  if (named == 0) return kNaN;
+  return std::min(1.0, static_cast<double>(named) / slots);
+}
+
 /// A power field (mW) read with nvmlDeviceGetFieldValues, in watts; NaN and
 /// `rc` set when it cannot be read.
 double field_power_w(const Library& lib, nvml::Device device, unsigned field, nvml::Return& rc) {
@@ -396,6 +429,9 @@ struct Gpu {
   bool temperature_supported = true;
   bool memory_supported = true;
   unsigned process_capacity = kInitialProcessCapacity;
+  // Process utilization samples are asked for after the last one seen.
+  unsigned long long last_sample_us = 0;
+  bool process_utilization_supported = true;
   // Fell off the bus (GPU_IS_LOST): not asked again, its error kept.
   bool lost = false;
   std::string error;  // why its latest read failed (empty: it did not)
@@ -443,6 +479,32 @@ class NvmlMeter final : public Meter {
 
   std::string channel_error(std::size_t index) const override {
     return index < gpus_.size() ? gpus_[index].error : std::string();
+  }
+
+  bool process_utilization(std::size_t index, std::vector<ProcessUtilization>& out) override {
+    out.clear();
+    if (index >= gpus_.size() || lib_->get_process_utilization == nullptr) return false;
+    Gpu& gpu = gpus_[index];
+    if (gpu.lost || !gpu.process_utilization_supported) return false;
+    unsigned count = 0;
+    nvml::Return rc = lib_->get_process_utilization(gpu.handle, nullptr, &count, gpu.last_sample_us);
+    if (rc == nvml::kNotFound) return true;  // no new samples: nothing ran since the last call
+    if (rc == nvml::kNotSupported || rc == nvml::kNoPermission) {
+      gpu.process_utilization_supported = false;
+      return false;
+    }
+    if (rc != nvml::kInsufficientSize && rc != nvml::kSuccess) return false;
+    std::vector<nvml::ProcessUtilizationSample> samples(std::max(1u, count) + 4);
+    count = static_cast<unsigned>(samples.size());
+    rc = lib_->get_process_utilization(gpu.handle, samples.data(), &count, gpu.last_sample_us);
+    if (rc == nvml::kNotFound) return true;
+    if (rc != nvml::kSuccess) return false;
+    for (unsigned k = 0; k < count && k < samples.size(); ++k) {
+      const auto& s = samples[k];
+      gpu.last_sample_us = std::max(gpu.last_sample_us, s.timestamp_us);
+      out.push_back({s.pid, static_cast<double>(s.sm_util)});
+    }
+    return true;
   }
 
  private:
@@ -669,17 +731,26 @@ std::unique_ptr<Meter> open_nvml(const ProbeOptions& options, SourceStatus& stat
     std::vector<std::string> channel_notes;
     if (!order_note.empty()) channel_notes.push_back(order_note);
     const bool named_instance = std::find(kinds.mig.begin(), kinds.mig.end(), index) != kinds.mig.end();
+    double mig_share = kNaN;
+    if (named_instance) mig_share = named_mig_share(*lib, gpu.handle, kinds.mig_entries);
     if (named_instance || mig_instances(*lib, gpu.handle) > 0)
-      channel_notes.push_back(fmt::format(
-          "gpu{} is split into MIG instances{}: NVML measures its energy and power for the whole GPU, every "
-          "instance together, so this energy includes the other instances' work and idle power",
-          index, named_instance ? " and CUDA_VISIBLE_DEVICES names one of them" : ""));
+      channel_notes.push_back(
+          std::isfinite(mig_share)
+              ? fmt::format("gpu{} is split into MIG instances and CUDA_VISIBLE_DEVICES names one of them: NVML "
+                            "measures the whole GPU, so the run is charged {:.0f}% of it by its instance's slices "
+                            "(apportioned, not measured; the whole GPU's figure is kept as the machine's)",
+                            index, mig_share * 100.0)
+              : fmt::format("gpu{} is split into MIG instances{}: NVML measures its energy and power for the whole "
+                            "GPU, every instance together, so this energy includes the other instances' work and "
+                            "idle power",
+                            index, named_instance ? " and CUDA_VISIBLE_DEVICES names one of them" : ""));
     ChannelInfo ch;
     ch.id = fmt::format("nvml:gpu{}", index);
     ch.source = std::string(kSource);
     ch.device = fmt::format("gpu{} {}", index, name);
     ch.component = Component::gpu;
     ch.gpu_index = static_cast<int>(index);
+    ch.mig_share = mig_share;
     if (energy_rc == nvml::kSuccess) {
       gpu.counter = true;
       gpu.last_energy_mj = energy_mj;  // energy is counted from here

@@ -118,7 +118,34 @@ inline constexpr unsigned kFieldPowerInstant = 186;  ///< NVML_FI_DEV_POWER_INST
 inline constexpr int kValueDouble = 0, kValueUint = 1, kValueUlong = 2, kValueUll = 3, kValueSll = 4,
                      kValueSint = 5, kValueUshort = 6;
 
+/// nvmlProcessUtilizationSample_t: one process's utilization over one of the
+/// driver's sample periods (nvmlDeviceGetProcessUtilization).
+struct ProcessUtilizationSample {
+  unsigned pid;
+  unsigned long long timestamp_us;  ///< CPU timestamp of the sample, microseconds
+  unsigned sm_util;   ///< percent of the period a kernel of the process ran
+  unsigned mem_util;
+  unsigned enc_util;
+  unsigned dec_util;
+};
+
+/// nvmlDeviceAttributes_t (nvmlDeviceGetAttributes_v2): of a MIG device, the
+/// slices of its GPU instance.
+struct DeviceAttributes {
+  unsigned multiprocessor_count;
+  unsigned shared_copy_engine_count;
+  unsigned shared_decoder_count;
+  unsigned shared_encoder_count;
+  unsigned shared_jpeg_count;
+  unsigned shared_ofa_count;
+  unsigned gpu_instance_slice_count;
+  unsigned compute_instance_slice_count;
+  unsigned long long memory_size_mb;
+};
+
 // The driver writes arrays of these, so a wrong size corrupts every entry after the first.
+static_assert(sizeof(ProcessUtilizationSample) == 32);
+static_assert(sizeof(DeviceAttributes) == 40);
 static_assert(sizeof(ProcessInfoV1) == 16);
 static_assert(sizeof(ProcessInfoV2) == 24);
 static_assert(sizeof(Memory) == 24);
@@ -143,5 +170,8 @@ using DeviceGetMigDeviceHandleByIndexFn = Return (*)(Device device, unsigned ind
 using DeviceGetProcessesV1Fn = Return (*)(Device device, unsigned* count, ProcessInfoV1* infos);
 using DeviceGetFieldValuesFn = Return (*)(Device device, int count, FieldValue* values);
 using DeviceGetProcessesV2Fn = Return (*)(Device device, unsigned* count, ProcessInfoV2* infos);
+using DeviceGetProcessUtilizationFn = Return (*)(Device device, ProcessUtilizationSample* samples, unsigned* count,
+                                                 unsigned long long last_seen_timestamp_us);
+using DeviceGetAttributesFn = Return (*)(Device device, DeviceAttributes* attributes);
 
 }  // namespace powertrain::energy::nvml

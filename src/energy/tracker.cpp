@@ -1,6 +1,7 @@
 #include "powertrain/energy/tracker.h"
 
 #include <algorithm>
+#include <set>
 #include <cmath>
 #include <deque>
 #include <unordered_set>
@@ -47,6 +48,7 @@ struct Tracker::Open {
   std::vector<double> peak_power_w;
   double peak_total_w = 0.0;
   std::optional<std::pair<double, double>> cpu_start;  // machine, measured CPU-seconds
+  std::vector<double> util_run, util_all;              // per GPU channel, at the start
 };
 
 bool material_interference(double others_cpu_s, double machine_cpu_s) {
@@ -98,6 +100,7 @@ Tracker::Tracker(std::vector<std::unique_ptr<Meter>> meters, TrackerOptions opti
   history_.assign(n, {});
   for (const auto& m : meters_) boundary_read_.push_back(m->read_at_boundaries());
   gpu_log_.assign(n, {});
+  gpu_use_.assign(n, {});
   {
     std::size_t base = 0;
     for (const auto& m : meters_) {
@@ -168,7 +171,21 @@ void Tracker::run() {
       for (const auto& cs : scratch_) s.gpu.push_back(cs.gpu);
       timeline_.push_back(std::move(s));
     }
-    // Process lists are comparatively slow to read: sampler ticks only.
+    // Process lists are comparatively slow to read: sampler ticks only. The
+    // run's processes are read once per tick, only when some GPU lists them.
+    std::set<int> run_pids;
+    std::vector<Meter::ProcessUtilization> util;
+    if (attribute_ && std::any_of(meters_.begin(), meters_.end(), [](const auto& m) { return m->lists_processes(); })) {
+      std::lock_guard cpu_lock(cpu_mu_);
+      if (cpu_measured_) {
+        try {
+          (void)cpu_measured_->cpu_busy_seconds();  // refreshes the tree
+          for (int pid : cpu_measured_->pids()) run_pids.insert(pid);
+        } catch (const std::exception&) {
+          // The run's processes unknown this tick: nothing is marked.
+        }
+      }
+    }
     std::size_t base = 0;
     for (auto& m : meters_) {
       const std::size_t k = m->channels().size();
@@ -177,9 +194,24 @@ void Tracker::run() {
           GpuProcessLog& log = gpu_log_[base + i];
           try {
             auto& seen = log.pids;
-            for (auto pid : m->processes(i))
+            auto& use = gpu_use_[base + i];
+            for (auto pid : m->processes(i)) {
               if (seen.size() < kMaxPidsPerGpu && std::find(seen.begin(), seen.end(), pid) == seen.end())
                 seen.push_back(pid);
+              if (!attribute_) continue;
+              if (run_pids.count(static_cast<int>(pid)))
+                use.run_seen = true;
+              else if (use.foreign.size() < kMaxPidsPerGpu &&
+                       std::find(use.foreign.begin(), use.foreign.end(), pid) == use.foreign.end())
+                use.foreign.push_back(pid);
+            }
+            if (attribute_ && m->process_utilization(i, util)) {
+              for (const auto& u : util) {
+                use.util_all += u.sm_pct;
+                if (run_pids.count(static_cast<int>(u.pid))) use.util_run += u.sm_pct;
+              }
+              use.util_samples += util.size();
+            }
             ++log.lists;
           } catch (const Error& e) {
             // A failed process list only loses attribution, never energy: the
@@ -426,6 +458,10 @@ void Tracker::begin(std::string name) {
   }
   w->peak_power_w.assign(channels_.size(), 0.0);
   w->cpu_start = cpu;
+  for (const auto& u : gpu_use_) {
+    w->util_run.push_back(u.util_run);
+    w->util_all.push_back(u.util_all);
+  }
   open_.push_back(std::move(w));
 }
 
@@ -437,6 +473,7 @@ WindowResult Tracker::end(std::string_view name) {
   }
   if (hook) hook();
   const auto cpu = cpu_now();
+  const auto memory_share = attribution_memory_share();
   std::lock_guard lock(mu_);
   const std::int64_t t = now_ns();  // under the lock, as in begin()
   auto it = std::find_if(open_.begin(), open_.end(), [&](const auto& w) { return w->name == name; });
@@ -518,6 +555,22 @@ WindowResult Tracker::end(std::string_view name) {
   r.method = join_methods(any[0], any[1], any[2]) + (any_partial ? ", partial" : "");
   r.avg_power_w = r.duration_s > 0 ? r.energy_j / r.duration_s : 0.0;
   if (!sampling_error_.empty()) r.notes.push_back("a source failed while sampling: " + sampling_error_);
+  r.machine_energy_j = r.energy_j;
+  for (auto& ce : r.channels) ce.machine_energy_j = ce.energy_j;
+  if (attribute_) {
+    RunShare share;
+    share.machine_cpus = machine_cpus_;
+    share.reserved_cpus = reserved_.cpus;
+    share.reserved_basis = reserved_.basis;
+    share.cpu_basis = run_basis_;
+    if (r.cpu) {
+      share.machine_cpu_s = r.cpu->machine_s;
+      share.run_cpu_s = r.cpu->measured_s;
+    }
+    share.memory_share = memory_share;
+    if (attribute_gpus_) share.gpus = claims_locked(&w.util_run, &w.util_all);
+    attribute_window(r, channels_, share);
+  }
   open_.erase(it);
   return r;
 }
@@ -552,6 +605,104 @@ std::vector<GpuProcessLog> Tracker::gpu_process_log() const {
 std::string Tracker::sampling_error() const {
   std::lock_guard lock(mu_);
   return sampling_error_;
+}
+
+}  // namespace powertrain::energy
+
+namespace powertrain::energy {
+
+void Tracker::attribute_to(RunScope scope) {
+  int cpus = 1;
+  if (scope.machine) cpus = scope.machine->logical_cpus();
+  std::string basis = "process tree";
+  if (scope.run && !scope.run->covers().empty()) basis = scope.run->covers();
+  account_cpu(std::move(scope.machine), std::move(scope.run));
+  std::lock_guard lock(mu_);
+  attribute_ = true;
+  machine_cpus_ = std::max(1, cpus);
+  reserved_ = scope.reserved;
+  named_gpus_ = scope.gpus;
+  named_cuda_ = scope.cuda_devices;
+  host_pids_ = scope.host_pids;
+  launches_elsewhere_ = scope.launches_elsewhere;
+  attribute_gpus_ = scope.attribute_gpus;
+  memory_share_ = scope.memory;
+  run_basis_ = std::move(basis);
+}
+
+std::optional<double> Tracker::attribution_memory_share() {
+  {
+    std::lock_guard lock(mu_);
+    if (!attribute_ || !memory_share_) return std::nullopt;
+  }
+  std::lock_guard lock(cpu_mu_);
+  if (!cpu_machine_ || !cpu_measured_) return std::nullopt;
+  try {
+    const double run = cpu_measured_->memory_used_bytes();
+    const double machine = cpu_machine_->memory_used_bytes();
+    if (!(machine > 0) || !(run >= 0)) return std::nullopt;
+    return std::min(1.0, run / machine);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<GpuAttribution> Tracker::gpu_claims() const {
+  std::lock_guard lock(mu_);
+  return claims_locked(nullptr, nullptr);
+}
+
+std::vector<GpuAttribution> Tracker::claims_locked(const std::vector<double>* util_run0,
+                                                   const std::vector<double>* util_all0) const {
+  std::vector<GpuAttribution> out(channels_.size());
+  int gpu_ordinal = 0;
+  for (std::size_t i = 0; i < channels_.size(); ++i) {
+    const auto& c = channels_[i];
+    if (c.component != Component::gpu) continue;
+    const int ordinal = gpu_ordinal++;
+    auto& a = out[i];
+    const auto& log = gpu_log_[i];
+    const auto& use = gpu_use_[i];
+    const bool named =
+        std::find(named_gpus_.begin(), named_gpus_.end(), c.gpu_index) != named_gpus_.end() ||
+        std::find(named_cuda_.begin(), named_cuda_.end(), ordinal) != named_cuda_.end();
+    if (named || use.run_seen) {
+      a.claim = GpuClaim::run;
+      if (!use.foreign.empty()) {
+        const double run0 = util_run0 && i < util_run0->size() ? (*util_run0)[i] : 0.0;
+        const double all0 = util_all0 && i < util_all0->size() ? (*util_all0)[i] : 0.0;
+        const double run = use.util_run - run0, all = use.util_all - all0;
+        if (all > 0) {
+          a.share = run / all;
+          a.basis = "per-process utilization";
+        } else {
+          a.note = fmt::format(
+              "{} is shared with {} process(es) outside the run and the driver gave no per-process utilization for "
+              "the window: it is charged whole",
+              c.id, use.foreign.size());
+        }
+      }
+      if (std::isfinite(c.mig_share)) {
+        a.share *= c.mig_share;
+        a.basis = a.basis.empty() ? "MIG slices" : a.basis + " x MIG slices";
+        a.note = fmt::format("{} is a MIG instance: it is charged {:.0f}% of its whole GPU's energy, by its slices",
+                             c.id, c.mig_share * 100.0);
+      }
+    } else if (log.supported && log.lists > 0 && log.failures == 0 && host_pids_ && !launches_elsewhere_) {
+      a.claim = GpuClaim::other;
+    } else {
+      a.claim = GpuClaim::unknown;
+      const std::string why = launches_elsewhere_ && log.supported && log.lists > 0
+                                  ? "the command starts its work outside its process tree (a container, srun), so "
+                                    "the GPU's processes cannot be matched to it; name its GPUs with --gpus"
+                              : !log.supported  ? "its source does not list processes"
+                              : log.failures > 0 ? "its process list could not be read (" + log.error + ")"
+                              : !host_pids_      ? "NVML's process ids are the host's and this process is in another PID namespace"
+                                                 : "no process list was read yet";
+      a.note = fmt::format("{}: whether the run used it is unknown ({}); it is charged whole", c.id, why);
+    }
+  }
+  return out;
 }
 
 }  // namespace powertrain::energy

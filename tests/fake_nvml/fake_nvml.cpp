@@ -17,6 +17,14 @@
 //   util=50  sm_mhz=1980  temp=40  mem_used=1000
 //   pids=123,456/123,456,789      nvmlDeviceGetComputeRunningProcesses
 //   mig=MIG-1111,MIG-2222         UUIDs of the GPU's MIG instances
+//   mig_slices=1,2                their GPU instances' slices (default 1 each;
+//                                 nvmlDeviceGetAttributes_v2 of the MIG device)
+//   mig_slots=7                   nvmlDeviceGetMaxMigDeviceCount (default: the
+//                                 instances plus one empty slot)
+//   putil=123:60,456:20/123:50    nvmlDeviceGetProcessUtilization: per call,
+//                                 one '/'-separated set of pid:sm_percent
+//                                 samples (the last repeats); NOT_SUPPORTED
+//                                 as a set answers that; absent: NOT_SUPPORTED
 //
 // Time-driven keys, for GPUs that behave like real ones over wall time (the
 // clock starts at the first nvmlInit):
@@ -79,6 +87,11 @@ struct PidSet {
   std::vector<unsigned> pids;
 };
 
+struct UtilSet {
+  nvml::Return rc = nvml::kSuccess;
+  std::vector<std::pair<unsigned, unsigned>> samples;  // pid, SM percent
+};
+
 /// Steps answered one per call; the last one repeats.
 template <class T>
 struct Steps {
@@ -99,7 +112,11 @@ struct FakeDevice {
   nvml::Return handle_rc = nvml::kSuccess;
   Steps<Reading> energy_mj, power_mw, limit_mw, util, sm_mhz, temp, mem_used;
   Steps<PidSet> pids;
+  Steps<UtilSet> putil;
+  bool putil_scripted = false;
   std::vector<std::unique_ptr<FakeDevice>> migs;
+  unsigned slices = 1;    // a MIG device: its GPU instance's slices
+  unsigned mig_slots = 0;  // 0: instances + 1
   // Time-driven behaviour (empty watts: scripted call by call).
   std::vector<double> watts;
   double step_s = 1.0;
@@ -257,6 +274,27 @@ std::unique_ptr<FakeDevice> parse_gpu(std::istringstream& words, std::size_t exp
       gpu->instant = number(value) != 0;
     } else if (key == "lost_ms") {
       gpu->lost_s = static_cast<double>(number(value)) / 1000.0;
+    } else if (key == "mig_slices") {
+      std::size_t k = 0;
+      for (std::string_view n : split(value, ','))
+        if (k < gpu->migs.size()) gpu->migs[k++]->slices = static_cast<unsigned>(number(n));
+    } else if (key == "mig_slots") {
+      gpu->mig_slots = static_cast<unsigned>(number(value));
+    } else if (key == "putil") {
+      gpu->putil_scripted = true;
+      for (std::string_view set : split(value, '/')) {
+        UtilSet u;
+        if (!set.empty() && set.find(':') == std::string_view::npos) {
+          u.rc = code_from_name(set);
+        } else {
+          for (std::string_view item : split(set, ',')) {
+            const auto colon = item.find(':');
+            u.samples.emplace_back(static_cast<unsigned>(number(item.substr(0, colon))),
+                                   static_cast<unsigned>(number(item.substr(colon + 1))));
+          }
+        }
+        gpu->putil.steps.push_back(std::move(u));
+      }
     } else if (key == "mig") {
       for (std::string_view uuid : split(value, ',')) {
         auto mig = std::make_unique<FakeDevice>();
@@ -498,7 +536,7 @@ FAKE_EXPORT nvml::Return nvmlDeviceGetMaxMigDeviceCount(nvml::Device handle, uns
   if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
   if (count == nullptr) return nvml::kInvalidArgument;
   if (gpu->migs.empty()) return nvml::kNotSupported;  // as on a GPU without MIG mode
-  *count = static_cast<unsigned>(gpu->migs.size()) + 1;  // one empty slot, as real GPUs have
+  *count = gpu->mig_slots > 0 ? gpu->mig_slots : static_cast<unsigned>(gpu->migs.size()) + 1;  // one empty slot
   return nvml::kSuccess;
 }
 
@@ -509,6 +547,45 @@ FAKE_EXPORT nvml::Return nvmlDeviceGetMigDeviceHandleByIndex(nvml::Device handle
   if (mig == nullptr) return nvml::kInvalidArgument;
   if (index >= gpu->migs.size()) return nvml::kNotFound;
   *mig = reinterpret_cast<nvml::Device>(gpu->migs[index].get());
+  return nvml::kSuccess;
+}
+
+FAKE_EXPORT nvml::Return nvmlDeviceGetAttributes_v2(nvml::Device handle, nvml::DeviceAttributes* attributes) {
+  if (state().sessions == 0) return nvml::kUninitialized;
+  if (handle == nullptr || attributes == nullptr) return nvml::kInvalidArgument;
+  const FakeDevice* dev = reinterpret_cast<const FakeDevice*>(handle);
+  if (!dev->mig) return nvml::kNotSupported;
+  *attributes = nvml::DeviceAttributes{};
+  attributes->gpu_instance_slice_count = dev->slices;
+  attributes->compute_instance_slice_count = dev->slices;
+  return nvml::kSuccess;
+}
+
+// Each call is one sampling period's worth: the next scripted set, stamped now.
+FAKE_EXPORT nvml::Return nvmlDeviceGetProcessUtilization(nvml::Device handle, nvml::ProcessUtilizationSample* samples,
+                                                         unsigned* count, unsigned long long /*last_seen_us*/) {
+  FakeDevice* gpu = nullptr;
+  if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
+  if (count == nullptr) return nvml::kInvalidArgument;
+  if (!gpu->putil_scripted) return nvml::kNotSupported;
+  if (samples == nullptr) {  // the size query does not use up a set
+    const auto& steps = gpu->putil.steps;
+    const UtilSet& next = steps[std::min(gpu->putil.next, steps.size() - 1)];
+    if (next.rc != nvml::kSuccess) return next.rc;
+    *count = static_cast<unsigned>(next.samples.size());
+    return next.samples.empty() ? nvml::kNotFound : nvml::kInsufficientSize;
+  }
+  const UtilSet set = gpu->putil.take();
+  if (set.rc != nvml::kSuccess) return set.rc;
+  if (set.samples.empty()) return nvml::kNotFound;
+  if (*count < set.samples.size()) {
+    *count = static_cast<unsigned>(set.samples.size());
+    return nvml::kInsufficientSize;
+  }
+  const auto now_us = static_cast<unsigned long long>(clock_s() * 1e6) + 1;
+  for (std::size_t i = 0; i < set.samples.size(); ++i)
+    samples[i] = nvml::ProcessUtilizationSample{set.samples[i].first, now_us, set.samples[i].second, 0, 0, 0};
+  *count = static_cast<unsigned>(set.samples.size());
   return nvml::kSuccess;
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "powertrain/energy/meter.h"
 
@@ -40,6 +41,9 @@ class UsageSource {
   /// What it covers when not the whole machine or the watched processes
   /// (e.g. "the cgroup /docker/abc"); empty by default.
   virtual std::string covers() const { return {}; }
+  /// The process ids it covers as of its latest read (process tree, cgroup);
+  /// empty for the machine.
+  virtual std::vector<int> pids() { return {}; }
 };
 
 /// The machine's CPU time and memory in use, or, where this process is confined

@@ -75,7 +75,12 @@ struct Measurement {
   /// Peak of the summed power of the channels in energy_j (GPUs the command did
   /// not use left out), between samples.
   double peak_power_w = 0.0;
-  std::string method;                 ///< methods behind energy_j, e.g. "estimated"
+  std::string method;                 ///< methods behind energy_j, e.g. "estimated, attributed by CPU-time share"
+  /// What the meters read over the command, every channel in total (the
+  /// machine's figure beside energy_j, which is the command's own).
+  double machine_energy_j = 0.0;
+  /// How the command was told apart from the machine (energy::attribute_run).
+  std::string attribution;
   Carbon carbon;
   std::optional<WindowResult> idle;   ///< baseline measured before the command
   /// Idle power of the channels in energy_j (GPUs the command did not use left
@@ -110,6 +115,14 @@ bool in_host_pid_namespace(const std::filesystem::path& proc_root = "/proc");
 /// energy stays in the total.
 void decide_gpu_use(Measurement& m, const std::vector<GpuProcessLog>& log, const std::set<std::uint32_t>& tree,
                     bool host_pids);
+
+/// After decide_gpu_use: GPUs the user named (measure --gpus, NVML indices)
+/// are the command's whatever their lists say; and for a command that starts
+/// its work outside its process tree (`launches_elsewhere`: docker, srun) a
+/// GPU without the command's processes is of unknown use, kept with a note,
+/// never left out as unused.
+void name_gpus(Measurement& m, const std::vector<unsigned>& named, const std::vector<ChannelInfo>& channels,
+               bool launches_elsewhere);
 
 /// Fills energy_j, excluded_gpu_energy_j, method, peak_power_w and (with an
 /// idle window) idle_power_w and energy_above_idle_j from window, idle and

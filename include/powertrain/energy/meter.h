@@ -51,6 +51,16 @@ class Meter {
   /// Default: the source cannot tell.
   virtual bool lists_processes() const { return false; }
   virtual std::vector<std::uint32_t> processes(std::size_t /*index*/) { return {}; }
+
+  /// Per-process utilization of the GPU of channel `index` that the driver
+  /// sampled since the previous call (NVML's process utilization samples):
+  /// false when the source cannot tell (no such call, not supported), which
+  /// leaves a shared GPU unsplit. Host process ids, as processes().
+  struct ProcessUtilization {
+    std::uint32_t pid = 0;
+    double sm_pct = 0.0;  ///< share of the sample period a kernel of the process ran on the SMs
+  };
+  virtual bool process_utilization(std::size_t /*index*/, std::vector<ProcessUtilization>& /*out*/) { return false; }
 };
 
 }  // namespace powertrain::energy

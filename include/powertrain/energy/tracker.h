@@ -14,6 +14,7 @@
 
 #include <optional>
 
+#include "powertrain/energy/attribution.h"
 #include "powertrain/energy/estimate.h"
 #include "powertrain/energy/meter.h"
 
@@ -35,6 +36,12 @@ struct ChannelEnergy {
   bool partial = false;
   double covered_s = 0.0;  ///< seconds of the window the energy covers
   std::string error;       ///< why it is partial (the source's error)
+  /// What the meter read over the window; energy_j is the run's part of it
+  /// (energy/attribution.h), equal to this where nothing was attributed.
+  double machine_energy_j = 0.0;
+  /// How energy_j was split from machine_energy_j ("" when it was not): e.g.
+  /// "CPU-time share 48% + idle of 1 of 2 CPUs", "not the run's GPU".
+  std::string attribution;
 };
 
 /// "counter", or "counter, partial" for a channel that covers only part of its window.
@@ -75,7 +82,13 @@ struct WindowResult {
   double duration_s = 0.0;
   std::vector<ChannelEnergy> channels;
   std::vector<ComponentEnergy> components;
-  double energy_j = 0.0;      ///< sum of in-total channels
+  double energy_j = 0.0;      ///< the run's own: sum of its in-total channels' energy_j
+  /// What the meters read: the in-total channels' machine_energy_j, GPUs that
+  /// are not the run's included (the machine's figure, kept beside energy_j).
+  double machine_energy_j = 0.0;
+  /// How energy_j was attributed ("" when the tracker does not attribute):
+  /// "attributed by CPU-time share", "attributed by CPU-time share and GPU processes".
+  std::string attribution;
   double avg_power_w = 0.0;
   double peak_power_w = 0.0;  ///< peak of the summed in-total power between samples
   /// Methods of the in-total channels, e.g. "counter+estimated"; ", partial"
@@ -115,6 +128,33 @@ struct GpuProcessLog {
   std::string error;                ///< the first failure
 };
 
+/// What the tracker needs to charge windows to one run (attribute_to): the
+/// machine's and the run's CPU time and memory, the CPUs reserved for it, the
+/// GPUs it names, and whether NVML's process ids are comparable with ours.
+struct RunScope {
+  std::unique_ptr<UsageSource> machine;  ///< system_usage()
+  std::unique_ptr<UsageSource> run;      ///< the run's process tree or cgroup
+  Reservation reserved;                  ///< reserved_cpus()
+  /// GPUs the run is told to use, the run's whatever their process lists say:
+  /// NVML indices (measure --gpus) and CUDA ordinals (--device cuda:N), the
+  /// latter counted over the tracker's GPU channels, which follow
+  /// CUDA_VISIBLE_DEVICES.
+  std::vector<int> gpus;
+  std::vector<int> cuda_devices;
+  /// NVML's process ids are this machine's (in_host_pid_namespace()): a GPU
+  /// whose lists hold none of the run's is then another's; otherwise unknown.
+  bool host_pids = true;
+  /// The run launches its work outside its own processes (docker, srun): a GPU
+  /// that shows none of them is of unknown use rather than another's.
+  bool launches_elsewhere = false;
+  /// Split GPU channels by claim (false: GPUs stay as read, e.g. for measure,
+  /// which decides GPU use from the command's tree itself).
+  bool attribute_gpus = true;
+  /// Read the run's and the machine's memory at window ends (PSS of a process
+  /// tree costs milliseconds); false: memory is charged by the CPU-time share.
+  bool memory = true;
+};
+
 /// Reads a set of meters on one background thread and answers measurement
 /// windows. Window boundaries read the energy counters (their value there, to the counter's step). Sampled and
 /// estimated channels are not read there: windows see an energy that grows at
@@ -141,6 +181,12 @@ class Tracker {
   /// (process_usage of the measured tree) over every window opened after this
   /// call: WindowResult::cpu. A source that fails to read leaves cpu unset.
   void account_cpu(std::unique_ptr<UsageSource> machine, std::unique_ptr<UsageSource> measured);
+  /// As account_cpu, and every window closed afterwards is charged to the run
+  /// (attribute_window): its energy_j is the run's own, machine_energy_j what
+  /// the meters read. Without this call windows are the machine's.
+  void attribute_to(RunScope scope);
+  /// Per GPU channel, whose it is so far (what the next window end would say).
+  std::vector<GpuAttribution> gpu_claims() const;
 
   /// Opens a window. Names must be unique among open windows; windows may nest
   /// and overlap. Throws ConfigError on a duplicate open name.
@@ -192,6 +238,30 @@ class Tracker {
   // CPU accounting: read only by the thread that opens and closes windows.
   std::mutex cpu_mu_;
   std::unique_ptr<UsageSource> cpu_machine_, cpu_measured_;
+  // Attribution (attribute_to): set once before windows open.
+  bool attribute_ = false;
+  Reservation reserved_;
+  std::vector<int> named_gpus_, named_cuda_;
+  bool host_pids_ = true;
+  bool launches_elsewhere_ = false;
+  bool attribute_gpus_ = true;
+  bool memory_share_ = true;
+  int machine_cpus_ = 1;
+  // The run's memory over the machine's now (attribution with memory), or nullopt.
+  std::optional<double> attribution_memory_share();
+  std::string run_basis_;
+  // Per GPU channel (guarded by mu_): the run's processes seen on it, foreign
+  // ones seen, and per-process utilization summed (the run's, everyone's).
+  struct GpuUse {
+    bool run_seen = false;
+    std::vector<std::uint32_t> foreign;
+    double util_run = 0.0, util_all = 0.0;
+    std::uint64_t util_samples = 0;
+    std::uint64_t last_seen_us = 0;
+  };
+  std::vector<GpuUse> gpu_use_;
+  std::vector<GpuAttribution> claims_locked(const std::vector<double>* util_run0,
+                                            const std::vector<double>* util_all0) const;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -57,6 +57,16 @@ struct ChannelInfo {
   /// Something every window measured with this channel must say (e.g. a MIG
   /// instance measured through its whole GPU); empty when nothing.
   std::string note;
+  /// Power the channel draws when the machine is idle (NaN: unknown), so that
+  /// a run is charged idle power by the CPUs it holds (energy/attribution.h):
+  /// the estimate's idle model over the CPUs it covers.
+  double idle_power_w = kNaN;
+  /// The channel measures only the run already (the process-scope estimate):
+  /// attribution leaves it as read.
+  bool run_scope = false;
+  /// A MIG instance measured through its whole GPU: the instance's share of the
+  /// GPU's slices (NaN when not a MIG instance, or the slices are unknown).
+  double mig_share = kNaN;
 };
 
 /// Extra readings of a GPU kept in the timeline. NaN when not available.

@@ -1,0 +1,46 @@
+#pragma once
+// Sets a tracker up to charge its windows to one run (energy/attribution.h):
+// the one place that decides where a run's CPU time comes from (its Slurm
+// cgroup, a cgroup powertrain makes for itself, else its process tree), which
+// CPUs are reserved for it and which GPUs are its. `powertrain train`, the
+// studies, the search and `measure` all go through it.
+#include <string>
+#include <vector>
+
+#include "powertrain/energy/tracker.h"
+
+namespace powertrain::energy {
+
+struct RunScopeOptions {
+  int pid = 0;                    ///< root of the run's process tree (powertrain itself)
+  int threads = 0;                ///< the run's thread count (0: unknown, all CPUs)
+  std::vector<int> cuda_devices;  ///< CUDA ordinals the run is told to use (--device cuda:N)
+  std::vector<int> nvml_gpus;     ///< NVML indices the user names (measure --gpus)
+  /// Try a cgroup of powertrain's own (off with POWERTRAIN_NO_CGROUP=1).
+  bool own_cgroup = true;
+  /// The command starts its work outside its own process tree (docker, srun):
+  /// a GPU without the run's processes is then of unknown use, not another's.
+  bool launches_elsewhere = false;
+  /// Split GPUs by their processes (RunScope::attribute_gpus).
+  bool attribute_gpus = true;
+};
+
+/// Moves powertrain into its own cgroup now (where allowed), so that children
+/// forked afterwards start inside it; attribute_run() does it too, but a
+/// command forked before that would be outside. Idempotent.
+void enter_run_cgroup();
+
+/// Whether a command is a launcher whose work runs outside its process tree
+/// (docker, podman, srun, apptainer, singularity, enroot, kubectl...).
+bool launches_elsewhere(const std::string& program);
+
+/// Calls tracker.attribute_to with the run's scope; returns one line saying how
+/// the run is told apart from the machine (stored with the run, printed by
+/// measure): e.g. "CPU time from the process tree (no cgroup: cannot create
+/// /sys/fs/cgroup/...: Permission denied); 1 of 2 CPUs reserved (threads)".
+/// Throws SourceError when not even the machine's CPU time can be read.
+std::string attribute_run(Tracker& tracker, const RunScopeOptions& options);
+/// Short form for a run of this process.
+std::string attribute_run(Tracker& tracker, int pid, int threads, int cuda_ordinal);
+
+}  // namespace powertrain::energy

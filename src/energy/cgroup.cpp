@@ -1,0 +1,259 @@
+#include "powertrain/energy/cgroup.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+
+namespace powertrain::energy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<double> keyed(const fs::path& file, std::string_view key) {
+  std::ifstream in(file);
+  std::string k;
+  double v = 0;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+std::optional<double> number(const fs::path& file) {
+  std::ifstream in(file);
+  double v = 0;
+  if (in >> v) return v;
+  return std::nullopt;
+}
+
+class CgroupRunUsage final : public UsageSource {
+ public:
+  CgroupRunUsage(fs::path dir, int version, std::string label, fs::path memory_dir, int cpus)
+      : dir_(std::move(dir)), memory_dir_(std::move(memory_dir)), version_(version), label_(std::move(label)) {
+    cpus_ = cpus > 0 ? cpus : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  }
+  int logical_cpus() const override { return cpus_; }
+  std::string covers() const override { return label_; }
+  double cpu_busy_seconds() override {
+    if (version_ == 2) {
+      const auto usec = keyed(dir_ / "cpu.stat", "usage_usec");
+      if (!usec) throw SourceError("cannot read usage_usec from " + (dir_ / "cpu.stat").string());
+      return *usec * 1e-6;
+    }
+    const auto ns = number(dir_ / "cpuacct.usage");
+    if (!ns) throw SourceError("cannot read " + (dir_ / "cpuacct.usage").string());
+    return *ns * 1e-9;
+  }
+  double memory_used_bytes() override {
+    if (version_ == 2) {
+      const auto current = number(dir_ / "memory.current");
+      if (!current) throw SourceError("cannot read " + (dir_ / "memory.current").string());
+      return std::max(0.0, *current - keyed(dir_ / "memory.stat", "inactive_file").value_or(0.0));
+    }
+    if (memory_dir_.empty()) throw SourceError("the run's cgroup has no memory controller");
+    const auto usage = number(memory_dir_ / "memory.usage_in_bytes");
+    if (!usage) throw SourceError("cannot read " + (memory_dir_ / "memory.usage_in_bytes").string());
+    return std::max(0.0, *usage - keyed(memory_dir_ / "memory.stat", "total_inactive_file").value_or(0.0));
+  }
+  std::vector<int> pids() override {
+    std::vector<int> out;
+    std::ifstream in(dir_ / "cgroup.procs");
+    for (int p; in >> p;) out.push_back(p);
+    return out;
+  }
+
+ private:
+  fs::path dir_, memory_dir_;
+  int version_;
+  std::string label_;
+  int cpus_ = 1;
+};
+
+struct CgroupLine {
+  std::string controllers;  // empty: the unified (v2) hierarchy
+  std::string path;
+};
+
+std::vector<CgroupLine> read_self_cgroup(const fs::path& proc_root) {
+  std::vector<CgroupLine> out;
+  std::ifstream in(proc_root / "self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto a = line.find(':');
+    const auto b = line.find(':', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    out.push_back({line.substr(a + 1, b - a - 1), line.substr(b + 1)});
+  }
+  return out;
+}
+
+bool has_controller(const std::string& list, std::string_view name) {
+  std::stringstream ss(list);
+  for (std::string c; std::getline(ss, c, ',');)
+    if (c == name) return true;
+  return false;
+}
+
+fs::path under(const fs::path& root, const std::string& path) {
+  return path.size() > 1 ? root / path.substr(1) : root;
+}
+
+// The unified hierarchy's mount: fs/cgroup (pure v2) or fs/cgroup/unified (hybrid).
+std::optional<fs::path> unified_root(const fs::path& sysfs) {
+  for (const auto& r : {sysfs / "fs/cgroup", sysfs / "fs/cgroup/unified"})
+    if (fs::exists(r / "cgroup.procs") && fs::exists(r / "cgroup.controllers")) return r;
+  // A hybrid unified mount has no cgroup.controllers when no controller is bound to it.
+  if (fs::exists(sysfs / "fs/cgroup/unified/cgroup.procs")) return sysfs / "fs/cgroup/unified";
+  return std::nullopt;
+}
+
+std::optional<fs::path> v1_root(const fs::path& sysfs, std::string_view controller) {
+  for (const auto& name : {std::string(controller), std::string("cpu,cpuacct"), std::string("cpuacct,cpu")}) {
+    const auto r = sysfs / "fs/cgroup" / name;
+    if (fs::exists(r / "cgroup.procs") && (controller != "cpuacct" || fs::exists(r / "cpuacct.usage"))) return r;
+  }
+  return std::nullopt;
+}
+
+bool write_pid(const fs::path& procs, pid_t pid) {
+  std::ofstream out(procs);
+  out << pid << '\n';
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+bool is_slurm(const std::string& path) {
+  return path.find("slurm") != std::string::npos && path.find("job_") != std::string::npos;
+}
+
+std::string slurm_label(const std::string& path) {
+  const auto j = path.find("job_");
+  std::string id = path.substr(j + 4);
+  id = id.substr(0, id.find('/'));
+  const auto s = path.find("step_");
+  if (s != std::string::npos) {
+    std::string step = path.substr(s + 5);
+    return fmt::format("the cgroup of Slurm job {} step {}", id, step.substr(0, step.find('/')));
+  }
+  return fmt::format("the cgroup of Slurm job {}", id);
+}
+
+// Removes empty powertrain-<pid> cgroups left by processes that are gone.
+void remove_stale(const fs::path& parent) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const auto name = e.path().filename().string();
+    if (!name.starts_with("powertrain-")) continue;
+    const int pid = std::atoi(name.c_str() + 11);
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH)) continue;
+    std::ifstream procs(e.path() / "cgroup.procs");
+    int any = 0;
+    if (procs >> any) continue;  // not empty: something still runs in it
+    fs::remove(e.path(), ec);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<UsageSource> cgroup_usage(const fs::path& dir, int version, std::string label,
+                                          const fs::path& memory_dir, int logical_cpus) {
+  return std::make_unique<CgroupRunUsage>(dir, version, std::move(label), memory_dir, logical_cpus);
+}
+
+std::unique_ptr<UsageSource> slurm_cgroup(const fs::path& proc_root, const fs::path& sysfs_root) {
+  const auto lines = read_self_cgroup(proc_root);
+  std::optional<fs::path> memory_dir;
+  for (const auto& l : lines)
+    if (has_controller(l.controllers, "memory") && is_slurm(l.path))
+      if (auto r = v1_root(sysfs_root, "memory")) memory_dir = under(*r, l.path);
+  for (const auto& l : lines) {
+    if (!is_slurm(l.path)) continue;
+    if (l.controllers.empty()) {
+      if (auto r = unified_root(sysfs_root); r && fs::exists(under(*r, l.path) / "cpu.stat"))
+        return cgroup_usage(under(*r, l.path), 2, slurm_label(l.path));
+    } else if (has_controller(l.controllers, "cpuacct")) {
+      if (auto r = v1_root(sysfs_root, "cpuacct"); r && fs::exists(under(*r, l.path) / "cpuacct.usage"))
+        return cgroup_usage(under(*r, l.path), 1, slurm_label(l.path), memory_dir.value_or(fs::path{}));
+    }
+  }
+  return nullptr;
+}
+
+std::unique_ptr<RunCgroup> RunCgroup::create(std::string& why_not, const fs::path& proc_root,
+                                             const fs::path& sysfs_root) {
+  const auto lines = read_self_cgroup(proc_root);
+  if (lines.empty()) {
+    why_not = "cannot read " + (proc_root / "self/cgroup").string();
+    return nullptr;
+  }
+  const pid_t self = ::getpid();
+  const std::string name = fmt::format("powertrain-{}", self);
+  std::string last_error = "no cgroup hierarchy with CPU accounting is mounted";
+  const auto try_in = [&](const fs::path& parent, int version) -> std::unique_ptr<RunCgroup> {
+    remove_stale(parent);
+    const fs::path dir = parent / name;
+    std::error_code ec;
+    fs::create_directory(dir, ec);
+    if (ec) {
+      last_error = fmt::format("cannot create {}: {}", dir.string(), ec.message());
+      return nullptr;
+    }
+    if (!write_pid(dir / "cgroup.procs", self)) {
+      last_error = fmt::format("cannot move powertrain into {}", dir.string());
+      fs::remove(dir, ec);
+      return nullptr;
+    }
+    return std::unique_ptr<RunCgroup>(new RunCgroup(dir, parent, version));
+  };
+  for (const auto& l : lines) {
+    if (!l.controllers.empty()) continue;
+    if (auto r = unified_root(sysfs_root)) {
+      const fs::path parent = under(*r, l.path);
+      // Only a leaf may hold processes where controllers are enabled below it.
+      std::ifstream sub(parent / "cgroup.subtree_control");
+      std::string enabled;
+      std::getline(sub, enabled);
+      if (enabled.empty() && fs::exists(parent / "cgroup.procs"))
+        if (auto g = try_in(parent, 2)) return g;
+    }
+  }
+  for (const auto& l : lines) {
+    if (!has_controller(l.controllers, "cpuacct")) continue;
+    if (auto r = v1_root(sysfs_root, "cpuacct"))
+      if (auto g = try_in(under(*r, l.path), 1)) return g;
+  }
+  why_not = last_error;
+  return nullptr;
+}
+
+RunCgroup::~RunCgroup() {
+  // Back to where it was, so that the cgroup is empty and can go. Children
+  // still in it (a program that outlived the run) keep it alive; the next
+  // create() removes it once they are gone.
+  (void)write_pid(parent_ / "cgroup.procs", ::getpid());
+  std::error_code ec;
+  fs::remove(dir_, ec);
+}
+
+std::unique_ptr<UsageSource> RunCgroup::usage() const {
+  return cgroup_usage(dir_, version_, "powertrain's own cgroup " + dir_.filename().string());
+}
+
+std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const fs::path& proc_root,
+                                       const fs::path& sysfs_root) {
+  if (auto s = slurm_cgroup(proc_root, sysfs_root)) return s;
+  if (scope != nullptr) return scope->usage();
+  return process_usage(proc_root, pid);
+}
+
+}  // namespace powertrain::energy

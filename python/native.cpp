@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "powertrain/energy/scope.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/energy/tracker.h"
 #include "powertrain/energy/types.h"
@@ -65,6 +66,7 @@ py::list channel_energies(const energy::WindowResult& r) {
     d["method"] = str(energy::to_string(c.method));
     d["in_total"] = c.in_total;
     d["energy_j"] = c.energy_j;
+    d["machine_energy_j"] = c.machine_energy_j;
     d["avg_power_w"] = c.avg_power_w;
     d["peak_power_w"] = c.peak_power_w;
     out.append(d);
@@ -119,6 +121,16 @@ class Meter {
       throw ConfigError("no energy source is available (" + why + ")");
     }
     tracker_ = std::make_unique<energy::Tracker>(std::move(probe.meters), topts);
+    // Windows are this process's own share of the machine (its process tree;
+    // the Meter never moves the user's process into a cgroup).
+    energy::RunScopeOptions scope;
+    scope.pid = static_cast<int>(::getpid());
+    scope.own_cgroup = false;
+    try {
+      (void)energy::attribute_run(*tracker_, scope);
+    } catch (const std::exception&) {
+      // No CPU time to split by: windows stay the machine's, and say nothing of a share.
+    }
     tracker_->start();
   }
 
@@ -176,7 +188,12 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<energy::WindowResult>(m, "WindowResult", "Energy of one measurement window")
       .def_readonly("name", &energy::WindowResult::name)
-      .def_readonly("energy_j", &energy::WindowResult::energy_j, "sum of the in-total channels, joules")
+      .def_readonly("energy_j", &energy::WindowResult::energy_j,
+                    "this process's own share of the in-total channels, joules")
+      .def_readonly("machine_energy_j", &energy::WindowResult::machine_energy_j,
+                    "what the meters read for the whole machine over the window, joules")
+      .def_readonly("attribution", &energy::WindowResult::attribution,
+                    "how energy_j was split from machine_energy_j, e.g. 'attributed by CPU-time share'")
       .def_readonly("duration_s", &energy::WindowResult::duration_s)
       .def_readonly("avg_power_w", &energy::WindowResult::avg_power_w)
       .def_readonly("peak_power_w", &energy::WindowResult::peak_power_w)

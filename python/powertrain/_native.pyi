@@ -4,6 +4,8 @@ from typing import Any, Dict, List, Sequence
 class WindowResult:
     name: str
     energy_j: float
+    machine_energy_j: float
+    attribution: str
     duration_s: float
     avg_power_w: float
     peak_power_w: float

@@ -57,7 +57,11 @@ def test_estimate_path_is_labeled_honestly():
     assert r.name == "busy"
     assert r.energy_j > 0 and r.avg_power_w > 0 and r.peak_power_w > 0
     assert r.duration_s >= 0.3
-    assert r.estimated and r.method == "estimated"
+    assert r.estimated and r.method.startswith("estimated, attributed by CPU-time share")
+    # This process's own share beside what the estimate says the machine drew.
+    assert r.attribution.startswith("attributed by CPU-time share")
+    assert 0 < r.energy_j <= r.machine_energy_j + 1e-9
+    assert all(c["energy_j"] <= c["machine_energy_j"] + 1e-9 for c in r.channels)
     assert {c["component"] for c in r.components} == {"cpu", "dram"}
     assert all(c["method"] == "estimated" for c in r.components)
     assert r.energy_j == pytest.approx(sum(c["energy_j"] for c in r.channels if c["in_total"]))

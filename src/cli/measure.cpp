@@ -26,6 +26,7 @@
 
 #include "commands.h"
 #include "powertrain/energy/measurement.h"
+#include "powertrain/energy/scope.h"
 #include "powertrain/error.h"
 #include "powertrain/external/channel.h"
 #include "powertrain/run/control.h"
@@ -296,6 +297,9 @@ int run_measure(const MeasureOptions& o) {
   // Orphans of the command come to powertrain instead of init, so that those
   // still running when the command exits can be named in the report.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // Into powertrain's own cgroup (where allowed) before the fork, so that the
+  // command and everything it starts are counted as the run.
+  energy::enter_run_cgroup();
   const pid_t child = ::fork();
   if (child < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (child == 0) {
@@ -326,6 +330,18 @@ int run_measure(const MeasureOptions& o) {
     auto probe = energy::probe_sources(popts);
     m.sources = probe.statuses;
     tracker = std::make_unique<energy::Tracker>(std::move(probe.meters), topts);
+    // The command's own share of the machine (energy/attribution.h): GPUs are
+    // decided below from its process tree, so the tracker leaves them as read.
+    energy::RunScopeOptions scope;
+    scope.pid = static_cast<int>(::getpid());
+    scope.attribute_gpus = false;
+    scope.uses_gpu = true;  // any command may: cards no source covers are said
+    scope.launches_elsewhere = energy::launches_elsewhere(o.command.front());
+    try {
+      m.attribution = energy::attribute_run(*tracker, scope);
+    } catch (const Error& e) {
+      m.attribution = fmt::format("not attributed ({}): the command is charged what the meters read", e.what());
+    }
     tracker->start();
     if (o.idle_s > 0) {
       // In slices, so that a signal ends the baseline at once: the command
@@ -408,6 +424,8 @@ int run_measure(const MeasureOptions& o) {
   // A GPU counts as unused only when its process lists were read and our ids
   // compare with NVML's (host ids): otherwise its use is unknown and it stays in.
   energy::decide_gpu_use(m, tracker->gpu_process_log(), tree, energy::in_host_pid_namespace());
+  name_gpus(m, o.gpus.empty() ? std::vector<unsigned>{} : parse_gpu_list(o.gpus), tracker->channels(),
+            energy::launches_elsewhere(o.command.front()));
   for (const auto& s : m.sources)
     if (s.source == "estimate" && s.available) m.estimate_scope = o.scope;
   energy::attribute(m, tracker->timeline());

@@ -29,16 +29,31 @@ namespace {
 std::string percent(double share) { return fmt::format("{:.0f}%", share * 100.0); }
 
 // The run's share of a CPU-like channel (CPUs, a board rail): idle power by
-// the reserved CPUs, the rest by the share of busy CPU time.
+// the CPUs the run holds, the rest by the share of busy CPU time.
+//
+// Idle power is per CPU-second of capacity. The run holds the CPU-seconds it
+// ran, and those of its reserved CPUs that it left unused, as far as the
+// machine really had idle capacity: a reservation that is only a thread count
+// does not keep others off, and when they fill the machine nothing was idle.
+// So a run that neighbours slow down (the same work over a longer window) is
+// not charged more idle power, and a Slurm allocation it does not use is
+// charged whole.
 void attribute_cpu(ChannelEnergy& ce, const ChannelInfo& info, const RunShare& s, double duration_s,
                    double cpu_share) {
   const double machine = ce.machine_energy_j;
-  const double reserved = std::clamp(s.reserved_cpus / std::max(1, s.machine_cpus), 0.0, 1.0);
   if (std::isfinite(info.idle_power_w) && info.idle_power_w >= 0) {
     const double idle_j = std::min(machine, info.idle_power_w * duration_s);
-    ce.energy_j = idle_j * reserved + (machine - idle_j) * cpu_share;
-    ce.attribution = fmt::format("CPU-time share {} + idle of {:g} of {} CPUs ({})", percent(cpu_share),
-                                 std::min<double>(s.reserved_cpus, s.machine_cpus), s.machine_cpus, s.reserved_basis);
+    const double cpus = std::max(1, s.machine_cpus);
+    const double capacity_s = cpus * duration_s;
+    const double run_s = std::min(s.run_cpu_s.value_or(0.0), capacity_s);
+    const double idle_capacity_s = std::max(0.0, capacity_s - s.machine_cpu_s.value_or(0.0));
+    const double reserved_s = std::clamp(s.reserved_cpus, 0.0, cpus) * duration_s;
+    const double held_s = run_s + std::min(std::max(0.0, reserved_s - run_s), idle_capacity_s);
+    const double held = capacity_s > 0 ? std::clamp(held_s / capacity_s, 0.0, 1.0) : 0.0;
+    ce.energy_j = idle_j * held + (machine - idle_j) * cpu_share;
+    ce.attribution = fmt::format("CPU-time share {} + idle power of {:.3g} of {} CPUs held ({:g} reserved: {})",
+                                 percent(cpu_share), held * cpus, s.machine_cpus,
+                                 std::min<double>(s.reserved_cpus, s.machine_cpus), s.reserved_basis);
   } else {
     ce.energy_j = machine * cpu_share;
     ce.attribution = fmt::format("CPU-time share {} (idle power unknown)", percent(cpu_share));
@@ -156,6 +171,10 @@ void attribute_window(WindowResult& w, const std::vector<ChannelInfo>& channels,
   w.attribution = by.empty() ? "" : "attributed by " + join(by);
   w.method = join_methods(any) + (any_partial ? ", partial" : "");
   if (!w.attribution.empty()) w.method += ", " + w.attribution;
+  if (!s.unmeasured_gpu.empty()) {
+    w.method += ", GPU not measured";
+    add_note(w, s.unmeasured_gpu);
+  }
 }
 
 namespace {

@@ -54,7 +54,10 @@ class CgroupRunUsage final : public UsageSource {
     if (!ns) throw SourceError("cannot read " + (dir_ / "cpuacct.usage").string());
     return *ns * 1e-9;
   }
+  void memory_from(std::unique_ptr<UsageSource> fallback) { memory_fallback_ = std::move(fallback); }
   double memory_used_bytes() override {
+    // A v1 cgroup of cpuacct alone has no memory figure: the processes' PSS.
+    if (version_ == 1 && memory_dir_.empty() && memory_fallback_) return memory_fallback_->memory_used_bytes();
     if (version_ == 2) {
       const auto current = number(dir_ / "memory.current");
       if (!current) throw SourceError("cannot read " + (dir_ / "memory.current").string());
@@ -77,6 +80,7 @@ class CgroupRunUsage final : public UsageSource {
   int version_;
   std::string label_;
   int cpus_ = 1;
+  std::unique_ptr<UsageSource> memory_fallback_;
 };
 
 struct CgroupLine {
@@ -252,7 +256,13 @@ std::unique_ptr<UsageSource> RunCgroup::usage() const {
 std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const fs::path& proc_root,
                                        const fs::path& sysfs_root) {
   if (auto s = slurm_cgroup(proc_root, sysfs_root)) return s;
-  if (scope != nullptr) return scope->usage();
+  if (scope != nullptr) {
+    auto u = std::make_unique<CgroupRunUsage>(scope->dir(), scope->version(),
+                                              "powertrain's own cgroup " + scope->dir().filename().string(), fs::path{},
+                                              0);
+    u->memory_from(process_usage(proc_root, pid));
+    return u;
+  }
   return process_usage(proc_root, pid);
 }
 

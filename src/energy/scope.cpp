@@ -1,6 +1,9 @@
 #include "powertrain/energy/scope.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 
@@ -50,6 +53,37 @@ bool launches_elsewhere(const std::string& program) {
   return false;
 }
 
+std::vector<std::string> unmeasured_gpus(const std::string& sysfs_root, bool nvml_gpus) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  std::vector<fs::path> cards;
+  for (const auto& e : fs::directory_iterator(fs::path(sysfs_root) / "class/drm", ec)) {
+    const auto name = e.path().filename().string();
+    if (name.starts_with("card") && name.find('-') == std::string::npos) cards.push_back(e.path());
+  }
+  std::sort(cards.begin(), cards.end());
+  const auto text = [](const fs::path& p) {
+    std::ifstream in(p);
+    std::string s;
+    in >> s;
+    return s;
+  };
+  for (const auto& card : cards) {
+    const std::string vendor = text(card / "device/vendor"), cls = text(card / "device/class");
+    const std::string name = card.filename().string();
+    if (vendor == "0x1002")
+      out.push_back(fmt::format("an AMD GPU ({}), which no source here measures", name));
+    else if (vendor == "0x8086" && cls.starts_with("0x0380"))
+      out.push_back(fmt::format("an Intel discrete GPU ({}), which no source here measures", name));
+    else if (vendor == "0x10de" && !nvml_gpus)
+      out.push_back(fmt::format("an NVIDIA GPU ({}) that NVML does not measure (no driver library, or a vGPU "
+                                "without power readings)",
+                                name));
+  }
+  return out;
+}
+
 std::string attribute_run(Tracker& tracker, const RunScopeOptions& o) {
   RunScope scope;
   scope.machine = system_usage("/proc", "/sys");
@@ -71,6 +105,17 @@ std::string attribute_run(Tracker& tracker, const RunScopeOptions& o) {
   if (!scope.host_pids) line += "; GPU process ids not comparable (another PID namespace)";
   if (o.launches_elsewhere)
     line += "; the command launches work outside its process tree: GPUs without its processes are of unknown use";
+  bool nvml_gpus = false;
+  for (const auto& c : tracker.channels()) nvml_gpus = nvml_gpus || c.component == Component::gpu;
+  auto unmeasured = unmeasured_gpus(o.sysfs_root, nvml_gpus);
+  if (o.uses_gpu && !o.cuda_devices.empty() && !nvml_gpus && unmeasured.empty())
+    unmeasured.push_back("the GPU it trains on, which no energy source here measures");
+  if (!unmeasured.empty() && o.uses_gpu) {
+    std::string list;
+    for (const auto& u : unmeasured) list += (list.empty() ? "" : "; ") + u;
+    scope.unmeasured_gpu = "GPU energy is missing from every figure: the machine has " + list;
+    line += "; GPU not measured";
+  }
   tracker.attribute_to(std::move(scope));
   return line;
 }
@@ -80,6 +125,7 @@ std::string attribute_run(Tracker& tracker, int pid, int threads, int cuda_ordin
   o.pid = pid;
   o.threads = threads;
   if (cuda_ordinal >= 0) o.cuda_devices.push_back(cuda_ordinal);
+  o.uses_gpu = cuda_ordinal >= 0;
   return attribute_run(tracker, o);
 }
 

@@ -569,6 +569,7 @@ WindowResult Tracker::end(std::string_view name) {
     }
     share.memory_share = memory_share;
     if (attribute_gpus_) share.gpus = claims_locked(&w.util_run, &w.util_all);
+    share.unmeasured_gpu = unmeasured_gpu_;
     attribute_window(r, channels_, share);
   }
   open_.erase(it);
@@ -626,6 +627,7 @@ void Tracker::attribute_to(RunScope scope) {
   host_pids_ = scope.host_pids;
   launches_elsewhere_ = scope.launches_elsewhere;
   attribute_gpus_ = scope.attribute_gpus;
+  unmeasured_gpu_ = scope.unmeasured_gpu;
   memory_share_ = scope.memory;
   run_basis_ = std::move(basis);
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -179,6 +180,44 @@ Section environment_section(const ReportData& data) {
   return sec;
 }
 
+// The run's own energy beside what the meters read, grouped by how the runs
+// were told apart from the machine (run::Environment::attribution).
+void attribution_blocks(Section& sec, const std::vector<const RunData*>& runs) {
+  struct Group {
+    std::vector<std::int64_t> ids;
+    double own_j = 0.0, machine_j = 0.0;
+  };
+  std::map<std::string, Group> groups;
+  for (const auto* r : runs) {
+    const auto& env = r->run.environment;
+    auto& g = groups[env.attribution.empty() ? std::string("not attributed (recorded before schema 8, or the CPU "
+                                                           "time could not be read): the machine's figure")
+                                             : env.attribution];
+    g.ids.push_back(r->run.id);
+    g.own_j += r->run.summary.energy_j;
+    g.machine_j += r->run.summary.machine_energy_j;
+  }
+  if (groups.empty()) return;
+  sec.blocks.push_back(Block::markup(
+      "<p>Energy counters and the estimate cover the whole machine, which other people's work may share. Every figure "
+      "in this report is the <strong>run's own</strong>: the idle power of the CPUs reserved for it (a Slurm "
+      "allocation, a cgroup quota, a cpuset, else its thread count), the rest of the CPU power by its share of the "
+      "machine's busy CPU time (from its cgroup where it has one, else its process tree), memory by its share of the "
+      "memory in use, and the GPUs its processes used (split by per-process utilization when others share one, by "
+      "slices for a MIG instance); GPUs used only by others are left out. What the meters read, the "
+      "<strong>machine's</strong> figure, is kept beside it. The split is an attribution, not a separate "
+      "measurement.</p>"));
+  HtmlTable t;
+  t.name = "attribution";
+  t.caption = "The runs' own energy beside the machine's";
+  t.header = {"runs", "own J", "machine J", "own / machine", "how the run was told apart"};
+  for (const auto& [how, g] : groups)
+    t.rows.push_back({id_ranges(g.ids), Cell::number(format_number(g.own_j)), Cell::number(format_number(g.machine_j)),
+                      Cell::number(g.machine_j > 0 ? fmt::format("{:.0f}%", 100.0 * g.own_j / g.machine_j) : "-"),
+                      how});
+  sec.blocks.push_back(Block::of(std::move(t)));
+}
+
 Section method_section(const ReportData& data, const SectionContext& ctx) {
   Section sec;
   sec.id = "method";
@@ -220,6 +259,7 @@ Section method_section(const ReportData& data, const SectionContext& ctx) {
         "Carbon Footprint averages). Real machines differ from these by a factor of two either way: compare estimated "
         "numbers with each other, not with measurements.</p>"));
   }
+  attribution_blocks(sec, runs);
   sec.blocks.push_back(Block::markup(
       "<p>The sampler reads every source on one background thread at the interval shown (" + html_escape(sampling) +
       "); every epoch boundary reads all sources too, so counter energies are exact to the counter's resolution and "

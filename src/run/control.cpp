@@ -66,6 +66,7 @@ void RunControl::resume(const std::vector<EpochRecord>& prior) {
 void RunControl::count(const energy::WindowResult& w) {
   summary_.duration_s += w.duration_s;
   summary_.energy_j += w.energy_j;
+  summary_.machine_energy_j += w.machine_energy_j;
   if (!w.method.empty()) summary_.method = w.method;
   // CPU time adds up only while every epoch's is known.
   if (w.cpu && (counted_ == 0 || summary_.cpu)) {
@@ -127,6 +128,7 @@ EpochVerdict RunControl::end_epoch(const EpochMetrics& m) {
     r.eval_energy_j = eval->energy_j;
   }
   r.energy_j = epoch_r.energy_j;
+  r.machine_energy_j = epoch_r.machine_energy_j;
   r.method = epoch_r.method;
   r.channels = epoch_r.channels;
   r.cpu = epoch_r.cpu;

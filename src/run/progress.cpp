@@ -62,8 +62,8 @@ void ProgressPrinter::on_end(const RunSummary& s) {
   if (s.cpu && s.cpu->material())
     fmt::print(out_,
                "{}: busy machine: other processes used {:.0f}% of the CPU time while it ran ({:.1f} of {:.1f} "
-               "CPU-s); the energy holds some of their work\n",
-               label_, 100 * s.cpu->others_share(), s.cpu->others_s(), s.cpu->machine_s);
+               "CPU-s); the energy above is the run's own share, the meters read {:.1f} J\n",
+               label_, 100 * s.cpu->others_share(), s.cpu->others_s(), s.cpu->machine_s, s.machine_energy_j);
   std::fflush(out_);
 }
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "powertrain/energy/quiet.h"
+#include "powertrain/energy/scope.h"
 #include "powertrain/predict/predict.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/error.h"
@@ -52,6 +53,13 @@ RunOutcome RunSession::run_trial(std::int64_t trial_id, const run::RunConfig& co
 }
 
 namespace {
+
+// The CUDA ordinal a device names ("cuda" is 0), or -1 for the CPU.
+int cuda_ordinal(const std::string& device) {
+  if (!device.starts_with("cuda")) return -1;
+  if (device.size() > 5 && device[4] == ':') return std::atoi(device.c_str() + 5);
+  return 0;
+}
 
 // While a trial runs: renews its claim on a connection of its own; lost()
 // turns true when another process has taken the trial over.
@@ -144,16 +152,20 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
   energy::TrackerOptions topts;
   topts.interval = options_.interval;
   energy::Tracker tracker(std::move(probe.meters), topts);
-  // The machine's CPU time beside that of powertrain and everything it starts
-  // (the built-in trainer runs in this process, a user's program under it).
+  // The run's own energy: the machine's CPU time beside that of powertrain and
+  // everything it starts (the built-in trainer runs in this process, a user's
+  // program under it), the CPUs reserved for it, and its GPUs.
+  std::string attribution;
   try {
-    tracker.account_cpu(energy::system_usage("/proc", "/sys"), energy::process_usage("/proc", ::getpid()));
-  } catch (const std::exception&) {
+    attribution = energy::attribute_run(tracker, ::getpid(), workload.threads(), cuda_ordinal(config.device));
+  } catch (const std::exception& e) {
     // Unreadable /proc or cgroup: runs carry no CPU share, shown as unknown.
+    attribution = fmt::format("not attributed ({}): the run is charged what the meters read", e.what());
   }
 
   auto env = run::collect_environment(config.device, workload.threads(), &tracker, workload.framework());
   env.placement = options_.placement;
+  env.attribution = attribution;
   RunOutcome out;
   out.run_id = begin(env);
   if (out.run_id == 0) return out;  // a trial that is done, or held by another live process

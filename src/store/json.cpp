@@ -118,6 +118,7 @@ json environment_json(const run::Environment& e) {
       {"threads", e.threads},
       {"sampling", e.sampling},
       {"placement", e.placement},
+      {"attribution", e.attribution},
   };
 }
 
@@ -134,6 +135,7 @@ run::Environment environment_from_json(const json& j) {
   read(j, "threads", e.threads);
   read(j, "sampling", e.sampling);
   read(j, "placement", e.placement);
+  read(j, "attribution", e.attribution);
   return e;
 }
 

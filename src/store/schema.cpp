@@ -240,6 +240,18 @@ UPDATE sqlite_schema SET sql = replace(sql, '''interrupted'', ''failed'')', '''i
  WHERE type = 'table' AND name IN ('runs', 'trials');
 )sql";  // migrate() bumps the schema cookie, then turns writable_schema off (SQLite's documented order)
 
+// The run's own energy beside the machine's: energy_j holds the run's share
+// from now on; machine_energy_j what the meters read. Rows before 8 were the
+// machine's, so they get it in both.
+constexpr std::string_view kV8 = R"sql(
+ALTER TABLE epochs ADD COLUMN machine_energy_j REAL;
+ALTER TABLE runs ADD COLUMN machine_energy_j REAL;
+ALTER TABLE epoch_channels ADD COLUMN machine_energy_j REAL;
+UPDATE epochs SET machine_energy_j = energy_j;
+UPDATE runs SET machine_energy_j = energy_j;
+UPDATE epoch_channels SET machine_energy_j = energy_j;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
@@ -250,6 +262,7 @@ constexpr Migration kMigrations[] = {
     {5, "Slurm tasks, imported result files, the cluster's energy", kV5},
     {6, "forecasts per epoch", kV6},
     {7, "studies of kind search, status stopped; runs know their trial", kV7, true},
+    {8, "the run's own energy beside the machine's", kV8},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

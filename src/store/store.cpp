@@ -108,7 +108,7 @@ constexpr const char* kRunCols =
     "r.id, r.config, r.environment, r.status, r.epochs, r.best_epoch, r.duration_s, r.energy_j, "
     "r.energy_to_target_j, r.time_to_target_s, r.best_val_metric, r.test_metric, r.method, "
     "r.message, r.started_at, r.finished_at, r.test_task_metrics, r.cpu_machine_s, r.cpu_measured_s, "
-    "r.quiet_wait_s, r.slurm_job, r.cluster_energy_j";
+    "r.quiet_wait_s, r.slurm_job, r.cluster_energy_j, r.machine_energy_j";
 
 // Two columns, machine then measured CPU-seconds; unset when either is NULL.
 std::optional<energy::WindowCpu> read_cpu(const Query& q, int c) {
@@ -147,6 +147,7 @@ RunRecord read_run(const Query& q, int c) {
   s.quiet_wait_s = q.opt_real(c + 19);
   r.slurm_job = q.is_null(c + 20) ? "" : q.text(c + 20);
   r.cluster_energy_j = q.opt_real(c + 21);
+  s.machine_energy_j = q.opt_real(c + 22).value_or(s.energy_j);
   return r;
 }
 
@@ -739,8 +740,8 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
         "train_energy_j, eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, "
         "val_task_metrics, cpu_machine_s, cpu_measured_s, forecast_method, forecast_stop_epoch_low, "
         "forecast_stop_epoch, forecast_stop_epoch_high, forecast_energy_low_j, forecast_energy_j, "
-        "forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target, machine_energy_j) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         purpose);
     q.bind(1, run_id).bind(2, e.epoch).bind(3, e.duration_s).bind(4, e.train_duration_s);
     q.bind(5, e.eval_duration_s).bind(6, e.energy_j).bind(7, e.train_energy_j);
@@ -754,18 +755,19 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
     } else {
       for (int i = 17; i <= 25; ++i) q.bind(i, nullptr);
     }
+    q.bind(26, e.machine_energy_j);
     q.run();
   }
   for (std::size_t i = 0; i < e.channels.size(); ++i) {
     const auto& ch = e.channels[i];
     auto q = conn.cached(
         "INSERT INTO epoch_channels (run_id, epoch, channel_id, ord, device, component, method, "
-        "in_total, energy_j, avg_power_w, peak_power_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "in_total, energy_j, avg_power_w, peak_power_w, machine_energy_j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         purpose);
     q.bind(1, run_id).bind(2, e.epoch).bind(3, ch.channel_id).bind(4, static_cast<std::int64_t>(i));
     q.bind(5, ch.device).bind(6, energy::to_string(ch.component)).bind(7, energy::to_string(ch.method));
     q.bind(8, ch.in_total ? 1 : 0).bind(9, ch.energy_j).bind(10, ch.avg_power_w);
-    q.bind(11, ch.peak_power_w);
+    q.bind(11, ch.peak_power_w).bind(12, ch.machine_energy_j);
     q.run();
   }
   {
@@ -773,13 +775,14 @@ void Store::add_epoch(std::int64_t run_id, const run::EpochRecord& e) {
     auto q = conn.cached(
         "UPDATE runs SET epochs = max(epochs, ?), duration_s = coalesce(duration_s, 0) + "
         "coalesce(?, 0), energy_j = coalesce(energy_j, 0) + coalesce(?, 0), "
+        "machine_energy_j = coalesce(machine_energy_j, 0) + coalesce(?7, 0), "
         // CPU time adds up while every epoch's is known (NULL + x is NULL).
         "cpu_machine_s = CASE WHEN epochs = 0 THEN ?5 ELSE cpu_machine_s + ?5 END, "
         "cpu_measured_s = CASE WHEN epochs = 0 THEN ?6 ELSE cpu_measured_s + ?6 END "
         "WHERE id = ?4 AND status = 'running'",
         purpose);
     q.bind(1, e.epoch).bind(2, e.duration_s).bind(3, e.energy_j).bind(4, run_id);
-    q.bind(5, machine_s(e.cpu)).bind(6, measured_s(e.cpu));
+    q.bind(5, machine_s(e.cpu)).bind(6, measured_s(e.cpu)).bind(7, e.machine_energy_j);
     q.run();
   }
   tx.commit();
@@ -800,14 +803,14 @@ void Store::Impl::finish_run_locked(std::int64_t run_id, const run::RunSummary& 
       "UPDATE runs SET status = ?, epochs = ?, best_epoch = ?, duration_s = ?, energy_j = ?, "
       "energy_to_target_j = ?, time_to_target_s = ?, best_val_metric = ?, test_metric = ?, "
       "method = ?, message = ?, test_task_metrics = ?, cpu_machine_s = ?, cpu_measured_s = ?, "
-      "quiet_wait_s = coalesce(?, quiet_wait_s), finished_at = " PT_NOW " WHERE id = ?",
+      "quiet_wait_s = coalesce(?, quiet_wait_s), machine_energy_j = ?17, finished_at = " PT_NOW " WHERE id = ?16",
       purpose);
   q.bind(1, run::to_string(s.status)).bind(2, s.epochs).bind(3, s.best_epoch);
   q.bind(4, s.duration_s).bind(5, s.energy_j).bind(6, s.energy_to_target_j);
   q.bind(7, s.time_to_target_s).bind(8, s.best_val_metric).bind(9, s.test_metric);
   q.bind(10, s.method).bind(11, s.message).bind(12, metrics_json(s.test_task_metrics).dump());
   q.bind(13, machine_s(s.cpu)).bind(14, measured_s(s.cpu)).bind(15, s.quiet_wait_s);
-  q.bind(16, run_id);
+  q.bind(16, run_id).bind(17, s.machine_energy_j);
   q.run();
 }
 
@@ -859,7 +862,8 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
         "eval_energy_j, method, samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, "
         "cpu_machine_s, cpu_measured_s, forecast_method, forecast_stop_epoch_low, forecast_stop_epoch, "
         "forecast_stop_epoch_high, forecast_energy_low_j, forecast_energy_j, forecast_energy_high_j, "
-        "forecast_target_energy_j, forecast_p_reach_target FROM epochs WHERE run_id = ? ORDER BY epoch",
+        "forecast_target_energy_j, forecast_p_reach_target, machine_energy_j FROM epochs WHERE run_id = ? "
+        "ORDER BY epoch",
         purpose);
     q.bind(1, run_id);
     while (q.step()) {
@@ -891,13 +895,14 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
         f.p_reach_target = q.real(23);
         e.forecast = f;
       }
+      e.machine_energy_j = q.opt_real(24).value_or(e.energy_j);
       index[e.epoch] = out.size();
       out.push_back(std::move(e));
     }
   }
   auto q = conn.cached(
       "SELECT epoch, channel_id, device, component, method, in_total, energy_j, avg_power_w, "
-      "peak_power_w FROM epoch_channels WHERE run_id = ? ORDER BY epoch, ord",
+      "peak_power_w, machine_energy_j FROM epoch_channels WHERE run_id = ? ORDER BY epoch, ord",
       purpose);
   q.bind(1, run_id);
   while (q.step()) {
@@ -912,6 +917,7 @@ std::vector<run::EpochRecord> Store::epochs_of(std::int64_t run_id) const {
     ch.energy_j = q.real(6);
     ch.avg_power_w = q.real(7);
     ch.peak_power_w = q.real(8);
+    ch.machine_energy_j = q.opt_real(9).value_or(ch.energy_j);
     out[it->second].channels.push_back(std::move(ch));
   }
   return out;
@@ -1104,12 +1110,12 @@ constexpr const char* kRunCopyCols =
     "config, dataset, model, optimizer, learning_rate, batch_size, seed, device, host, environment, status, epochs, "
     "best_epoch, duration_s, energy_j, energy_to_target_j, time_to_target_s, best_val_metric, test_metric, "
     "test_task_metrics, method, message, started_at, finished_at, cpu_machine_s, cpu_measured_s, quiet_wait_s, "
-    "slurm_job, cluster_energy_j";
+    "slurm_job, cluster_energy_j, machine_energy_j";
 constexpr const char* kEpochCopyCols =
     "epoch, duration_s, train_duration_s, eval_duration_s, energy_j, train_energy_j, eval_energy_j, method, "
     "samples_per_s, train_loss, val_loss, val_metric, val_task_metrics, cpu_machine_s, cpu_measured_s, "
     "forecast_method, forecast_stop_epoch_low, forecast_stop_epoch, forecast_stop_epoch_high, forecast_energy_low_j, "
-    "forecast_energy_j, forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target";
+    "forecast_energy_j, forecast_energy_high_j, forecast_target_energy_j, forecast_p_reach_target, machine_energy_j";
 
 // Detaches on every path.
 struct Attached {
@@ -1183,8 +1189,9 @@ ImportOutcome Store::import_run(const ImportRequest& r) {
                         kEpochCopyCols, run_id, r.source_run_id),
             purpose);
   conn.exec(fmt::format("INSERT INTO epoch_channels (run_id, epoch, channel_id, ord, device, component, method, "
-                        "in_total, energy_j, avg_power_w, peak_power_w) SELECT {0}, epoch, channel_id, ord, device, "
-                        "component, method, in_total, energy_j, avg_power_w, peak_power_w FROM src.epoch_channels "
+                        "in_total, energy_j, avg_power_w, peak_power_w, machine_energy_j) SELECT {0}, epoch, "
+                        "channel_id, ord, device, component, method, in_total, energy_j, avg_power_w, peak_power_w, "
+                        "machine_energy_j FROM src.epoch_channels "
                         "WHERE run_id = {1}",
                         run_id, r.source_run_id),
             purpose);

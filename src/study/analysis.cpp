@@ -126,6 +126,7 @@ TrialOutcome outcome_of(const store::TrialResult& r) {
     const auto& s = r.run->summary;
     o.epochs = s.epochs;
     o.energy_j = s.energy_j;
+    o.machine_energy_j = s.machine_energy_j;
     o.duration_s = s.duration_s;
     o.metric = std::isnan(s.test_metric) ? s.best_val_metric : s.test_metric;
     o.task_metrics = s.test_task_metrics;

@@ -102,6 +102,7 @@ const std::vector<Field<TrialOutcome>>& trial_fields() {
       {col("epochs", "epochs"), [](const TrialOutcome& t) { return cell(integer(t.epochs)); }},
       {col("energy_j", "energy J"), [](const TrialOutcome& t) { return cell(real(t.energy_j)); }},
       {col("energy_per_epoch_j", "J/epoch"), [](const TrialOutcome& t) { return cell(real(t.energy_per_epoch_j())); }},
+      {col("machine_energy_j", "machine J"), [](const TrialOutcome& t) { return cell(real(t.machine_energy_j)); }},
       {col("duration_s", "time s"), [](const TrialOutcome& t) { return cell(real(t.duration_s)); }},
       {col("metric", "metric", 4), [](const TrialOutcome& t) { return cell(real(t.metric)); }},
       {col("others_cpu_pct", "others CPU%", 2),
@@ -339,9 +340,11 @@ std::size_t interference_count(const std::vector<TrialOutcome>& trials) {
 std::string interference_note(std::size_t n) {
   return fmt::format(
       "busy: {} trial{} ran while other processes used at least {:.0f}% of the machine's busy CPU time (and at "
-      "least {:.0f} CPU-s); energy counters are machine-wide, so {} energy holds some of their work. Rerun {} on a "
+      "least {:.0f} CPU-s). Energy counters are machine-wide: the energy column is the run's own share (idle "
+      "power by its reserved CPUs, the rest by its CPU time; GPUs by their processes) and \"machine J\" what the "
+      "meters read. The share is an attribution, not a separate measurement: to measure {} alone, rerun {} on a "
       "quiet machine, or set execution.quiet_wait_s to wait for one.",
-      n, n == 1 ? "" : "s", 100 * energy::kMaterialOthersShare, energy::kMaterialOthersCpuS, n == 1 ? "its" : "their",
+      n, n == 1 ? "" : "s", 100 * energy::kMaterialOthersShare, energy::kMaterialOthersCpuS, n == 1 ? "it" : "them",
       n == 1 ? "it" : "them");
 }
 

@@ -82,7 +82,7 @@ TEST(RunShare, IdleByTheReservedCpusAndTheRestByTheCpuTimeShare) {
   EXPECT_NEAR(w.channels[0].machine_energy_j, machine_cpu_j(20.0, 10.0), 1e-9);
   EXPECT_EQ(w.method, "estimated, attributed by CPU-time share");
   EXPECT_THAT(w.channels[0].attribution, HasSubstr("CPU-time share 50%"));
-  EXPECT_THAT(w.channels[0].attribution, HasSubstr("idle of 1 of 2 CPUs (threads)"));
+  EXPECT_THAT(w.channels[0].attribution, HasSubstr("idle power of 1 of 2 CPUs held (1 reserved: threads)"));
   EXPECT_NEAR(w.components[0].energy_j, w.energy_j, 1e-9);
   EXPECT_NEAR(w.avg_power_w, w.energy_j / 10.0, 1e-9);
 }
@@ -96,6 +96,28 @@ TEST(RunShare, TheSameWorkCostsTheSameAloneAndBesideANeighbour) {
   attribute_window(beside, infos, share_of(20.0, 10.0));
   EXPECT_NEAR(alone.energy_j, beside.energy_j, 1e-9);
   EXPECT_GT(beside.machine_energy_j, 1.5 * alone.machine_energy_j);
+}
+
+// Neighbours that slow the run down (the same CPU time over a longer window,
+// the machine full) do not charge it more idle power.
+TEST(RunShare, ASlowerWindowForTheSameWorkCostsTheSame) {
+  const std::vector<ChannelInfo> infos{info("estimate:cpu", Component::cpu, 2 * kIdle)};
+  auto fast = window(infos, {machine_cpu_j(2.0, 1.0)}, 1.0);  // 1 s, the run 1 CPU-s, a neighbour 1
+  attribute_window(fast, infos, share_of(2.0, 1.0));
+  auto slow = window(infos, {machine_cpu_j(8.0, 4.0)}, 4.0);  // 4 s, the run 1 CPU-s, neighbours 7
+  attribute_window(slow, infos, share_of(8.0, 1.0));
+  EXPECT_NEAR(slow.energy_j, fast.energy_j, 1e-9);
+}
+
+// A reservation the run does not use is its own while the CPUs stay idle
+// (a Slurm allocation of 4 CPUs, one used, on a quiet 8-CPU node).
+TEST(RunShare, UnusedReservedCpusAreChargedWhileTheyAreIdle) {
+  const std::vector<ChannelInfo> infos{info("estimate:cpu", Component::cpu, 8 * kIdle)};
+  auto w = window(infos, {8 * kIdle * 10.0 + (kFull - kIdle) * 10.0}, 10.0);
+  RunShare s = share_of(10.0, 10.0, 4.0);
+  s.machine_cpus = 8;
+  attribute_window(w, infos, s);
+  EXPECT_NEAR(w.energy_j, 4 * kIdle * 10.0 + (kFull - kIdle) * 10.0, 1e-9);
 }
 
 TEST(RunShare, ARunHoldingEveryCpuIsChargedAllIdlePower) {
@@ -379,6 +401,51 @@ TEST(RunShareOnThisMachine, TheSameWorkAloneAndBesideANoisyNeighbour) {
   // really alone: other tests may share this machine).
   if (alone.cpu->others_s() < 0.1 * alone.cpu->measured_s)
     EXPECT_GT(beside.machine_energy_j / beside.cpu->measured_s, 1.2 * alone.machine_energy_j / alone.cpu->measured_s);
+}
+
+}  // namespace
+}  // namespace powertrain::energy
+
+namespace powertrain::energy {
+namespace {
+
+TEST(UnmeasuredGpus, AmdAndIntelDiscreteCardsAndNvidiaWithoutNvmlAreNamed) {
+  powertrain::testing::TempDir d;
+  using powertrain::testing::write_file;
+  write_file(d / "sys/class/drm/card0/device/vendor", "0x1002\n");
+  write_file(d / "sys/class/drm/card0/device/class", "0x030000\n");
+  write_file(d / "sys/class/drm/card0-DP-1/status", "connected\n");
+  write_file(d / "sys/class/drm/card1/device/vendor", "0x8086\n");
+  write_file(d / "sys/class/drm/card1/device/class", "0x030000\n");  // integrated: inside RAPL's package
+  write_file(d / "sys/class/drm/card2/device/vendor", "0x10de\n");
+  write_file(d / "sys/class/drm/card2/device/class", "0x030200\n");
+  const auto with_nvml = unmeasured_gpus((d / "sys").string(), true);
+  ASSERT_EQ(with_nvml.size(), 1u);
+  EXPECT_THAT(with_nvml[0], HasSubstr("AMD GPU (card0)"));
+  const auto without = unmeasured_gpus((d / "sys").string(), false);
+  ASSERT_EQ(without.size(), 2u);
+  EXPECT_THAT(without[1], HasSubstr("NVIDIA GPU (card2) that NVML does not measure"));
+}
+
+TEST(UnmeasuredGpus, AreSaidInTheMethodAndTheNotes) {
+  ChannelInfo cpu;
+  cpu.id = "estimate:cpu";
+  cpu.idle_power_w = 1.48;
+  const std::vector<ChannelInfo> infos{cpu};
+  WindowResult w;
+  w.duration_s = 1.0;
+  ChannelEnergy c;
+  c.channel_id = "estimate:cpu";
+  c.energy_j = 3.0;
+  w.channels.push_back(c);
+  RunShare s;
+  s.machine_cpus = 2;
+  s.machine_cpu_s = 1.0;
+  s.run_cpu_s = 1.0;
+  s.unmeasured_gpu = "GPU energy is missing from every figure: the machine has an AMD GPU (card0)";
+  attribute_window(w, infos, s);
+  EXPECT_THAT(w.method, HasSubstr("GPU not measured"));
+  EXPECT_THAT(w.notes, ::testing::Contains(HasSubstr("AMD GPU")));
 }
 
 }  // namespace

@@ -62,6 +62,10 @@ struct RunShare {
   std::optional<double> memory_share;
   /// Per channel of the window (index-aligned; ignored for non-GPU channels).
   std::vector<GpuAttribution> gpus;
+  /// A GPU the run uses that no energy source covers (an AMD or Intel GPU, a
+  /// vGPU without power readings): said in the method ("GPU not measured")
+  /// and the notes. Empty: none.
+  std::string unmeasured_gpu;
 };
 
 /// Splits `w` (what the meters read, every channel's energy_j the machine's)

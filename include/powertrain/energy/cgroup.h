@@ -41,6 +41,7 @@ class RunCgroup {
   /// A usage source over the cgroup (valid while this object lives).
   std::unique_ptr<UsageSource> usage() const;
   const std::filesystem::path& dir() const { return dir_; }
+  int version() const { return version_; }
 
  private:
   RunCgroup(std::filesystem::path dir, std::filesystem::path parent, int version)
@@ -50,7 +51,8 @@ class RunCgroup {
 };
 
 /// The run's CPU time and memory: its Slurm cgroup, else `scope` (a
-/// RunCgroup's usage, may be null), else the process tree of `pid`.
+/// RunCgroup's, may be null; memory from the process tree of `pid` where the
+/// cgroup has none), else the process tree of `pid`.
 std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const std::filesystem::path& proc_root = "/proc",
                                        const std::filesystem::path& sysfs_root = "/sys");
 

@@ -23,7 +23,19 @@ struct RunScopeOptions {
   bool launches_elsewhere = false;
   /// Split GPUs by their processes (RunScope::attribute_gpus).
   bool attribute_gpus = true;
+  /// The run may use a GPU (--device cuda; any command under measure): GPUs
+  /// no source covers are said in every figure (RunShare::unmeasured_gpu),
+  /// and with cuda_devices set, a missing GPU channel too.
+  bool uses_gpu = false;
+  /// Where to look for GPUs no source covers (DRM cards).
+  std::string sysfs_root = "/sys";
 };
+
+/// GPUs in SYSFS_ROOT/class/drm that no energy source here covers: AMD cards
+/// (vendor 0x1002), Intel discrete ones (0x8086, display class 0x0380), and
+/// NVIDIA ones when NVML measures none (`nvml_gpus` false: a vGPU without
+/// power readings, a missing driver library). One phrase each.
+std::vector<std::string> unmeasured_gpus(const std::string& sysfs_root, bool nvml_gpus);
 
 /// Moves powertrain into its own cgroup now (where allowed), so that children
 /// forked afterwards start inside it; attribute_run() does it too, but a

@@ -147,6 +147,8 @@ struct RunScope {
   /// The run launches its work outside its own processes (docker, srun): a GPU
   /// that shows none of them is of unknown use rather than another's.
   bool launches_elsewhere = false;
+  /// A GPU of the run's that no source measures (RunShare::unmeasured_gpu).
+  std::string unmeasured_gpu;
   /// Split GPU channels by claim (false: GPUs stay as read, e.g. for measure,
   /// which decides GPU use from the command's tree itself).
   bool attribute_gpus = true;
@@ -245,6 +247,7 @@ class Tracker {
   bool host_pids_ = true;
   bool launches_elsewhere_ = false;
   bool attribute_gpus_ = true;
+  std::string unmeasured_gpu_;
   bool memory_share_ = true;
   int machine_cpus_ = 1;
   // The run's memory over the machine's now (attribution with memory), or nullopt.

@@ -100,7 +100,11 @@ struct EpochRecord {
   double duration_s = 0.0;
   double train_duration_s = 0.0;
   double eval_duration_s = 0.0;
-  double energy_j = 0.0;        ///< whole epoch, in-total channels
+  double energy_j = 0.0;        ///< whole epoch, the run's own (energy/attribution.h)
+  /// What the meters read over the epoch, other processes' share included
+  /// (the machine's figure beside energy_j; equal to it where nothing was
+  /// attributed, as before schema 8).
+  double machine_energy_j = 0.0;
   double train_energy_j = 0.0;
   double eval_energy_j = 0.0;
   std::string method;           ///< e.g. "counter+estimated"
@@ -129,7 +133,8 @@ struct RunSummary {
   int epochs = 0;
   int best_epoch = 0;
   double duration_s = 0.0;
-  double energy_j = 0.0;
+  double energy_j = 0.0;          ///< the run's own
+  double machine_energy_j = 0.0;  ///< what the meters read (the machine's figure)
   std::optional<double> energy_to_target_j;
   std::optional<double> time_to_target_s;
   double best_val_metric = 0.0;
@@ -160,6 +165,11 @@ struct Environment {
   /// energy, e.g. "Slurm job 41_0 on gpu03, a node shared with other jobs";
   /// empty outside a scheduler.
   std::string placement;
+  /// How the run's own energy was told apart from the machine's: where its CPU
+  /// time came from, the CPUs reserved for it, which GPUs were its, and any
+  /// fallback (e.g. "CPU time from the process tree (no cgroup: ...); 1 of 2
+  /// CPUs reserved (threads)"). Empty: not attributed.
+  std::string attribution;
 };
 
 /// Keys RunConfig::data_options accepts (the built-in trainer's data layer

@@ -20,7 +20,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 

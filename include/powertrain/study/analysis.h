@@ -63,7 +63,8 @@ struct TrialOutcome {
   std::uint64_t seed = 0;
   store::TrialStatus status = store::TrialStatus::pending;
   int epochs = 0;
-  double energy_j = 0.0;     ///< whole run (to convergence, or to the epoch limit)
+  double energy_j = 0.0;     ///< whole run (to convergence, or to the epoch limit), the run's own
+  double machine_energy_j = 0.0;  ///< what the meters read over the run (others' work included)
   double duration_s = 0.0;   ///< wall-clock training time
   double metric = kNaN;      ///< test metric of the best model; the best validation metric when there is no test metric
   std::vector<double> task_metrics;  ///< multi-label runs: test metric per task, in the order of `task`

@@ -17,7 +17,7 @@ broadcast.
 
 Continued segments: when the segment stops at its last epoch and powertrain
 asked for the state (POWERTRAIN_SAVE_STATE), the callback saves a Lightning
-checkpoint there (trainer.save_checkpoint: weights, optimizers, schedulers,
+checkpoint there at the end of the training epoch (trainer.save_checkpoint: weights, optimizers, schedulers,
 loops; and this callback's state: the random generators of torch, numpy and
 Python and the best model), written whole or not at all. The next segment
 passes ckpt_path() to trainer.fit(), and Lightning goes on from there.
@@ -64,6 +64,7 @@ class PowertrainCallback(Callback):
         self.best = BestModel()
         self.last: Optional[Decision] = None
         self._epoch: Optional[int] = None
+        self._save_pending = False
         self._energy: Optional[EnergyLog] = None
 
     @property
@@ -96,7 +97,7 @@ class PowertrainCallback(Callback):
                                "metric of every epoch (check_val_every_n_epoch=1)")
         with _client.epoch() as number:  # open until on_validation_end reports it
             self._epoch = number
-        if number != trainer.current_epoch + 1:
+        if _client.active() and number != trainer.current_epoch + 1:
             raise RuntimeError(f"powertrain's epoch {number} is Lightning's epoch {trainer.current_epoch + 1}: "
                                "a continued run must start from its checkpoint (ckpt_path)")
         if self._energy is not None:
@@ -135,10 +136,17 @@ class PowertrainCallback(Callback):
                         logger.log_metrics(figures, step=trainer.global_step)
             save = decision.stop and at_limit(number)
         stop, save = trainer.strategy.broadcast((stop, save), src=0)
-        if save:  # every rank takes part in saving a checkpoint
-            self._save(trainer, config().save_state)
+        # Saved once the epoch is complete: a checkpoint taken here, before the
+        # training epoch ends, makes Lightning replay the epoch's data loader
+        # on resuming, which shifts the next epoch's batch order.
+        self._save_pending = save
         if stop:
             trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._save_pending:  # every rank takes part in saving a checkpoint
+            self._save_pending = False
+            self._save(trainer, config().save_state)
 
     @staticmethod
     def _save(trainer, target: str) -> None:

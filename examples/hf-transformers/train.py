@@ -82,7 +82,8 @@ def main():
                         num_labels=2)
     model = BertForSequenceClassification(config)
 
-    output_dir = args.output_dir or tempfile.mkdtemp(prefix="hf-powertrain-")
+    scratch = tempfile.TemporaryDirectory(prefix="hf-powertrain-")  # removed at exit
+    output_dir = args.output_dir or scratch.name
     training = TrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=256,
         learning_rate=args.lr, weight_decay=args.weight_decay,

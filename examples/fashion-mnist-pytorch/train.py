@@ -8,7 +8,10 @@ Runs on its own:
 and as the external workload of a powertrain study (examples/*-external-quick.toml),
 which passes the trial's settings as flags and decides, epoch by epoch, when
 training has converged. Outside powertrain every `pt.*` call does nothing, and
-`pt.report` only tells whether the epoch is the best so far.
+`pt.report` only tells whether the epoch is the best so far. In a search
+(`powertrain search`), a setup is trained in segments: `pt.resume` saves the
+script's state when a segment stops at its epoch limit and loads it in the
+segment that continues, which then trains epochs from where the last one stopped.
 
 Data: the four IDX files of Fashion-MNIST (train-images-idx3-ubyte.gz,
 train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz,
@@ -219,7 +222,7 @@ def main():
     def loader(dataset, batch_size, shuffle=False):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=args.num_workers,
                           pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(args.seed))
-    train_loader = loader(train_set, args.batch_size, shuffle=True)
+    train_loader = loader(train_set, args.batch_size, shuffle=True)  # its generator orders the batches
     val_loader = loader(val_set, 256)
     test_loader = loader(test_set, 256)
 
@@ -240,18 +243,21 @@ def main():
           f"{'tasks ' + ', '.join(task_specs) if tasks else '10 classes'}; "
           f"torch {torch.__version__} on {device}, threads {torch.get_num_threads()}", flush=True)
 
-    best_state, best_epoch = None, 0
-    for epoch in range(1, args.max_epochs + 1):
+    # Continuable: in a search's later segment this loads the state the earlier one
+    # saved (weights, momentum, generators, best model), and each report keeps the
+    # best model and saves the state when the segment stops at its last epoch.
+    state = pt.resume(model=model, optimizer=optimizer, generators=[train_loader.generator])
+    if state.resumed:
+        print(f"continuing after epoch {state.epoch} (best epoch so far {state.best_epoch})", flush=True)
+
+    for epoch in pt.epochs(args.max_epochs):  # from 1, or from where the earlier segment stopped
         start = time.perf_counter()
-        with pt.epoch():
-            train_loss, samples = train_epoch(model, train_loader, optimizer, loss_fn, device, args.freeze_encoder)
-            with pt.phase("eval"):
-                val_metric, val_loss, val_tasks = evaluate(model, val_loader, loss_fn, device, bool(tasks))
-            decision = pt.report(val_metric=val_metric, val_loss=val_loss, train_loss=train_loss,
-                                 samples=samples, task_metrics=val_tasks)  # ends the epoch
-        if decision.best:  # keep the best weights, in memory and in the files asked for
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best_epoch = epoch
+        train_loss, samples = train_epoch(model, train_loader, optimizer, loss_fn, device, args.freeze_encoder)
+        with pt.phase("eval"):
+            val_metric, val_loss, val_tasks = evaluate(model, val_loader, loss_fn, device, bool(tasks))
+        decision = pt.report(val_metric=val_metric, val_loss=val_loss, train_loss=train_loss,
+                             samples=samples, task_metrics=val_tasks)  # ends the epoch
+        if decision.best:  # pt.resume keeps the best weights in memory; save the files asked for
             if args.checkpoint:
                 save(model.state_dict(), args.checkpoint)
                 pt.checkpoint(args.checkpoint, kind="model")
@@ -265,12 +271,11 @@ def main():
             print(f"stopped by powertrain: {decision.reason}", flush=True)
             break
 
-    if best_state is not None:  # none when no epoch had a finite metric
-        model.load_state_dict(best_state)
+    state.restore_best()  # the best epoch of the whole run (none when no metric was finite)
     test_metric, _, test_tasks = evaluate(model, test_loader, loss_fn, device, bool(tasks))
     pt.test(metric=test_metric, task_metrics=test_tasks)
     per_task = f" ({', '.join(f'{n} {m:.4f}' for n, m in zip(task_specs, test_tasks))})" if tasks else ""
-    print(f"test_{metric} {test_metric:.4f}{per_task}, best epoch {best_epoch}", flush=True)
+    print(f"test_{metric} {test_metric:.4f}{per_task}, best epoch {state.best_epoch}", flush=True)
 
 
 def parse_args():

@@ -13,13 +13,15 @@ __path__ = extend_path(__path__, __name__)
 
 from ._client import (  # noqa: E402
     PROTOCOL, Decision, ProtocolError, active, checkpoint, epoch, epochs, phase, progress, report,
-    should_stop, test)
+    should_stop, start_epoch, test)
 from ._config import Config, config  # noqa: E402
 from ._meter import Meter, NativeModuleMissing, Window  # noqa: E402
+from ._resume import Resumable, resume  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PROTOCOL", "Config", "Decision", "Meter", "NativeModuleMissing", "ProtocolError", "Window", "active",
-    "checkpoint", "config", "epoch", "epochs", "phase", "progress", "report", "should_stop", "test",
+    "PROTOCOL", "Config", "Decision", "Meter", "NativeModuleMissing", "ProtocolError", "Resumable", "Window",
+    "active", "checkpoint", "config", "epoch", "epochs", "phase", "progress", "report", "resume", "should_stop",
+    "start_epoch", "test",
 ]

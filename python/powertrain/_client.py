@@ -77,13 +77,22 @@ def active() -> bool:
     return bool(os.environ.get("POWERTRAIN_SOCKET"))
 
 
+def _scalar(x: Any) -> float:
+    """float(x), where a tensor is read without its graph (float() of a tensor
+    that requires grad warns)."""
+    detach = getattr(x, "detach", None)
+    if callable(detach):
+        x = detach()
+    return float(x)
+
+
 def _number(x: Any) -> Union[float, str, None]:
     """A number for JSON: None stays null ("no value"); NaN and infinities,
     which strict JSON lacks, go as the strings "nan", "inf" and "-inf", so
     that powertrain sees a diverged loss or metric for what it is."""
     if x is None:
         return None
-    value = float(x)
+    value = _scalar(x)
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
@@ -111,7 +120,7 @@ class _Session:
         self.sock: Optional[socket.socket] = None
         self.owner_pid = 0           # process that connected (forked children stay silent)
         self.buffer = b""
-        self.epoch = 0               # last epoch started
+        self.epoch: Optional[int] = None  # last epoch started (None: none yet)
         self.open_epoch: Optional[int] = None  # started, not yet reported
         self.phase: Optional[str] = None
         self.last: Optional[Decision] = None
@@ -122,6 +131,15 @@ class _Session:
         self.gone_lock = threading.RLock()  # not self.lock: report() holds that while waiting
         self.wake_fds: Optional[tuple] = None
         self.watcher: Optional[threading.Thread] = None
+        # Called after every report with (epoch, metric, decision): powertrain.resume()'s bookkeeping.
+        self.report_hooks: List[Any] = []
+
+    def next_epoch(self) -> int:
+        """The number of the next epoch: under powertrain a continued run
+        starts at POWERTRAIN_START_EPOCH, every other run at 1."""
+        if self.epoch is None:
+            self.epoch = start_epoch() - 1
+        return self.epoch + 1
 
     # -- connection -------------------------------------------------------
 
@@ -260,6 +278,17 @@ class _Session:
 _session = _Session()
 
 
+def start_epoch() -> int:
+    """The first epoch of this run: POWERTRAIN_START_EPOCH under powertrain
+    (a continued segment of a search), else 1."""
+    value = config().start_epoch
+    if value is None:
+        return 1
+    if value < 1:
+        raise ValueError(f"POWERTRAIN_START_EPOCH={value} is not a positive epoch number")
+    return value
+
+
 def _reset() -> None:
     """Forgets the connection and every epoch (for tests)."""
     global _session
@@ -295,8 +324,9 @@ def _parse_reply(line: bytes, epoch: int) -> Decision:
 @contextlib.contextmanager
 def epoch() -> Iterator[int]:
     """Runs one epoch: ``with powertrain.epoch() as n: ...``. Sends epoch_start
-    with the next number (from 1), which opens the epoch's measurement window in
-    its train phase; report() inside or right after the block closes it.
+    with the next number (from 1, or in a continued run from its start epoch,
+    POWERTRAIN_START_EPOCH), which opens the epoch's measurement window in its
+    train phase; report() inside or right after the block closes it.
     Under powertrain, starting an epoch before the previous one was reported
     raises RuntimeError."""
     s = _session
@@ -305,8 +335,8 @@ def epoch() -> Iterator[int]:
         if s.open_epoch is not None and s.under_powertrain():
             raise RuntimeError(
                 f"epoch {s.open_epoch} was not reported: call powertrain.report(val_metric) before the next epoch")
-        s.epoch += 1
-        number = s.epoch
+        number = s.next_epoch()
+        s.epoch = number
         s.open_epoch = number
         s.phase = "train"
         s.send({"event": "epoch_start", "epoch": number, "mono_ns": boundary_ns})
@@ -373,7 +403,7 @@ def report(val_metric: float, val_loss: Optional[float] = None, train_loss: Opti
     decision is to stop."""
     s = _session
     boundary_ns = time.monotonic_ns()
-    metric = float(val_metric)
+    metric = _scalar(val_metric)
     with s.lock:
         local_best = not math.isnan(metric) and (s.best_metric is None or metric > s.best_metric)
         if local_best:
@@ -384,6 +414,7 @@ def report(val_metric: float, val_loss: Optional[float] = None, train_loss: Opti
             gone = s.gone
             decision = Decision(stop=gone, best=local_best and not gone, reason="powertrain is gone" if gone else "")
             s.last = decision
+            _after_report(s, number, metric, decision)
             return decision
         if number is None:
             raise RuntimeError("powertrain.report() outside an epoch: call it once per `with powertrain.epoch():`")
@@ -403,7 +434,13 @@ def report(val_metric: float, val_loss: Optional[float] = None, train_loss: Opti
         else:
             decision = _parse_reply(line, number)
         s.last = decision
+        _after_report(s, number, metric, decision)
         return decision
+
+
+def _after_report(s: _Session, number: Optional[int], metric: float, decision: Decision) -> None:
+    for hook in list(s.report_hooks):
+        hook(number, metric, decision)
 
 
 def should_stop() -> bool:
@@ -439,9 +476,12 @@ def checkpoint(path: "os.PathLike[str] | str", kind: str = "model") -> None:
 
 
 def epochs(max_epochs: Optional[int] = None) -> Iterator[int]:
-    """Epoch numbers from 1, each iteration running inside epoch(); ends when
-    powertrain says stop or after max_epochs (default: the trial's
-    max_epochs; without either, outside powertrain, it never ends)::
+    """Epoch numbers, each iteration running inside epoch(): from 1, or in a
+    continued run from its start epoch (POWERTRAIN_START_EPOCH, or the epoch
+    after those of the state powertrain.resume() loaded). Ends when powertrain
+    says stop or after epoch max_epochs, the number of the last epoch
+    (default: the trial's max_epochs; without either, outside powertrain, it
+    never ends)::
 
         for n in powertrain.epochs(10):
             train_one_epoch()
@@ -451,8 +491,11 @@ def epochs(max_epochs: Optional[int] = None) -> Iterator[int]:
                 save()
     """
     limit = max_epochs if max_epochs is not None else config().max_epochs
-    done = 0
-    while (limit is None or done < limit) and not should_stop():
+    s = _session
+    while not should_stop():
+        with s.lock:
+            upcoming = s.next_epoch()
+        if limit is not None and upcoming > limit:
+            return
         with epoch() as number:
             yield number
-        done += 1

@@ -52,6 +52,9 @@ _FIELDS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "momentum": ("POWERTRAIN_MOMENTUM", _float),
     "weight_decay": ("POWERTRAIN_WEIGHT_DECAY", _float),
     "subset": ("POWERTRAIN_SUBSET", _float),
+    "start_epoch": ("POWERTRAIN_START_EPOCH", _int),
+    "resume_from": ("POWERTRAIN_RESUME_FROM", _opt_str),
+    "save_state": ("POWERTRAIN_SAVE_STATE", _opt_str),
 }
 
 
@@ -77,6 +80,12 @@ class Config:
     momentum: Optional[float] = None
     weight_decay: Optional[float] = None
     subset: Optional[float] = None
+    start_epoch: Optional[int] = None
+    """A continued run (a search's later segment): the first epoch it trains."""
+    resume_from: Optional[str] = None
+    """A continued run: the state file its earlier segment saved."""
+    save_state: Optional[str] = None
+    """Where to write the run's state when it stops at its epoch limit."""
 
     def get(self, name: str, default: Any = None) -> Any:
         """The setting `name`, or `default` where it is None (e.g. outside

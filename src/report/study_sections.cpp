@@ -69,16 +69,31 @@ std::string section_id(const StudyData& s) { return fmt::format("study-{}", s.st
 
 std::string estimate_suffix(bool estimated) { return estimated ? " (estimated)" : ""; }
 
-// A paragraph with the study's setting: dataset, model, trials by status.
+// A command as one line: its arguments as written in the spec (placeholders kept).
+std::string command_line(const run::Command& c) {
+  std::string out;
+  for (const auto& a : c.argv) {
+    const bool plain = !a.empty() && a.find_first_of(" \"'") == std::string::npos;
+    out += (out.empty() ? "" : " ") + (plain ? a : "'" + a + "'");
+  }
+  return out;
+}
+
+// A paragraph with the study's setting: dataset and model, or the user's
+// program for a study of one (docs/external.md); trials by status.
 std::string study_meta(const StudyData& s) {
   std::map<std::string, int> by_status;
-  std::set<std::string> datasets, models, optimizers, devices;
+  std::set<std::string> datasets, models, optimizers, devices, programs;
   for (const auto& t : s.trials) {
     ++by_status[std::string(store::to_string(t.trial.status))];
-    datasets.insert(t.trial.config.dataset);
-    models.insert(t.trial.config.model);
     optimizers.insert(t.trial.config.optimizer);
     devices.insert(t.trial.config.device);
+    if (!t.trial.config.command.empty()) {
+      programs.insert(command_line(t.trial.config.command));
+      continue;
+    }
+    datasets.insert(t.trial.config.dataset);
+    models.insert(t.trial.config.model);
   }
   const auto join = [](const std::set<std::string>& v) {
     std::string out;
@@ -87,10 +102,14 @@ std::string study_meta(const StudyData& s) {
   };
   std::string status;
   for (const auto& [k, n] : by_status) status += fmt::format("{}{} {}", status.empty() ? "" : ", ", n, k);
+  std::string what;
+  if (!programs.empty()) what = fmt::format("Program {}", join(programs));
+  if (!datasets.empty() || programs.empty())
+    what += fmt::format("{}Dataset {} · model {}", what.empty() ? "" : " · ", join(datasets), join(models));
   return "<p class=\"meta\">" +
-         html_escape(fmt::format("Dataset {} · model {} · optimizer {} · device {} · {} trials ({}) · created {}",
-                                 join(datasets), join(models), join(optimizers), join(devices), s.trials.size(),
-                                 status.empty() ? "none" : status, format_time(s.study.created_at))) +
+         html_escape(fmt::format("{} · optimizer {} · device {} · {} trials ({}) · created {}", what,
+                                 join(optimizers), join(devices), s.trials.size(), status.empty() ? "none" : status,
+                                 format_time(s.study.created_at))) +
          "</p>";
 }
 

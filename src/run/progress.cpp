@@ -2,6 +2,9 @@
 
 #include "powertrain/io/text.h"
 
+#include <cmath>
+#include <string>
+
 #include <fmt/format.h>
 
 namespace powertrain::run {
@@ -36,10 +39,15 @@ void ProgressPrinter::on_epoch(const EpochRecord& e) {
   energy_j_ += e.energy_j;
   if (live_line_) fmt::print(out_, "\r\033[K");
   live_line_ = false;
-  fmt::print(out_, "{}: epoch {:>3}  {:7.2f} s  {:10.1f} J ({})  {:7.1f} W  {:8.0f} samples/s  loss {:.4f}  "
-             "val loss {:.4f}  val metric {:.4f}\n",
-             label_, e.epoch, e.duration_s, e.energy_j, e.method, e.duration_s > 0 ? e.energy_j / e.duration_s : 0.0,
-             e.samples_per_s, e.train_loss, e.val_loss, e.val_metric);
+  // A program of the user's may leave out the samples and the losses (docs/external.md):
+  // what it did not send is not shown (rather than as 0 samples/s or a loss of nan).
+  std::string optional;
+  if (e.samples_per_s > 0) optional += fmt::format("  {:8.0f} samples/s", e.samples_per_s);
+  if (!std::isnan(e.train_loss)) optional += fmt::format("  loss {:.4f}", e.train_loss);
+  if (!std::isnan(e.val_loss)) optional += fmt::format("  val loss {:.4f}", e.val_loss);
+  fmt::print(out_, "{}: epoch {:>3}  {:7.2f} s  {:10.1f} J ({})  {:7.1f} W{}  val metric {:.4f}\n", label_, e.epoch,
+             e.duration_s, e.energy_j, e.method, e.duration_s > 0 ? e.energy_j / e.duration_s : 0.0, optional,
+             e.val_metric);
   if (e.forecast && e.forecast->method != "stopped") {
     const auto& f = *e.forecast;
     const bool bound = f.method != "curve-ensemble";

@@ -377,6 +377,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     std::unique_ptr<run::Workload> workload;
     std::optional<double> quiet_wait_s;
     std::vector<run::EpochRecord> prior_epochs;
+    std::string note;  // stored with the run's message
     try {
       if (t.saves_state || !t.continues.empty()) std::filesystem::create_directories(artifacts / "search");
       if (t.saves_state) config.save_state = study::segment_state_path(artifacts, t.spec.key).string();
@@ -390,9 +391,20 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
             if (e.epoch == static_cast<int>(prior_epochs.size()) + 1) prior_epochs.push_back(std::move(e));
         }
         const auto state = study::segment_state_path(artifacts, t.continues.back());
-        if (!std::filesystem::exists(state))
+        if (std::filesystem::exists(state)) {
+          config.resume_from = state.string();
+        } else if (external) {
+          // The user's program wrote no state (docs/external.md, Continuing a
+          // paused run): the setup is trained again from epoch 1, which costs
+          // its earlier epochs once more but ranks it on the epochs it needs.
+          prior_epochs.clear();
+          note = fmt::format("trained again from epoch 1: the program saved no state at the end of its earlier "
+                             "segment ({})",
+                             state.string());
+          if (o.log) fmt::print(o.log, "{}: {}\n", label, note);
+        } else {
           throw IoError(fmt::format("the state its earlier segment saved ({}) is missing", state.string()));
-        config.resume_from = state.string();
+        }
       }
       if (t.encoder_from >= 0) {
         const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
@@ -436,6 +448,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     so.quiet_wait_s = quiet_wait_s;
     so.placement = o.placement;
     so.prior_epochs = std::move(prior_epochs);
+    so.note = note;
     so.stop_rule = o.stop_rule;
     so.on_run_start = [&](std::int64_t) {
       if (o.on_trial_start) o.on_trial_start(t);
@@ -503,9 +516,15 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
       std::vector<predict::CurvePoint> prior;
       for (const auto& ob : observed)
         if (ob.setup == seg.setup) prior = ob.epochs;
+      const int prior_last = prior.empty() ? 0 : prior.back().epoch;
       auto rule = std::make_shared<search::EpochRule>(spec.search, std::move(prior),
                                                       search::best_measured_j(spec.search, observed));
-      call.stop_rule = [rule](const run::EpochRecord& e) { return rule->after({e.epoch, e.val_metric, e.energy_j}); };
+      // A segment trained again from epoch 1 (its program saved no state)
+      // repeats epochs the rule has judged already: it is asked from the new ones on.
+      call.stop_rule = [rule, prior_last](const run::EpochRecord& e) -> std::optional<std::string> {
+        if (e.epoch <= prior_last) return std::nullopt;
+        return rule->after({e.epoch, e.val_metric, e.energy_j});
+      };
       const auto r = run_study(spec, store, call);
       if (r.busy > 0) continue;  // another process runs it
       if (r.skipped > 0) {       // another process finished it meanwhile: decide again

@@ -211,6 +211,8 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     if (lost) control.interrupt("");
     out.summary = control.finish();
     out.summary.quiet_wait_s = options_.quiet_wait_s;
+    if (!options_.note.empty())
+      out.summary.message = options_.note + (out.summary.message.empty() ? "" : "; " + out.summary.message);
   }
   if (lost && out.summary.status == run::RunStatus::interrupted)
     out.summary.message = "another process took the trial over (this one had not renewed its claim in time)";

@@ -53,6 +53,7 @@ SearchCounts search_counts(const SearchView& v) {
         if (o.rung > 0) ++n.continued;
       }
     if (verdict.state == "stopped") ++n.stopped;
+    if (verdict.state == "failed") ++n.failed;
   }
   return n;
 }
@@ -140,9 +141,21 @@ std::vector<ResultTable> search_tables(const SearchView& v) {
                                                          : "in progress"),
                      {}};
        }},
+      // A choice among fewer setups than were sampled says so (issue 25).
+      {{"failed_setups", "setups that failed", 0}, [n](const Choice&) {
+         return Cell{store::Value(n.failed == 0 ? std::string("none")
+                                                : fmt::format("{} of {}: the choice is among the others", n.failed,
+                                                              n.sampled)),
+                     {}};
+       }},
   };
   auto choice = make_table("search_choice", "The search's choice", cf, std::vector<Choice>{{&v}});
   choice.vertical = true;
+  if (n.failed > 0)
+    choice.notes.push_back(fmt::format(
+        "{} of the {} setups failed (the setups' table says why), so they could not be chosen: the choice may not "
+        "be the best of the space.",
+        n.failed, n.sampled));
   out.push_back(std::move(choice));
   return out;
 }

@@ -10,11 +10,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "powertrain/store/store.h"
 #include "run_cli.h"
@@ -336,4 +340,167 @@ TEST(SearchExternalCli, AProgramOfTheUsersIsSearchedAndContinuedFromItsOwnState)
   EXPECT_GE(continued, 1);
   // lr=0.1 reaches 0.9 in its second epoch and stops there: its energy to the target is measured.
   EXPECT_NE(r.out.find("at epoch 2"), std::string::npos) << r.out;
+}
+
+namespace {
+
+std::string test_python() {
+  return std::string(POWERTRAIN_TEST_PYTHON).empty() ? "python3" : POWERTRAIN_TEST_PYTHON;
+}
+
+// A search spec over tests/external/programs/segment_trainer.py with `env` for it.
+std::string segment_trainer_search(const std::string& name, const std::string& env) {
+  const std::string program = std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/tests/external/programs/segment_trainer.py";
+  return "name = \"" + name + "\"\nkind = \"search\"\n[workload]\ncommand = [\"" + test_python() + "\", \"" + program +
+         "\", \"{start_epoch}\", \"{resume_from}\", \"{save_state}\"]\n"
+         "env = { FAKE_CURVE_FROM_LR = \"1\", " + env + " }\n"
+         "[training]\nmax_epochs = 8\npatience = 3\nmin_delta = 0.0\ntarget_metric = 0.9\n"
+         "[search]\nbatch_sizes = [16]\nlearning_rates = [0.003, 0.01, 0.03, 0.1]\nmin_epochs = 1\neta = 2\n";
+}
+
+}  // namespace
+
+// A program that saves no state (error path: the scripted program with
+// FAKE_NO_STATE): its continued segments train the setup again from epoch 1,
+// with a note in the trial's message, instead of failing.
+TEST(SearchExternalCli, AProgramThatSavesNoStateIsTrainedAgainFromEpochOneWithANote) {
+  TempDir dir;
+  write_file(dir / "search.toml", segment_trainer_search("no-state", "FAKE_NO_STATE = \"1\""));
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("trained again from epoch 1: the program saved no state"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("bs=16 lr=0.1"), std::string::npos) << "the fastest setup is still chosen\n" << r.out;
+  auto store = pst::Store::open_readonly(db);
+  const auto study = store.find_study("no-state");
+  ASSERT_TRUE(study);
+  int restarted = 0;
+  for (const auto& res : store.results_of(study->id)) {
+    EXPECT_NE(res.trial.status, pst::TrialStatus::failed) << res.trial.key << ": " << res.trial.message;
+    if (res.trial.step == 0) continue;
+    ++restarted;
+    ASSERT_TRUE(res.run.has_value());
+    const auto epochs = store.epochs_of(res.run->id);
+    ASSERT_FALSE(epochs.empty());
+    EXPECT_EQ(epochs.front().epoch, 1) << "trained again from epoch 1";
+    EXPECT_NE(res.trial.message.find("trained again from epoch 1"), std::string::npos) << res.trial.message;
+  }
+  EXPECT_GE(restarted, 1);
+  EXPECT_NE(r.out.find("none"), std::string::npos) << "no setup failed\n" << r.out;
+}
+
+// Setups that failed are named next to the choice: it is a choice among fewer.
+TEST(SearchExternalCli, FailedSetupsAreCountedNextToTheChoice) {
+  TempDir dir;
+  write_file(dir / "search.toml", segment_trainer_search("one-fails", "FAKE_CRASH_LR = \"0.003\""));
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto choice = r.out.find("The search's choice");
+  ASSERT_NE(choice, std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 of 4: the choice is among the others", choice), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 of the 4 setups failed", choice), std::string::npos) << r.out;
+}
+
+// --- The project's example scripts, searched with continued segments ---------
+//
+// Each search trains two setups for epoch 1, the better one on to epoch 2 and
+// then 3, each segment a new process that continues the state the last one
+// saved. The continued setup is then trained once more, uninterrupted, as a
+// one-trial grid: its epochs 1-3 must be the search's epochs 1-3.
+
+namespace {
+
+bool python_has(const std::string& modules) {
+  const std::string cmd = "'" + test_python() + "' -c 'import " + modules + "' >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+struct ExampleSearch {
+  std::string script;       // under examples/
+  std::string extra_args;   // TOML array items after the common ones
+  std::vector<std::string> learning_rates;
+};
+
+std::string example_spec(const std::string& name, const std::string& kind, const ExampleSearch& ex,
+                          const std::string& lrs) {
+  const std::string script = std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/examples/" + ex.script;
+  std::string text = "name = \"" + name + "\"\nkind = \"" + kind + "\"\n[workload]\ncommand = [\"" + test_python() +
+                     "\", \"" + script +
+                     "\", \"--batch-size\", \"{batch_size}\", \"--lr\", \"{learning_rate}\", \"--seed\", \"{seed}\", "
+                     "\"--max-epochs\", \"{max_epochs}\", \"--threads\", \"1\", " + ex.extra_args + "]\n"
+                     "env = { OMP_NUM_THREADS = \"1\" }\n"
+                     "[training]\nmax_epochs = 3\npatience = 3\nmin_delta = 0.0\nthreads = 1\n";
+  text += kind == "search" ? "[search]\nbatch_sizes = [32]\nlearning_rates = [" + lrs + "]\nmin_epochs = 1\neta = 2\n"
+                           : "[grid]\nbatch_sizes = [32]\nlearning_rates = [" + lrs + "]\n";
+  return text + "[execution]\ntimeout_s = 300\nidle_timeout_s = 120\n";
+}
+
+void search_continues_like_one_run(const ExampleSearch& ex) {
+  TempDir dir;
+  const auto db = (dir / "r.db").string();
+  std::string lrs;
+  for (const auto& lr : ex.learning_rates) lrs += (lrs.empty() ? "" : ", ") + lr;
+  write_file(dir / "search.toml", example_spec("ex-search", "search", ex, lrs));
+  const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+
+  // The search's epochs of the setup it continued to epoch 3, by epoch.
+  std::map<int, powertrain::run::EpochRecord> searched;
+  double lr = 0.0;
+  {
+    auto store = pst::Store::open_readonly(db);
+    const auto study = store.find_study("ex-search");
+    ASSERT_TRUE(study);
+    for (const auto& res : store.results_of(study->id)) {
+      ASSERT_TRUE(res.run.has_value()) << res.trial.key;
+      EXPECT_NE(res.trial.status, pst::TrialStatus::failed) << res.trial.message;
+      EXPECT_EQ(res.trial.message.find("trained again"), std::string::npos) << res.trial.message;
+      const auto epochs = store.epochs_of(res.run->id);
+      ASSERT_FALSE(epochs.empty()) << res.trial.key;
+      EXPECT_EQ(epochs.front().epoch, res.trial.step + 1) << "segment " << res.trial.step << " starts at its epoch";
+      if (res.trial.step == 2) lr = res.run->config.learning_rate;
+    }
+    ASSERT_GT(lr, 0.0) << "a setup was continued to epoch 3\n" << r.out;
+    for (const auto& res : store.results_of(study->id))
+      if (res.run->config.learning_rate == lr)
+        for (const auto& e : store.epochs_of(res.run->id)) searched[e.epoch] = e;
+  }
+  ASSERT_EQ(searched.size(), 3u);
+
+  // The same setup uninterrupted.
+  write_file(dir / "grid.toml", example_spec("ex-grid", "grid", ex, fmt::format("{}", lr)));
+  const auto g = run_powertrain({"sweep", (dir / "grid.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(g.exit_code, 0) << g.err << g.out;
+  auto store = pst::Store::open_readonly(db);
+  const auto grid = store.find_study("ex-grid");
+  ASSERT_TRUE(grid);
+  const auto results = store.results_of(grid->id);
+  ASSERT_EQ(results.size(), 1u);
+  const auto whole = store.epochs_of(results.front().run->id);
+  ASSERT_EQ(whole.size(), 3u);
+  for (const auto& e : whole) {
+    SCOPED_TRACE(fmt::format("epoch {}", e.epoch));
+    EXPECT_NEAR(searched[e.epoch].val_metric, e.val_metric, 1e-4);
+    EXPECT_NEAR(searched[e.epoch].val_loss, e.val_loss, 1e-3 * std::abs(e.val_loss));
+  }
+}
+
+}  // namespace
+
+TEST(ExampleSearchCli, TheFashionMnistScriptContinuesFromItsSavedState) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  search_continues_like_one_run({"fashion-mnist-pytorch/train.py", "\"--max-samples\", \"300\"", {"0.01", "0.05"}});
+}
+
+TEST(ExampleSearchCli, TheTransformersScriptContinuesFromTheTrainersCheckpoint) {
+  if (!python_has("transformers, accelerate")) GTEST_SKIP() << "transformers is not installed (scripts/setup)";
+  search_continues_like_one_run(
+      {"hf-transformers/train.py", "\"--max-samples\", \"256\", \"--output-dir\", \"hf-out\"", {"0.001", "0.003"}});
+}
+
+TEST(ExampleSearchCli, TheLightningScriptContinuesFromItsCheckpoint) {
+  if (!python_has("lightning")) GTEST_SKIP() << "lightning is not installed (scripts/setup)";
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  search_continues_like_one_run({"lightning/train.py", "\"--max-samples\", \"300\"", {"0.01", "0.05"}});
 }

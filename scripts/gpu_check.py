@@ -141,6 +141,8 @@ class Nvml:
             except OSError as e:
                 errors.append(str(e))
         else:
+            if all("cannot open shared object file" in e for e in errors):
+                raise NvmlAbsent(f"no NVIDIA driver ({names[0]} not found)")
             raise NvmlAbsent("no NVIDIA driver (" + "; ".join(errors) + ")")
         init = getattr(self._lib, "nvmlInit_v2", None) or self._lib.nvmlInit
         rc = init()
@@ -155,6 +157,13 @@ class Nvml:
                         self._fn("nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetHandleByIndex")(i, ctypes.byref(h)))
             self._handles.append(h)
         self.backend = f"ctypes on {name}"
+
+    def _pycall(self, name, *args):
+        """A pynvml call, its NVMLError as NvmlError with the return code."""
+        try:
+            return getattr(self._py, name)(*args)
+        except self._py.NVMLError as e:
+            raise NvmlError(name, getattr(e, "value", 999)) from None
 
     # ctypes helpers
     def _fn(self, *names):
@@ -174,7 +183,7 @@ class Nvml:
 
     def _string(self, fn_name, i):
         if self.backend == "nvidia-ml-py":
-            v = getattr(self._py, fn_name)(self._handles[i])
+            v = self._pycall(fn_name, self._handles[i])
             return v.decode() if isinstance(v, bytes) else str(v)
         buf = ctypes.create_string_buffer(96)
         self._check(fn_name, self._fn(fn_name)(self._handles[i], buf, 96))
@@ -188,7 +197,7 @@ class Nvml:
 
     def driver_version(self):
         if self.backend == "nvidia-ml-py":
-            v = self._py.nvmlSystemGetDriverVersion()
+            v = self._pycall("nvmlSystemGetDriverVersion")
             return v.decode() if isinstance(v, bytes) else str(v)
         buf = ctypes.create_string_buffer(96)
         self._check("nvmlSystemGetDriverVersion", self._fn("nvmlSystemGetDriverVersion")(buf, 96))
@@ -196,7 +205,7 @@ class Nvml:
 
     def cuda_driver_version(self):
         if self.backend == "nvidia-ml-py":
-            v = self._py.nvmlSystemGetCudaDriverVersion()
+            v = self._pycall("nvmlSystemGetCudaDriverVersion")
         else:
             out = ctypes.c_int()
             self._check("nvmlSystemGetCudaDriverVersion",
@@ -208,7 +217,7 @@ class Nvml:
     def energy_mj(self, i):
         """nvmlDeviceGetTotalEnergyConsumption: mJ since the driver loaded."""
         if self.backend == "nvidia-ml-py":
-            return int(self._py.nvmlDeviceGetTotalEnergyConsumption(self._handles[i]))
+            return int(self._pycall("nvmlDeviceGetTotalEnergyConsumption", self._handles[i]))
         v = ctypes.c_ulonglong()
         self._check("nvmlDeviceGetTotalEnergyConsumption",
                     self._fn("nvmlDeviceGetTotalEnergyConsumption")(self._handles[i], ctypes.byref(v)))
@@ -216,7 +225,7 @@ class Nvml:
 
     def _uint(self, fn_name, i):
         if self.backend == "nvidia-ml-py":
-            return int(getattr(self._py, fn_name)(self._handles[i]))
+            return int(self._pycall(fn_name, self._handles[i]))
         v = ctypes.c_uint()
         self._check(fn_name, self._fn(fn_name)(self._handles[i], ctypes.byref(v)))
         return v.value
@@ -231,7 +240,7 @@ class Nvml:
     def fields(self, i, ids):
         """{field id: (return code, value)} from nvmlDeviceGetFieldValues."""
         if self.backend == "nvidia-ml-py":
-            values = self._py.nvmlDeviceGetFieldValues(self._handles[i], list(ids))
+            values = self._pycall("nvmlDeviceGetFieldValues", self._handles[i], list(ids))
             out = {}
             for fid, v in zip(ids, values):
                 rc = int(v.nvmlReturn)
@@ -642,6 +651,7 @@ class Check:
         self.bench = None
         self.nvml = None
         self.nvml_why = ""
+        self.nvml_library = None
         self.env = {}
         self.gpu = 0
         self.step_name = None
@@ -682,7 +692,7 @@ class Check:
             p.wait(timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:
             timed_out = True
-            for sig, grace in ((stop_signal, 8), (signal.SIGTERM, 4), (signal.SIGKILL, 5)):
+            for sig, grace in ((stop_signal, 6), (signal.SIGTERM, 3), (signal.SIGKILL, 5)):
                 try:
                     os.killpg(p.pid, sig)
                 except ProcessLookupError:
@@ -692,6 +702,10 @@ class Check:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        try:  # whatever the command left running in its group would disturb the next measurement
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         seconds = time.monotonic() - t0
         out_file.seek(0)
         out = out_file.read()
@@ -823,6 +837,7 @@ class Check:
         e.update(torch=d.get("torch"), torch_cuda=d.get("torch_cuda"), cudnn=d.get("cudnn"),
                  python_version=d.get("python_version"))
         library = a.nvml_library or os.environ.get("POWERTRAIN_NVML_LIBRARY") or None
+        self.nvml_library = library
         self.nvml, self.nvml_why = open_nvml(library)
         rows = []
         if self.nvml:
@@ -1055,36 +1070,46 @@ class Check:
         idle_w = self.idle_power(2.0) if self.nvml else None
         doc, deltas, wall, _ = self.measure_load(self.device, seconds, "gpu")
         self.measured_gpu_load = doc
+        what = "bf16 matrix products of 8192 x 8192" if self.device != "cpu" else "float32 products of 256 x 256"
         md = [f"`powertrain measure --json -- python scripts/gpu_check.py load --kind steady --seconds {seconds:g} "
-              f"--device {self.device}` (bf16 matrix products of 8192 x 8192, back to back), with NVML's energy "
-              "counter read by the check just before the command started and just after it ended.", ""]
+              f"--device {self.device}` ({what}, back to back), with NVML's energy counter read by the check "
+              "just before the command started and just after it ended.", ""]
         fig = {"duration_s": doc.get("duration_s"), "energy_j": doc.get("energy_j"), "method": doc.get("method"),
                "wall_s": wall, "idle_w": idle_w, "gpus": []}
         channels = {c.get("id"): c for c in doc.get("channels", [])}
         rows = []
         for i, delta in deltas.items():
             ch = channels.get(f"nvml:gpu{i}")
-            pt_j = ch.get("energy_j") if ch else None
+            # What the meter read (the machine's figure where the report keeps
+            # both), and what it charged the command with.
+            pt_j = ch.get("machine_energy_j", ch.get("energy_j")) if ch else None
+            own_j = ch.get("energy_j") if ch else None
             gap_s = wall - (doc.get("duration_s") or 0)
             gap_j = gap_s * idle_w if idle_w is not None else None
             diff = pt_j - delta if pt_j is not None and delta is not None else None
-            rows.append((f"gpu{i}", fmt_num(delta), fmt_num(pt_j), ch.get("method") if ch else "-",
-                         fmt_num(diff), fmt_num(diff / delta * 100 if diff is not None and delta else None),
-                         fmt_num(wall), fmt_num(doc.get("duration_s")), fmt_num(gap_j)))
-            fig["gpus"].append({"gpu": i, "counter_j": delta, "powertrain_j": pt_j, "diff_j": diff,
-                                "diff_pct": diff / delta * 100 if diff is not None and delta else None,
-                                "gap_s": gap_s, "gap_energy_j_at_idle": gap_j})
+            pct = diff / delta * 100 if diff is not None and delta else None
+            inner = delta - gap_j if delta is not None and gap_j is not None else None
+            pct_inner = (pt_j - inner) / inner * 100 if pt_j is not None and inner else None
+            rows.append((f"gpu{i}", fmt_num(delta), fmt_num(pt_j), fmt_num(own_j), ch.get("method") if ch else "-",
+                         fmt_num(diff), fmt_num(pct), fmt_num(wall), fmt_num(doc.get("duration_s")), fmt_num(gap_j),
+                         fmt_num(pct_inner)))
+            fig["gpus"].append({"gpu": i, "counter_j": delta, "powertrain_j": pt_j, "powertrain_charged_j": own_j,
+                                "diff_j": diff, "diff_pct": pct, "gap_s": gap_s, "gap_energy_j_at_idle": gap_j,
+                                "diff_pct_without_gap": pct_inner})
         if rows:
-            md += [md_table(["GPU", "NVML counter, read by the check (J)", "powertrain (J)", "powertrain's method",
-                             "powertrain - counter (J)", "apart (%)", "check's window (s)", "powertrain's window (s)",
-                             "the windows' gap x idle power (J)"], rows), "",
-                   f"Idle power before the run (counter over 2 s): {fmt_num(idle_w)} W. The check's window holds "
-                   "powertrain's start and exit as well, so powertrain should read less by about the last column."]
+            md += [md_table(["GPU", "NVML counter, read by the check (J)", "powertrain, read (J)",
+                             "powertrain, charged to the command (J)", "method", "read - counter (J)", "apart (%)",
+                             "check's window (s)", "powertrain's window (s)", "gap x idle power (J)",
+                             "apart without the gap (%)"], rows), "",
+                   f"Idle power before the run (counter over 2 s): {fmt_num(idle_w)} W. The check's window also "
+                   "holds powertrain's start and exit, so powertrain should read less by about the gap's energy; "
+                   "the last column takes it off the counter's figure."]
         else:
             md += [f"NVML counter: skipped: {self.nvml_why or 'no NVIDIA driver'}.", "",
                    f"powertrain measured {fmt_num(doc.get('energy_j'))} J in {fmt_num(doc.get('duration_s'))} s "
                    f"({doc.get('method')})."]
-        note = "; ".join(f"gpu{g['gpu']}: {fmt_num(g['diff_pct'])} % apart" for g in fig["gpus"]) or \
+        note = "; ".join(f"gpu{g['gpu']}: {fmt_num(g['diff_pct'])} % apart ({fmt_num(g['diff_pct_without_gap'])} % "
+                         "without the gap)" for g in fig["gpus"]) or \
             f"counter skipped: {self.nvml_why or 'no NVIDIA driver'}; powertrain measured {fmt_num(doc.get('energy_j'))} J"
         status = "passed"
         if not self.dry and not any(g["powertrain_j"] is not None for g in fig["gpus"]):
@@ -1173,8 +1198,8 @@ class Check:
                                                          os.environ.get("PYTHONPATH", "")] if p)}
         args = ["queued", "--device", self.device, "--work-s", 0.3 if self.dry else 2.0,
                 "--gap-s", 0.2 if self.dry else 1.0]
-        if self.a.nvml_library:
-            args += ["--nvml-library", self.a.nvml_library]
+        if self.nvml_library:
+            args += ["--nvml-library", self.nvml_library]
         r = self.must(self.py_cmd(*args), "queued-work program", timeout=120, env=env)
         doc = json.loads(r.out.strip().splitlines()[-1])
         rows = []
@@ -1222,26 +1247,34 @@ class Check:
             fig[label] = {"top": top, "gpu_channels": gpu_ch, "energy_j": doc.get("energy_j"),
                           "method": doc.get("method")}
             if not gpu_ch:
-                rows.append((label, "-", "-", "-", "-", "-", fmt_num(doc.get("energy_j")),
+                rows.append((label, "-", "-", "-", "-", "-", "-", fmt_num(doc.get("energy_j")),
+                             fmt_num(doc.get("excluded_gpu_energy_j")),
                              "no GPU channel" + (f" ({self.nvml_why})" if self.nvml_why else "")))
                 continue
+            excluded = doc.get("excluded_gpu_energy_j")
             for c in gpu_ch:
                 u = c.get("used_by_command", "absent")
+                # Charged: the GPU's energy is in the command's total. With one
+                # GPU, excluded_gpu_energy_j says it; else the channel's flags.
+                if excluded is not None and len(gpu_ch) == 1:
+                    charged = excluded < 0.5 * (c.get("energy_j") or 0.0)
+                else:
+                    charged = bool(c.get("in_total")) and u is not False
                 verdict = "field absent" if u == "absent" else "unknown to powertrain" if u is None else \
-                    "as expected" if bool(u) == expect_used and bool(c.get("in_total")) == expect_used else \
-                    "NOT as expected"
+                    "as expected" if bool(u) == expect_used and charged == expect_used else "NOT as expected"
                 verdicts.append(verdict)
                 extra = {k: v for k, v in c.items() if k not in ("id", "device", "component", "method", "in_total",
                                                                   "energy_j", "avg_power_w", "peak_power_w",
                                                                   "used_by_command", "use_note")}
-                rows.append((label, c.get("id"), u, c.get("in_total"), fmt_num(c.get("energy_j")),
-                             one_line(c.get("use_note", "") or "-", 160) +
-                             (f" {json.dumps(extra)}" if extra else ""), fmt_num(doc.get("energy_j")), verdict))
+                rows.append((label, c.get("id"), u, c.get("in_total"), "yes" if charged else "no",
+                             fmt_num(c.get("energy_j")), one_line(c.get("use_note", "") or "-", 160) +
+                             (f" {json.dumps(extra)}" if extra else ""), fmt_num(doc.get("energy_j")),
+                             fmt_num(excluded), verdict))
         md = ["`powertrain measure --json` of a command that runs on the GPU and of one that does not; per GPU "
               "channel the fields the report gives about its use (the attribution of issue 23, whatever fields "
               "this build has), and whether the GPU is charged only when used.", "",
-              md_table(["command", "channel", "used_by_command", "in_total", "GPU J", "note / other fields",
-                        "total J", "verdict"], rows)]
+              md_table(["command", "channel", "used_by_command", "in_total", "charged", "GPU J",
+                        "note / other fields", "total J", "excluded GPU J", "verdict"], rows)]
         for label, doc, _ in cases:
             top = fig[label]["top"]
             if top:
@@ -1385,7 +1418,7 @@ class Check:
         res = self.study_step("grid-quick.toml", "grid-quick-cuda",
                               {"training.device": self.device},
                               "The quick grid (4 batch sizes x 4 learning rates, 1000 Fashion-MNIST images, at "
-                              "most 8 epochs) with `device = \"cuda\"`.")
+                              f"most 8 epochs) with `device = \"{self.device}\"`.")
         res["title"] = "Quick grid on the GPU"
         return res
 
@@ -1400,10 +1433,16 @@ class Check:
         return res
 
     def step_grid_full(self):
+        import tomllib
+        grid = tomllib.loads((ROOT / "examples" / "grid-full.toml").read_text()).get("grid", {})
         res = self.study_step("grid-full.toml", "grid-full-cuda",
-                              {"training.device": self.device, "execution.cooldown_s": 5, "execution.warmup_s": 10},
-                              "The full grid (examples/grid-full.toml: 4 x 4 setups x 3 seeds to convergence) for "
-                              "as long as the budget allows, cool-down and warm-up cut to 5 s and 10 s.",
+                              {"training.device": self.device, "execution.cooldown_s": 5, "execution.warmup_s": 10,
+                               "grid.batch_sizes": sorted(grid.get("batch_sizes", []), reverse=True),
+                               "grid.learning_rates": sorted(grid.get("learning_rates", []), reverse=True)},
+                              "The full grid (examples/grid-full.toml: 4 x 4 setups x 3 seeds, each to convergence) "
+                              "for as long as the budget allows: cool-down and warm-up cut to 5 s and 10 s, and "
+                              "the largest batch and learning rate first (the setups that converge soonest), so "
+                              "that as many trials as possible finish.",
                               allow_timeout=True, timeout=max(5.0, self.budget_left() - 15))
         res["title"] = "Full grid, as far as the time allowed"
         return res
@@ -1444,7 +1483,8 @@ class Check:
                  fmt_num(e.get("eval_energy_j")), fmt_num(e.get("val_metric")), fmt_num(e.get("samples_per_s")),
                  e.get("method")) for e in epochs_rows]
         md = [f"`examples/fashion-mnist-pytorch/train.py` ({samples} images per split, batch 64, lr 0.01, "
-              f"{epochs} epochs, `--device {self.device}`) as the program of `powertrain train --`:", "",
+              f"{epochs} epoch{'s' if epochs > 1 else ''}, `--device {self.device}`) as the program of "
+              "`powertrain train --`:", "",
               "    " + shlex.join(str(c) for c in cmd).replace(str(self.db), "gpu-check.db"), "",
               md_table(["epoch", "s", "J", "train J", "eval J", "val metric", "samples/s", "method"], rows), "",
               f"Run: status {run.get('status')}, test metric {fmt_num(run.get('test_metric'))}, "

@@ -939,10 +939,17 @@ class Check:
             self.use_build(build_dir)
             md.append(f"Used the build folder `{build_dir}` as it is (no build); its powertrain runs:\n\n    "
                       + "\n    ".join(r.out.strip().splitlines()))
+            fig = {"build_dir": str(build_dir), "built": False}
             if self.dry:
                 md.append("\nA GPU run builds with:\n\n    " + " ".join(self.build_command(build_dir, False)[0]))
+                if a.deps:  # unpacked as a GPU run would, into a folder of its own, to try them
+                    prefix, env = self.unpack_deps(Path(a.deps), self.work / "deps")
+                    fig["deps_env"] = env
+                    fig["pc_files"] = {pc.name: pc.read_text() for pc in prefix.rglob("*.pc")}
+                    md.append(f"\nThe .deb files of `{a.deps}` unpack into `{prefix}`; the build would run with "
+                              + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k != "PATH"))
             return {"md": "\n".join(md), "title": "Build", "note": f"used {build_dir} as it is",
-                    "figures": {"build_dir": str(build_dir), "built": False}}
+                    "figures": fig}
         cmd, env, args_note = self.build_command(build_dir)
         t0 = time.monotonic()
         r = self.run(cmd, env=env, cwd=ROOT, stop_signal=signal.SIGTERM)
@@ -1347,6 +1354,11 @@ class Check:
                 e = con.execute("SELECT COUNT(*) AS n, SUM(energy_j) AS j FROM epochs WHERE run_id = ?",
                                 (t["run_id"],)).fetchone()
                 t["epochs_stored"], t["epochs_j"] = e["n"], e["j"]
+                try:  # schema 8: what the meters read, beside the run's own energy
+                    t["epochs_machine_j"] = con.execute("SELECT SUM(machine_energy_j) FROM epochs WHERE run_id = ?",
+                                                        (t["run_id"],)).fetchone()[0]
+                except sqlite3.OperationalError:
+                    t["epochs_machine_j"] = None
         finally:
             con.close()
         return trials
@@ -1356,11 +1368,13 @@ class Check:
         for t in trials:
             n = t.get("epochs_stored") or 0
             rows.append((t.get("batch_size"), fmt_num(t.get("learning_rate")), t.get("seed"), t.get("status"), n,
-                         fmt_num(t["epochs_j"] / n if n else None), fmt_num(t["gpu_j"] / n if n and t.get("gpu_j")
-                                                                           is not None else None),
+                         fmt_num(t["epochs_j"] / n if n else None),
+                         fmt_num(t["epochs_machine_j"] / n if n and t.get("epochs_machine_j") is not None else None),
+                         fmt_num(t["gpu_j"] / n if n and t.get("gpu_j") is not None else None),
                          fmt_num(t.get("energy_j")), fmt_num(t.get("energy_to_target_j")),
                          fmt_num(t.get("best_val_metric")), fmt_num(t.get("duration_s")), t.get("method") or "-"))
-        return md_table(["batch", "lr", "seed", "status", "epochs", "J/epoch", "GPU J/epoch", "energy J",
+        return md_table(["batch", "lr", "seed", "status", "epochs", "J/epoch", "machine J/epoch", "GPU J/epoch",
+                         "energy J",
                          "energy to target J", "best val metric", "time s", "method"], rows)
 
     @staticmethod

@@ -4,6 +4,7 @@ wrote, so that the GPU check (which CI cannot run on a GPU) cannot rot.
 
     gpu_check_test.py dry-run   SCRIPT BUILD_DIR        every step, tiny, on the CPU
     gpu_check_test.py failures  SCRIPT BUILD_DIR        a failing and a hanging step are recorded, the rest run
+    gpu_check_test.py deps      SCRIPT BUILD_DIR        --deps unpacks .deb files into a prefix of its own
     gpu_check_test.py fake-nvml SCRIPT BUILD_DIR LIB    the NVML steps against the fake NVML library
 """
 import json
@@ -82,6 +83,34 @@ def failures(script, build_dir, out):
     check("| version | failed |" in md and "| measure | failed |" in md, "the report's step table")
 
 
+def deps(script, build_dir, out):
+    """--deps unpacks .deb files into a prefix of its own and points pkg-config there."""
+    root = Path(out) / "pkg"
+    pc = root / "usr" / "lib" / "x86_64-linux-gnu" / "pkgconfig" / "demo.pc"
+    pc.parent.mkdir(parents=True)
+    pc.write_text("prefix=/usr\nexec_prefix=/usr\nlibdir=${exec_prefix}/lib/x86_64-linux-gnu\n"
+                  "includedir=/usr/include\nName: demo\nVersion: 1\nLibs: -L${libdir} -ldemo\n")
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text("Package: libdemo-dev\nVersion: 1\nArchitecture: all\n"
+                                             "Maintainer: powertrain tests <tests@example.org>\nDescription: demo\n")
+    debs = Path(out) / "debs"
+    debs.mkdir()
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(debs / "libdemo-dev_1_all.deb")],
+                   check=True, capture_output=True)
+    rc, doc, md = run(script, build_dir, str(Path(out) / "report"), "--only", "version", "--deps", str(debs))
+    check(rc == 0, f"exit {rc}")
+    build = doc["figures"]["build"]
+    prefix = build["deps_env"]["CMAKE_PREFIX_PATH"].split(os.pathsep)[0]
+    check(prefix.endswith("/usr") and prefix != "/usr", f"CMAKE_PREFIX_PATH {prefix}")
+    check(build["deps_env"]["PKG_CONFIG_PATH"].startswith(prefix + "/lib/x86_64-linux-gnu/pkgconfig"),
+          f"PKG_CONFIG_PATH {build['deps_env']['PKG_CONFIG_PATH']}")
+    text = build["pc_files"]["demo.pc"]
+    for line in (f"prefix={prefix}", f"exec_prefix={prefix}", f"includedir={prefix}/include",
+                 "libdir=${exec_prefix}/lib/x86_64-linux-gnu"):
+        check(line in text.splitlines(), f"demo.pc lacks {line!r}: {text}")
+    check(doc["environment"]["deps"] == ["libdemo-dev_1_all.deb"], doc["environment"].get("deps"))
+
+
 def fake_nvml(script, build_dir, out, library):
     # One GPU that draws 100 W and 400 W in turns of a second for two minutes,
     # with a counter that refreshes every 100 ms (the integral of that power),
@@ -126,6 +155,8 @@ def main():
             dry_run(script, build_dir, out)
         elif mode == "failures":
             failures(script, build_dir, out)
+        elif mode == "deps":
+            deps(script, build_dir, out)
         elif mode == "fake-nvml":
             fake_nvml(script, build_dir, out, sys.argv[4])
         else:

@@ -2,9 +2,9 @@
 """The GPU check of issue 29: everything powertrain should show on a real GPU, in
 one prepared run that fits a short loan of a GPU machine (about 8 minutes).
 
-    scripts/gpu-check [--out DIR] [--build-dir DIR] [--data-dir DIR] [--deps DIR]
-    scripts/gpu-check --dry-run --build-dir build      # the same steps on the CPU, tiny (CI)
     scripts/gpu-check --prepare-carry .gpu-carry        # here: what the GPU machine lacks
+    scripts/gpu-check [--out DIR] [--build-dir DIR]     # there, with .gpu-carry carried
+    scripts/gpu-check --dry-run --build-dir build      # the same steps on the CPU, tiny (CI)
 
 Steps, in order, each time-boxed; a step that fails is recorded with its error
 and the next one runs:
@@ -12,8 +12,10 @@ and the next one runs:
   env          the device (NVML: name, driver, CUDA driver, energy counter,
                instant power field), the Python's torch, the tools
   build        powertrain against that Python's PyTorch with the documented
-               command (POWERTRAIN_PYTHON=... scripts/build), or a build folder
-               given with --build-dir that runs on this PyTorch
+               command (POWERTRAIN_PYTHON=... scripts/build; incremental in a
+               build folder that has one), with the libraries of --deps (.deb
+               files, default .gpu-carry/deps) unpacked into it; --no-build
+               takes a carried build folder as it is
   version      `powertrain --version` and `powertrain devices --json`
   measure      `powertrain measure` of a steady GPU load, with NVML's energy
                counter read directly around it: joules and percent apart
@@ -968,7 +970,10 @@ class Check:
             raise StepFailed(("timed out" if r.timed_out else f"exit {r.rc}") + f" after {seconds:.0f} s: "
                              + one_line(r.out))
         native = self.run(["cmake", "--build", build_dir, "--target", "powertrain_native"], timeout=120, env=env)
-        md.append(f"\nBuilt in {seconds:.0f} s with {os.cpu_count()} jobs. The Python module powertrain._native: "
+        if not binary.exists():
+            raise StepFailed(f"the build made no {binary}")
+        jobs = os.environ.get("POWERTRAIN_JOBS") or os.cpu_count()
+        md.append(f"\nBuilt in {seconds:.0f} s with {jobs} jobs. The Python module powertrain._native: "
                   + ("built" if native.rc == 0 else f"not built ({one_line(native.out)})") + ".")
         self.use_build(build_dir)
         return {"md": "\n".join(md), "title": "Build", "note": f"built in {seconds:.0f} s",
@@ -977,7 +982,7 @@ class Check:
 
     def build_command(self, build_dir, unpack=True):
         env = {"POWERTRAIN_PYTHON": self.python, "POWERTRAIN_BUILD_DIR": str(build_dir),
-               "POWERTRAIN_BUILD_TARGETS": "powertrain bench_train"}
+               "POWERTRAIN_BUILD_TARGETS": self.a.build_targets}
         note = ""
         if self.a.deps and unpack:
             prefix, added = self.unpack_deps(Path(self.a.deps), build_dir / "carried-deps")
@@ -1534,7 +1539,9 @@ class Check:
                     "--repeats", 1, "--seconds", 1, "--modes", "tuned"]
         cmd = [self.bench, *args, "--python", self.python]
         r = self.run(cmd)
-        table = [ln for ln in r.out.splitlines() if ln.startswith(("|", "#", "LibTorch"))]
+        lines = r.out.splitlines()
+        first = next((k for k, ln in enumerate(lines) if ln.startswith("# ")), len(lines))
+        table = [ln for ln in lines[first:] if not ln.startswith("$ ")]
         md = ["    " + shlex.join(str(c) for c in cmd).replace(str(self.build_dir) + "/", ""), "",
               "Both sides train the same models on random data held on the device, the engine as `powertrain "
               "train` runs it, Python in its tuned form (written for the CPU: channels-last, one gather per "
@@ -1642,11 +1649,14 @@ def main(argv=None):
     p.add_argument("--out", help="folder of the report (default: $OUT, else gpu-check-out)")
     p.add_argument("--build-dir", help="the build folder (default: build-gpu-check); the documented build "
                                        "runs there, incrementally, unless --no-build or --dry-run")
+    p.add_argument("--build-targets", default="powertrain bench_train", help="what the build step builds "
+                   "(then the Python module, if it can)")
     p.add_argument("--no-build", action="store_true", help="use --build-dir as it is (a carried build that "
                                                            "runs on this PyTorch)")
     p.add_argument("--python", help="the Python with torch (default: $POWERTRAIN_PYTHON, the build's, the "
                                      "project's environment, python3)")
-    p.add_argument("--deps", help="a folder of .deb files of the build's libraries to unpack privately")
+    p.add_argument("--deps", help="a folder of .deb files of the build's libraries to unpack privately "
+                                  "(default: .gpu-carry/deps where it exists, except in a dry run)")
     p.add_argument("--data-dir", help="Fashion-MNIST's folder (default: .gpu-carry/fashion-mnist, "
                                       "/usr/share/datasets/fashion-mnist)")
     p.add_argument("--nvml-library", help="NVML library to read (default: $POWERTRAIN_NVML_LIBRARY, the driver's)")
@@ -1669,6 +1679,9 @@ def main(argv=None):
         return 0
     if a.budget is None:
         a.budget = 900.0 if a.dry_run else 450.0
+    carried = ROOT / ".gpu-carry" / "deps"
+    if a.deps is None and not a.dry_run and carried.is_dir():
+        a.deps = str(carried)
     ck = Check(a)
     ck.say(f"gpu-check: report in {ck.md_path}; budget {a.budget:.0f} s")
     steps = [("env", 60, ck.step_env), ("build", 300, ck.step_build), ("version", 30, ck.step_version),

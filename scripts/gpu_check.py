@@ -296,9 +296,9 @@ def _operands(torch, dev, size):
     """Two square matrices: bf16 on a GPU (the tensor cores' fast path), float32 on a CPU."""
     n = size or (8192 if dev.type == "cuda" else 256)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(dev, dtype) / math.sqrt(n)
-    b = torch.randn(n, n, generator=g).to(dev, dtype) / math.sqrt(n)
+    torch.manual_seed(0)  # drawn on the device: 16384^2 numbers take seconds on a CPU
+    a = torch.randn(n, n, device=dev, dtype=dtype) / math.sqrt(n)
+    b = torch.randn(n, n, device=dev, dtype=dtype) / math.sqrt(n)
     return a, b
 
 
@@ -899,9 +899,10 @@ class Check:
             md += [f"NVML: {self.nvml_why}.", ""]
         md += [md_table(["tool", "version"], tools)]
         self.figures["tools"] = dict(tools)
-        if not self.nvml and not self.dry:
-            return {"md": "\n".join(md), "title": "Device and software", "status": "failed",
-                    "note": f"no NVML: {self.nvml_why}"}
+        if not self.dry and (not self.nvml or not d.get("cuda_available")):
+            why = [f"no NVML: {self.nvml_why}"] if not self.nvml else []
+            why += [] if d.get("cuda_available") else [f"torch {d.get('torch')} sees no GPU"]
+            return {"md": "\n".join(md), "title": "Device and software", "status": "failed", "note": "; ".join(why)}
         return {"md": "\n".join(md), "title": "Device and software",
                 "note": f"{len(rows)} GPU(s)" if rows else f"NVML: {self.nvml_why}"}
 

@@ -1040,8 +1040,10 @@ class Check:
                  one_line(s.get("reason") or s.get("description") or "", 160),
                  len(s.get("channels") or [])) for s in sources]
         md = ["    $ powertrain --version", *("    " + ln for ln in v.out.strip().splitlines()), "",
-              "`powertrain devices --json`, summarized (the whole document is in gpu-check.json):", "",
-              md_table(["source", "available", "reason", "channels"], rows)]
+              "`powertrain devices --json`, summarized:", "",
+              md_table(["source", "available", "reason", "channels"], rows), "",
+              "and as printed:", "",
+              *("    " + ln for ln in json.dumps(doc, indent=1).splitlines())]
         nvml = [s for s in sources if s.get("source") == "nvml"]
         status = "passed"
         note = v.out.strip().splitlines()[-1] if v.out.strip() else ""

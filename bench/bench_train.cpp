@@ -3,6 +3,7 @@
 //
 //   build/bench/bench_train [--workloads image,sensor] [--batches 1,4,16,64,256,512]
 //                           [--threads N] [--repeats 3] [--seconds 2] [--modes tuned,compile]
+//                           [--device cpu|cuda|cuda:N]
 //                           [--python PYTHON] [--script bench/train_python.py]
 //
 // For every workload and batch size each side trains the same number of random
@@ -13,6 +14,8 @@
 // runs in the forms --modes names (train_python.py: tuned eager, torch.compile,
 // plain eager). Trials alternate C++ and each Python form so that drift on a
 // shared machine hits all; medians and ratios are printed as Markdown tables.
+// --device runs both sides on a GPU (the engine holds the splits on the device,
+// and so does the Python side).
 //
 // The C++ side is the real engine: train::Trainer with a Tracker (no meters:
 // energy is not the point here), exactly as `powertrain train` runs it.
@@ -75,6 +78,7 @@ class LastEpoch final : public run::RunObserver {
 };
 
 struct Settings {
+  std::string device = "cpu";
   int threads = 0;
   double lr = 0.01, momentum = 0.9;
   std::uint64_t seed = 1;
@@ -106,6 +110,7 @@ Rates cpp_trial(const Workload& w, std::int64_t batch, std::int64_t n, const Set
   c.patience = 0;
   c.seed = s.seed;
   c.threads = s.threads;
+  c.device = s.device;
   energy::Tracker tracker({});
   LastEpoch last;
   const auto start = std::chrono::steady_clock::now();
@@ -136,8 +141,8 @@ struct Python {
 Rates python_trial(const Python& py, const std::string& mode, const Workload& w, std::int64_t batch, std::int64_t n,
                    const Settings& s) {
   const auto r = py.call(fmt::format("--workload {} --batch {} --samples {} --threads {} --epochs 2 --seed {} --lr {} "
-                                     "--momentum {} --mode {}",
-                                     w.name, batch, n, s.threads, s.seed, s.lr, s.momentum, mode));
+                                     "--momentum {} --mode {} --device {}",
+                                     w.name, batch, n, s.threads, s.seed, s.lr, s.momentum, mode, s.device));
   return {r.at("samples_per_s").get<double>(), r.at("end_to_end_samples_per_s").get<double>()};
 }
 
@@ -168,6 +173,7 @@ int main(int argc, char** argv) {
   app.add_option("--workloads", workload_list, "comma-separated: image, sensor");
   app.add_option("--batches", batch_list, "comma-separated batch sizes");
   app.add_option("--threads", s.threads, "threads on both sides; 0: every CPU this process may use");
+  app.add_option("--device", s.device, "where both sides train: cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--repeats", repeats, "alternating trials per side")->check(CLI::PositiveNumber);
   app.add_option("--seconds", seconds, "target length of one C++ epoch")->check(CLI::PositiveNumber);
   std::string mode_list = "tuned,compile";
@@ -188,12 +194,14 @@ int main(int argc, char** argv) {
     const Python py{python, script, same_allocator ? allocator + " " : ""};
     const auto modes = split_list(mode_list);
     s.threads = train::configure_threads(s.threads);  // the same number on both sides
-    const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe");
+    const auto torch_py = py.call("--workload image --batch 1 --samples 1 --threads 1 --describe --device " + s.device);
     fmt::print("# Training throughput, C++ engine vs Python PyTorch\n\n");
-    fmt::print("LibTorch (C++) {}, torch (Python) {}, {} thread(s) each, SGD with momentum, random data in "
-               "memory, median of {} alternating trials of about {} s. Python forms: {}. Python's allocator: {}.\n",
-               TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.threads, repeats, seconds,
-               fmt::join(modes, ", "), same_allocator ? "the engine's (" + allocator + ")" : "glibc's default");
+    fmt::print("LibTorch (C++) {}, torch (Python) {}, device {} ({}), {} thread(s) each, SGD with momentum, random "
+               "data in memory, median of {} alternating trials of about {} s. Python forms: {}. Python's "
+               "allocator: {}.\n",
+               TORCH_VERSION, torch_py.at("torch").get<std::string>(), s.device,
+               torch_py.value("device_name", std::string("?")), s.threads, repeats, seconds, fmt::join(modes, ", "),
+               same_allocator ? "the engine's (" + allocator + ")" : "glibc's default");
 
     for (const auto& name : split_list(workload_list)) {
       const Workload& w = workload_named(name);

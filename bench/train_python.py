@@ -15,7 +15,8 @@ powertrain's C++ engine, in three forms (--mode):
 bench_train runs this once per trial and reads one JSON object from stdout:
     python bench/train_python.py --workload image --batch 16 --samples 4096 \
         --threads 2 --epochs 2 --seed 1 --mode tuned
-It trains `epochs` epochs over `samples` random samples held in memory and
+It trains `epochs` epochs over `samples` random samples held in memory (on
+--device, as the engine holds its splits there) and
 reports the samples per second of the last epoch's training phase
 (samples_per_s), which the C++ side measures the same way (the first epoch warms
 allocators and kernels, and compiles), and the samples per second of the whole
@@ -134,6 +135,7 @@ def main():
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--mode", choices=["tuned", "compile", "plain"], default="tuned")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the data, model and steps live")
     p.add_argument("--sensor-as-1d", action="store_true",
                    help="tuned/compile: keep the sensor model's Conv1d path (default: the faster 2-D form)")
     p.add_argument("--describe", action="store_true", help="print the parameter count and exit")
@@ -144,17 +146,24 @@ def main():
     torch.manual_seed(a.seed)
     spec = WORKLOADS[a.workload]
     cls = ImageCnn if a.workload == "image" else SensorCnn
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"train_python.py: --device {a.device}, but this torch sees no GPU")
     if a.describe:
         model = cls(spec["shape"], spec["classes"], spec["kernel"])
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(json.dumps({"parameters": sum(t.numel() for t in model.parameters()),
-                          "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                          "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "device_name": name}))
         return
 
     x = torch.randn((a.samples,) + spec["shape"])
     y = torch.randint(0, spec["classes"], (a.samples,))
-    # End to end: from the model's creation to the last step, compile included.
+    # End to end: from the model's creation to the last step, compile included,
+    # and the copy of the data to the device (the engine's run includes its copy).
     start_all = time.perf_counter()
-    model = cls(spec["shape"], spec["classes"], spec["kernel"])
+    x, y = x.to(device), y.to(device)
+    model = cls(spec["shape"], spec["classes"], spec["kernel"]).to(device)
     gen = torch.Generator().manual_seed(a.seed)
     tuned = a.mode != "plain"
     # Channels-last applies to 4-D activations: the image model's.
@@ -174,8 +183,8 @@ def main():
     model.train()
     for _ in range(a.epochs):
         start = time.perf_counter()
-        order = torch.randperm(a.samples, generator=gen)
-        loss_sum = torch.zeros(())
+        order = torch.randperm(a.samples, generator=gen).to(device)
+        loss_sum = torch.zeros((), device=device)
         if tuned:
             for xb, yb in batches(x, y, order, a.batch, channels_last):
                 opt.zero_grad(set_to_none=True)

@@ -38,18 +38,31 @@ std::string percent(double share) { return fmt::format("{:.0f}%", share * 100.0)
 // So a run that neighbours slow down (the same work over a longer window) is
 // not charged more idle power, and a Slurm allocation it does not use is
 // charged whole.
+struct Held {
+  double of_machine = 0.0;      ///< CPU-seconds held over the machine's capacity
+  double of_reservation = 1.0;  ///< CPU-seconds held over the reserved ones (at most 1)
+};
+
+Held held_cpus(const RunShare& s, double duration_s) {
+  const double cpus = std::max(1, s.machine_cpus);
+  const double capacity_s = cpus * duration_s;
+  const double run_s = std::min(s.run_cpu_s.value_or(0.0), capacity_s);
+  const double idle_capacity_s = std::max(0.0, capacity_s - s.machine_cpu_s.value_or(0.0));
+  const double reserved_s = std::clamp(s.reserved_cpus, 0.0, cpus) * duration_s;
+  const double held_s = run_s + std::min(std::max(0.0, reserved_s - run_s), idle_capacity_s);
+  Held h;
+  h.of_machine = capacity_s > 0 ? std::clamp(held_s / capacity_s, 0.0, 1.0) : 0.0;
+  h.of_reservation = reserved_s > 0 ? std::clamp(held_s / reserved_s, 0.0, 1.0) : 1.0;
+  return h;
+}
+
 void attribute_cpu(ChannelEnergy& ce, const ChannelInfo& info, const RunShare& s, double duration_s,
                    double cpu_share) {
   const double machine = ce.machine_energy_j;
   if (std::isfinite(info.idle_power_w) && info.idle_power_w >= 0) {
     const double idle_j = std::min(machine, info.idle_power_w * duration_s);
     const double cpus = std::max(1, s.machine_cpus);
-    const double capacity_s = cpus * duration_s;
-    const double run_s = std::min(s.run_cpu_s.value_or(0.0), capacity_s);
-    const double idle_capacity_s = std::max(0.0, capacity_s - s.machine_cpu_s.value_or(0.0));
-    const double reserved_s = std::clamp(s.reserved_cpus, 0.0, cpus) * duration_s;
-    const double held_s = run_s + std::min(std::max(0.0, reserved_s - run_s), idle_capacity_s);
-    const double held = capacity_s > 0 ? std::clamp(held_s / capacity_s, 0.0, 1.0) : 0.0;
+    const double held = held_cpus(s, duration_s).of_machine;
     ce.energy_j = idle_j * held + (machine - idle_j) * cpu_share;
     ce.attribution = fmt::format("CPU-time share {} + idle power of {:.3g} of {} CPUs held ({:g} reserved: {})",
                                  percent(cpu_share), held * cpus, s.machine_cpus,
@@ -114,9 +127,15 @@ void attribute_window(WindowResult& w, const std::vector<ChannelInfo>& channels,
         break;
       case Component::dram:
         if (s.memory_share) {
+          // Its share of the memory in use, over the time it held its CPUs:
+          // time it waited for CPUs that others occupied is not charged to it,
+          // so neighbours that slow it down do not make its memory cost more.
           const double m = std::clamp(*s.memory_share, 0.0, 1.0);
-          ce.energy_j = ce.machine_energy_j * m;
-          ce.attribution = fmt::format("memory share {}", percent(m));
+          const double held = cpu_share ? held_cpus(s, w.duration_s).of_reservation : 1.0;
+          ce.energy_j = ce.machine_energy_j * m * held;
+          ce.attribution = held < 1.0 ? fmt::format("memory share {} over {} of the window (its CPU time)",
+                                                    percent(m), percent(held))
+                                      : fmt::format("memory share {}", percent(m));
           by_memory = by_memory || ce.in_total;
         } else if (cpu_share) {
           ce.energy_j = ce.machine_energy_j * *cpu_share;

@@ -155,6 +155,26 @@ TEST(RunShare, MemoryByItsShareOfTheMemoryInUse) {
   EXPECT_EQ(w.method, "estimated, attributed by CPU-time share and memory share");
 }
 
+// Memory held while neighbours occupy the run's CPU (an oversubscribed node:
+// the run gets a quarter of a CPU, the same work over four times the time)
+// costs it no more than the same work alone.
+TEST(RunShare, MemoryIsChargedForTheTimeTheRunHeldItsCpus) {
+  const std::vector<ChannelInfo> infos{info("estimate:cpu", Component::cpu, 2 * kIdle),
+                                       info("estimate:memory", Component::dram)};
+  auto alone = window(infos, {machine_cpu_j(2.0, 2.0), 2.0}, 2.0);  // the run 2 CPU-s of its 1 reserved CPU
+  auto s = share_of(2.0, 2.0);
+  s.memory_share = 0.5;
+  attribute_window(alone, infos, s);
+  auto crowded = window(infos, {machine_cpu_j(16.0, 8.0), 8.0}, 8.0);  // the same 2 CPU-s over 8 s, machine full
+  auto c = share_of(16.0, 2.0);
+  c.memory_share = 0.5;
+  attribute_window(crowded, infos, c);
+  EXPECT_NEAR(alone.channels[1].energy_j, 1.0, 1e-9);
+  EXPECT_NEAR(crowded.channels[1].energy_j, 1.0, 1e-9);
+  EXPECT_NEAR(crowded.energy_j, alone.energy_j, 1e-9);
+  EXPECT_THAT(crowded.channels[1].attribution, HasSubstr("over 25% of the window"));
+}
+
 TEST(RunShare, UnreadableCpuTimeChargesTheWholeReadingWithANote) {
   const std::vector<ChannelInfo> infos{info("estimate:cpu", Component::cpu, 2 * kIdle)};
   auto w = window(infos, {50.0}, 10.0);

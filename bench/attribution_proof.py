@@ -64,7 +64,7 @@ def epochs(db):
 def same_work(pt, out, repeats):
     rows = {}
     for cond in ("alone", "beside"):
-        own, machine, others, method = [], [], [], ""
+        own, machine, others, cpu, per_cpu, method = [], [], [], [], [], ""
         for r in range(repeats):
             db = out / f"same-{cond}-{r}.db"
             db.unlink(missing_ok=True)
@@ -78,19 +78,23 @@ def same_work(pt, out, repeats):
                 own.append(e)
                 machine.append(m)
                 others.append(max(0.0, (cm - cr) / cm) if cm else 0.0)
+                cpu.append(cr)
+                per_cpu.append(e / cr if cr else float("nan"))
                 method = meth
-        rows[cond] = (statistics.median(own), statistics.median(machine), statistics.median(others), method, len(own))
+        rows[cond] = [statistics.median(v) for v in (own, machine, others, cpu, per_cpu)] + [method, len(own)]
     a, b = rows["alone"], rows["beside"]
     print("### The same work alone and beside a noisy neighbour\n")
     print(f"`{sys.argv[0]} {pt} {out} --only same --repeats {repeats}`: synthetic images, batch 64, one thread, "
           "epochs 2-3 of 3, medians over the runs; others' share is other processes' part of the machine's busy "
-          "CPU time.\n")
-    print("| condition | epochs | own J/epoch | machine J/epoch | others' CPU share | method |")
-    print("|---|---|---|---|---|---|")
+          "CPU time; the run's CPU-s is the CPU time the same work took.\n")
+    print("| condition | epochs | own J/epoch | machine J/epoch | others' CPU share | run's CPU-s/epoch | "
+          "own J per run CPU-s | method |")
+    print("|---|---|---|---|---|---|---|---|")
     for cond in ("alone", "beside"):
-        own, machine, others, method, n = rows[cond]
-        print(f"| {cond} | {n} | {own:.2f} | {machine:.2f} | {others:.0%} | {method} |")
-    print(f"| beside / alone | | **{b[0] / a[0]:.3f}** | {b[1] / a[1]:.3f} | | |\n")
+        own, machine, others, cpu, per_cpu, method, n = rows[cond]
+        print(f"| {cond} | {n} | {own:.2f} | {machine:.2f} | {others:.0%} | {cpu:.2f} | {per_cpu:.2f} | {method} |")
+    print(f"| beside / alone | | **{b[0] / a[0]:.3f}** | {b[1] / a[1]:.3f} | | {b[3] / a[3]:.3f} | "
+          f"{b[4] / a[4]:.3f} | |\n")
     return b[0] / a[0]
 
 
@@ -108,20 +112,37 @@ def runs_of(db):
 
 
 def recommendation(db):
-    """The setup results recommends: least energy to the target among setups that reach it."""
+    """The setup `results` recommends (least energy to the target among setups that reach it), and the setups
+    within 5% of it: setups of one batch size that reach the target in the same epoch did the same work, so
+    which of them comes first is a tie that noise decides."""
     rows = [r for r in runs_of(db) if r[5] is not None]
     if not rows:
         return None
     best = min(rows, key=lambda r: r[5])
-    return f"bs={best[0]} lr={best[1]:g}"
+    ties = sorted(f"lr={r[1]:g}" for r in rows if r is not best and r[0] == best[0] and r[5] <= 1.05 * best[5])
+    return f"bs={best[0]} lr={best[1]:g}" + (f" (tied within 5%: bs={best[0]} {', '.join(ties)})" if ties else "")
 
 
-def grid(pt, out, slurm_dir):
+def epoch_energy(db):
+    """Per setup, the median energy of its epochs after the first (the same work per epoch at one batch size)."""
+    with sqlite3.connect(db) as c:
+        out = {}
+        for bs, lr, e in c.execute(
+                "SELECT r.batch_size, r.learning_rate, e.energy_j FROM trials t JOIN runs r ON r.id = t.run_id "
+                "JOIN epochs e ON e.run_id = r.id WHERE e.epoch > 1"):
+            out.setdefault((bs, lr), []).append(e)
+        return {k: statistics.median(v) for k, v in out.items()}
+
+
+def grid(pt, out, slurm_dir, reuse=False):
     conds = ["alone", "beside"] + (["slurm"] if slurm_dir else [])
     spec = ROOT / "examples/grid-quick.toml"
     dbs = {}
     for cond in conds:
         db = out / f"grid-{cond}.db"
+        if reuse:
+            dbs[cond] = db
+            continue
         for p in out.glob(f"grid-{cond}.db*"):
             if p.is_file():
                 p.unlink()
@@ -137,28 +158,33 @@ def grid(pt, out, slurm_dir):
     quiet = {(r[0], r[1]): r for r in runs_of(dbs["alone"])}
     print("### The quick grid alone, beside a neighbour" + (" and through oversubscribed Slurm" if slurm_dir else ""))
     print(f"\n`{sys.argv[0]} {pt} {out} --only grid" + (f" --slurm {slurm_dir}" if slurm_dir else "") + "`\n")
-    print("| condition | recommended setup | own energy vs alone: median, worst | machine vs alone: median | "
-          "same batch size, J/epoch max/min (worst batch size) | others' CPU share |")
-    print("|---|---|---|---|---|---|")
+    print("| condition | recommended setup | own energy vs alone: median, worst | own J per run CPU-s vs alone: "
+          "median, worst | machine vs alone: median | "
+          "same batch size, J per epoch (epochs 2+) max/min over learning rates (worst batch size) | others' CPU share |")
+    print("|---|---|---|---|---|---|---|")
     summary = {}
     for cond in conds:
         rows = runs_of(dbs[cond])
-        dev, mdev, others = [], [], []
+        dev, mdev, others, pdev = [], [], [], []
         by_batch = {}
+        for (bs, _), e in epoch_energy(dbs[cond]).items():
+            by_batch.setdefault(bs, []).append(e)
         for r in rows:
             q = quiet.get((r[0], r[1]))
             if q and q[2]:
                 dev.append(r[2] / q[2] - 1.0)
                 mdev.append(r[3] / q[3] - 1.0)
-            if r[4]:
-                by_batch.setdefault(r[0], []).append(r[2] / r[4])
+                if r[7] and q[7]:
+                    pdev.append((r[2] / r[7]) / (q[2] / q[7]) - 1.0)
             if r[6]:
                 others.append(max(0.0, (r[6] - r[7]) / r[6]))
         spread = {b: max(v) / min(v) for b, v in by_batch.items() if len(v) > 1 and min(v) > 0}
         worst_b = max(spread, key=spread.get) if spread else None
         worst = max(dev, key=abs) if dev else float("nan")
         summary[cond] = (recommendation(dbs[cond]), worst, spread.get(worst_b, float("nan")))
+        pworst = max(pdev, key=abs) if pdev else float("nan")
         print(f"| {cond} | {summary[cond][0]} | {statistics.median(dev):+.1%}, {worst:+.1%} | "
+              f"{statistics.median(pdev):+.1%}, {pworst:+.1%} | "
               f"{statistics.median(mdev):+.1%} | {spread.get(worst_b, float('nan')):.3f} (batch {worst_b}) | "
               f"{statistics.median(others):.0%} |")
     print()
@@ -172,6 +198,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", choices=["same", "grid"])
     ap.add_argument("--slurm", help="a running tests/support/slurm/slurm-cluster folder")
+    ap.add_argument("--reuse", action="store_true", help="summarize the databases already in OUTDIR")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +206,7 @@ def main():
     if a.only in (None, "same"):
         same_work(pt, out, a.repeats)
     if a.only in (None, "grid"):
-        grid(pt, out, a.slurm)
+        grid(pt, out, a.slurm, a.reuse)
 
 
 if __name__ == "__main__":

@@ -324,10 +324,12 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
           e.path().extension() != ".db")
         continue;
       try {
-        auto prev = store::Store::open_readonly(e.path());
+        // Through a private copy: a planted link or FIFO is never followed or opened.
+        const slurm::ResultCopy copy(e.path());
+        auto prev = store::Store::open_readonly(copy.path());
         if (const auto s = prev.find_study(job.study))
           if (const auto t = prev.find_trial(s->id, trial.key)) done_before = done_before || store::is_done(t->status);
-      } catch (const StoreError&) {
+      } catch (const Error&) {
       }
     }
     if (done_before) {

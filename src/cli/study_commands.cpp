@@ -132,11 +132,15 @@ int run_search_command(StudyArgs& a) {
   o.disabled_sources = a.disable;
   const auto r = runner::run_search(spec, store, o);
   fmt::print(stderr, "search '{}' in {}: {} segments run now{}{}{}\n", io::printable(spec.name), a.db, r.segments,
-             r.failed ? fmt::format(", {} failed", r.failed) : "",
+             r.failed ? fmt::format(", {} failed (they run again when the same command runs again)", r.failed) : "",
              r.waiting ? "; segments of the current rung run elsewhere: run the same command again later" : "",
              r.stopped ? "; stopped: run the same command again to resume" : "");
   if (r.stopped) return 130;
   print_study(stdout, store, store.study(r.study_id), false);
+  // Not finished is never 0: a failed segment (1) or segments that another
+  // process still runs (75, "try again later").
+  if (r.failed > 0) return 1;
+  if (r.waiting) return 75;
   return 0;
 }
 

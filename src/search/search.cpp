@@ -268,7 +268,11 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
       // Not planned yet, or planned and waiting (pending, interrupted).
       if (o.rung == static_cast<int>(k) && o.state == SegmentState::pending) busy = true;
       waiting.push_back({sampled[i], static_cast<int>(k), rung_start, rung_end});
-      state[i] = o.rung == static_cast<int>(k) ? "waiting" : "not started";
+      const bool here = o.rung == static_cast<int>(k);
+      state[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
+      // Interrupted or failed before: why, while it waits to run again.
+      if (here && !o.message.empty())
+        reason[i] = o.failed_before ? o.message + " (it runs again when the search runs again)" : o.message;
     }
     if (!waiting.empty() || busy) {
       if (budget_left) {

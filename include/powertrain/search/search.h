@@ -92,7 +92,7 @@ enum class SegmentState {
   converged,    ///< the convergence rule stopped it (early stopping): it is complete
   max_epochs,   ///< it ran to training.max_epochs: complete
   diverged,
-  failed,       ///< failed for good
+  failed,       ///< failed in the current call (lost to it); a stored failed segment is pending: it runs again
   stopped,      ///< stopped inside its segment by Zeus's rule (EpochRule): complete, not continued
 };
 
@@ -104,6 +104,9 @@ struct Observed {
   SegmentState state = SegmentState::none;
   std::vector<predict::CurvePoint> epochs;
   std::string message;  ///< why its latest segment ended (a stopped one: the rule's reason)
+  /// Its latest segment failed in an earlier call and is pending again: it
+  /// runs again, and until it has a result the setup cannot be chosen.
+  bool failed_before = false;
 };
 
 /// How a setup is judged now.

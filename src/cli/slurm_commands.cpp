@@ -440,7 +440,8 @@ int run_status(const StatusArgs& a) {
   }
   if (!found && !a.study.empty()) throw ConfigError(fmt::format("{}: no study named '{}'", a.db, a.study));
   if (!a.json_file.empty())
-    io::write_output(a.json_file, doc.dump(2) + "\n", io::OutputRule{"status document", {}, 0, true});
+    io::write_output(a.json_file, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                     io::OutputRule{"status document", {}, 0, true});
   return 0;
 }
 

@@ -203,7 +203,10 @@ int run_results(const ResultsArgs& a) {
     for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);
     doc["studies"].push_back(std::move(js));
   }
-  if (!a.json_file.empty()) io::write_output(a.json_file, doc.dump(2) + "\n", results_json_rule(a.force));
+  // Text in the store may predate its UTF-8 checks: what is not valid is replaced, never fatal.
+  if (!a.json_file.empty())
+    io::write_output(a.json_file, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                     results_json_rule(a.force));
   return 0;
 }
 

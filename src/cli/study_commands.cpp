@@ -21,6 +21,7 @@
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/runner/runner.h"
+#include "powertrain/search/search.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/study/spec.h"
 #include "powertrain/study/tables.h"
@@ -122,6 +123,8 @@ int run_search_command(StudyArgs& a) {
     throw ConfigError("a search runs its segments locally for now (--slurm is for sweep and study); see docs/search.md");
   collect_before_reading(a.db, a.quiet);
   auto store = store::Store::open(a.db);
+  if (const auto note = search::smaller_than_asked(spec.search_space, spec.search); note && !a.quiet)
+    fmt::print(stderr, "search '{}': {}\n", io::printable(spec.name), *note);
 
   session::StopOnSignals signals;
   runner::RunOptions o;

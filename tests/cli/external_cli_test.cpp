@@ -387,3 +387,24 @@ TEST(ExternalCli, TheFailureLineShowsTheProgramsLastStderrLine) {
   EXPECT_NE(r.err.find("RuntimeError: out of memory in the fake trainer"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("lines:"), std::string::npos) << r.err;
 }
+
+// Issue 24: a metric of 1e308 printed as 309 digits.
+TEST(ExternalCli, AHugeMetricPrintsInScientificNotation) {
+  TempDir dir;
+  write_file(dir / "huge.py", R"(import json, os, socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(os.environ["POWERTRAIN_SOCKET"])
+r = s.makefile("r")
+s.sendall(b'{"event":"epoch_start","epoch":1}\n{"event":"epoch_end","epoch":1,"val_metric":1e308}\n')
+r.readline()
+s.sendall(b'{"event":"test","metric":1e308}\n')
+)");
+  const auto r = run_powertrain({"train", "--db", (dir / "r.db").string(), "--max-epochs", "1", "--", python(),
+                                 (dir / "huge.py").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("test metric 1.0000e+308"), std::string::npos) << r.out;
+  for (const auto* text : {&r.out, &r.err}) {
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) EXPECT_LT(line.size(), 250u) << line;
+  }
+}

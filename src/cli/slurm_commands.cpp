@@ -261,9 +261,15 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
     last_done = n.done;
     if (c.running == 0 && live.by_trial.empty()) break;
     if (signals.flag()->load()) {
-      if (!o.quiet)
-        fmt::print(stderr, "\nstopped waiting; the jobs go on: `powertrain collect {}` takes their results in\n",
-                   db_arg);
+      // Said even when quiet: the jobs keep the cluster busy after this exits.
+      std::set<std::string> jobs(submitted_jobs.begin(), submitted_jobs.end());
+      for (const auto& [trial, job_task] : live.job_of_trial)
+        if (live.by_trial.count(trial)) jobs.insert(job_task.substr(0, job_task.find('_')));
+      const auto ids = fmt::format("{}", fmt::join(jobs, " "));
+      fmt::print(stderr,
+                 "{}stopped waiting; the study's Slurm jobs go on{}: `powertrain collect {}` takes their results in{}\n",
+                 terminal ? "\n" : "", ids.empty() ? "" : " (" + ids + ")", db_arg,
+                 ids.empty() ? "" : fmt::format(", `scancel {}` stops them", ids));
       return 130;
     }
     for (int i = 0; i < 20 && !signals.flag()->load(); ++i)

@@ -472,7 +472,14 @@ def checkpoint(path: "os.PathLike[str] | str", kind: str = "model") -> None:
         raise ValueError(f"checkpoint kind must be 'model' or 'encoder', not {kind!r}")
     s = _session
     with s.lock:
-        s.send({"event": "checkpoint", "path": os.path.abspath(os.fspath(path)), "kind": kind})
+        s.send({"event": "checkpoint", "path": _path_text(path), "kind": kind})
+
+
+def _path_text(path: "os.PathLike[str] | os.PathLike[bytes] | str | bytes") -> str:
+    """An absolute path as text powertrain reads (valid UTF-8): bytes of a
+    file name that are not UTF-8 become U+FFFD. The event is informational,
+    so an odd name must not end the run."""
+    return os.fsencode(os.path.abspath(os.fspath(path))).decode("utf-8", "replace")
 
 
 def epochs(max_epochs: Optional[int] = None) -> Iterator[int]:

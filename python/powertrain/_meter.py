@@ -6,6 +6,10 @@ import importlib
 from types import ModuleType, TracebackType
 from typing import Any, Dict, List, Optional, Sequence, Type
 
+# The energy layer's range for the sampling interval (energy::TrackerOptions).
+MIN_INTERVAL_MS = 10
+MAX_INTERVAL_MS = 60000
+
 
 class NativeModuleMissing(ImportError):
     """powertrain.Meter was used where the native module is not built."""
@@ -60,10 +64,16 @@ class Meter:
 
     def __init__(self, interval_ms: int = 100, disabled: Sequence[str] = (),
                  estimate_scope: str = "system") -> None:
+        interval = int(interval_ms)
+        # Checked here too: past a C int the native module's own check would
+        # never be reached (pybind11 refuses the argument with a TypeError).
+        if not MIN_INTERVAL_MS <= interval <= MAX_INTERVAL_MS:
+            raise ValueError(f"sampling interval {interval} ms is out of range "
+                             f"({MIN_INTERVAL_MS} ms to {MAX_INTERVAL_MS} ms)")
         native = _load_native()
         if isinstance(disabled, str):
             disabled = [disabled]
-        self._meter = native.Meter(int(interval_ms), list(disabled), estimate_scope)
+        self._meter = native.Meter(interval, list(disabled), estimate_scope)
 
     def sources(self) -> List[Dict[str, Any]]:
         """Every source probed: source, available, reason, fix, description, channels."""

@@ -279,3 +279,21 @@ def test_decision_and_config_types():
         d.stop = False  # frozen
     assert json.loads(json.dumps({"a": client._number(math.nan)})) == {"a": "nan"}
     assert client._number(-math.inf) == "-inf" and client._number(None) is None
+
+
+def test_a_checkpoint_path_that_is_not_utf8_is_sent_as_text(fake, tmp_path):
+    # Issue 24: a file name with bytes that are not UTF-8 (a str with
+    # surrogate escapes, or bytes) made an event powertrain cannot read (or a
+    # TypeError), failing the run over an informational event.
+    name = os.fsdecode(b"caf\xe9.pt")
+    pt.checkpoint(tmp_path / name)
+    pt.checkpoint(os.fsencode(str(tmp_path)) + b"/raw\xff.pt", kind="encoder")
+    pt.test(0.5)
+    events = fake.wait_for(4)
+    paths = [e["path"] for e in events if e["event"] == "checkpoint"]
+    assert len(paths) == 2
+    for p in paths:
+        p.encode("utf-8")  # no lone surrogates: valid UTF-8, as powertrain requires
+    assert paths[0] == str(tmp_path) + "/caf\ufffd.pt"
+    assert paths[1] == str(tmp_path) + "/raw\ufffd.pt"
+    assert events[-1]["event"] == "test"

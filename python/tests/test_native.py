@@ -137,3 +137,10 @@ def test_closed_meter_refuses_windows():
         meter.begin("late")
     native_meter = native.Meter()
     del native_meter  # destruction stops the sampler (no hang, no crash)
+
+
+def test_an_interval_past_a_c_int_is_the_range_error():
+    # Issue 24: Meter(interval_ms=10**12) raised pybind11's argument TypeError.
+    for interval in (10**12, -(10**12), 5):
+        with pytest.raises(ValueError, match=f"sampling interval {interval} ms is out of range"):
+            pt.Meter(interval_ms=interval)

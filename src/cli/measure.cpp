@@ -218,10 +218,11 @@ class EpochListener {
     for (;;) {
       const int fd = channel_.poll_fd();
       if (fd < 0) return;
-      pollfd p{fd, POLLIN, 0};
+      pollfd p{fd, static_cast<short>(POLLIN | (channel_.wants_write() ? POLLOUT : 0)), 0};
       if (::poll(&p, 1, 20) > 0) {
         try {
-          channel_.on_readable(*control_);
+          if (p.revents & POLLOUT) channel_.on_writable();
+          if (p.revents & (POLLIN | POLLHUP | POLLERR)) channel_.on_readable(*control_);
         } catch (const std::exception& e) {
           note_ = e.what();
           return;

@@ -261,9 +261,15 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
     last_done = n.done;
     if (c.running == 0 && live.by_trial.empty()) break;
     if (signals.flag()->load()) {
-      if (!o.quiet)
-        fmt::print(stderr, "\nstopped waiting; the jobs go on: `powertrain collect {}` takes their results in\n",
-                   db_arg);
+      // Said even when quiet: the jobs keep the cluster busy after this exits.
+      std::set<std::string> jobs(submitted_jobs.begin(), submitted_jobs.end());
+      for (const auto& [trial, job_task] : live.job_of_trial)
+        if (live.by_trial.count(trial)) jobs.insert(job_task.substr(0, job_task.find('_')));
+      const auto ids = fmt::format("{}", fmt::join(jobs, " "));
+      fmt::print(stderr,
+                 "{}stopped waiting; the study's Slurm jobs go on{}: `powertrain collect {}` takes their results in{}\n",
+                 terminal ? "\n" : "", ids.empty() ? "" : " (" + ids + ")", db_arg,
+                 ids.empty() ? "" : fmt::format(", `scancel {}` stops them", ids));
       return 130;
     }
     for (int i = 0; i < 20 && !signals.flag()->load(); ++i)
@@ -324,10 +330,12 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
           e.path().extension() != ".db")
         continue;
       try {
-        auto prev = store::Store::open_readonly(e.path());
+        // Through a private copy: a planted link or FIFO is never followed or opened.
+        const slurm::ResultCopy copy(e.path());
+        auto prev = store::Store::open_readonly(copy.path());
         if (const auto s = prev.find_study(job.study))
           if (const auto t = prev.find_trial(s->id, trial.key)) done_before = done_before || store::is_done(t->status);
-      } catch (const StoreError&) {
+      } catch (const Error&) {
       }
     }
     if (done_before) {
@@ -438,7 +446,8 @@ int run_status(const StatusArgs& a) {
   }
   if (!found && !a.study.empty()) throw ConfigError(fmt::format("{}: no study named '{}'", a.db, a.study));
   if (!a.json_file.empty())
-    io::write_output(a.json_file, doc.dump(2) + "\n", io::OutputRule{"status document", {}, 0, true});
+    io::write_output(a.json_file, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                     io::OutputRule{"status document", {}, 0, true});
   return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/runner/runner.h"
+#include "powertrain/search/search.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/study/spec.h"
 #include "powertrain/study/tables.h"
@@ -122,6 +123,8 @@ int run_search_command(StudyArgs& a) {
     throw ConfigError("a search runs its segments locally for now (--slurm is for sweep and study); see docs/search.md");
   collect_before_reading(a.db, a.quiet);
   auto store = store::Store::open(a.db);
+  if (const auto note = search::smaller_than_asked(spec.search_space, spec.search); note && !a.quiet)
+    fmt::print(stderr, "search '{}': {}\n", io::printable(spec.name), *note);
 
   session::StopOnSignals signals;
   runner::RunOptions o;
@@ -132,11 +135,15 @@ int run_search_command(StudyArgs& a) {
   o.disabled_sources = a.disable;
   const auto r = runner::run_search(spec, store, o);
   fmt::print(stderr, "search '{}' in {}: {} segments run now{}{}{}\n", io::printable(spec.name), a.db, r.segments,
-             r.failed ? fmt::format(", {} failed", r.failed) : "",
+             r.failed ? fmt::format(", {} failed (they run again when the same command runs again)", r.failed) : "",
              r.waiting ? "; segments of the current rung run elsewhere: run the same command again later" : "",
              r.stopped ? "; stopped: run the same command again to resume" : "");
   if (r.stopped) return 130;
   print_study(stdout, store, store.study(r.study_id), false);
+  // Not finished is never 0: a failed segment (1) or segments that another
+  // process still runs (75, "try again later").
+  if (r.failed > 0) return 1;
+  if (r.waiting) return 75;
   return 0;
 }
 
@@ -199,7 +206,10 @@ int run_results(const ResultsArgs& a) {
     for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);
     doc["studies"].push_back(std::move(js));
   }
-  if (!a.json_file.empty()) io::write_output(a.json_file, doc.dump(2) + "\n", results_json_rule(a.force));
+  // Text in the store may predate its UTF-8 checks: what is not valid is replaced, never fatal.
+  if (!a.json_file.empty())
+    io::write_output(a.json_file, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                     results_json_rule(a.force));
   return 0;
 }
 

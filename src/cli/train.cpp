@@ -17,6 +17,7 @@
 #include "powertrain/error.h"
 #include "powertrain/external/workload.h"
 #include "powertrain/io/output.h"
+#include "powertrain/io/text.h"
 #include "powertrain/session/session.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/store/store.h"
@@ -157,8 +158,8 @@ int run_train(TrainArgs& a) {
   session::RunSession session(store, so);
   const auto out = session.run(c, *workload);
   const auto& s = out.summary;
-  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {:.4f}\n", out.run_id, a.db,
-             run::to_string(s.status), s.epochs, s.energy_j, s.method, s.test_metric);
+  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {}\n", out.run_id, a.db,
+             run::to_string(s.status), s.epochs, s.energy_j, s.method, io::number(s.test_metric));
   if (s.status == run::RunStatus::interrupted) return 130;
   if (s.status == run::RunStatus::failed) {
     // The reason's first line; the whole of it (the program's stderr) is in the store.

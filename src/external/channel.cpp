@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -68,53 +69,53 @@ class Listener {
   int fd_ = -1;
 };
 
-// Bytes to lines, with a limit on a line's length.
+// Bytes to lines, with a limit on a line's length however the bytes arrive.
 class LineBuffer {
  public:
   explicit LineBuffer(std::size_t max) : max_(max) {}
-  // Appends; returns the complete lines. Throws WorkloadError for an overlong line.
-  std::vector<std::string> add(const char* data, std::size_t n) {
+  void add(const char* data, std::size_t n) {
     buf_.append(data, n);
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    for (auto nl = buf_.find('\n'); nl != std::string::npos; nl = buf_.find('\n', start)) {
-      lines.push_back(buf_.substr(start, nl - start));
-      start = nl + 1;
+    if (buf_.find('\n', start_) == std::string::npos && buf_.size() - start_ > max_) overlong();
+  }
+  // The next complete line, if there is one. Throws WorkloadError for an overlong line.
+  std::optional<std::string> next() {
+    const auto nl = buf_.find('\n', start_);
+    if (nl == std::string::npos) {
+      compact();
+      if (buf_.size() > max_) overlong();
+      return std::nullopt;
     }
-    buf_.erase(0, start);
-    if (buf_.size() > max_) throw WorkloadError(fmt::format("an event line is longer than {} bytes", max_));
-    return lines;
+    if (nl - start_ > max_) overlong();
+    std::string line = buf_.substr(start_, nl - start_);
+    start_ = nl + 1;
+    return line;
   }
   // The unterminated rest (at end of file).
   std::string rest() {
+    compact();
+    if (buf_.size() > max_) overlong();
     std::string r;
     r.swap(buf_);
     return r;
   }
 
  private:
+  [[noreturn]] void overlong() const {
+    throw WorkloadError(fmt::format("an event line is longer than {} bytes", max_));
+  }
+  void compact() {
+    buf_.erase(0, start_);
+    start_ = 0;
+  }
   std::size_t max_;
   std::string buf_;
+  std::size_t start_ = 0;
 };
 
-// Writes all of `s` (blocking writes on a non-blocking socket are retried).
-bool send_all(int fd, const std::string& s) {
-  std::size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n > 0) {
-      off += static_cast<std::size_t>(n);
-    } else if (n < 0 && (errno == EINTR)) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, 100);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
+// Replies not yet taken by the program beyond what its socket buffers hold:
+// a program that never reads them (the protocol says it must, before its next
+// epoch) is failed, never waited for.
+constexpr std::size_t kMaxQueuedReplyBytes = 64 * 1024;
 
 }  // namespace
 
@@ -123,6 +124,25 @@ struct EventChannel::Impl {
   int conn = -1;
   bool closed = false;
   LineBuffer lines{kMaxLineBytes};
+  std::string outbox;  // replies not yet written to the socket
+
+  // Writes what the socket takes now, without waiting. Throws WorkloadError
+  // when the connection is gone.
+  void flush() {
+    while (!outbox.empty() && conn >= 0) {
+      const ssize_t n = ::send(conn, outbox.data(), outbox.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        outbox.erase(0, static_cast<std::size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+      } else {
+        throw WorkloadError("the event socket closed before the reply");
+      }
+    }
+    if (!outbox.empty() && conn < 0) throw WorkloadError("the event socket closed before the reply");
+  }
 };
 
 EventChannel::EventChannel() : impl_(std::make_unique<Impl>()) {}
@@ -164,14 +184,24 @@ std::string EventChannel::receive() {
 
 void EventChannel::discard() { (void)receive(); }
 
-void EventChannel::on_readable(run::RunControl& control) {
+void EventChannel::on_readable(run::RunControl& control, const std::function<bool()>& expired) {
   const auto data = receive();
-  for (const auto& l : impl_->lines.add(data.data(), data.size())) handle(l, control);
+  impl_->lines.add(data.data(), data.size());
+  // Line by line, with the caller's deadlines between lines: a read holds up
+  // to 64 KiB of events, whose records take time.
+  while (auto line = impl_->lines.next()) {
+    handle(*line, control);
+    if (expired && expired()) return;
+  }
   if (impl_->closed) {
     const auto rest = impl_->lines.rest();
     if (!rest.empty()) handle(rest, control);
   }
 }
+
+bool EventChannel::wants_write() const { return !impl_->outbox.empty() && impl_->conn >= 0; }
+
+void EventChannel::on_writable() { impl_->flush(); }
 
 void EventChannel::handle(const std::string& line, run::RunControl& control) {
   if (line.empty()) return;
@@ -201,9 +231,12 @@ void EventChannel::handle(const std::string& line, run::RunControl& control) {
       const auto boundary_ns = now_ns();
       const auto v = control.end_epoch(e.metrics);
       if (e.mono_ns) latency_us_.push_back(static_cast<double>(boundary_ns - *e.mono_ns) / 1e3);
-      if (!send_all(impl_->conn, epoch_reply(e.epoch, v) + "\n"))
-        throw WorkloadError("the event socket closed before the reply");
       if (v.stop) stop_sent_ = true;
+      impl_->outbox += epoch_reply(e.epoch, v) + "\n";
+      impl_->flush();
+      if (impl_->outbox.size() > kMaxQueuedReplyBytes)
+        throw WorkloadError(fmt::format("does not read powertrain's replies ({} bytes of them wait unread)",
+                                        impl_->outbox.size()));
       break;
     }
     case EventKind::test:

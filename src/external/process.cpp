@@ -4,11 +4,19 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <set>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -22,6 +30,199 @@ namespace {
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
+}
+
+// --- containment ---------------------------------------------------------------
+//
+// What a program starts may leave its process group (setsid, a double fork):
+// killing the group does not reach it. Three nets catch it:
+// - powertrain is a child subreaper (PR_SET_CHILD_SUBREAPER): a descendant
+//   whose parent exits becomes powertrain's child instead of init's, so at the
+//   end of the run every process that left powertrain's own process group and
+//   has powertrain as its parent is the program's and is killed and reaped;
+// - every process the program starts inherits a token in its environment
+//   (kTokenVariable), by which it is found anywhere under /proc;
+// - the program's process group, as before.
+// The guardian uses the last two after powertrain dies (kill -9): a
+// descendant that left the group and also dropped its environment then
+// outlives the run (no cgroup here: that is the energy layer's).
+//
+// Everything below runs in the forked guardian too, a copy of a
+// multi-threaded process: system calls and stack buffers only, no allocation.
+
+constexpr const char* kTokenVariable = "POWERTRAIN_CHILD_TOKEN";
+
+// A decimal number from text; -1 when it is not one.
+long parse_number(const char* s, const char* end) {
+  long v = 0;
+  if (s == end) return -1;
+  for (; s != end; ++s) {
+    if (*s < '0' || *s > '9') return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+// "/proc/<pid>/<leaf>" into buf.
+void proc_path(char* buf, std::size_t size, long pid, const char* leaf) {
+  char digits[24];
+  int n = 0;
+  do digits[n++] = static_cast<char>('0' + pid % 10);
+  while ((pid /= 10) > 0 && n < 23);
+  std::size_t at = 0;
+  for (const char* p = "/proc/"; *p && at + 1 < size; ++p) buf[at++] = *p;
+  while (n > 0 && at + 1 < size) buf[at++] = digits[--n];
+  if (at + 1 < size) buf[at++] = '/';
+  for (const char* p = leaf; *p && at + 1 < size; ++p) buf[at++] = *p;
+  buf[at] = '\0';
+}
+
+struct ProcStat {
+  char state = '?';
+  long ppid = -1, pgrp = -1;
+};
+
+// /proc/<pid>/stat: "pid (comm) S ppid pgrp ..."; comm may hold anything, so
+// the fields are read after its last ')'.
+bool read_stat(long pid, ProcStat& st) {
+  char path[64], buf[512];
+  proc_path(path, sizeof path, pid, "stat");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = nullptr;
+  for (ssize_t i = n - 1; i >= 0; --i)
+    if (buf[i] == ')') {
+      p = buf + i + 1;
+      break;
+    }
+  if (!p) return false;
+  const char* fields[3] = {};  // state, ppid, pgrp
+  const char* ends[3] = {};
+  for (int f = 0; f < 3; ++f) {
+    while (*p == ' ') ++p;
+    fields[f] = p;
+    while (*p && *p != ' ') ++p;
+    ends[f] = p;
+  }
+  st.state = *fields[0];
+  st.ppid = parse_number(fields[1], ends[1]);
+  st.pgrp = parse_number(fields[2], ends[2]);
+  return st.ppid >= 0 && st.pgrp >= 0;
+}
+
+// Whether /proc/<pid>/environ holds the entry `entry` ("NAME=value").
+bool environ_has(long pid, const char* entry, std::size_t len) {
+  char path[64], buf[4096];
+  proc_path(path, sizeof path, pid, "environ");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::size_t pos = 0;  // bytes of `entry` matched at the start of this variable
+  bool miss = false;
+  bool found = false;
+  for (ssize_t n; !found && (n = ::read(fd, buf, sizeof buf)) > 0;) {
+    for (ssize_t i = 0; i < n; ++i) {
+      const char c = buf[i];
+      if (c == '\0') {
+        if (!miss && pos == len) {
+          found = true;
+          break;
+        }
+        pos = 0;
+        miss = false;
+      } else if (!miss && pos < len && c == entry[pos]) {
+        ++pos;
+      } else {
+        miss = true;
+      }
+    }
+  }
+  ::close(fd);
+  return found;
+}
+
+struct LinuxDirent64 {
+  std::uint64_t d_ino;
+  std::int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[1];
+};
+
+// Kills what is left of a program: its process group `group`, the processes
+// whose environment holds `token` ("NAME=value"), and, when `orphans` (this
+// process is their subreaper), its own children that left its own process
+// group. Its own children among them are reaped. Rounds until none is left
+// (each kill may orphan more), at most about a second.
+void sweep(pid_t group, const char* token, std::size_t token_len, bool orphans, const pid_t* keep = nullptr,
+           std::size_t keep_n = 0) {
+  const pid_t self = ::getpid();
+  const pid_t own_group = ::getpgrp();
+  for (int round = 0; round < 200; ++round) {
+    const int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    bool left = false;
+    alignas(8) char buf[8192];
+    for (long n; (n = ::syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0;) {
+      for (long off = 0; off < n;) {
+        const auto* d = reinterpret_cast<const LinuxDirent64*>(buf + off);
+        off += d->d_reclen;
+        const char* name = d->d_name;
+        const char* end = name;
+        while (*end) ++end;
+        const long pid = parse_number(name, end);
+        if (pid <= 0 || pid == self || std::find(keep, keep + keep_n, static_cast<pid_t>(pid)) != keep + keep_n)
+          continue;
+        ProcStat st;
+        if (!read_stat(pid, st)) continue;
+        const bool mine = st.ppid == self;
+        const bool ours = (group > 0 && st.pgrp == group) || (orphans && mine && st.pgrp != own_group) ||
+                          (token_len > 0 && st.state != 'Z' && environ_has(pid, token, token_len));
+        if (!ours) continue;
+        if (st.state != 'Z') {
+          ::kill(static_cast<pid_t>(pid), SIGKILL);
+          left = true;
+        }
+        if (mine) {
+          int status = 0;
+          if (::waitpid(static_cast<pid_t>(pid), &status, WNOHANG) == 0) left = true;
+        }
+      }
+    }
+    ::close(dir);
+    if (!left) return;
+    const timespec pause{0, 5'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+}
+
+// The programs and guardians of the Child objects alive in this process:
+// never taken for orphans of another's run.
+std::mutex live_mutex;
+std::set<pid_t> live_pids;
+
+void set_live(pid_t pid, bool live) {
+  if (pid <= 0) return;
+  std::lock_guard<std::mutex> lock(live_mutex);
+  if (live) live_pids.insert(pid);
+  else live_pids.erase(pid);
+}
+
+std::vector<pid_t> live_except(pid_t a, pid_t b) {
+  std::lock_guard<std::mutex> lock(live_mutex);
+  std::vector<pid_t> out;
+  for (pid_t p : live_pids)
+    if (p != a && p != b) out.push_back(p);
+  return out;
+}
+
+std::string new_token() {
+  static std::atomic<unsigned> counter{0};
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return fmt::format("{}-{}-{:x}", ::getpid(), counter++, static_cast<unsigned long long>(now));
 }
 
 }  // namespace
@@ -41,6 +242,11 @@ Child::Child(const ChildSpec& spec) {
     if (eq != std::string::npos) env_map[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) env_map[k] = v;
+  // Every process the program starts carries this: found by it, wherever it went.
+  token_ = fmt::format("{}={}", kTokenVariable, new_token());
+  env_map[kTokenVariable] = token_.substr(token_.find('=') + 1);
+  // Descendants whose parent exits come to powertrain rather than to init.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env_map) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
@@ -99,6 +305,7 @@ Child::Child(const ChildSpec& spec) {
   }
   ::setpgid(pid, pid);  // also from here: no race with the first signal
   pid_ = pid;
+  set_live(pid_, true);
   ::close(out[1]);
   ::close(err[1]);
   ::close(status_pipe[1]);
@@ -119,6 +326,7 @@ Child::Child(const ChildSpec& spec) {
     int st = 0;
     ::waitpid(pid_, &st, 0);
     status_ = st;
+    set_live(pid_, false);
     close_fd(out_fd_);
     close_fd(err_fd_);
     if (tag == 'd')
@@ -142,6 +350,8 @@ void Child::start_guardian() {
     ::close(p[1]);
     return;
   }
+  const char* token = token_.c_str();
+  const std::size_t token_len = token_.size();
   if (g == 0) {
     ::close(p[1]);
     char c;
@@ -149,11 +359,14 @@ void Child::start_guardian() {
     do n = ::read(p[0], &c, 1);
     while (n < 0 && errno == EINTR);
     ::kill(-group, SIGKILL);
+    // What left the group but carries the program's token goes too.
+    sweep(group, token, token_len, false);
     ::_exit(0);
   }
   ::close(p[0]);
   guardian_ = g;
   guardian_fd_ = p[1];
+  set_live(guardian_, true);
 }
 
 Child::~Child() {
@@ -165,6 +378,14 @@ Child::~Child() {
   } else if (pid_ > 0) {
     ::kill(-pid_, SIGKILL);  // what is left of its group (the leader has exited)
   }
+  // Nothing the program started outlives the run: what left its group too.
+  if (pid_ > 0) {
+    auto keep = live_except(pid_, guardian_);
+    if (guardian_ > 0) keep.push_back(guardian_);
+    sweep(pid_, token_.c_str(), token_.size(), true, keep.data(), keep.size());
+  }
+  set_live(pid_, false);
+  set_live(guardian_, false);
   close_fd(out_fd_);
   close_fd(err_fd_);
   if (guardian_ > 0) {

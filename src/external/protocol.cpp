@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powertrain/error.h"
+#include "powertrain/io/text.h"
 
 namespace powertrain::external {
 namespace {
@@ -16,8 +17,11 @@ using json = nlohmann::json;
 
 [[noreturn]] void malformed(std::string_view line, const std::string& why) {
   constexpr std::size_t kShown = 120;
-  std::string shown(line.substr(0, kShown));
-  if (line.size() > kShown) shown += "...";
+  // Cut on a character's boundary, shown as valid UTF-8 with control
+  // characters (a NUL would end the message) escaped.
+  const auto cut = io::utf8_prefix(line, kShown);
+  std::string shown = io::printable(io::valid_utf8(cut));
+  if (line.size() > cut.size()) shown += "...";
   throw WorkloadError(fmt::format("malformed event '{}': {}", shown, why));
 }
 
@@ -46,7 +50,17 @@ double number(const json& j, const char* key, std::string_view line, bool requir
 
 std::int64_t integer(const json& j, const char* key, std::string_view line) {
   if (!j.contains(key) || !j[key].is_number_integer()) malformed(line, fmt::format("\"{}\" must be an integer", key));
+  // Above 2^63 - 1 nlohmann keeps an unsigned number, which would wrap.
+  if (j[key].is_number_unsigned() && j[key].get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
+    malformed(line, fmt::format("\"{}\" is out of range", key));
   return j[key].get<std::int64_t>();
+}
+
+// An integer that must lie in [lo, hi] (an epoch number, a count).
+std::int64_t integer_in(const json& j, const char* key, std::string_view line, std::int64_t lo, std::int64_t hi) {
+  const auto v = integer(j, key, line);
+  if (v < lo || v > hi) malformed(line, fmt::format("\"{}\" is {}, outside {}..{}", key, v, lo, hi));
+  return v;
 }
 
 std::vector<double> numbers(const json& j, const char* key, std::string_view line) {
@@ -90,7 +104,7 @@ Event parse_event(std::string_view line) {
     e.framework = text(j, "framework", line);
   } else if (name == "epoch_start") {
     e.kind = EventKind::epoch_start;
-    e.epoch = static_cast<int>(integer(j, "epoch", line));
+    e.epoch = static_cast<int>(integer_in(j, "epoch", line, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
   } else if (name == "phase") {
     e.kind = EventKind::phase;
     const auto p = text(j, "phase", line);
@@ -104,11 +118,13 @@ Event parse_event(std::string_view line) {
     e.progress.running_loss = number(j, "loss", line, false);
   } else if (name == "epoch_end") {
     e.kind = EventKind::epoch_end;
-    e.epoch = static_cast<int>(integer(j, "epoch", line));
+    e.epoch = static_cast<int>(integer_in(j, "epoch", line, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
     e.metrics.val_metric = number(j, "val_metric", line, true);
     e.metrics.val_loss = number(j, "val_loss", line, false);
     e.metrics.train_loss = number(j, "train_loss", line, false);
-    if (j.contains("samples") && !j["samples"].is_null()) e.metrics.samples = integer(j, "samples", line);
+    // A count of training samples: never negative, and below what any epoch trains.
+    if (j.contains("samples") && !j["samples"].is_null())
+      e.metrics.samples = integer_in(j, "samples", line, 0, kMaxEpochSamples);
     e.metrics.val_task_metrics = numbers(j, "val_task_metrics", line);
   } else if (name == "test") {
     e.kind = EventKind::test;

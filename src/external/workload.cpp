@@ -27,6 +27,7 @@
 #include "powertrain/external/command.h"
 #include "powertrain/external/process.h"
 #include "powertrain/external/protocol.h"
+#include "powertrain/io/text.h"
 #include "powertrain/run/environment.h"
 #include "powertrain/run/records.h"
 
@@ -46,7 +47,7 @@ class Tail {
     for (std::size_t i = 0; i < n; ++i) {
       if (data[i] == '\n') {
         push();
-      } else if (cur_.size() < 2000) {
+      } else if (cur_.size() < 2004) {
         cur_ += data[i];
       }
     }
@@ -57,11 +58,22 @@ class Tail {
     for (const auto& l : lines_) out += (out.empty() ? "" : "\n") + l;
     return out;
   }
+  // The last line that is not blank (empty: none).
+  std::string last() {
+    if (!cur_.empty()) push();
+    for (auto it = lines_.rbegin(); it != lines_.rend(); ++it)
+      if (it->find_first_not_of(" \t") != std::string::npos) return *it;
+    return {};
+  }
 
  private:
   void push() {
     if (max_ == 0) return;
     if (!cur_.empty() && cur_.back() == '\r') cur_.pop_back();
+    // Stored and shown as text: valid UTF-8 (a cut character or Latin-1
+    // would make the store's JSON fail), a NUL (which would end the message
+    // early) and other control characters escaped.
+    cur_ = io::printable(io::valid_utf8(io::utf8_prefix(cur_, 2000)));
     lines_.push_back(std::move(cur_));
     cur_.clear();
     while (lines_.size() > max_) lines_.pop_front();
@@ -113,19 +125,38 @@ void CommandWorkload::run(run::RunControl& control) {
   std::optional<Clock::time_point> exited_at;
   std::string failure;  // why the run failed (empty: it did not)
 
+  // The first line says it all (consoles show only that line): the last line
+  // the program wrote to stderr; the lines before it follow, for the store.
   auto with_tail = [&](const std::string& why) {
-    const auto t = tail.text();
-    return t.empty() ? fmt::format("{} {}", what, why) : fmt::format("{} {}; its last stderr lines:\n{}", what, why, t);
+    const auto last = tail.last();
+    if (last.empty()) return fmt::format("{} {}", what, why);
+    return fmt::format("{} {}; its stderr ended with: {}\nits last stderr lines:\n{}", what, why, last, tail.text());
   };
-  auto after = [](double s) { return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)); };
+  // A deadline `s` seconds from now; beyond any clock's range (huge, inf): never.
+  auto after = [](double s) {
+    constexpr double kNever = 1e9;  // about 32 years
+    if (!(s < kNever)) return Clock::time_point::max();
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  // SIGTERM at the earliest deadline asked for (a failure after a stop reply
+  // does not wait out the grace period); nothing once it has been sent.
   auto terminate_in = [&](double grace) {
-    if (!term_at) term_at = after(grace);
+    if (kill_at) return;
+    const auto t = after(grace);
+    if (!term_at || t < *term_at) term_at = t;
   };
   auto fail_and_stop = [&](const std::string& why) {
     if (failure.empty()) failure = why;
     terminate_in(0.0);
   };
 
+  // Whether a deadline has passed: asked between the events of one read too.
+  auto deadline_passed = [&] {
+    const auto now = Clock::now();
+    return control.stop_requested() || (term_at && now >= *term_at) || (kill_at && now >= *kill_at) ||
+           (options_.timeout_s > 0 && seconds_since(started) > options_.timeout_s);
+  };
+  std::optional<Clock::time_point> closed_at;  // the program closed its connection
   char buf[65536];
   for (;;) {
     // Escalation: SIGTERM to the process group when a deadline passes, SIGKILL kill_after_s later.
@@ -150,6 +181,19 @@ void CommandWorkload::run(run::RunControl& control) {
         fail_and_stop(fmt::format("sent no event for {} s (idle_timeout_s)", options_.idle_timeout_s));
     }
 
+    // A program that closed its connection without its test metric has
+    // nothing more to say: it exits within two seconds (a process that is
+    // ending closes first), or its run ends.
+    if (channel.closed() && !closed_at) closed_at = Clock::now();
+    if (closed_at && failure.empty() && !interrupted && !channel.test_seen() && !channel.diverged() &&
+        !child.exited() && seconds_since(*closed_at) > 2.0) {
+      const int n = control.epochs_done() + 1;
+      fail_and_stop(control.epoch_open()
+                        ? fmt::format("closed its connection to powertrain in epoch {} and went on running", n)
+                        : fmt::format("closed its connection to powertrain without sending its test metric and went "
+                                      "on running"));
+    }
+
     if (child.poll_exit() && !exited_at) exited_at = Clock::now();
     // After the program exits its output is drained; a grandchild that keeps
     // a pipe open is not waited for beyond a second.
@@ -159,7 +203,8 @@ void CommandWorkload::run(run::RunControl& control) {
 
     std::vector<pollfd> fds;
     const int events_fd = channel.poll_fd();
-    if (events_fd >= 0) fds.push_back({events_fd, POLLIN, 0});
+    if (events_fd >= 0)
+      fds.push_back({events_fd, static_cast<short>(POLLIN | (channel.wants_write() ? POLLOUT : 0)), 0});
     if (child.stdout_fd() >= 0) fds.push_back({child.stdout_fd(), POLLIN, 0});
     if (child.stderr_fd() >= 0) fds.push_back({child.stderr_fd(), POLLIN, 0});
     const int r = ::poll(fds.data(), fds.size(), 20);
@@ -167,15 +212,18 @@ void CommandWorkload::run(run::RunControl& control) {
     if (r <= 0) continue;
 
     for (const auto& p : fds) {
-      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (!(p.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
       if (p.fd == events_fd) {
         if (!failure.empty() || interrupted) {  // ending: events no longer count, but are drained
           channel.discard();
           continue;
         }
         try {
-          channel.on_readable(control);
-          last_event = Clock::now();
+          if (p.revents & POLLOUT) channel.on_writable();
+          if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            channel.on_readable(control, deadline_passed);
+            last_event = Clock::now();
+          }
         } catch (const WorkloadError& err) {
           fail_and_stop(err.what());
           channel.discard();
@@ -231,6 +279,10 @@ void CommandWorkload::run(run::RunControl& control) {
   if (control.epochs_done() < control.first_epoch())
     throw WorkloadError(with_tail("exited without reporting an epoch"));
   if (!channel.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
+  // Ended by its own limit before powertrain's: not a run that reached max_epochs.
+  if (control.status() == run::RunStatus::running && control.epochs_done() < config_.max_epochs)
+    control.end_early(fmt::format("the program ended on its own after epoch {} of {}, without a stop reply",
+                                  control.epochs_done(), config_.max_epochs));
 }
 
 }  // namespace powertrain::external

@@ -194,6 +194,11 @@ void RunControl::diverge(std::string message) {
   end_with(RunStatus::diverged, std::move(message));
 }
 
+void RunControl::end_early(std::string message) {
+  end_open_epoch();
+  end_with(RunStatus::stopped, std::move(message));
+}
+
 void RunControl::fail(std::string message) {
   end_open_epoch();
   // A failure overrides a verdict: e.g. the checkpoint of a converged run could not be written.

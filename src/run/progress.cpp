@@ -29,8 +29,8 @@ void ProgressPrinter::on_start(const RunConfig& config, const Environment& envir
 void ProgressPrinter::on_batch(const BatchProgress& p) {
   if (!terminal_) return;
   const double pct = p.steps > 0 ? 100.0 * static_cast<double>(p.step) / static_cast<double>(p.steps) : 0.0;
-  fmt::print(out_, "\r\033[K{}: epoch {}/{} {:5.1f}%  loss {:.4f}  {:.1f} J so far", label_, p.epoch, max_epochs_, pct,
-             p.running_loss, energy_j_);
+  fmt::print(out_, "\r\033[K{}: epoch {}/{} {:5.1f}%  loss {}  {:.1f} J so far", label_, p.epoch, max_epochs_, pct,
+             io::number(p.running_loss), energy_j_);
   std::fflush(out_);
   live_line_ = true;
 }
@@ -43,11 +43,11 @@ void ProgressPrinter::on_epoch(const EpochRecord& e) {
   // what it did not send is not shown (rather than as 0 samples/s or a loss of nan).
   std::string optional;
   if (e.samples_per_s > 0) optional += fmt::format("  {:8.0f} samples/s", e.samples_per_s);
-  if (!std::isnan(e.train_loss)) optional += fmt::format("  loss {:.4f}", e.train_loss);
-  if (!std::isnan(e.val_loss)) optional += fmt::format("  val loss {:.4f}", e.val_loss);
-  fmt::print(out_, "{}: epoch {:>3}  {:7.2f} s  {:10.1f} J ({})  {:7.1f} W{}  val metric {:.4f}\n", label_, e.epoch,
+  if (!std::isnan(e.train_loss)) optional += fmt::format("  loss {}", io::number(e.train_loss));
+  if (!std::isnan(e.val_loss)) optional += fmt::format("  val loss {}", io::number(e.val_loss));
+  fmt::print(out_, "{}: epoch {:>3}  {:7.2f} s  {:10.1f} J ({})  {:7.1f} W{}  val metric {}\n", label_, e.epoch,
              e.duration_s, e.energy_j, e.method, e.duration_s > 0 ? e.energy_j / e.duration_s : 0.0, optional,
-             e.val_metric);
+             io::number(e.val_metric));
   if (e.forecast && e.forecast->method != "stopped") {
     const auto& f = *e.forecast;
     const bool bound = f.method != "curve-ensemble";
@@ -64,8 +64,8 @@ void ProgressPrinter::on_epoch(const EpochRecord& e) {
 void ProgressPrinter::on_end(const RunSummary& s) {
   if (live_line_) fmt::print(out_, "\r\033[K");
   live_line_ = false;
-  fmt::print(out_, "{}: {} after {} epochs, {:.1f} s, {:.1f} J ({}), best epoch {}, test metric {:.4f}{}\n", label_,
-             to_string(s.status), s.epochs, s.duration_s, s.energy_j, s.method, s.best_epoch, s.test_metric,
+  fmt::print(out_, "{}: {} after {} epochs, {:.1f} s, {:.1f} J ({}), best epoch {}, test metric {}{}\n", label_,
+             to_string(s.status), s.epochs, s.duration_s, s.energy_j, s.method, s.best_epoch, io::number(s.test_metric),
              s.message.empty() ? "" : " (" + io::printable(s.message.substr(0, s.message.find('\n'))) + ")");
   if (s.cpu && s.cpu->material())
     fmt::print(out_,

@@ -7,10 +7,14 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -20,6 +24,7 @@
 #include "powertrain/error.h"
 #include "powertrain/external/command.h"
 #include "powertrain/external/workload.h"
+#include "powertrain/run/workload.h"
 #include "powertrain/models/model.h"
 #include "powertrain/run/environment.h"
 #include "powertrain/session/session.h"
@@ -37,6 +42,108 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 bool stop_requested(const RunOptions& o) { return o.stop && o.stop->load(); }
+
+// --- a search segment's saved state and the record of who saved it -------------
+
+// FNV-1a over a file's bytes: enough to tell a state file from another.
+std::string file_digest(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw IoError(fmt::format("cannot read {}", p.string()));
+  std::uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[static_cast<std::size_t>(i)])) * 1099511628211ull;
+  }
+  if (in.bad()) throw IoError(fmt::format("cannot read {}", p.string()));
+  return fmt::format("{:016x}", h);
+}
+
+std::filesystem::path state_record_path(const std::filesystem::path& state) {
+  auto p = state;
+  p += ".segment.json";
+  return p;
+}
+
+// After a segment that paused with its state saved: which segment saved it,
+// and what it held, beside it.
+void record_state_owner(const std::filesystem::path& state, const std::string& key) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(state, ec)) return;  // nothing saved: the next segment says so
+  const nlohmann::json j = {{"segment", key},
+                            {"bytes", std::filesystem::file_size(state)},
+                            {"fnv1a64", file_digest(state)}};
+  const auto record = state_record_path(state);
+  auto tmp = record;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump() << "\n";
+    if (!out.flush()) {
+      std::filesystem::remove(tmp, ec);
+      throw IoError(fmt::format("cannot write {}", record.string()));
+    }
+  }
+  std::filesystem::rename(tmp, record, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError(fmt::format("cannot write {}: {}", record.string(), ec.message()));
+  }
+}
+
+// A segment's workload that, once the segment paused (max_epochs) with its
+// state saved, records which segment saved it, before the session records
+// the segment as ended: a crash between the two leaves the segment to run
+// again, never a paused segment whose state has no record.
+class RecordsItsState final : public run::Workload {
+ public:
+  RecordsItsState(std::unique_ptr<run::Workload> inner, std::filesystem::path state, std::string key)
+      : inner_(std::move(inner)), state_(std::move(state)), key_(std::move(key)) {}
+  int threads() const override { return inner_->threads(); }
+  std::string framework() const override { return inner_->framework(); }
+  bool synthetic_data() const override { return inner_->synthetic_data(); }
+  run::LossLimits loss_limits() const override { return inner_->loss_limits(); }
+  void run(run::RunControl& control) override {
+    inner_->run(control);
+    if (control.status() != run::RunStatus::max_epochs) return;
+    try {
+      record_state_owner(state_, key_);
+    } catch (const IoError& e) {
+      control.fail(e.what());
+    }
+  }
+
+ private:
+  std::unique_ptr<run::Workload> inner_;
+  std::filesystem::path state_;
+  std::string key_;
+};
+
+// Before a segment loads the state its setup's earlier segment saved: the
+// state must be that segment's, as it saved it. Throws ConfigError otherwise.
+void check_state_owner(const std::filesystem::path& state, const std::string& key, const std::string& label) {
+  const auto record = state_record_path(state);
+  nlohmann::json j;
+  {
+    std::ifstream in(record);
+    if (!in)
+      throw ConfigError(fmt::format("the state {} has no record of the segment that saved it ({} is missing): "
+                                    "not loaded",
+                                    state.string(), record.filename().string()));
+    j = nlohmann::json::parse(in, nullptr, false);
+  }
+  if (!j.is_object() || !j.contains("segment") || !j["segment"].is_string() || !j.contains("fnv1a64") ||
+      !j["fnv1a64"].is_string() || !j.contains("bytes") || !j["bytes"].is_number_unsigned())
+    throw ConfigError(fmt::format("the record of the state {} is not readable: not loaded", state.string()));
+  if (j["segment"].get<std::string>() != key)
+    throw ConfigError(fmt::format("the state {} was saved by another setup's segment, not by {}'s earlier one: not "
+                                  "loaded",
+                                  state.string(), label));
+  std::error_code ec;
+  if (std::filesystem::file_size(state, ec) != j["bytes"].get<std::uintmax_t>() || ec ||
+      file_digest(state) != j["fnv1a64"].get<std::string>())
+    throw ConfigError(fmt::format("the state {} changed after its segment saved it: not loaded", state.string()));
+}
 
 std::string normalize_name(std::string s) {
   for (auto& c : s) {
@@ -392,6 +499,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
         }
         const auto state = study::segment_state_path(artifacts, t.continues.back());
         if (std::filesystem::exists(state)) {
+          check_state_owner(state, t.continues.back(), t.label);
           config.resume_from = state.string();
         } else if (external) {
           // The user's program wrote no state (docs/external.md, Continuing a
@@ -436,6 +544,17 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
       ++r.failed;
       if (o.log) fmt::print(o.log, "{}: failed: {}\n", label, e.what());
       continue;
+    }
+
+    // A segment that saves its state records it as its own before the
+    // session records the segment as ended.
+    if (t.saves_state) {
+      // An earlier attempt's state and record go: what this attempt saves (or
+      // does not) is what the next segment finds.
+      std::error_code ec;
+      std::filesystem::remove(state_record_path(config.save_state), ec);
+      std::filesystem::remove(config.save_state, ec);
+      workload = std::make_unique<RecordsItsState>(std::move(workload), config.save_state, t.spec.key);
     }
 
     session::SessionOptions so;
@@ -493,8 +612,21 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
     out.study_id = r.study_id;
     out.created = r.created;
   }
+  // A segment that fails runs again when the search is run again; in this
+  // call it counts as failed, so that the others go on.
+  std::set<std::string> failed_now;
+  const auto R = search::rungs(spec.search);
+  const auto segment_key = [&](const search::Observed& ob) {
+    const int k = ob.rung;
+    return study::segment_trial(spec, {ob.setup, k, k == 0 ? 1 : R[static_cast<std::size_t>(k - 1)] + 1,
+                                       R[static_cast<std::size_t>(k)]})
+        .spec.key;
+  };
   for (;;) {
-    const auto observed = study::observe_search(store, out.study_id, spec);
+    auto observed = study::observe_search(store, out.study_id, spec);
+    for (auto& ob : observed)
+      if (ob.rung >= 0 && ob.state == search::SegmentState::pending && failed_now.count(segment_key(ob)))
+        ob.state = search::SegmentState::failed;
     out.spent_j = store.energy_of_study(out.study_id);
     out.decision = search::decide(spec.search, out.setups, observed, out.spent_j);
     if (out.decision.finished) break;
@@ -534,6 +666,7 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
       ran = true;
       ++out.segments;
       out.failed += r.failed;
+      if (r.failed > 0) failed_now.insert(call.plan->front().spec.key);
       if (r.stopped) out.stopped = true;
       break;
     }
@@ -544,6 +677,12 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
     }
   }
   out.spent_j = store.energy_of_study(out.study_id);
+  // What the records say now, as the next call (and the tables) will see
+  // them: a segment that failed here is to be run again, so the search is
+  // not finished.
+  if (!failed_now.empty())
+    out.decision =
+        search::decide(spec.search, out.setups, study::observe_search(store, out.study_id, spec), out.spent_j);
   return out;
 }
 

@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -94,6 +97,14 @@ void validate(const Settings& s, const Space& space) {
                                   s.rule.max_epochs));
   if (!(s.eta > 1.0) || !std::isfinite(s.eta)) throw ConfigError("search.eta must be greater than 1");
   if (!(s.beta >= 1.0) || !std::isfinite(s.beta)) throw ConfigError("search.beta must be at least 1");
+  // An eta so close to 1 that a rung keeps every setup: each setup trains to
+  // the end in a segment per rung, more segments than the grid has trials.
+  if (s.strategy == "halving" && s.setups > 1 && s.min_epochs < s.rule.max_epochs &&
+      std::ceil(static_cast<double>(s.setups) / s.eta - 1e-9) >= static_cast<double>(s.setups))
+    throw ConfigError(fmt::format(
+        "search.eta = {} keeps all {} setups at every rung: the search would train every setup to the end in more "
+        "segments than the grid has trials; use an eta of 2 or more (4 is usual)",
+        s.eta, s.setups));
   if (space.batch_sizes.empty()) throw ConfigError("the search space has no batch size");
   if (!space.finite() && !(space.lr_min > 0.0 && space.lr_max > space.lr_min && std::isfinite(space.lr_max)))
     throw ConfigError("the search's learning-rate range needs 0 < min < max");
@@ -112,10 +123,88 @@ std::vector<int> rungs(const Settings& s) {
   return out;
 }
 
+namespace {
+
+// The three-significant-digit decimals of decade 10^e (100e-2 .. 999e-2
+// times 10^e) that lie in [lo, hi], as doubles (what round3 gives).
+std::vector<double> decade_rates(int e, double lo, double hi) {
+  std::vector<double> out;
+  for (int m = 100; m <= 999; ++m) {
+    const auto text = fmt::format("{}e{}", m, e - 2);
+    const double v = std::strtod(text.c_str(), nullptr);  // out of a double's range: inf or 0, outside [lo, hi]
+    if (v >= lo && v <= hi) out.push_back(v);
+  }
+  return out;
+}
+
+// The decades a range's rates can lie in, one more on each side: log10 of a
+// double may land a hair on either side of a power of ten.
+std::pair<int, int> decades(const Space& space) {
+  return {static_cast<int>(std::floor(std::log10(space.lr_min))) - 1,
+          static_cast<int>(std::floor(std::log10(space.lr_max))) + 1};
+}
+
+// The learning rates a range can yield: the three-significant-digit decimals
+// inside it, and its ends (a draw that rounds outside is clamped to them), in
+// increasing order.
+std::vector<double> range_rates(const Space& space) {
+  std::set<double> rates{space.lr_min, space.lr_max};
+  const auto [first, last] = decades(space);
+  for (int e = first; e <= last; ++e)
+    for (double v : decade_rates(e, space.lr_min, space.lr_max)) rates.insert(v);
+  return {rates.begin(), rates.end()};
+}
+
+// Their number, without listing the decades well inside the range (900 each).
+std::int64_t range_rate_count(const Space& space) {
+  const auto [first, last] = decades(space);
+  if (last - first < 6) return static_cast<std::int64_t>(range_rates(space).size());
+  std::set<double> ends{space.lr_min, space.lr_max};
+  for (int e : {first, first + 1, first + 2, last - 2, last - 1, last})
+    for (double v : decade_rates(e, space.lr_min, space.lr_max)) ends.insert(v);
+  return static_cast<std::int64_t>(ends.size()) + std::int64_t{900} * (last - first - 5);
+}
+
+struct SetupHash {
+  std::size_t operator()(const Setup& x) const {
+    const auto h = std::hash<std::int64_t>()(x.batch_size) * 1000003u ^ std::hash<double>()(x.learning_rate);
+    return h * 31u ^ std::hash<int>()(x.threads);
+  }
+};
+
+}  // namespace
+
+std::int64_t capacity(const Space& space) {
+  if (space.finite()) return space.size();
+  if (space.batch_sizes.empty() || !(space.lr_min > 0.0 && space.lr_max > space.lr_min && std::isfinite(space.lr_max)))
+    return 0;
+  const auto t = static_cast<std::int64_t>(std::max<std::size_t>(space.threads.size(), 1));
+  return range_rate_count(space) * static_cast<std::int64_t>(space.batch_sizes.size()) * t;
+}
+
+std::optional<std::string> smaller_than_asked(const Space& space, const Settings& s) {
+  const auto n = capacity(space);
+  if (n <= 0 || n >= s.setups) return std::nullopt;
+  return fmt::format("the search space holds only {} setups, fewer than the {} asked (search.setups): all {} are "
+                     "searched",
+                     n, s.setups, n);
+}
+
 std::vector<Setup> sample_setups(const Space& space, const Settings& s) {
   std::mt19937_64 g(s.seed);
   std::vector<Setup> out;
   const std::vector<int> threads = space.threads.empty() ? std::vector<int>{0} : space.threads;
+  // A range that cannot yield well over the setups asked: its every setup,
+  // shuffled by the seed, rather than draws that mostly repeat.
+  const auto cap = space.finite() ? 0 : capacity(space);
+  if (cap > 0 && cap < 2 * static_cast<std::int64_t>(s.setups)) {
+    for (auto b : space.batch_sizes)
+      for (auto lr : range_rates(space))
+        for (auto t : threads) out.push_back({b, lr, t});
+    for (std::size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[below(g, i)]);
+    if (static_cast<std::int64_t>(out.size()) > s.setups) out.resize(static_cast<std::size_t>(s.setups));
+    return out;
+  }
   if (space.finite()) {
     for (auto b : space.batch_sizes)
       for (auto lr : space.learning_rates)
@@ -125,15 +214,18 @@ std::vector<Setup> sample_setups(const Space& space, const Settings& s) {
     if (static_cast<std::int64_t>(out.size()) > s.setups) out.resize(static_cast<std::size_t>(s.setups));
     return out;
   }
+  // Draws until `setups` distinct ones (the space holds at least twice as
+  // many: about 1.4 draws each at worst), in the order drawn.
   const double lo = std::log(space.lr_min), hi = std::log(space.lr_max);
-  int attempts = 0;
-  while (static_cast<int>(out.size()) < s.setups && attempts < s.setups * 100) {
+  std::unordered_set<Setup, SetupHash> seen;
+  std::int64_t attempts = 0;
+  while (static_cast<int>(out.size()) < s.setups && attempts < std::int64_t{s.setups} * 100) {
     ++attempts;
     Setup x;
     x.batch_size = space.batch_sizes[below(g, space.batch_sizes.size())];
     x.learning_rate = std::clamp(round3(std::exp(lo + unit(g) * (hi - lo))), space.lr_min, space.lr_max);
     x.threads = threads[below(g, threads.size())];
-    if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+    if (seen.insert(x).second) out.push_back(x);
   }
   return out;
 }
@@ -268,7 +360,11 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
       // Not planned yet, or planned and waiting (pending, interrupted).
       if (o.rung == static_cast<int>(k) && o.state == SegmentState::pending) busy = true;
       waiting.push_back({sampled[i], static_cast<int>(k), rung_start, rung_end});
-      state[i] = o.rung == static_cast<int>(k) ? "waiting" : "not started";
+      const bool here = o.rung == static_cast<int>(k);
+      state[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
+      // Interrupted or failed before: why, while it waits to run again.
+      if (here && !o.message.empty())
+        reason[i] = o.failed_before ? o.message + " (it runs again when the search runs again)" : o.message;
     }
     if (!waiting.empty() || busy) {
       if (budget_left) {

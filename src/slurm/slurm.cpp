@@ -3,12 +3,15 @@
 #include "powertrain/slurm/slurm.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -260,6 +263,178 @@ std::string result_stem(std::int64_t trial_id, const std::string& job_task, int 
 
 namespace {
 
+// A descriptor that closes itself.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// What a directory entry is, from lstat (a link is not followed).
+std::string kind_of(mode_t m) {
+  if (S_ISLNK(m)) return "a symbolic link";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+// Opens a regular file for reading without following a link or blocking (a
+// FIFO); the descriptor is the same file lstat saw. -1 when it does not exist
+// and may be missing.
+int open_regular(const fs::path& p, const std::string& what, bool may_be_missing) {
+  struct stat before {};
+  if (::lstat(p.c_str(), &before) != 0) {
+    if (errno == ENOENT && may_be_missing) return -1;
+    throw IoError(fmt::format("cannot read {}: {}", what, std::strerror(errno)));
+  }
+  if (!S_ISREG(before.st_mode))
+    throw ConfigError(fmt::format("{} is {}, not a result file: not read", what, kind_of(before.st_mode)));
+  const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && may_be_missing) return -1;
+    if (errno == ELOOP) throw ConfigError(fmt::format("{} is a symbolic link, not a result file: not read", what));
+    throw IoError(fmt::format("cannot read {}: {}", what, std::strerror(errno)));
+  }
+  struct stat now {};
+  if (::fstat(fd, &now) != 0 || !S_ISREG(now.st_mode) || now.st_ino != before.st_ino || now.st_dev != before.st_dev) {
+    ::close(fd);
+    throw ConfigError(fmt::format("{} changed while it was opened: not read", what));
+  }
+  return fd;
+}
+
+// Copies from `in` to a new file `to` (mode 0600); at most kMaxResultBytes.
+void copy_fd(int in, const fs::path& to, const std::string& what) {
+  Fd out{::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  if (out.fd < 0) throw IoError(fmt::format("cannot copy {}: {}", what, std::strerror(errno)));
+  std::vector<char> buf(1 << 20);
+  std::uintmax_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError(fmt::format("cannot read {}: {}", what, std::strerror(errno)));
+    if (n == 0) break;
+    total += static_cast<std::uintmax_t>(n);
+    if (total > kMaxResultBytes)
+      throw ConfigError(fmt::format("{} is larger than {} GiB, more than a result file holds: not read", what,
+                                    kMaxResultBytes >> 30));
+    for (ssize_t off = 0; off < n;) {
+      const ssize_t w = ::write(out.fd, buf.data() + off, static_cast<std::size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw IoError(fmt::format("cannot copy {}: {}", what, std::strerror(errno)));
+      off += w;
+    }
+  }
+}
+
+}  // namespace
+
+ResultCopy::ResultCopy(const fs::path& file) {
+  const std::string what = file.filename().string();
+  Fd in{open_regular(file, what, false)};
+  struct stat st {};
+  if (::fstat(in.fd, &st) != 0) throw IoError(fmt::format("cannot read {}: {}", what, std::strerror(errno)));
+  if (st.st_size == 0) throw ConfigError(fmt::format("{} is empty: not a powertrain database", what));
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxResultBytes)
+    throw ConfigError(fmt::format("{} is larger than {} GiB, more than a result file holds: not read", what,
+                                  kMaxResultBytes >> 30));
+  // Not an SQLite file (zeros, a sparse file): said before anything is copied.
+  char magic[16] = {};
+  ssize_t n;
+  do n = ::pread(in.fd, magic, sizeof magic, 0);
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof magic) || std::memcmp(magic, "SQLite format 3", sizeof magic) != 0)
+    throw ConfigError(fmt::format("{} is not a powertrain database (not an SQLite file)", what));
+
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/powertrain-result-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw IoError(fmt::format("cannot make a folder to read {}: {}", what, std::strerror(errno)));
+  dir_ = tmpl;
+  copy_ = dir_ / "result.db";
+  try {
+    copy_fd(in.fd, copy_, what);
+    // A journal beside it goes with it: the copy is read as the file would be.
+    for (const char* suffix : {"-journal", "-wal"}) {
+      const auto side = fs::path(file.string() + suffix);
+      Fd j{open_regular(side, what + suffix, true)};
+      if (j.fd >= 0) copy_fd(j.fd, fs::path(copy_.string() + suffix), what + suffix);
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    throw;
+  }
+}
+
+ResultCopy::~ResultCopy() {
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
+
+void check_result_run(const store::Store& src, std::int64_t run_id) {
+  const auto bad = [&](const std::string& what, double v) {
+    return ConfigError(fmt::format("run {} says its {} is {}: not a measurement; not taken in", run_id, what, v));
+  };
+  // NaN: not known. Anything else is a non-negative finite amount below `max`.
+  const auto amount = [&](const std::string& what, double v, double max) {
+    if (!std::isnan(v) && !(v >= 0.0 && v <= max)) throw bad(what, v);
+  };
+  const auto metric = [&](const std::string& what, double v) {
+    if (std::isinf(v)) throw bad(what, v);
+  };
+  constexpr double kMaxJ = 1e15;   // a 30 MW machine for a year
+  constexpr double kMaxS = 1e9;    // thirty years
+  constexpr double kMaxW = 1e8;
+  const auto run = src.run(run_id);
+  const auto& s = run.summary;
+  if (s.epochs < 0 || s.epochs > run::kMaxEpochs) throw bad("epoch count", s.epochs);
+  if (s.best_epoch < 0 || s.best_epoch > run::kMaxEpochs) throw bad("best epoch", s.best_epoch);
+  amount("energy (J)", s.energy_j, kMaxJ);
+  amount("duration (s)", s.duration_s, kMaxS);
+  if (s.energy_to_target_j) amount("energy to the target (J)", *s.energy_to_target_j, kMaxJ);
+  if (s.time_to_target_s) amount("time to the target (s)", *s.time_to_target_s, kMaxS);
+  if (s.quiet_wait_s) amount("wait for a quiet machine (s)", *s.quiet_wait_s, kMaxS);
+  if (s.cpu) {
+    amount("machine CPU time (s)", s.cpu->machine_s, kMaxS);
+    amount("measured CPU time (s)", s.cpu->measured_s, kMaxS);
+  }
+  metric("best validation metric", s.best_val_metric);
+  metric("test metric", s.test_metric);
+  for (double v : s.test_task_metrics) metric("test metric of a task", v);
+  std::set<int> seen;
+  for (const auto& e : src.epochs_of(run_id)) {
+    const auto at = [&](const char* what) { return fmt::format("epoch {}'s {}", e.epoch, what); };
+    if (e.epoch < 1 || e.epoch > run::kMaxEpochs || !seen.insert(e.epoch).second) throw bad("epoch number", e.epoch);
+    amount(at("energy (J)"), e.energy_j, kMaxJ);
+    amount(at("training energy (J)"), e.train_energy_j, kMaxJ);
+    amount(at("evaluation energy (J)"), e.eval_energy_j, kMaxJ);
+    amount(at("duration (s)"), e.duration_s, kMaxS);
+    amount(at("training time (s)"), e.train_duration_s, kMaxS);
+    amount(at("evaluation time (s)"), e.eval_duration_s, kMaxS);
+    amount(at("samples per second"), e.samples_per_s, 1e12);
+    if (e.cpu) {
+      amount(at("machine CPU time (s)"), e.cpu->machine_s, kMaxS);
+      amount(at("measured CPU time (s)"), e.cpu->measured_s, kMaxS);
+    }
+    metric(at("validation metric"), e.val_metric);
+    metric(at("validation loss"), e.val_loss);
+    metric(at("training loss"), e.train_loss);
+    for (double v : e.val_task_metrics) metric(at("validation metric of a task"), v);
+    for (const auto& c : e.channels) {
+      amount(at(("energy of " + c.channel_id + " (J)").c_str()), c.energy_j, kMaxJ);
+      amount(at(("average power of " + c.channel_id + " (W)").c_str()), c.avg_power_w, kMaxW);
+      amount(at(("peak power of " + c.channel_id + " (W)").c_str()), c.peak_power_w, kMaxW);
+    }
+  }
+  for (const auto& series : src.timeline_of(run_id))
+    for (double w : series.power_w) amount("sampled power of " + series.channel_id + " (W)", w, kMaxW);
+}
+
+namespace {
+
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -295,7 +470,27 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
   for (const auto& t : store.trials_of(study.id)) by_key[t.key] = t.id;
 
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir, ec)) files.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto name = e.path().filename().string();
+    // Result files only as regular files: a link or a FIFO with a result
+    // file's name (planted: the folder is shared) is named, never opened.
+    if (ends_with(name, ".db")) {
+      std::error_code lec;
+      const auto st = fs::symlink_status(e.path(), lec);
+      if (!lec && st.type() != fs::file_type::regular && !store.imported(name)) {
+        ++r.unreadable;
+        if (r.unreadable_note.empty())
+          r.unreadable_note =
+              fmt::format("{}: {}, not a result file: not read", name,
+                          st.type() == fs::file_type::symlink     ? "a symbolic link"
+                          : st.type() == fs::file_type::fifo      ? "a FIFO"
+                          : st.type() == fs::file_type::directory ? "a directory"
+                                                                  : "not a regular file");
+        continue;
+      }
+    }
+    files.push_back(e.path());
+  }
   std::sort(files.begin(), files.end());
   // Result files per array task: the cluster's energy is per task, so it is
   // recorded only for a task that ran one trial.
@@ -341,10 +536,11 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
           ++r.running;
           continue;
         }
-        // The dead task's file may hold a hot journal: opening it for writing rolls it back.
-        (void)store::Store::open(file, {.wal = false});
       }
-      auto src = store::Store::open_readonly(file);
+      // Read through a private copy: the file is never followed, blocked on or
+      // written (a dead task's hot journal is rolled back in the copy).
+      const ResultCopy copy(file);
+      auto src = store::Store::open_readonly(copy.path());
       const auto src_study = src.find_study(study.name);
       if (!src_study) continue;
       for (const auto& t : src.trials_of(src_study->id)) {
@@ -353,8 +549,9 @@ CollectResult collect(store::Store& store, const store::Study& study, const fs::
         if (main == by_key.end()) continue;  // not a trial of this study's plan
         const auto run = src.run(*t.run_id);
         if (!partial && run.summary.status == run::RunStatus::running) break;  // not whole: left for later
+        check_result_run(src, *t.run_id);
         store::ImportRequest q;
-        q.source_db = file;
+        q.source_db = copy.path();
         q.source = name;
         q.source_run_id = *t.run_id;
         q.trial_id = main->second;

@@ -201,6 +201,41 @@ void set_busy_timeout(sql::Connection& conn, const OpenOptions& options) {
 
 constexpr int kOpenFlags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 
+std::string journal_advice(const fs::path& path) {
+  return fmt::format(
+      "it holds the journal of a write that never finished ({}-journal), which only a user who may write the "
+      "database and its folder can roll back: run `powertrain collect {}` as such a user (or give this user write "
+      "access), then read it again",
+      path.string(), path.string());
+}
+
+// A database this user may not write (opened immutable, which ignores
+// journals) whose rollback journal is there and not empty: what it holds may
+// be half a transaction. Said rather than read.
+void refuse_unrecoverable_journal(const fs::path& path) {
+  const std::string file = path.string();
+  std::string dir = path.parent_path().string();
+  if (dir.empty()) dir = ".";
+  if (::access(file.c_str(), W_OK) == 0 && ::access(dir.c_str(), W_OK) == 0) return;
+  std::error_code ec;
+  const auto journal = fs::path(file + "-journal");
+  if (fs::is_regular_file(journal, ec) && fs::file_size(journal, ec) > 0 && !ec)
+    throw StoreError(fmt::format("{}: cannot be read as it is: {}", file, journal_advice(path)));
+}
+
+// Rolls a hot journal back through a writable connection of its own (SQLite
+// does it on the first read of a connection that may write).
+void roll_back_hot_journal(const fs::path& path, const OpenOptions& options) {
+  const std::string label = path.string();
+  try {
+    sql::Connection conn(label, SQLITE_OPEN_READWRITE | kOpenFlags, label);
+    set_busy_timeout(conn, options);
+    (void)read_header(conn);
+  } catch (const StoreError& e) {
+    throw StoreError(fmt::format("{}: cannot be read as it is: {} ({})", label, journal_advice(path), e.what()));
+  }
+}
+
 }  // namespace
 
 struct Store::Impl {
@@ -277,10 +312,23 @@ Store Store::open_readonly(const fs::path& path, const OpenOptions& options) {
   if (fs::is_directory(path, ec)) {
     throw StoreError(fmt::format("{}: is a directory, not a powertrain database", label));
   }
+  refuse_unrecoverable_journal(path);
   auto impl = std::make_unique<Impl>(path, true, SQLITE_OPEN_READONLY | kOpenFlags);
+  set_busy_timeout(impl->conn, options);
+  Header h;
+  try {
+    h = read_header(impl->conn);
+  } catch (const StoreError&) {
+    // A write that never finished left its rollback journal: a reader cannot
+    // roll it back, a writer can (what SQLite does on any writer's first read).
+    if (sqlite3_extended_errcode(impl->conn.get()) != SQLITE_READONLY_ROLLBACK) throw;
+    impl.reset();
+    roll_back_hot_journal(path, options);
+    impl = std::make_unique<Impl>(path, true, SQLITE_OPEN_READONLY | kOpenFlags);
+    set_busy_timeout(impl->conn, options);
+    h = read_header(impl->conn);
+  }
   auto& conn = impl->conn;
-  set_busy_timeout(conn, options);
-  Header h = read_header(conn);
   if (identify(conn, h)) {
     throw StoreError(fmt::format("{}: not a powertrain database (empty)", label));
   }
@@ -1130,7 +1178,8 @@ struct Attached {
 }  // namespace
 
 ImportOutcome Store::import_run(const ImportRequest& r) {
-  const std::string purpose = fmt::format("take in run {} of {}", r.source_run_id, r.source_db.string());
+  const std::string purpose =
+      fmt::format("take in run {} of {}", r.source_run_id, r.source.empty() ? r.source_db.string() : r.source);
   impl_->require_writable(purpose);
   auto& conn = impl_->conn;
   if (imported(r.source)) return ImportOutcome::already;

@@ -210,14 +210,18 @@ std::vector<search::Observed> observe_search(
       if (!trial) break;
       o.rung = static_cast<int>(k);
       o.message = trial->message;
+      o.failed_before = trial->status == store::TrialStatus::failed;
       using TS = store::TrialStatus;
       switch (trial->status) {
+        // A failed segment runs again when the search runs again, as a failed
+        // trial of any study does (the runner counts one that failed in its
+        // own call as failed, so that the others go on).
         case TS::pending:
-        case TS::interrupted: o.state = search::SegmentState::pending; break;
+        case TS::interrupted:
+        case TS::failed: o.state = search::SegmentState::pending; break;
         case TS::running: o.state = search::SegmentState::running; break;
         case TS::converged: o.state = search::SegmentState::converged; break;
         case TS::diverged: o.state = search::SegmentState::diverged; break;
-        case TS::failed: o.state = search::SegmentState::failed; break;
         case TS::stopped: o.state = search::SegmentState::stopped; break;
         case TS::max_epochs:
           o.state = R[k] < s.base.max_epochs ? search::SegmentState::paused : search::SegmentState::max_epochs;

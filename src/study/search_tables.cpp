@@ -40,6 +40,7 @@ std::optional<SearchView> search_view(const store::Study& study, const std::vect
     }
   v.decision = search::decide(spec.search, v.setups, observed, v.segment_energy_j);
   v.curves = observed;
+  v.space_note = search::smaller_than_asked(spec.search_space, spec.search).value_or("");
   return v;
 }
 
@@ -114,6 +115,7 @@ std::vector<ResultTable> search_tables(const SearchView& v) {
   setups.notes.push_back(fmt::format(
       "{} of {} setups started, {} continued past their first rung, {} stopped early; rungs end at epochs {}.",
       n.started, n.sampled, n.continued, n.stopped, fmt::format("{}", fmt::join(search::rungs(v.settings), ", "))));
+  if (!v.space_note.empty()) setups.notes.push_back(v.space_note + ".");
   if (with_target)
     setups.notes.push_back(
         "to target: measured once a setup reached the target; before, predicted from its curve (the curve ensemble "

@@ -7,9 +7,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <sstream>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -213,13 +218,41 @@ void Trainer::save_state(const std::filesystem::path& path, int epochs) {
     if (!device_.is_cpu()) a.write("rng.device", generator_state(device_generator(device_)));
     if (st.first_loss) a.write("first_loss", c10::IValue(*st.first_loss));
 
+    // Serialized in memory first: LibTorch's file writer throws from its
+    // destructor when a write fails (a full disk), which ends the process.
+    std::ostringstream bytes;
+    a.save_to(bytes);
+    const std::string data = std::move(bytes).str();
+
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
     // Whole or not at all: a run killed while writing leaves the .tmp file,
     // never a state that a later segment would read half of.
     auto tmp = path;
     tmp += ".tmp";
-    a.save_to(tmp.string());
+    const auto fail = [&](int err) {
+      std::error_code rm;
+      std::filesystem::remove(tmp, rm);
+      return IoError(fmt::format("cannot write run state {}: {}", path.string(), std::strerror(err)));
+    };
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw fail(errno);
+    for (std::size_t off = 0; off < data.size();) {
+      const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : ENOSPC;
+        ::close(fd);
+        throw fail(err);
+      }
+      off += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+      const int err = errno;
+      ::close(fd);
+      throw fail(err);
+    }
+    if (::close(fd) != 0) throw fail(errno);
     std::filesystem::rename(tmp, path, ec);
     if (ec) {
       std::filesystem::remove(tmp, ec);

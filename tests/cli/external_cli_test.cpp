@@ -332,3 +332,79 @@ TEST(ExternalCli, ABusyMachineIsFlaggedAndTheQuietWaitIsRecorded) {
 }
 
 }  // namespace
+
+namespace {
+
+// Dead: gone, or a zombie that only waits for its new parent to reap it.
+bool dead(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
+}  // namespace
+
+// Issue 24: a process the program put in a session of its own (setsid) used
+// to outlive a kill -9 of powertrain: the guardian killed only the group.
+TEST(ExternalCli, WhatTheProgramStartedInANewSessionDiesWithPowertrainKilled9) {
+  TempDir dir;
+  write_file(dir / "escaper.py", R"(import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.execvp("sleep", ["sleep", "1000"])
+with open(sys.argv[1], "w") as f:
+    f.write(str(pid))
+time.sleep(1000)
+)");
+  const auto pid_file = dir / "sleeper";
+  const pid_t pt = powertrain::testing::spawn_powertrain(
+      {"train", "--db", (dir / "r.db").string(), "--quiet", "--", python(), (dir / "escaper.py").string(),
+       pid_file.string()},
+      dir / "out");
+  for (int i = 0; i < 400 && !fs::exists(pid_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  pid_t sleeper = 0;
+  std::ifstream(pid_file) >> sleeper;
+  ASSERT_GT(sleeper, 0) << read_all(dir / "out");
+  ASSERT_FALSE(dead(sleeper));
+  ::kill(pt, SIGKILL);
+  ::waitpid(pt, nullptr, 0);
+  for (int i = 0; i < 250 && !dead(sleeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(dead(sleeper)) << "the program's setsid'd child outlived powertrain";
+  if (!dead(sleeper)) ::kill(sleeper, SIGKILL);
+}
+
+// Issue 24: the console's one line said "its last stderr lines:" and showed
+// none of them (with --quiet the program's stderr was never shown at all).
+TEST(ExternalCli, TheFailureLineShowsTheProgramsLastStderrLine) {
+  TempDir dir;
+  const auto r = run_powertrain({"train", "--db", (dir / "r.db").string(), "--quiet", "--", python(), fake(), "crash"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("RuntimeError: out of memory in the fake trainer"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("lines:"), std::string::npos) << r.err;
+}
+
+// Issue 24: a metric of 1e308 printed as 309 digits.
+TEST(ExternalCli, AHugeMetricPrintsInScientificNotation) {
+  TempDir dir;
+  write_file(dir / "huge.py", R"(import json, os, socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(os.environ["POWERTRAIN_SOCKET"])
+r = s.makefile("r")
+s.sendall(b'{"event":"epoch_start","epoch":1}\n{"event":"epoch_end","epoch":1,"val_metric":1e308}\n')
+r.readline()
+s.sendall(b'{"event":"test","metric":1e308}\n')
+)");
+  const auto r = run_powertrain({"train", "--db", (dir / "r.db").string(), "--max-epochs", "1", "--", python(),
+                                 (dir / "huge.py").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("test metric 1.0000e+308"), std::string::npos) << r.out;
+  for (const auto* text : {&r.out, &r.err}) {
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) EXPECT_LT(line.size(), 250u) << line;
+  }
+}

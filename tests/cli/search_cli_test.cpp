@@ -396,11 +396,18 @@ TEST(SearchExternalCli, FailedSetupsAreCountedNextToTheChoice) {
   write_file(dir / "search.toml", segment_trainer_search("one-fails", "FAKE_CRASH_LR = \"0.003\""));
   const auto db = (dir / "r.db").string();
   const auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--quiet"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Issue 24: a search with a failed segment is not finished (exit 1); the
+  // segment runs again when the search runs again.
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("1 failed (they run again when the same command runs again)"), std::string::npos) << r.err;
   const auto choice = r.out.find("The search's choice");
   ASSERT_NE(choice, std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 of 4: the choice is among the others", choice), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 of the 4 setups failed", choice), std::string::npos) << r.out;
+  // Run again: the failed segment is tried once more (it crashes again here).
+  const auto again = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--quiet"});
+  EXPECT_EQ(again.exit_code, 1) << again.err;
+  EXPECT_NE(again.err.find("1 segments run now, 1 failed"), std::string::npos) << again.err;
 }
 
 // --- The project's example scripts, searched with continued segments ---------
@@ -504,4 +511,46 @@ TEST(ExampleSearchCli, TheLightningScriptContinuesFromItsCheckpoint) {
   if (!python_has("lightning")) GTEST_SKIP() << "lightning is not installed (scripts/setup)";
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   search_continues_like_one_run({"lightning/train.py", "\"--max-samples\", \"300\"", {"0.01", "0.05"}});
+// Issue 24: a search whose remaining segments another process runs exited 0
+// ("run the same command again later"), so a script took it for finished.
+// Now it exits 75; the process that finishes the search exits 0.
+TEST(SearchExternalCli, ASearchLeftWaitingOnAnotherProcessIsNotExit0) {
+  TempDir dir;
+  const std::string program = std::string(POWERTRAIN_TEST_SOURCE_DIR) + "/tests/external/programs/segment_trainer.py";
+  const std::string py = std::string(POWERTRAIN_TEST_PYTHON).empty() ? "python3" : POWERTRAIN_TEST_PYTHON;
+  // The first segment to start holds while the hold file is there; the others run at once.
+  write_file(dir / "hold.py", R"(import os, sys, time
+hold = os.environ["HOLD_FILE"]
+try:
+    os.close(os.open(hold + ".claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    while os.path.exists(hold):
+        time.sleep(0.05)
+except FileExistsError:
+    pass
+os.execv(sys.executable, [sys.executable] + sys.argv[1:])
+)");
+  const auto hold = dir / "hold";
+  write_file(hold, "");
+  write_file(dir / "search.toml",
+             "name = \"shared\"\nkind = \"search\"\n[workload]\ncommand = [\"" + py + "\", \"" +
+                 (dir / "hold.py").string() + "\", \"" + program +
+                 "\", \"{start_epoch}\", \"{resume_from}\", \"{save_state}\"]\n"
+                 "env = { FAKE_CURVE_FROM_LR = \"1\", HOLD_FILE = \"" + hold.string() + "\" }\n"
+                 "[training]\nmax_epochs = 4\npatience = 3\nmin_delta = 0.0\n"
+                 "[search]\nbatch_sizes = [16]\nlearning_rates = [0.003, 0.01, 0.03, 0.1]\nmin_epochs = 1\neta = 2\n");
+  const auto db = (dir / "r.db").string();
+  const std::vector<std::string> args{"search", (dir / "search.toml").string(), "--db", db, "--quiet"};
+  const pid_t first = powertrain::testing::spawn_powertrain(args, dir / "first.log");
+  for (int i = 0; i < 400 && !std::filesystem::exists(hold.string() + ".claimed"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(std::filesystem::exists(hold.string() + ".claimed")) << read_file(dir / "first.log");
+
+  const auto second = run_powertrain(args);
+  EXPECT_EQ(second.exit_code, 75) << second.err;
+  EXPECT_NE(second.err.find("run elsewhere"), std::string::npos) << second.err;
+
+  std::filesystem::remove(hold);
+  int st = 0;
+  ASSERT_EQ(::waitpid(first, &st, 0), first);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << read_file(dir / "first.log");
 }

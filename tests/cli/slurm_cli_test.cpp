@@ -284,4 +284,38 @@ TEST_F(SlurmCli, BadSlurmInputIsOneLine) {
   EXPECT_NE(r.err.find("--wait and --slurm-opt go with --slurm"), std::string::npos) << r.err;
 }
 
+// Issue 24: `sweep --slurm --wait` stopped by a signal exited 130 without
+// saying that the jobs go on (with --quiet, not a word). Slurm's client
+// commands are stand-ins here: what is tested is powertrain's own exit.
+TEST(SlurmWaitCli, ASignalWhileWaitingSaysTheJobsGoOnEvenWhenQuiet) {
+  TempDir dir;
+  const auto bin = dir / "bin";
+  write_file(bin / "sbatch", "#!/bin/sh\necho 4242\n");
+  write_file(bin / "squeue", "#!/bin/sh\necho '4242_0|PENDING|(null)|Priority'\necho '4242_1|PENDING|(null)|Priority'\n");
+  for (const char* tool : {"sbatch", "squeue"})
+    fs::permissions(bin / tool, fs::perms::owner_all, fs::perm_options::replace);
+  write_file(dir / "grid.toml", "name = \"waiting\"\nkind = \"grid\"\n[workload]\ncommand = " +
+                                    toml_list({python(), fake(), "normal"}) +
+                                    "\n[training]\nmax_epochs = 3\n[grid]\nbatch_sizes = [16, 32]\nlearning_rates = [0.1]\n");
+  const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", (bin.string() + ":" + old_path).c_str(), 1);
+  const pid_t pt = powertrain::testing::spawn_powertrain(
+      {"sweep", (dir / "grid.toml").string(), "--db", (dir / "r.db").string(), "--slurm", "--wait", "--quiet"},
+      dir / "out");
+  ::setenv("PATH", old_path.c_str(), 1);
+  // Waiting: the job file is written once it submitted.
+  for (int i = 0; i < 400 && !fs::exists(dir / "r.db.slurm" / "waiting" / "jobs"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(pt, SIGINT);
+  int st = 0;
+  ::waitpid(pt, &st, 0);
+  std::ifstream in(dir / "out");
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(st)) << err;
+  EXPECT_EQ(WEXITSTATUS(st), 130) << err;
+  EXPECT_NE(err.find("go on (4242)"), std::string::npos) << err;
+  EXPECT_NE(err.find("scancel 4242"), std::string::npos) << err;
+}
+
 }  // namespace

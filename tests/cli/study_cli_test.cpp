@@ -230,3 +230,24 @@ TEST(StudyCli, SpecErrorsGiveFileLineAndExit1BeforeAnythingIsWritten) {
   const auto kind = run_powertrain({"study", "pretrain", (dir / "bad.toml").string()});
   EXPECT_EQ(kind.exit_code, 1);
 }
+
+// Issue 24: one run's message that is not valid UTF-8 (a quote cut inside a
+// character, a program's Latin-1 stderr, stored by an earlier powertrain)
+// made `results --json` fail for the whole database ("internal error", 70).
+TEST(StudyCli, ResultsJsonSurvivesAMessageThatIsNotUtf8) {
+  if (powertrain::testing::powertrain_binary().empty()) GTEST_SKIP() << "POWERTRAIN_BINARY is not set";
+  TempDir dir;
+  const auto db = (dir / "r.db").string();
+  {
+    auto store = powertrain::store::Store::open(db);
+    const auto study = store.create_study("latin", powertrain::store::StudyKind::grid, "", {});
+    powertrain::store::TrialSpec t;
+    t.key = "only";
+    const auto trial = store.upsert_trial(study, t);
+    store.mark_trial_failed(trial, "`train.py` exited with status 3; its stderr ended with: caf\xe9 \xe2\x9c");
+  }
+  const auto r = run_powertrain({"results", db, "--json", (dir / "r.json").string(), "--trials"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(dir / "r.json"));
+  EXPECT_NE(j.dump().find("caf\xef\xbf\xbd"), std::string::npos);
+}

@@ -89,3 +89,43 @@ TEST(Protocol, ReplyIsOneJsonLine) {
   EXPECT_EQ(j["best"], false);
   EXPECT_EQ(j["reason"], v.reason);
 }
+
+// --- issue 24: careless and hostile events ----------------------------------------
+
+std::string error_of(std::string_view line) {
+  try {
+    (void)px::parse_event(line);
+  } catch (const WorkloadError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(Protocol, EpochNumbersBeyondAnIntAreRefusedNotWrapped) {
+  // 2^32 + 1 was read as epoch 1.
+  EXPECT_NE(error_of(R"({"event":"epoch_start","epoch":4294967297})").find("out"), std::string::npos);
+  EXPECT_NE(error_of(R"({"event":"epoch_end","epoch":4294967297,"val_metric":0.5})").find("out"), std::string::npos);
+  EXPECT_NE(error_of(R"({"event":"epoch_start","epoch":18446744073709551615})").find("malformed"), std::string::npos);
+}
+
+TEST(Protocol, SampleCountsAreNeverNegativeOrHuge) {
+  for (const char* bad : {R"({"event":"epoch_end","epoch":1,"val_metric":0.5,"samples":-1000})",
+                          R"({"event":"epoch_end","epoch":1,"val_metric":0.5,"samples":10000000000000000000})",
+                          R"({"event":"epoch_end","epoch":1,"val_metric":0.5,"samples":9223372036854775807})"})
+    EXPECT_EQ(error_of(bad).rfind("malformed event", 0), 0u) << bad;
+  EXPECT_EQ(px::parse_event(R"({"event":"epoch_end","epoch":1,"val_metric":0.5,"samples":0})").metrics.samples, 0);
+}
+
+TEST(Protocol, AQuotedLineIsValidUtf8AndANulDoesNotEndTheMessage) {
+  // 119 bytes, then a 2-byte character that the 120-byte cut used to split.
+  const std::string line = std::string(119, 'x') + "\xc3\xa9" + std::string(20, 'y');
+  const auto cut = error_of(line);
+  EXPECT_EQ(cut.find("\xc3"), std::string::npos) << "half a character";
+  EXPECT_NE(cut.find("..."), std::string::npos);
+  const auto latin1 = error_of("caf\xe9 is not json");
+  EXPECT_NE(latin1.find("caf\xef\xbf\xbd"), std::string::npos) << latin1;
+  const auto nul = error_of(std::string("{\"event\":\0\"hello\"} and after", 28));
+  EXPECT_NE(nul.find("\\x00"), std::string::npos) << nul;
+  EXPECT_NE(nul.find("and after"), std::string::npos) << nul;
+  EXPECT_EQ(nul.find('\0'), std::string::npos);
+}

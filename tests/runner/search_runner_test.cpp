@@ -156,6 +156,83 @@ TEST(SearchRunner, AMissingStateFailsTheSegmentWithItsPath) {
   EXPECT_TRUE(said);
 }
 
+// Issue 24: a continued segment that failed (its state gone) was never run
+// again: the search said "finished", chose nothing, and stayed so for good.
+TEST(SearchRunner, AFailedSegmentRunsAgainWhenTheSearchRunsAgain) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir / "r.db");
+  const auto spec = ps::parse_spec(kSearch, "search.toml");
+  auto o = quiet();
+  o.max_trials = 4;  // the first rung
+  (void)pr::run_search(spec, store, o);
+  const auto states = ps::artifacts_dir(spec, dir / "r.db") / "search";
+  std::filesystem::copy(states, dir / "kept", std::filesystem::copy_options::recursive);
+  std::filesystem::remove_all(states);
+
+  const auto failing = pr::run_search(spec, store, quiet());
+  EXPECT_GE(failing.failed, 1);
+  EXPECT_FALSE(failing.decision.finished) << "a search with a failed segment to run again is not finished";
+  int failed = 0;
+  for (const auto& t : store.trials_of(failing.study_id)) failed += t.status == pst::TrialStatus::failed;
+  EXPECT_GE(failed, 1);
+
+  // The states are back: the next call runs the failed segments again and finishes.
+  std::filesystem::copy(dir / "kept", states, std::filesystem::copy_options::recursive);
+  const auto again = pr::run_search(spec, store, quiet());
+  EXPECT_EQ(again.failed, 0);
+  EXPECT_GE(again.segments, failed);
+  EXPECT_TRUE(again.decision.finished);
+  for (const auto& t : store.trials_of(again.study_id)) EXPECT_NE(t.status, pst::TrialStatus::failed) << t.key;
+}
+
+// Issue 24: a state file is loaded only when it is the one its setup's
+// earlier segment saved.
+TEST(SearchRunner, AStateThatIsNotItsSetupsIsNotLoaded) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir / "r.db");
+  const auto spec = ps::parse_spec(kSearch, "search.toml");
+  auto o = quiet();
+  o.max_trials = 4;
+  (void)pr::run_search(spec, store, o);
+  const auto folder = ps::artifacts_dir(spec, dir / "r.db") / "search";
+  std::vector<std::filesystem::path> states;
+  for (const auto& e : std::filesystem::directory_iterator(folder))
+    if (e.path().string().size() > 9 && e.path().string().ends_with(".state.pt")) states.push_back(e.path());
+  ASSERT_EQ(states.size(), 4u);
+  for (const auto& p : states) ASSERT_TRUE(std::filesystem::exists(p.string() + ".segment.json")) << p;
+
+  // Every state replaced by the next setup's, with its record: another setup's.
+  const auto swap_round = [&](const std::string& suffix) {
+    std::filesystem::copy_file(states[0].string() + suffix, dir / "first");
+    for (std::size_t i = 0; i + 1 < states.size(); ++i)
+      std::filesystem::copy_file(states[i + 1].string() + suffix, states[i].string() + suffix,
+                                 std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(dir / "first", states.back().string() + suffix,
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::remove(dir / "first");
+  };
+  swap_round("");
+  swap_round(".segment.json");
+  o.max_trials = 1;
+  auto r = pr::run_search(spec, store, o);
+  EXPECT_EQ(r.failed, 1);
+  bool said = false;
+  for (const auto& t : store.trials_of(r.study_id))
+    said = said || (t.status == pst::TrialStatus::failed && t.message.find("another setup") != std::string::npos);
+  EXPECT_TRUE(said);
+
+  // Only the records put back: the states themselves are not those they record.
+  swap_round(".segment.json");
+  swap_round(".segment.json");
+  swap_round(".segment.json");
+  r = pr::run_search(spec, store, o);
+  EXPECT_EQ(r.failed, 1);
+  said = false;
+  for (const auto& t : store.trials_of(r.study_id))
+    said = said || (t.status == pst::TrialStatus::failed && t.message.find("changed after") != std::string::npos);
+  EXPECT_TRUE(said);
+}
+
 TEST(SearchRunner, AChangedSpaceIsAnotherSearch) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db");

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "powertrain/error.h"
 
 namespace powertrain::search {
@@ -127,6 +129,37 @@ TEST(Sample, RangesDrawLogUniformRatesOfThreeDigits) {
   EXPECT_EQ(threads, (std::set<int>{1, 2}));
 }
 
+// Issue 24: asking for more setups than a range yields took quadratic time
+// (20,000: 29 s; 100,000: not done in two minutes) and said nothing.
+TEST(Sample, ARangeSmallerThanAskedIsTakenWholeInLinearTimeAndSaidSo) {
+  auto s = settings_with(8);
+  Space space;
+  space.batch_sizes = {16, 32};
+  space.lr_min = 0.01;
+  space.lr_max = 0.1;
+  // 0.0100 .. 0.0999 (900 rates) and 0.1: 901 rates, two batch sizes.
+  EXPECT_EQ(capacity(space), 1802);
+  s.setups = 100000;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto a = sample_setups(space, s);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  ASSERT_EQ(a.size(), 1802u);
+  std::set<std::pair<std::int64_t, double>> distinct;
+  for (const auto& x : a) distinct.insert({x.batch_size, x.learning_rate});
+  EXPECT_EQ(distinct.size(), 1802u);
+  EXPECT_EQ(sample_setups(space, s), a) << "deterministic for a seed";
+  const auto note = smaller_than_asked(space, s);
+  ASSERT_TRUE(note.has_value());
+  EXPECT_NE(note->find("only 1802 setups, fewer than the 100000 asked"), std::string::npos) << *note;
+  s.setups = 1000;  // more than half of them: the whole space, shuffled, cut
+  EXPECT_EQ(sample_setups(space, s).size(), 1000u);
+  EXPECT_FALSE(smaller_than_asked(space, s).has_value());
+  // Many decades are counted, not listed.
+  space.lr_min = 1e-200;
+  space.lr_max = 1e100;
+  EXPECT_EQ(capacity(space), 2 * (300 * 900 + 1));
+}
+
 TEST(Validate, RefusesSettingsOutOfRange) {
   const auto space = grid_space();
   auto s = settings_with(8);
@@ -146,6 +179,25 @@ TEST(Validate, RefusesSettingsOutOfRange) {
   bad = s;
   bad.beta = 0.5;
   EXPECT_THROW(validate(bad, space), ConfigError);
+}
+
+// Issue 24: eta = 1.0000001 was accepted without a word, and the search
+// trained every setup to the end in more segments than the grid.
+TEST(Validate, AnEtaThatKeepsEverySetupAtEveryRungIsRefused) {
+  const auto space = grid_space();
+  auto s = settings_with(8);
+  s.eta = 1.0000001;
+  try {
+    validate(s, space);
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("search.eta"), std::string::npos) << e.what();
+  }
+  s.eta = 1.5;  // drops some: a search
+  EXPECT_NO_THROW(validate(s, space));
+  s.strategy = "random";  // eta means nothing there
+  s.eta = 1.0000001;
+  EXPECT_NO_THROW(validate(s, space));
 }
 
 TEST(Standing, MeasuredOnceReachedAndExtrapolatedBefore) {

@@ -5,9 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "powertrain/error.h"
 #include "powertrain/store/store.h"
@@ -259,6 +267,151 @@ TEST(Collect, FilesOfOtherStudiesAndStrayFilesAreIgnored) {
   const auto c = m.collect_now();
   EXPECT_EQ(c.imported, 0);
   EXPECT_TRUE(m.store.list_runs().empty());
+}
+
+// --- issue 24: what a shared results/ folder may hold ---------------------------
+
+std::string bytes_of(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string journal_mode(const fs::path& p) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  std::string mode;
+  if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    mode = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return mode;
+}
+
+TEST(Collect, LinksInTheResultsFolderAreNamedAndWhatTheyPointAtIsNeverWritten) {
+  MainDb m;
+  // Planted: links with result file names, to an empty file and to another
+  // powertrain database (WAL) outside the folder, and to a finished result.
+  const auto outside = m.dir / "outside";
+  fs::create_directories(outside);
+  std::ofstream(outside / "empty.txt").close();
+  { auto other = store::Store::open(outside / "other.db"); }
+  ASSERT_EQ(journal_mode(outside / "other.db"), "wal");
+  write_result(outside / "result.db", "a", 3, true, "n");
+  make_old(outside / "empty.txt");
+  make_old(outside / "other.db");
+  fs::create_symlink(outside / "empty.txt", m.results / ("trial-1-80_0-r0" + std::string(kPartialSuffix)));
+  fs::create_symlink(outside / "other.db", m.results / ("trial-2-80_1-r0" + std::string(kPartialSuffix)));
+  fs::create_symlink(outside / "result.db", m.results / "trial-1-81_0-r0.db");
+  write_result(m.results / "trial-2-82_0-r0.db", "b", 2, true, "n");  // a real one
+
+  const auto c = m.collect_now();
+  EXPECT_EQ(fs::file_size(outside / "empty.txt"), 0u);
+  EXPECT_EQ(journal_mode(outside / "other.db"), "wal");
+  EXPECT_EQ(c.unreadable, 3);
+  EXPECT_NE(c.unreadable_note.find("symbolic link"), std::string::npos) << c.unreadable_note;
+  EXPECT_EQ(c.imported, 1);  // only the real one
+  EXPECT_EQ(m.store.trial(m.trial_a).status, store::TrialStatus::pending);
+  EXPECT_EQ(m.store.trial(m.trial_b).status, store::TrialStatus::converged);
+}
+
+TEST(Collect, AFifoWithAResultFileNameIsNamedNotWaitedFor) {
+  MainDb m;
+  const auto fifo = m.results / "trial-1-83_0-r0.db";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  write_result(m.results / "trial-2-83_1-r0.db", "b", 2, true, "n");
+  // Before the fix, collect blocked in open(): a writer that comes after 10 s
+  // lets it go on, and the test fails on the time.
+  std::atomic<bool> done{false};
+  std::thread unblock([&] {
+    for (int i = 0; i < 100 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!done) {
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto c = m.collect_now();
+  done = true;
+  unblock.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(c.unreadable, 1);
+  EXPECT_NE(c.unreadable_note.find("FIFO"), std::string::npos) << c.unreadable_note;
+  EXPECT_EQ(c.imported, 1);
+}
+
+TEST(Collect, ADeadTasksHotJournalIsRolledBackInACopyNeverInTheFile) {
+  MainDb m;
+  const auto partial = m.results / ("trial-1-84_0-r0" + std::string(kPartialSuffix));
+  write_result(partial, "a", 2, false, "n");
+  // The task died inside a write: its file holds half of it, its journal the rest.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(partial.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) ::_exit(2);
+    const char* sql =
+        "PRAGMA cache_size = 2; BEGIN IMMEDIATE; DELETE FROM epochs; CREATE TABLE junk (x BLOB); "
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+        "INSERT INTO junk SELECT randomblob(2000) FROM n;";
+    ::_exit(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK ? 0 : 3);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_EQ(st, 0);
+  const auto journal = fs::path(partial.string() + "-journal");
+  ASSERT_TRUE(fs::exists(journal));
+  make_old(partial);
+  const auto file_before = bytes_of(partial), journal_before = bytes_of(journal);
+
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.imported, 1) << c.unreadable_note;
+  EXPECT_EQ(c.interrupted, 1);
+  EXPECT_EQ(bytes_of(partial), file_before);  // never written
+  ASSERT_TRUE(fs::exists(journal));
+  EXPECT_EQ(bytes_of(journal), journal_before);
+  const auto t = m.store.trial(m.trial_a);
+  ASSERT_TRUE(t.run_id);
+  EXPECT_EQ(m.store.epochs_of(*t.run_id).size(), 2u);  // as before the half-done write
+}
+
+TEST(Collect, ImplausibleValuesInAResultFileAreNamedNotTakenIn) {
+  MainDb m;
+  const auto planted = m.results / "trial-1-85_0-r0.db";
+  write_result(planted, "a", 3, true, "n");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(planted.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE runs SET energy_j = -1e300", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const auto nan_energy = m.results / "trial-2-85_1-r0.db";
+  write_result(nan_energy, "b", 2, true, "n");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(nan_energy.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE epochs SET energy_j = 9e999 WHERE epoch = 2", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const auto c = m.collect_now();
+  EXPECT_EQ(c.imported, 0);
+  EXPECT_EQ(c.unreadable, 2);
+  EXPECT_NE(c.unreadable_note.find("-1e+300"), std::string::npos) << c.unreadable_note;
+  EXPECT_EQ(m.store.trial(m.trial_a).status, store::TrialStatus::pending);
+  EXPECT_TRUE(m.store.list_runs().empty());
+}
+
+TEST(ResultCopy, RefusesWhatIsNotAPlainSqliteFile) {
+  TempDir dir;
+  std::ofstream(dir / "empty.db").close();
+  std::ofstream(dir / "text.db") << "not a database at all";
+  fs::create_directories(dir / "folder.db");
+  fs::create_symlink(dir / "text.db", dir / "link.db");
+  for (const char* name : {"empty.db", "text.db", "folder.db", "link.db", "missing.db"})
+    EXPECT_THROW(ResultCopy{dir / name}, Error) << name;
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "powertrain/error.h"
 #include "powertrain/store/store.h"
 #include "samples.h"
@@ -167,6 +170,46 @@ TEST(StoreOpen, ReadOnlyOfOlderSchemaAsksForUpgrade) {
   Store::open(path, {.schema_version = 1});
   EXPECT_THAT(store_error([&] { Store::open_readonly(path); }),
               HasSubstr("schema version 1 is older than this powertrain's"));
+}
+
+// Issue 24: a writer that died inside a transaction of a rollback-journal
+// database (a Slurm result file, a database made with wal off) leaves a hot
+// journal. Reading it must roll the write back, not fail with "attempt to
+// write a readonly database".
+void leave_hot_journal(const std::filesystem::path& path) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) ::_exit(2);
+    // A tiny page cache: the transaction's pages spill into the file, the
+    // originals into the journal.
+    const char* sql =
+        "PRAGMA cache_size = 2; BEGIN IMMEDIATE; UPDATE studies SET name = 'half written'; "
+        "CREATE TABLE junk (x BLOB); "
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) "
+        "INSERT INTO junk SELECT randomblob(2000) FROM n;";
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) ::_exit(3);
+    ::_exit(0);  // dies inside the transaction
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  ASSERT_TRUE(std::filesystem::exists(path.string() + "-journal"));
+}
+
+TEST(StoreOpen, AHotJournalIsRolledBackWhenReading) {
+  TempDir dir;
+  auto path = dir / "r.db";
+  Store::open(path, {.wal = false}).create_study("kept", StudyKind::grid, "", {});
+  leave_hot_journal(path);
+  auto store = Store::open_readonly(path);
+  const auto studies = store.list_studies();
+  ASSERT_EQ(studies.size(), 1u);
+  EXPECT_EQ(studies[0].study.name, "kept");
+  EXPECT_FALSE(std::filesystem::exists(path.string() + "-journal"));
+  EXPECT_EQ(store.query("SELECT count(*) FROM sqlite_schema WHERE name = 'junk'").rows.at(0).at(0),
+            Value(std::int64_t{0}));
 }
 
 TEST(StoreOpen, MovedStoreWorks) {

@@ -263,3 +263,21 @@ TEST(SegmentState, AContinuedRunWhoseEpochsAreAllDoneTrainsNothing) {
   EXPECT_EQ(second.summary.best_epoch, first.summary.best_epoch);
   EXPECT_NEAR(second.summary.test_metric, first.summary.test_metric, 1e-9);
 }
+
+// Issue 24: a full disk while the state is written was an uncaught c10::Error
+// from LibTorch's file writer (the process aborted, the trial stayed running,
+// the .tmp file stayed). Now the run fails with one line and the file goes.
+TEST(SegmentState, AFullDiskFailsTheRunWithOneLineAndLeavesNoTemporaryFile) {
+  const auto ds = blobs();
+  TempDir dir;
+  auto c = config("sgd", 1);
+  c.save_state = (dir / "full.state").string();
+  const auto tmp = std::filesystem::path(c.save_state + ".tmp");
+  std::filesystem::create_symlink("/dev/full", tmp);  // every write: ENOSPC
+  const auto s = train(c, ds);
+  EXPECT_EQ(s.summary.status, prun::RunStatus::failed);
+  EXPECT_NE(s.summary.message.find("No space left on device"), std::string::npos) << s.summary.message;
+  EXPECT_EQ(s.summary.message.find('\n'), std::string::npos) << s.summary.message;
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(tmp)));
+  EXPECT_FALSE(std::filesystem::exists(c.save_state));
+}

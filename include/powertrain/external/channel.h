@@ -5,6 +5,7 @@
 // external workload and by `powertrain measure`; neither owns a second copy
 // of this logic.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,7 +32,16 @@ class EventChannel {
   /// events that arrived (a closed connection flushes an unterminated last
   /// line). Throws WorkloadError for a malformed event or one out of order;
   /// ConfigError/other errors from the control propagate.
-  void on_readable(run::RunControl& control);
+  /// `expired`, when given, is asked after each event: once it says true the
+  /// rest of what arrived is left unhandled (the run is ending on a deadline).
+  void on_readable(run::RunControl& control, const std::function<bool()>& expired = {});
+  /// Replies wait to be written (poll poll_fd() for writing too); the
+  /// program takes them when it reads. A program that leaves more than 64 KiB
+  /// of them unread fails its run (WorkloadError from on_readable).
+  bool wants_write() const;
+  /// Call when poll_fd() is writable: writes what the socket takes, never
+  /// waiting. Throws WorkloadError when the connection is gone.
+  void on_writable();
   /// Reads and drops what arrived (a run that is ending); accepts and
   /// closes like on_readable.
   void discard();

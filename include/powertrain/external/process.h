@@ -2,7 +2,12 @@
 // A child process in its own process group, with its output on pipes, that
 // dies with powertrain: its process group is killed when this object goes
 // away, and when powertrain dies (kill -9 included) a guardian process kills
-// it; PR_SET_PDEATHSIG kills the program itself as a second line.
+// it; PR_SET_PDEATHSIG kills the program itself as a second line. What the
+// program starts outside its group (setsid, a double fork) is killed too:
+// powertrain becomes a child subreaper, so such a process comes to it when its
+// parent exits, and every process the program starts carries a token in its
+// environment (POWERTRAIN_CHILD_TOKEN) by which it is found; after a kill -9
+// of powertrain only the token (and the group) remain to find it by.
 #include <sys/types.h>
 
 #include <optional>
@@ -49,6 +54,7 @@ class Child {
   std::optional<int> status_;
   pid_t guardian_ = -1;
   int guardian_fd_ = -1;
+  std::string token_;  ///< "POWERTRAIN_CHILD_TOKEN=<value>" in the program's environment
   void start_guardian();
 };
 

@@ -14,6 +14,8 @@ namespace powertrain::external {
 inline constexpr int kProtocolVersion = 1;
 /// Longest accepted line, in bytes.
 inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
+/// Most training samples an epoch_end may report (2^50: more than any epoch trains).
+inline constexpr std::int64_t kMaxEpochSamples = std::int64_t{1} << 50;
 
 enum class EventKind { hello, epoch_start, phase, progress, epoch_end, test, checkpoint, end };
 

@@ -112,6 +112,10 @@ class RunControl {
   void interrupt(std::string message);
   void diverge(std::string message);
   void fail(std::string message);
+  /// The workload ended the run on its own before max_epochs without a
+  /// verdict (an external program's own epoch limit): the run is stopped
+  /// with `message`, not counted as having reached max_epochs.
+  void end_early(std::string message);
 
   /// The final model's test metric (NaN: none).
   void set_test(double metric, std::vector<double> task_metrics = {});

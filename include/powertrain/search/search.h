@@ -81,7 +81,17 @@ std::vector<int> rungs(const Settings& s);
 /// (learning rates log-uniform, rounded to three significant digits; batch
 /// sizes and threads uniform over their lists), duplicates drawn again.
 /// Deterministic for a seed on every platform.
+/// A range that holds fewer than twice `setups` distinct setups is taken
+/// whole, shuffled by the seed, and cut to `setups`. Linear in the setups.
 std::vector<Setup> sample_setups(const Space& space, const Settings& s);
+
+/// How many distinct setups the space holds (a range: its
+/// three-significant-digit rates, and its ends, times the lists); 0 for a
+/// space validate() refuses.
+std::int64_t capacity(const Space& space);
+
+/// A note when the space holds fewer setups than `s.setups` asks for.
+std::optional<std::string> smaller_than_asked(const Space& space, const Settings& s);
 
 /// Where a setup's latest segment stands.
 enum class SegmentState {
@@ -92,7 +102,7 @@ enum class SegmentState {
   converged,    ///< the convergence rule stopped it (early stopping): it is complete
   max_epochs,   ///< it ran to training.max_epochs: complete
   diverged,
-  failed,       ///< failed for good
+  failed,       ///< failed in the current call (lost to it); a stored failed segment is pending: it runs again
   stopped,      ///< stopped inside its segment by Zeus's rule (EpochRule): complete, not continued
 };
 
@@ -104,6 +114,9 @@ struct Observed {
   SegmentState state = SegmentState::none;
   std::vector<predict::CurvePoint> epochs;
   std::string message;  ///< why its latest segment ended (a stopped one: the rule's reason)
+  /// Its latest segment failed in an earlier call and is pending again: it
+  /// runs again, and until it has a result the setup cannot be chosen.
+  bool failed_before = false;
 };
 
 /// How a setup is judged now.

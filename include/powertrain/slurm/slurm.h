@@ -101,6 +101,38 @@ std::optional<double> parse_consumed_energy(const std::string& sacct_out);
 std::string result_stem(std::int64_t trial_id, const std::string& job_task, int restart);
 inline constexpr const char* kPartialSuffix = ".partial.db";
 
+/// A private copy of one result file (and of its journal, when one lies
+/// beside it), for reading. Result folders are shared on a cluster, so what
+/// lies there may have been planted: the file is never followed through a
+/// link, never opened when it is not a regular file (a FIFO would block), and
+/// never written; SQLite only ever sees the copy, which a reader may recover
+/// (a hot journal) without touching the original. The copy goes with this
+/// object. Throws ConfigError saying why a file is not read (a link, not a
+/// regular file, empty, not an SQLite file, too large), IoError when it
+/// cannot be copied.
+class ResultCopy {
+ public:
+  explicit ResultCopy(const std::filesystem::path& file);
+  ~ResultCopy();
+  ResultCopy(const ResultCopy&) = delete;
+  ResultCopy& operator=(const ResultCopy&) = delete;
+  /// The copy's path.
+  const std::filesystem::path& path() const { return copy_; }
+
+ private:
+  std::filesystem::path dir_, copy_;
+};
+
+/// Largest result file read (a run's records are far smaller).
+inline constexpr std::uintmax_t kMaxResultBytes = std::uintmax_t{2} << 30;
+
+/// Checks the records of run `run_id` in a result file before they come in:
+/// energies, durations, powers and CPU times are non-negative finite numbers
+/// (NaN: not known) of a plausible size, metrics are numbers, epoch numbers
+/// are in range and distinct. Throws ConfigError naming the first value that
+/// is not.
+void check_result_run(const store::Store& src, std::int64_t run_id);
+
 /// What collect() did.
 struct CollectResult {
   int imported = 0;      ///< runs taken in now (finished, or interrupted)

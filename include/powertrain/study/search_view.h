@@ -20,6 +20,7 @@ struct SearchView {
   search::Decision decision;
   double segment_energy_j = 0.0;  ///< energy of the segments' latest runs
   int segments = 0;               ///< segments planned
+  std::string space_note;         ///< the space holds fewer setups than asked (empty: it does not)
 };
 
 /// The view of a search study from its trial outcomes (with attach_epochs

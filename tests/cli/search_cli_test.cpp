@@ -511,6 +511,8 @@ TEST(ExampleSearchCli, TheLightningScriptContinuesFromItsCheckpoint) {
   if (!python_has("lightning")) GTEST_SKIP() << "lightning is not installed (scripts/setup)";
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   search_continues_like_one_run({"lightning/train.py", "\"--max-samples\", \"300\"", {"0.01", "0.05"}});
+}
+
 // Issue 24: a search whose remaining segments another process runs exited 0
 // ("run the same command again later"), so a script took it for finished.
 // Now it exits 75; the process that finishes the search exits 0.

@@ -45,18 +45,48 @@ bool stop_requested(const RunOptions& o) { return o.stop && o.stop->load(); }
 
 // --- a search segment's saved state and the record of who saved it -------------
 
-// FNV-1a over a file's bytes: enough to tell a state file from another.
-std::string file_digest(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot read {}", p.string()));
+// What a saved state holds, to tell it from another: its bytes and an FNV-1a
+// hash of them. A state is a file, or a folder (a framework's checkpoint):
+// then every regular file in it, in name order, with its path inside it.
+struct StateDigest {
+  std::uintmax_t bytes = 0;
+  std::string fnv1a64;
+};
+
+StateDigest state_digest(const std::filesystem::path& state) {
+  namespace fs = std::filesystem;
   std::uint64_t h = 1469598103934665603ull;
-  std::vector<char> buf(1 << 16);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[static_cast<std::size_t>(i)])) * 1099511628211ull;
+  const auto mix = [&](const char* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(data[i])) * 1099511628211ull;
+  };
+  StateDigest d;
+  const auto add_file = [&](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw IoError(fmt::format("cannot read {}", p.string()));
+    std::vector<char> buf(1 << 16);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      mix(buf.data(), static_cast<std::size_t>(in.gcount()));
+      d.bytes += static_cast<std::uintmax_t>(in.gcount());
+    }
+    if (in.bad()) throw IoError(fmt::format("cannot read {}", p.string()));
+  };
+  std::error_code ec;
+  if (fs::is_directory(state, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::recursive_directory_iterator(state))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      const auto rel = f.lexically_relative(state).generic_string();
+      mix(rel.c_str(), rel.size() + 1);
+      add_file(f);
+    }
+  } else {
+    add_file(state);
   }
-  if (in.bad()) throw IoError(fmt::format("cannot read {}", p.string()));
-  return fmt::format("{:016x}", h);
+  d.fnv1a64 = fmt::format("{:016x}", h);
+  return d;
 }
 
 std::filesystem::path state_record_path(const std::filesystem::path& state) {
@@ -69,10 +99,9 @@ std::filesystem::path state_record_path(const std::filesystem::path& state) {
 // and what it held, beside it.
 void record_state_owner(const std::filesystem::path& state, const std::string& key) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(state, ec)) return;  // nothing saved: the next segment says so
-  const nlohmann::json j = {{"segment", key},
-                            {"bytes", std::filesystem::file_size(state)},
-                            {"fnv1a64", file_digest(state)}};
+  if (!std::filesystem::exists(state, ec)) return;  // nothing saved: the next segment says so
+  const auto digest = state_digest(state);
+  const nlohmann::json j = {{"segment", key}, {"bytes", digest.bytes}, {"fnv1a64", digest.fnv1a64}};
   const auto record = state_record_path(state);
   auto tmp = record;
   tmp += ".tmp";
@@ -139,9 +168,8 @@ void check_state_owner(const std::filesystem::path& state, const std::string& ke
     throw ConfigError(fmt::format("the state {} was saved by another setup's segment, not by {}'s earlier one: not "
                                   "loaded",
                                   state.string(), label));
-  std::error_code ec;
-  if (std::filesystem::file_size(state, ec) != j["bytes"].get<std::uintmax_t>() || ec ||
-      file_digest(state) != j["fnv1a64"].get<std::string>())
+  const auto digest = state_digest(state);
+  if (digest.bytes != j["bytes"].get<std::uintmax_t>() || digest.fnv1a64 != j["fnv1a64"].get<std::string>())
     throw ConfigError(fmt::format("the state {} changed after its segment saved it: not loaded", state.string()));
 }
 
@@ -553,7 +581,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
       // does not) is what the next segment finds.
       std::error_code ec;
       std::filesystem::remove(state_record_path(config.save_state), ec);
-      std::filesystem::remove(config.save_state, ec);
+      std::filesystem::remove_all(config.save_state, ec);
       workload = std::make_unique<RecordsItsState>(std::move(workload), config.save_state, t.spec.key);
     }
 

@@ -393,6 +393,7 @@ void check_result_run(const store::Store& src, std::int64_t run_id) {
   if (s.epochs < 0 || s.epochs > run::kMaxEpochs) throw bad("epoch count", s.epochs);
   if (s.best_epoch < 0 || s.best_epoch > run::kMaxEpochs) throw bad("best epoch", s.best_epoch);
   amount("energy (J)", s.energy_j, kMaxJ);
+  amount("machine energy (J)", s.machine_energy_j, kMaxJ);
   amount("duration (s)", s.duration_s, kMaxS);
   if (s.energy_to_target_j) amount("energy to the target (J)", *s.energy_to_target_j, kMaxJ);
   if (s.time_to_target_s) amount("time to the target (s)", *s.time_to_target_s, kMaxS);
@@ -409,6 +410,7 @@ void check_result_run(const store::Store& src, std::int64_t run_id) {
     const auto at = [&](const char* what) { return fmt::format("epoch {}'s {}", e.epoch, what); };
     if (e.epoch < 1 || e.epoch > run::kMaxEpochs || !seen.insert(e.epoch).second) throw bad("epoch number", e.epoch);
     amount(at("energy (J)"), e.energy_j, kMaxJ);
+    amount(at("machine energy (J)"), e.machine_energy_j, kMaxJ);
     amount(at("training energy (J)"), e.train_energy_j, kMaxJ);
     amount(at("evaluation energy (J)"), e.eval_energy_j, kMaxJ);
     amount(at("duration (s)"), e.duration_s, kMaxS);
@@ -425,6 +427,7 @@ void check_result_run(const store::Store& src, std::int64_t run_id) {
     for (double v : e.val_task_metrics) metric(at("validation metric of a task"), v);
     for (const auto& c : e.channels) {
       amount(at(("energy of " + c.channel_id + " (J)").c_str()), c.energy_j, kMaxJ);
+      amount(at(("machine energy of " + c.channel_id + " (J)").c_str()), c.machine_energy_j, kMaxJ);
       amount(at(("average power of " + c.channel_id + " (W)").c_str()), c.avg_power_w, kMaxW);
       amount(at(("peak power of " + c.channel_id + " (W)").c_str()), c.peak_power_w, kMaxW);
     }

@@ -6,24 +6,27 @@ once with the machine left to itself ("alone") and once while a neighbour proces
 is not part of the measured command keeps another core busy ("beside"). For each run
 three figures are set side by side:
 
-  1. powertrain measure: the command's own energy_j (idle power of the CPUs reserved
-     for it, the rest of the CPU power by its share of the machine's busy CPU time,
-     memory by its memory share) and machine_energy_j (what the meters, or here the
-     estimate, read for the whole machine);
-  2. CodeCarbon's process mode (EmissionsTracker with tracking_mode="process") wrapped
-     around running the same burn as a subprocess;
-  3. the plain CPU-time split that Scaphandre documents (and Kepler's ratio model
-     applies in the same spirit): the machine's energy times the command's share of
-     the machine's busy CPU time, with no idle power reserved. Neither tool is
-     installed: this is their rule applied to powertrain's readings of the same run
-     (machine_energy_j and the cpu_time section of `powertrain measure --json`).
+  1. powertrain measure: the command's own energy_j and the whole machine's
+     machine_energy_j (what the meters, or here the estimate, read);
+  2. CodeCarbon's process mode (OfflineEmissionsTracker with tracking_mode="process",
+     so no network is needed) wrapped around running the same burn as a subprocess;
+  3. the plain CPU-time split that Scaphandre documents: the machine's energy times
+     the command's share of the machine's busy CPU time, with no idle power set
+     aside. Scaphandre (and Kepler, whose ratio model divides power by usage in a
+     similar way) is not installed: this is the rule applied to powertrain's readings
+     of the same run (machine_energy_j and the cpu_time section of its JSON), not
+     their software.
 
-The machine may be shared: every run records how much of the machine's busy CPU time
-belonged to processes that were neither the command, the neighbour's expected core,
-nor the measuring tool ("others' share"), so a reader can see how alone "alone" was.
+powertrain's run and CodeCarbon's run are separate burns of the same command, one
+after the other, in the same condition. The machine may be shared: every run records
+how much of the machine's busy CPU time was neither the command, the neighbour, nor
+the measuring tool ("others' share"), so a reader can see how alone "alone" was;
+--quiet-wait-s waits for a quiet machine before each measurement, and the report
+adds a summary of the repeats whose runs all had little foreign load.
 
 Usage: attribution_peers.py POWERTRAIN [REPEATS] [--seconds S] [--threads N]
-                            [--neighbour burn|python] [--raw FILE]
+           [--neighbour burn|python] [--pin CPU] [--quiet-wait-s S] [--quiet-below CPUS]
+           [--quiet-share F] [--measure-power-secs S] [--raw FILE]
 Needs a Python with codecarbon (e.g. python3 -m venv /tmp/ccvenv &&
 /tmp/ccvenv/bin/pip install codecarbon); exits 1 with a one-line error otherwise.
 """
@@ -155,7 +158,8 @@ class Neighbour:
             if not self.alive():
                 return
             time.sleep(0.1)
-        os.kill(self.pid, signal.SIGKILL)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
 
 
 # --- one measured run of each kind ---

@@ -87,13 +87,6 @@ void add_note(WindowResult& w, std::string note) {
   w.notes.push_back(std::move(note));
 }
 
-std::string join_methods(const bool m[3]) {
-  std::string out;
-  const char* names[] = {"counter", "sampled", "estimated"};
-  for (int i = 0; i < 3; ++i)
-    if (m[i]) out += (out.empty() ? "" : "+") + std::string(names[i]);
-  return out;
-}
 
 }  // namespace
 
@@ -188,7 +181,7 @@ void attribute_window(WindowResult& w, const std::vector<ChannelInfo>& channels,
   if (by_memory) by.push_back("memory share");
   if (by_gpu) by.push_back("GPU processes");
   w.attribution = by.empty() ? "" : "attributed by " + join(by);
-  w.method = join_methods(any) + (any_partial ? ", partial" : "");
+  w.method = join_methods(any[0], any[1], any[2]) + (any_partial ? ", partial" : "");
   if (!w.attribution.empty()) w.method += ", " + w.attribution;
   if (!s.unmeasured_gpu.empty()) {
     w.method += ", GPU not measured";

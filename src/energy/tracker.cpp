@@ -20,18 +20,6 @@ std::int64_t now_ns() {
 }
 
 // "counter+estimated": the distinct methods of a set of channels in a fixed order.
-std::string join_methods(bool counter, bool sampled, bool estimated) {
-  std::string out;
-  auto add = [&](bool on, std::string_view name) {
-    if (!on) return;
-    if (!out.empty()) out += '+';
-    out += name;
-  };
-  add(counter, "counter");
-  add(sampled, "sampled");
-  add(estimated, "estimated");
-  return out.empty() ? "none" : out;
-}
 
 constexpr std::size_t kMaxPidsPerGpu = 4096;
 // Readings kept per counter channel for its power span (a span of 1 s at the

@@ -34,4 +34,17 @@ std::string_view to_string(Component c) {
   return "unknown";
 }
 
+std::string join_methods(bool counter, bool sampled, bool estimated) {
+  std::string out;
+  auto add = [&](bool on, std::string_view name) {
+    if (!on) return;
+    if (!out.empty()) out += '+';
+    out += name;
+  };
+  add(counter, "counter");
+  add(sampled, "sampled");
+  add(estimated, "estimated");
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace powertrain::energy

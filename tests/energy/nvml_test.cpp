@@ -19,6 +19,7 @@
 #include "powertrain/energy/registry.h"
 #include "powertrain/energy/tracker.h"
 #include "powertrain/error.h"
+#include "scoped_env.h"
 #include "temp_dir.h"
 
 namespace powertrain::energy {
@@ -26,27 +27,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-/// Sets or unsets an environment variable for the scope, then restores it.
-class ScopedEnv {
- public:
-  explicit ScopedEnv(const char* name) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  void set(const std::string& value) { setenv(name_, value.c_str(), 1); }
-  void unset() { unsetenv(name_); }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using powertrain::testing::ScopedEnv;
 
 /// "first,first+1,...": `n` process ids.
 std::string pid_list(unsigned first, unsigned n) {

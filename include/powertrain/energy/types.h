@@ -20,6 +20,8 @@ enum class Method {
 std::string_view to_string(Method m);
 /// Parses "counter" / "sampled" / "estimated"; throws ConfigError otherwise.
 Method method_from_string(std::string_view s);
+/// "counter", "counter+estimated", ...: the methods present, in that order.
+std::string join_methods(bool counter, bool sampled, bool estimated);
 
 /// What a channel's energy belongs to.
 enum class Component {

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from ._config import config
+from . import _ranks
 
 PROTOCOL = 1
 #: Longest wait for powertrain's answer to an epoch_end, in seconds.
@@ -133,6 +134,7 @@ class _Session:
         self.watcher: Optional[threading.Thread] = None
         # Called after every report with (epoch, metric, decision): powertrain.resume()'s bookkeeping.
         self.report_hooks: List[Any] = []
+        self.rank = _ranks.detect()  # read once: a process does not change rank
 
     def next_epoch(self) -> int:
         """The number of the next epoch: under powertrain a continued run
@@ -146,8 +148,8 @@ class _Session:
     def conn(self) -> Optional[socket.socket]:
         """The connection, made on first use; None outside powertrain, after
         the connection ended, and in a forked child of the connected process."""
-        if self.gone:
-            return None
+        if self.gone or not self.rank.speaker:
+            return None  # the other ranks of a node leave the talking to its local rank 0
         if self.sock is not None:
             return self.sock if self.owner_pid == os.getpid() else None
         path = os.environ.get("POWERTRAIN_SOCKET")
@@ -269,10 +271,25 @@ class _Session:
         return line
 
     def under_powertrain(self) -> bool:
-        """Connected (or about to be) and not a forked child."""
-        if self.gone or not active():
+        """This process talks to powertrain: connected (or about to be), not a
+        forked child, and its node's speaker (local rank 0) in a run of
+        several processes."""
+        if self.gone or not active() or not self.rank.speaker:
             return False
         return self.sock is None or self.owner_pid == os.getpid()
+
+    def agree(self, number: Optional[int], decision: Decision) -> Decision:
+        """Global rank 0's decision, for every rank of a distributed run (the
+        decision itself for a single process)."""
+        if self.rank.world_size <= 1 or number is None:
+            return decision
+        socket_path = os.environ.get("POWERTRAIN_SOCKET")
+        folder = os.path.dirname(socket_path) if socket_path else None
+        if folder is None and _ranks._torch_group() is None:
+            return decision  # outside powertrain without torch.distributed: nothing to agree on
+        channel = _ranks.Channel(self.rank, folder, REPLY_TIMEOUT_S)
+        shared = channel.share(number, {"stop": decision.stop, "best": decision.best, "reason": decision.reason})
+        return Decision(stop=bool(shared["stop"]), best=bool(shared["best"]), reason=str(shared.get("reason", "")))
 
 
 _session = _Session()
@@ -413,6 +430,7 @@ def report(val_metric: float, val_loss: Optional[float] = None, train_loss: Opti
         if not s.under_powertrain():
             gone = s.gone
             decision = Decision(stop=gone, best=local_best and not gone, reason="powertrain is gone" if gone else "")
+            decision = s.agree(number, decision)
             s.last = decision
             _after_report(s, number, metric, decision)
             return decision
@@ -433,6 +451,7 @@ def report(val_metric: float, val_loss: Optional[float] = None, train_loss: Opti
             decision = Decision(stop=True, best=False, reason="powertrain is gone")
         else:
             decision = _parse_reply(line, number)
+        decision = s.agree(number, decision)
         s.last = decision
         _after_report(s, number, metric, decision)
         return decision

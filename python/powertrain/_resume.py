@@ -236,7 +236,9 @@ class Resumable:
             if self.model is not None:
                 self.best_state = _cpu_copy(self.model.state_dict())
         # Paused at the segment's limit (not converged earlier): the next segment goes on from here.
-        if decision.stop and self.save_path and self.max_epochs is not None and number >= self.max_epochs:
+        # One writer in a distributed run: global rank 0 (every rank loads what it saved).
+        if (decision.stop and self.save_path and self.max_epochs is not None and number >= self.max_epochs
+                and _client._session.rank.leader):
             self.save()
 
 

@@ -17,6 +17,12 @@ import powertrain._client as client
 
 Responder = Callable[[Dict[str, Any]], Optional[bytes]]
 
+# A launcher's rank variables (torchrun, Slurm, MPI): the tests set their own.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "SLURM_PROCID",
+                      "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_STEP_ID", "OMPI_COMM_WORLD_RANK",
+                      "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                      "OMPI_COMM_WORLD_NODE_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS")
+
 CLOSE = b"<close>"  # a responder's answer that makes the server hang up instead
 
 
@@ -82,7 +88,7 @@ class FakePowertrain:
 def clean_client(monkeypatch: pytest.MonkeyPatch):
     """Each test starts outside powertrain with a fresh client."""
     for name in list(os.environ):
-        if name.startswith("POWERTRAIN_"):
+        if name.startswith("POWERTRAIN_") or name in LAUNCHER_VARIABLES:
             monkeypatch.delenv(name)
     client._reset()
     yield

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "powertrain/data/load.h"
 #include "powertrain/error.h"
+#include "powertrain/external/command.h"
 #include "powertrain/external/workload.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -40,6 +41,9 @@ struct TrainArgs {
   std::vector<std::string> command;
   std::string workdir;
   std::vector<std::string> env;  // key=value
+  int nproc_per_node = 0;        // >0: started through the launcher, this many processes per node
+  int nnodes = 1;
+  std::string launcher;
   external::CommandOptions command_options;
 };
 
@@ -145,10 +149,15 @@ int run_train(TrainArgs& a) {
     c.command.argv = a.command;
     c.command.workdir = a.workdir;
     for (const auto& kv : a.env) c.command.env.push_back(key_value(kv, "--env"));
+    c.command.nproc_per_node = a.nproc_per_node;
+    c.command.nnodes = a.nnodes;
+    c.command.launcher = a.launcher;
+    external::validate(c.command);
     a.command_options.output = a.quiet ? nullptr : stderr;
     workload = std::make_unique<external::CommandWorkload>(c, a.command_options);
   } else {
-    if (!a.workdir.empty() || !a.env.empty()) throw ConfigError("--workdir and --env go with a command after --");
+    if (!a.workdir.empty() || !a.env.empty() || a.nproc_per_node > 0)
+      throw ConfigError("--workdir, --env and --nproc-per-node go with a command after --");
     dataset = data::load_dataset(train::dataset_options(c));
     workload = std::make_unique<train::Trainer>(c, *dataset);
   }
@@ -206,6 +215,10 @@ void add_train_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--disable", a->disable, "Energy source to skip (repeatable), e.g. nvml")->allow_extra_args(false);
   cmd->add_option("--workdir", a->workdir, "Working directory of the command");
   cmd->add_option("--env", a->env, "Environment variable KEY=VALUE for the command (repeatable)")->allow_extra_args(false);
+  cmd->add_option("--nproc-per-node", a->nproc_per_node,
+                  "Start the command through torchrun (or --launcher srun) with this many processes per node");
+  cmd->add_option("--nnodes", a->nnodes, "Nodes the distributed command spans (with --nproc-per-node)");
+  cmd->add_option("--launcher", a->launcher, "torchrun (default) or srun (with --nproc-per-node)");
   cmd->add_option("--timeout", a->command_options.timeout_s, "The command's longest run in seconds (0: none)");
   cmd->add_option("--idle-timeout", a->command_options.idle_timeout_s,
                   "The command's longest silence between events in seconds (0: none)");

@@ -63,7 +63,9 @@ class Listener {
     fd_ = -1;
     std::error_code ec;
     if (!path_.empty()) std::filesystem::remove(path_, ec);
-    if (!dir_.empty()) std::filesystem::remove(dir_, ec);
+    // The folder may hold what the program's ranks shared through it
+    // (powertrain._ranks: one decision file per epoch).
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   std::string dir_, path_;
   int fd_ = -1;

@@ -5,6 +5,11 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
@@ -32,7 +37,8 @@ const std::vector<std::string>& placeholder_names() {
       "batch_size", "learning_rate", "seed",       "max_epochs",         "device",   "threads",
       "tasks",      "init_encoder",  "freeze_encoder", "checkpoint",     "encoder_checkpoint",
       "resume_from", "save_state",   "start_epoch",
-      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset",   "python"};
+      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset",   "python",
+      "nproc_per_node", "nnodes",    "master_port", "rdzv_endpoint"};
   return names;
 }
 
@@ -58,7 +64,46 @@ std::map<std::string, std::string> placeholder_values(const run::RunConfig& c, i
       {"weight_decay", number(c.weight_decay)},
       {"subset", number(c.subset)},
       {"python", python_interpreter()},
+      {"nproc_per_node", std::to_string(std::max(1, c.command.nproc_per_node))},
+      {"nnodes", std::to_string(c.command.nnodes)},
+      {"master_port", std::to_string(master_port(c.command.nnodes))},
+      {"rdzv_endpoint", fmt::format("{}:{}", rendezvous_host(c.command.nnodes), master_port(c.command.nnodes))},
   };
+}
+
+int master_port(int nnodes) {
+  if (const char* p = std::getenv("POWERTRAIN_MASTER_PORT"); p && *p) {
+    char* end = nullptr;
+    const long port = std::strtol(p, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535)
+      throw ConfigError(fmt::format("POWERTRAIN_MASTER_PORT={} is not a port number (1-65535)", p));
+    return static_cast<int>(port);
+  }
+  if (nnodes > 1) {
+    if (const char* job = std::getenv("SLURM_JOB_ID"); job && *job)  // every node derives the same one
+      return 20000 + static_cast<int>(std::strtoull(job, nullptr, 10) % 20000);
+  }
+  static const int chosen = [] {  // trials of one powertrain run one after another: one port will do
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = 29500;  // torch's default, where the kernel gives none
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      port = ntohs(addr.sin_port);
+    if (fd >= 0) ::close(fd);
+    return port;
+  }();
+  return chosen;
+}
+
+std::string rendezvous_host(int nnodes) {
+  if (const char* h = std::getenv("POWERTRAIN_RDZV_HOST"); h && *h) return h;
+  if (nnodes > 1)
+    if (const char* h = std::getenv("SLURM_LAUNCH_NODE_IPADDR"); h && *h) return h;
+  return "localhost";
 }
 
 std::string python_interpreter() {
@@ -104,6 +149,14 @@ std::string expand(std::string_view text, const std::map<std::string, std::strin
 void validate(const run::Command& command) {
   if (command.argv.empty() || command.argv.front().empty())
     throw ConfigError("a command needs at least the program to run");
+  if (command.nproc_per_node < 0 || command.nproc_per_node > 1024)
+    throw ConfigError(fmt::format("processes per node must be 1 to 1024, not {}", command.nproc_per_node));
+  if (command.nnodes < 1 || command.nnodes > 4096)
+    throw ConfigError(fmt::format("nodes must be 1 to 4096, not {}", command.nnodes));
+  if (!command.launcher.empty() && command.launcher != "torchrun" && command.launcher != "srun")
+    throw ConfigError(fmt::format("launcher '{}' is not torchrun or srun", command.launcher));
+  if (!command.distributed() && (command.nnodes != 1 || !command.launcher.empty()))
+    throw ConfigError("nodes and launcher go with processes per node (nproc_per_node)");
   run::RunConfig probe;
   const auto values = placeholder_values(probe);
   for (const auto& a : command.argv) (void)expand(a, values);
@@ -116,8 +169,36 @@ void validate(const run::Command& command) {
 
 std::vector<std::string> expand_argv(const run::RunConfig& config, int start_epoch) {
   const auto values = placeholder_values(config, start_epoch);
+  std::vector<std::string> program;
+  for (const auto& a : config.command.argv) program.push_back(expand(a, values));
+  const auto& c = config.command;
+  if (!c.distributed() || program.empty()) return program;
   std::vector<std::string> out;
-  for (const auto& a : config.command.argv) out.push_back(expand(a, values));
+  if (c.launcher == "srun") {
+    out = {"srun", fmt::format("--nodes={}", c.nnodes), fmt::format("--ntasks-per-node={}", c.nproc_per_node),
+           "--kill-on-bad-exit=1"};
+    out.insert(out.end(), program.begin(), program.end());
+    return out;
+  }
+  // torchrun, as `python -m torch.distributed.run`: the program's own Python
+  // when it is `python script.py ...` or `python -m module ...`.
+  const auto name = std::filesystem::path(program.front()).filename().string();
+  const bool python = name.rfind("python", 0) == 0 && program.size() > 1 &&
+                      (program[1] == "-m" || program[1].empty() || program[1].front() != '-');
+  out = {python ? program.front() : python_interpreter(), "-m", "torch.distributed.run",
+         fmt::format("--nnodes={}", c.nnodes), fmt::format("--nproc_per_node={}", c.nproc_per_node)};
+  if (c.nnodes == 1) {
+    out.push_back("--standalone");
+  } else {
+    out.insert(out.end(), {"--rdzv-backend=c10d", "--rdzv-endpoint=" + values.at("rdzv_endpoint"),
+                           "--rdzv-id=" + values.at("master_port")});
+  }
+  if (python) {
+    out.insert(out.end(), program.begin() + 1, program.end());
+  } else {
+    out.push_back("--no-python");
+    out.insert(out.end(), program.begin(), program.end());
+  }
   return out;
 }
 

@@ -63,6 +63,11 @@ json config_json(const run::RunConfig& c) {
     j["command"] = c.command.argv;
     j["workdir"] = c.command.workdir;
     j["env"] = c.command.env;
+    if (c.command.distributed()) {  // only then: other documents keep their form
+      j["nproc_per_node"] = c.command.nproc_per_node;
+      j["nnodes"] = c.command.nnodes;
+      j["launcher"] = c.command.launcher;
+    }
   }
   return j;
 }
@@ -102,6 +107,11 @@ run::RunConfig config_from_json(const json& j) {
     read(j, "command", c.command.argv);
     read(j, "workdir", c.command.workdir);
     read(j, "env", c.command.env);
+    if (j.contains("nproc_per_node")) {
+      read(j, "nproc_per_node", c.command.nproc_per_node);
+      read(j, "nnodes", c.command.nnodes);
+      read(j, "launcher", c.command.launcher);
+    }
   }
   return c;
 }

@@ -84,6 +84,11 @@ std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, cons
     j["command"] = c.command.argv;
     j["workdir"] = c.command.workdir;
     j["env"] = c.command.env;
+    if (c.command.distributed()) {  // keys of one-process commands stay what they were
+      j["nproc_per_node"] = c.command.nproc_per_node;
+      j["nnodes"] = c.command.nnodes;
+      j["launcher"] = c.command.launcher;
+    }
   }
   return j.dump();  // objects keep their keys sorted; doubles print shortest round-trip
 }

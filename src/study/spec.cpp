@@ -398,6 +398,24 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
         p.fail(env, e.what());
       }
     }
+    // A distributed program: every trial started through torchrun (or srun).
+    auto processes = [&](const char* key, int& field, int lo, int hi) {
+      if (auto v = t.integer(key)) {
+        if (*v < lo || *v > hi) p.fail(t.take(key), fmt::format("'workload.{}' must be between {} and {}", key, lo, hi));
+        field = static_cast<int>(*v);
+      }
+    };
+    processes("nproc_per_node", c.command.nproc_per_node, 1, 1024);
+    processes("nnodes", c.command.nnodes, 1, 4096);
+    if (auto v = t.string("launcher")) {
+      if (*v != "torchrun" && *v != "srun")
+        p.fail(t.take("launcher"), fmt::format("'workload.launcher' must be \"torchrun\" or \"srun\", not \"{}\"", *v));
+      c.command.launcher = *v;
+    }
+    if (!c.command.distributed() && (w->contains("nnodes") || w->contains("launcher")))
+      p.fail(w, "'workload.nnodes' and 'workload.launcher' go with 'workload.nproc_per_node'");
+    if (c.command.empty() && c.command.distributed())
+      p.fail(w, "'workload.nproc_per_node' goes with 'workload.command' (the built-in trainer is one process)");
     if (c.command.empty() && (!c.command.workdir.empty() || !c.command.env.empty()))
       p.fail(w, "'workload.workdir' and 'workload.env' go with 'workload.command'");
     t.finish({});
@@ -757,6 +775,9 @@ const std::vector<SpecKey>& spec_keys() {
       {"workload.command", "array of strings", "none", "Your own training program instead of the built-in trainer, with {placeholders} (docs/external.md)"},
       {"workload.workdir", "string", "the spec's folder", "Working directory of the command (relative: to the spec's folder)"},
       {"workload.env", "table of strings", "{}", "Environment variables added for the command ({placeholders} allowed)"},
+      {"workload.nproc_per_node", "integer", "none (one process)", "Processes per node of a distributed command: each trial runs through the launcher (docs/external.md)"},
+      {"workload.nnodes", "integer", "1", "Nodes each trial spans (with nproc_per_node)"},
+      {"workload.launcher", "string", "\"torchrun\"", "torchrun (python -m torch.distributed.run) or srun"},
       {"training.optimizer", "string", "\"sgd\"", "sgd (with momentum) or adam"},
       {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},
       {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},

@@ -4,10 +4,12 @@
 
 #include "powertrain/error.h"
 #include "powertrain/external/command.h"
+#include "scoped_env.h"
 
 namespace px = powertrain::external;
 namespace prun = powertrain::run;
 using powertrain::ConfigError;
+using powertrain::testing::ScopedEnv;
 
 namespace {
 
@@ -89,4 +91,66 @@ TEST(Command, PythonPlaceholderFollowsPowertrainPython) {
 TEST(Command, DisplayQuotesArgumentsWithSpaces) {
   EXPECT_EQ(px::display(with_command({"python3", "my script.py", "--lr", "{learning_rate}"}).command),
             "python3 'my script.py' --lr {learning_rate}");
+}
+
+// Issue 26: a distributed command is started through its launcher, with the
+// program's own Python running torchrun.
+TEST(CommandDistributed, PythonScriptRunsUnderTorchrunOfItsOwnPython) {
+  auto c = with_command({"/venv/bin/python3", "ddp.py", "--bs", "{batch_size}"});
+  c.command.nproc_per_node = 4;
+  const std::vector<std::string> want{"/venv/bin/python3", "-m", "torch.distributed.run", "--nnodes=1",
+                                      "--nproc_per_node=4", "--standalone", "ddp.py", "--bs", "32"};
+  EXPECT_EQ(px::expand_argv(c), want);
+  c.command.argv = {"python", "-m", "pkg.train"};
+  const auto module = px::expand_argv(c);
+  EXPECT_EQ(std::vector<std::string>(module.end() - 2, module.end()), (std::vector<std::string>{"-m", "pkg.train"}));
+}
+
+TEST(CommandDistributed, AnythingElseGoesThroughNoPython) {
+  ScopedEnv py("POWERTRAIN_PYTHON", "/opt/py");
+  auto c = with_command({"./train.sh", "{seed}"});
+  c.command.nproc_per_node = 2;
+  const std::vector<std::string> want{"/opt/py", "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                                      "--standalone", "--no-python", "./train.sh", "7"};
+  EXPECT_EQ(px::expand_argv(c), want);
+  // A Python started with its own flags is not `python script`: kept whole.
+  c.command.argv = {"python3", "-u", "t.py"};
+  EXPECT_EQ(px::expand_argv(c)[6], "--no-python");
+}
+
+TEST(CommandDistributed, SeveralNodesMeetAtTheRendezvousAndSrunStartsTasks) {
+  ScopedEnv port("POWERTRAIN_MASTER_PORT", "29123");
+  ScopedEnv host("POWERTRAIN_RDZV_HOST", "node0");
+  auto c = with_command({"python3", "t.py", "--port", "{master_port}", "{nnodes}x{nproc_per_node}", "{rdzv_endpoint}"});
+  c.command.nproc_per_node = 2;
+  c.command.nnodes = 3;
+  const std::vector<std::string> want{"python3", "-m", "torch.distributed.run", "--nnodes=3", "--nproc_per_node=2",
+                                      "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29123", "--rdzv-id=29123",
+                                      "t.py", "--port", "29123", "3x2", "node0:29123"};
+  EXPECT_EQ(px::expand_argv(c), want);
+  c.command.launcher = "srun";
+  const std::vector<std::string> srun{"srun", "--nodes=3", "--ntasks-per-node=2", "--kill-on-bad-exit=1",
+                                      "python3", "t.py", "--port", "29123", "3x2", "node0:29123"};
+  EXPECT_EQ(px::expand_argv(c), srun);
+}
+
+TEST(CommandDistributed, PortsAndSettingsAreChecked) {
+  ScopedEnv unset("POWERTRAIN_MASTER_PORT", nullptr);
+  auto c = with_command({"python3", "t.py"});
+  EXPECT_EQ(px::master_port(1), px::master_port(1));  // one port per powertrain process
+  EXPECT_GT(px::master_port(1), 0);
+  {
+    ScopedEnv slurm("SLURM_JOB_ID", "123456");
+    EXPECT_EQ(px::master_port(2), 20000 + 123456 % 20000);  // every node derives the same one
+    ScopedEnv bad("POWERTRAIN_MASTER_PORT", "70000");
+    EXPECT_THROW(px::master_port(1), ConfigError);
+  }
+  c.command.nnodes = 2;
+  EXPECT_THROW(px::validate(c.command), ConfigError);  // nodes without processes per node
+  c.command.nproc_per_node = 2;
+  px::validate(c.command);
+  c.command.launcher = "mpirun";
+  EXPECT_THROW(px::validate(c.command), ConfigError);
+  // One-process commands are unchanged.
+  EXPECT_EQ(px::expand_argv(with_command({"python3", "t.py"})), (std::vector<std::string>{"python3", "t.py"}));
 }

@@ -389,3 +389,27 @@ TEST(SearchSpec, ErrorsNameTheKeyAndItsLine) {
             "spec.toml:5: 'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
   EXPECT_EQ(error_of("kind = \"search\"\n"), "spec.toml:1: this is a search study; this command runs grid studies");
 }
+
+// Issue 26: processes per node and nodes per trial of a distributed command.
+TEST(Spec, DistributedWorkloadKeys) {
+  const auto s = ps::parse_spec(R"(
+[workload]
+command = ["{python}", "ddp.py"]
+nproc_per_node = 2
+nnodes = 2
+launcher = "srun"
+)", "spec.toml", StudyKind::grid);
+  EXPECT_EQ(s.base.command.nproc_per_node, 2);
+  EXPECT_EQ(s.base.command.nnodes, 2);
+  EXPECT_EQ(s.base.command.launcher, "srun");
+  const auto plain = ps::parse_spec("[workload]\ncommand = [\"p\"]\n", "spec.toml", StudyKind::grid);
+  EXPECT_FALSE(plain.base.command.distributed());
+  // A trial's key says how it was started; one-process keys stay what they were.
+  EXPECT_NE(ps::plan_trials(s).front().spec.key.find("\"nproc_per_node\":2"), std::string::npos);
+  EXPECT_EQ(ps::plan_trials(plain).front().spec.key.find("nproc_per_node"), std::string::npos);
+
+  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 0\n").find("'workload.nproc_per_node' must be between 1 and 1024"), std::string::npos);
+  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnnodes = 2\n").find("go with 'workload.nproc_per_node'"), std::string::npos);
+  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nlauncher = \"mpirun\"\n").find("must be \"torchrun\" or \"srun\""), std::string::npos);
+  EXPECT_NE(error_of("[workload]\nnproc_per_node = 2\n").find("goes with 'workload.command'"), std::string::npos);
+}

@@ -21,9 +21,22 @@ const std::vector<std::string>& placeholder_names();
 /// (empty when there is no checkpoint), {resume_from}, {save_state} (empty
 /// unless the run is a segment), {start_epoch} (the first epoch the program
 /// trains: `start_epoch`, 1 unless it continues a paused run), {data_dir},
-/// {optimizer}, {momentum}, {weight_decay}, {subset}, and {python}
-/// (python_interpreter()).
+/// {optimizer}, {momentum}, {weight_decay}, {subset}, {python}
+/// (python_interpreter()), and for distributed programs {nproc_per_node},
+/// {nnodes}, {master_port} (master_port()) and {rdzv_endpoint}
+/// (rendezvous_host():{master_port}).
 std::map<std::string, std::string> placeholder_values(const run::RunConfig& config, int start_epoch = 1);
+
+/// The port of a distributed program's rendezvous: $POWERTRAIN_MASTER_PORT;
+/// else, in a Slurm job spanning several nodes, one derived from the job id
+/// (the same on every node); else a port free on this host, chosen once per
+/// powertrain process.
+int master_port(int nnodes);
+
+/// The host of the rendezvous: $POWERTRAIN_RDZV_HOST; else, over several
+/// nodes in Slurm, the node that launched the step (SLURM_LAUNCH_NODE_IPADDR);
+/// else localhost.
+std::string rendezvous_host(int nnodes);
 
 /// The Python that {python} names: $POWERTRAIN_PYTHON, else the Python whose
 /// torch powertrain was built against (when it still exists), else "python3".
@@ -39,7 +52,12 @@ std::string expand(std::string_view text, const std::map<std::string, std::strin
 void validate(const run::Command& command);
 
 /// The program's arguments for a run (every argument expanded); start_epoch
-/// as for placeholder_values (run::RunControl::first_epoch()).
+/// as for placeholder_values (run::RunControl::first_epoch()). A distributed
+/// command (command.nproc_per_node > 0) comes wrapped in its launcher:
+/// `<python> -m torch.distributed.run --nnodes N --nproc_per_node P
+/// --standalone` (several nodes: c10d rendezvous at {rdzv_endpoint}) before
+/// the script (a command that is not `python script` gets --no-python), or
+/// `srun --nodes N --ntasks-per-node P`.
 std::vector<std::string> expand_argv(const run::RunConfig& config, int start_epoch = 1);
 
 /// The variables powertrain adds to the program's environment for a run:

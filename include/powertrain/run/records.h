@@ -20,7 +20,13 @@ struct Command {
   std::vector<std::string> argv;  ///< empty: the built-in trainer
   std::string workdir;            ///< empty: powertrain's working directory
   std::vector<std::pair<std::string, std::string>> env;  ///< added to the environment
+  /// A distributed program: processes per node, started by `launcher`
+  /// (0: the command is started as it is, one process or its own launcher).
+  int nproc_per_node = 0;
+  int nnodes = 1;                 ///< nodes the program spans (with nproc_per_node)
+  std::string launcher;           ///< "torchrun" (the default with nproc_per_node) or "srun"
   bool empty() const { return argv.empty(); }
+  bool distributed() const { return nproc_per_node > 0; }
 };
 
 /// Everything that defines a training run (one trial of a study).

@@ -1,0 +1,137 @@
+"""Distributed runs: which rank talks to powertrain, and how every rank gets
+rank 0's decision."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import powertrain as pt
+import powertrain._client as client
+from powertrain import _ranks
+from conftest import reply
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(pt.__file__)))
+
+
+# -- detect ----------------------------------------------------------------------
+
+
+def test_a_single_process_is_rank_0_of_1():
+    assert _ranks.detect({}) == _ranks.Rank()
+    assert _ranks.detect({}).leader and _ranks.detect({}).speaker
+
+
+def test_torchrun_variables():
+    r = _ranks.detect({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                       "GROUP_RANK": "1"})
+    assert (r.rank, r.world_size, r.local_rank, r.node_rank, r.launcher) == (3, 4, 1, 1, "torchrun")
+    assert not r.leader and not r.speaker
+
+
+def test_torchrun_before_the_slurm_step_that_started_it():
+    r = _ranks.detect({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
+                       "SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_STEP_ID": "0"})
+    assert (r.rank, r.launcher) == (1, "torchrun")
+
+
+def test_srun_tasks_but_not_the_batch_script():
+    step = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_NODEID": "2", "SLURM_STEP_ID": "0"}
+    r = _ranks.detect(step)
+    assert (r.rank, r.world_size, r.local_rank, r.node_rank, r.launcher) == (5, 8, 1, 2, "slurm")
+    # The batch script of `sbatch --ntasks 8` is one process: rank 0 of 1.
+    assert _ranks.detect({"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}) == _ranks.Rank()
+
+
+def test_mpi_local_rank_from_the_local_size_when_missing():
+    r = _ranks.detect({"PMI_RANK": "3", "PMI_SIZE": "4", "MPI_LOCALNRANKS": "2"})
+    assert (r.rank, r.local_rank, r.node_rank, r.launcher) == (3, 1, 1, "mpi")
+
+
+@pytest.mark.parametrize("env", [{"RANK": "x", "WORLD_SIZE": "2"}, {"RANK": "2", "WORLD_SIZE": "2"},
+                                 {"RANK": "-1", "WORLD_SIZE": "2"}])
+def test_bad_rank_variables_are_named(env):
+    with pytest.raises(ValueError, match="RANK"):
+        _ranks.detect(env)
+
+
+# -- under a fake powertrain ----------------------------------------------------------
+
+FOLLOWER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import powertrain as pt
+    seen = []
+    for n in pt.epochs(10):
+        with pt.phase("eval"):
+            pass
+        d = pt.report(0.5)
+        seen.append(f"{n}:{int(d.stop)}{int(d.best)}")
+    pt.test(0.5)
+    print(" ".join(seen))
+""")
+
+
+def start_follower(rank: int, local_rank: int, **extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items()}
+    env.update({"RANK": str(rank), "WORLD_SIZE": "3", "LOCAL_RANK": str(local_rank), **extra})
+    return subprocess.Popen([sys.executable, "-c", FOLLOWER, PACKAGE], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_one_rank_talks_and_every_rank_gets_its_decision(fake, monkeypatch):
+    # Rank 0 stops at epoch 3 on powertrain's word; epoch 2 is not the best.
+    fake.responder = lambda e: reply(e["epoch"], "stop" if e["epoch"] == 3 else "continue", best=e["epoch"] != 2,
+                                     reason="patience")
+    followers = [start_follower(1, 1), start_follower(2, 2)]
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    client._reset()
+    mine = []
+    for n in pt.epochs(10):
+        d = pt.report(0.5)
+        mine.append(f"{n}:{int(d.stop)}{int(d.best)}")
+    pt.test(0.5)
+    outs = [p.communicate(timeout=60) for p in followers]
+    for p, (out, err) in zip(followers, outs):
+        assert p.returncode == 0, err
+        assert out.split() == mine == ["1:01", "2:00", "3:11"]
+    events = fake.wait_for(9)
+    assert [e["event"] for e in events].count("hello") == 1  # one connection, rank 0's
+    assert [e["epoch"] for e in events if e["event"] == "epoch_end"] == [1, 2, 3]
+
+
+def test_a_follower_without_rank_0_says_so_within_its_timeout(fake, monkeypatch):
+    monkeypatch.setattr(client, "REPLY_TIMEOUT_S", 0.3)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    client._reset()
+    with pytest.raises(RuntimeError, match="rank 0 shared no decision for epoch 1"):
+        with pt.epoch():
+            pass
+        pt.report(0.5)
+    assert fake.events == []  # it never connected
+
+
+def test_resume_state_is_saved_by_rank_0_only(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("POWERTRAIN_MAX_EPOCHS", "1")
+    state_file = tmp_path / "state.pt"
+    monkeypatch.setenv("POWERTRAIN_SAVE_STATE", str(state_file))
+    client._reset()
+    folder = os.path.dirname(os.environ["POWERTRAIN_SOCKET"])
+    with open(os.path.join(folder, "decision-1.json"), "w") as f:
+        f.write('{"stop": true, "best": true, "reason": "limit"}')
+    pytest.importorskip("torch")
+    state = pt.resume(extra={"x": 1})
+    for _ in pt.epochs():
+        assert pt.report(0.5).stop
+    assert state.epoch == 1
+    assert not state_file.exists()

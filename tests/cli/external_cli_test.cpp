@@ -233,24 +233,7 @@ TEST(ExternalCli, QuickGridOfTheExamplePyTorchScript) {
   if (run_program(python(), {"-c", "import torch"}).exit_code != 0)
     GTEST_SKIP() << python() << " has no torch (scripts/setup installs it)";
   TempDir dir;
-  // 300 training and 100 test images of 28x28 bytes, labels 0..9, as IDX files.
-  const auto gen = run_program(python(), {"-c", R"(
-import gzip, random, struct, sys
-d = sys.argv[1]
-rng = random.Random(0)
-for name, n in (("train", 300), ("t10k", 100)):
-    labels = bytes(rng.randrange(10) for _ in range(n))
-    # each class a brighter band at its own rows, plus noise: learnable in an epoch or two
-    images = bytearray()
-    for y in labels:
-        for r in range(28):
-            for c in range(28):
-                images.append(min(255, (200 if 2 * y <= r < 2 * y + 6 else 0) + rng.randrange(40)))
-    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(images))
-    with gzip.open(f"{d}/{name}-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels)
-)", dir.path().string()});
+  const auto gen = powertrain::testing::write_tiny_fashion_mnist(dir.path().string());
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   const std::string script = kSource + "/examples/fashion-mnist-pytorch/train.py";
   write_file(dir / "grid.toml", "name = \"torch-grid\"\nkind = \"grid\"\n[workload]\ncommand = " +
@@ -375,6 +358,42 @@ time.sleep(1000)
   for (int i = 0; i < 250 && !dead(sleeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(dead(sleeper)) << "the program's setsid'd child outlived powertrain";
   if (!dead(sleeper)) ::kill(sleeper, SIGKILL);
+}
+
+// Issue 24, item 10: a process that left the group AND dropped its
+// environment (no token) outlived a kill -9 of powertrain. Where powertrain
+// made a cgroup of its own, the guardian kills everything left in it.
+TEST(ExternalCli, WhatLeftTheGroupAndItsEnvironmentDiesWithPowertrainKilled9) {
+  TempDir dir;
+  write_file(dir / "escaper.py", R"(import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.execve("/bin/sleep", ["sleep", "1000"], {})
+with open(sys.argv[1], "w") as f:
+    f.write(str(pid))
+time.sleep(1000)
+)");
+  const auto pid_file = dir / "sleeper";
+  const pid_t pt = powertrain::testing::spawn_powertrain(
+      {"train", "--db", (dir / "r.db").string(), "--quiet", "--", python(), (dir / "escaper.py").string(),
+       pid_file.string()},
+      dir / "out");
+  for (int i = 0; i < 400 && !fs::exists(pid_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  pid_t sleeper = 0;
+  std::ifstream(pid_file) >> sleeper;
+  ASSERT_GT(sleeper, 0) << read_all(dir / "out");
+  ASSERT_FALSE(dead(sleeper));
+  const bool own_cgroup = read_all(fs::path("/proc") / std::to_string(sleeper) / "cgroup").find("/powertrain-") !=
+                          std::string::npos;
+  ::kill(pt, SIGKILL);
+  ::waitpid(pt, nullptr, 0);
+  for (int i = 0; i < 250 && !dead(sleeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const bool killed = dead(sleeper);
+  if (!killed) ::kill(sleeper, SIGKILL);
+  if (!own_cgroup) GTEST_SKIP() << "powertrain could make no cgroup of its own here (read-only cgroup tree)";
+  EXPECT_TRUE(killed) << "the program's setsid'd child without environment outlived powertrain";
 }
 
 // Issue 24: the console's one line said "its last stderr lines:" and showed

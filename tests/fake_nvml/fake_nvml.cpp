@@ -16,6 +16,10 @@
 //   limit_mw=700000               the power limit
 //   util=50  sm_mhz=1980  temp=40  mem_used=1000
 //   pids=123,456/123,456,789      nvmlDeviceGetComputeRunningProcesses
+//   pids_file=/tmp/gpu0.pids      ... read from this file at every call (pids
+//                                 separated by commas, spaces or newlines; no
+//                                 file: none), as processes appear on a real
+//                                 GPU when they create their context
 //   mig=MIG-1111,MIG-2222         UUIDs of the GPU's MIG instances
 //   mig_slices=1,2                their GPU instances' slices (default 1 each;
 //                                 nvmlDeviceGetAttributes_v2 of the MIG device)
@@ -112,6 +116,7 @@ struct FakeDevice {
   nvml::Return handle_rc = nvml::kSuccess;
   Steps<Reading> energy_mj, power_mw, limit_mw, util, sm_mhz, temp, mem_used;
   Steps<PidSet> pids;
+  std::string pids_file;  // non-empty: the process list is this file's, now
   Steps<UtilSet> putil;
   bool putil_scripted = false;
   std::vector<std::unique_ptr<FakeDevice>> migs;
@@ -262,6 +267,8 @@ std::unique_ptr<FakeDevice> parse_gpu(std::istringstream& words, std::size_t exp
       gpu->mem_used = parse_readings(value);
     } else if (key == "pids") {
       gpu->pids = parse_pids(value);
+    } else if (key == "pids_file") {
+      gpu->pids_file = std::string(value);
     } else if (key == "watts") {
       for (std::string_view w : split(value, ',')) gpu->watts.push_back(static_cast<double>(number(w)));
     } else if (key == "step_ms") {
@@ -394,7 +401,16 @@ nvml::Return processes(nvml::Device handle, unsigned* count, Info* infos) {
   FakeDevice* gpu = nullptr;
   if (nvml::Return rc = gpu_of(handle, gpu); rc != nvml::kSuccess) return rc;
   if (count == nullptr) return nvml::kInvalidArgument;
-  const PidSet set = gpu->pids.take();
+  PidSet set = gpu->pids.take();
+  if (!gpu->pids_file.empty()) {
+    set = PidSet{};
+    std::ifstream in(gpu->pids_file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (char& c : text)
+      if (c == ',' || c == '\n') c = ' ';
+    std::istringstream words(text);
+    for (unsigned pid = 0; words >> pid;) set.pids.push_back(pid);
+  }
   if (set.rc != nvml::kSuccess) return set.rc;
   const auto needed = static_cast<unsigned>(set.pids.size());
   // As NVML does: too small a buffer gets the needed size back.

@@ -44,6 +44,12 @@ void enter_run_cgroup() {
   (void)process_cgroup(why);
 }
 
+std::filesystem::path own_run_cgroup() {
+  std::string why;
+  const RunCgroup* cgroup = process_cgroup(why);
+  return cgroup ? cgroup->dir() : std::filesystem::path();
+}
+
 bool launches_elsewhere(const std::string& program) {
   const auto slash = program.rfind('/');
   const std::string name = slash == std::string::npos ? program : program.substr(slash + 1);

@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "powertrain/energy/scope.h"
 #include "powertrain/error.h"
 
 extern char** environ;
@@ -43,9 +44,10 @@ void close_fd(int& fd) {
 // - every process the program starts inherits a token in its environment
 //   (kTokenVariable), by which it is found anywhere under /proc;
 // - the program's process group, as before.
-// The guardian uses the last two after powertrain dies (kill -9): a
-// descendant that left the group and also dropped its environment then
-// outlives the run (no cgroup here: that is the energy layer's).
+// The guardian uses the last two after powertrain dies (kill -9), and, where
+// powertrain made a cgroup of its own for the run (energy::own_run_cgroup(),
+// which nothing else shares), every process left in it: a descendant that
+// left the group and dropped its environment too is still in the cgroup.
 //
 // Everything below runs in the forked guardian too, a copy of a
 // multi-threaded process: system calls and stack buffers only, no allocation.
@@ -151,6 +153,39 @@ struct LinuxDirent64 {
   unsigned char d_type;
   char d_name[1];
 };
+
+// Kills every process listed in `procs` (the cgroup.procs file of a cgroup
+// that holds this run alone) but this one, in rounds until none is left (at
+// most about a second). No allocation: it runs in the forked guardian.
+void kill_cgroup(const char* procs) {
+  if (procs == nullptr || *procs == '\0') return;
+  const pid_t self = ::getpid();
+  for (int round = 0; round < 200; ++round) {
+    const int fd = ::open(procs, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    bool left = false;
+    long pid = -1;
+    const auto take = [&] {
+      if (pid > 0 && pid != self) {
+        ::kill(static_cast<pid_t>(pid), SIGKILL);
+        left = true;
+      }
+      pid = -1;
+    };
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] >= '0' && buf[i] <= '9') pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
+        else take();
+      }
+    }
+    take();
+    ::close(fd);
+    if (!left) return;
+    const timespec pause{0, 5'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+}
 
 // Kills what is left of a program: its process group `group`, the processes
 // whose environment holds `token` ("NAME=value"), and, when `orphans` (this
@@ -341,6 +376,7 @@ Child::Child(const ChildSpec& spec) {
 // whole process group (grandchildren such as data-loader workers too, which
 // PR_SET_PDEATHSIG does not reach) and exits.
 void Child::start_guardian() {
+  if (const auto dir = energy::own_run_cgroup(); !dir.empty()) cgroup_procs_ = (dir / "cgroup.procs").string();
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return;  // best effort: PR_SET_PDEATHSIG still covers the program
   const pid_t group = pid_;
@@ -352,15 +388,20 @@ void Child::start_guardian() {
   }
   const char* token = token_.c_str();
   const std::size_t token_len = token_.size();
+  const char* procs = cgroup_procs_.c_str();
   if (g == 0) {
     ::close(p[1]);
-    char c;
+    char c = 0;
     ssize_t n;
     do n = ::read(p[0], &c, 1);
     while (n < 0 && errno == EINTR);
     ::kill(-group, SIGKILL);
     // What left the group but carries the program's token goes too.
     sweep(group, token, token_len, false);
+    // End of file without the byte the destructor writes: powertrain died.
+    // Then everything in its own cgroup goes, whatever it dropped. (At an
+    // orderly end powertrain itself is in that cgroup, alive: not then.)
+    if (n == 0) kill_cgroup(procs);
     ::_exit(0);
   }
   ::close(p[0]);
@@ -389,7 +430,12 @@ Child::~Child() {
   close_fd(out_fd_);
   close_fd(err_fd_);
   if (guardian_ > 0) {
-    close_fd(guardian_fd_);  // the guardian wakes up, finds the group gone, exits
+    if (guardian_fd_ >= 0) {  // an orderly end: one byte, then the guardian finds the group gone and exits
+      const char done = 'e';
+      while (::write(guardian_fd_, &done, 1) < 0 && errno == EINTR) {
+      }
+    }
+    close_fd(guardian_fd_);
     int st = 0;
     while (::waitpid(guardian_, &st, 0) < 0 && errno == EINTR) {
     }

@@ -206,6 +206,12 @@ void RunControl::fail(std::string message) {
   summary_.message = std::move(message);
 }
 
+void RunControl::lose(std::string message) {
+  end_open_epoch();
+  summary_.status = RunStatus::interrupted;
+  summary_.message = std::move(message);
+}
+
 void RunControl::set_test(double metric, std::vector<double> task_metrics) {
   summary_.test_metric = metric;
   summary_.test_task_metrics = std::move(task_metrics);

@@ -499,7 +499,8 @@ void Trainer::run(run::RunControl& control) {
       try {
         save_state(c.save_state, control.epochs_done());
       } catch (const IoError& e) {
-        control.fail(e.what());
+        // Not the setup's fault (a full disk): the segment is to be run again.
+        control.lose(e.what());
       }
     }
 

@@ -4,6 +4,7 @@
 // cgroup, a cgroup powertrain makes for itself, else its process tree), which
 // CPUs are reserved for it and which GPUs are its. `powertrain train`, the
 // studies, the search and `measure` all go through it.
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ std::vector<std::string> unmeasured_gpus(const std::string& sysfs_root, bool nvm
 /// forked afterwards start inside it; attribute_run() does it too, but a
 /// command forked before that would be outside. Idempotent.
 void enter_run_cgroup();
+
+/// The folder of the cgroup powertrain made for itself and everything it
+/// starts (RunCgroup), or empty where it made none. Only this run's processes
+/// are in it, so killing all of them is safe once powertrain is gone.
+std::filesystem::path own_run_cgroup();
 
 /// Whether a command is a launcher whose work runs outside its process tree
 /// (docker, podman, srun, apptainer, singularity, enroot, kubectl...).

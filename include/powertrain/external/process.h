@@ -55,6 +55,7 @@ class Child {
   pid_t guardian_ = -1;
   int guardian_fd_ = -1;
   std::string token_;  ///< "POWERTRAIN_CHILD_TOKEN=<value>" in the program's environment
+  std::string cgroup_procs_;  ///< cgroup.procs of powertrain's own run cgroup, or empty
   void start_guardian();
 };
 

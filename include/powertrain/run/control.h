@@ -112,6 +112,10 @@ class RunControl {
   void interrupt(std::string message);
   void diverge(std::string message);
   void fail(std::string message);
+  /// The run reached its verdict but what must outlast it could not be kept
+  /// (a segment's state on a full disk): interrupted, to be run again, not
+  /// the setup's failure. Overrides a verdict, as fail() does.
+  void lose(std::string message);
   /// The workload ended the run on its own before max_epochs without a
   /// verdict (an external program's own epoch limit): the run is stopped
   /// with `message`, not counted as having reached max_epochs.

@@ -414,6 +414,11 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     }
     if (!c.command.distributed() && (w->contains("nnodes") || w->contains("launcher")))
       p.fail(w, "'workload.nnodes' and 'workload.launcher' go with 'workload.nproc_per_node'");
+    // torchrun over several nodes needs its ranks on the other nodes started
+    // too, one powertrain per node (docs/cluster.md): not what a study's trial does.
+    if (c.command.nnodes > 1 && c.command.launcher != "srun")
+      p.fail(w, "'workload.nnodes' above 1 in a study needs launcher = \"srun\" (Slurm starts the ranks on every "
+                "node); torchrun over several nodes is run by hand, a powertrain per node (docs/cluster.md)");
     if (c.command.empty() && c.command.distributed())
       p.fail(w, "'workload.nproc_per_node' goes with 'workload.command' (the built-in trainer is one process)");
     if (c.command.empty() && (!c.command.workdir.empty() || !c.command.env.empty()))

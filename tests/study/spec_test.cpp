@@ -412,4 +412,6 @@ launcher = "srun"
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnnodes = 2\n").find("go with 'workload.nproc_per_node'"), std::string::npos);
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nlauncher = \"mpirun\"\n").find("must be \"torchrun\" or \"srun\""), std::string::npos);
   EXPECT_NE(error_of("[workload]\nnproc_per_node = 2\n").find("goes with 'workload.command'"), std::string::npos);
+  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nnnodes = 2\n").find("needs launcher = \"srun\""),
+            std::string::npos);
 }

@@ -1,0 +1,356 @@
+#include "powertrain/predict/study.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "powertrain/error.h"
+#include "powertrain/run/convergence.h"
+
+namespace powertrain::predict {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// How many of the run's own epochs the peers' energy level counts as.
+constexpr double kPeerEnergyWeight = 1.0;
+// The calibrated interval's half-width at least this share of the energy still to come.
+constexpr double kWidthFloor = 0.1;
+constexpr double kCoverage = 0.8;
+
+bool usable_energy(double e) { return std::isfinite(e) && e >= 0.0; }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return kNaN;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+run::RunConfig config_of(const RuleSettings& r) {
+  run::RunConfig c;
+  c.max_epochs = r.max_epochs;
+  c.patience = r.patience;
+  c.min_delta = r.min_delta;
+  c.target_metric = r.target_metric;
+  c.stop_at_target = r.stop_at_target;
+  return c;
+}
+
+// The weighted quantile q of (value, weight) pairs: the smallest value whose
+// cumulative weight reaches q of the total.
+double weighted_quantile(std::vector<std::pair<double, double>> vw, double q) {
+  if (vw.empty()) return kNaN;
+  std::sort(vw.begin(), vw.end());
+  double total = 0.0;
+  for (const auto& [v, w] : vw) total += w;
+  double cum = 0.0;
+  for (const auto& [v, w] : vw) {
+    cum += w;
+    if (cum >= q * total * (1.0 - 1e-12)) return v;
+  }
+  return vw.back().first;
+}
+
+Interval weighted_interval(const std::vector<std::pair<double, double>>& vw) {
+  return {weighted_quantile(vw, 0.1), weighted_quantile(vw, 0.5), weighted_quantile(vw, 0.9)};
+}
+
+// The energy level of the run's epochs to come (J per epoch).
+double energy_level(const std::vector<CurvePoint>& seen, const RunTraits& traits, const std::vector<PeerRun>& peers) {
+  // The peers' epoch-1 energy against their later epochs' (warm-up), and their level by batch size.
+  std::vector<double> ratios, same_batch;
+  for (const auto& p : peers) {
+    std::vector<double> later;
+    for (std::size_t i = 1; i < p.epochs.size(); ++i)
+      if (usable_energy(p.epochs[i].energy_j)) later.push_back(p.epochs[i].energy_j);
+    const double first = p.epochs.empty() ? kNaN : p.epochs[0].energy_j;
+    if (!later.empty() && usable_energy(first) && first > 0.0) ratios.push_back(median(later) / first);
+    if (traits.batch_size > 0 && p.traits == traits) {
+      if (!later.empty()) same_batch.push_back(median(later));
+      else if (usable_energy(first)) same_batch.push_back(first);
+    }
+  }
+  const double warm = ratios.empty() ? 1.0 : median(ratios);
+  double own = kNaN, own_count = 0.0;
+  std::vector<double> own_later;
+  for (std::size_t i = 1; i < seen.size(); ++i)
+    if (usable_energy(seen[i].energy_j)) own_later.push_back(seen[i].energy_j);
+  if (!own_later.empty()) {
+    own = median(own_later);
+    own_count = static_cast<double>(own_later.size());
+  } else if (!seen.empty() && usable_energy(seen[0].energy_j)) {
+    own = seen[0].energy_j * warm;
+    own_count = 1.0;
+  }
+  const double peer = same_batch.empty() ? kNaN : median(same_batch);
+  if (std::isnan(own)) return peer;
+  if (std::isnan(peer)) return own;
+  return (own_count * own + kPeerEnergyWeight * peer) / (own_count + kPeerEnergyWeight);
+}
+
+double seen_energy(const std::vector<CurvePoint>& seen, double level) {
+  double sum = 0.0;
+  for (const auto& p : seen) sum += usable_energy(p.energy_j) ? p.energy_j : level;
+  return sum;
+}
+
+// How far the run's outcome lay from the forecast, in calibrated half-widths.
+struct Widths {
+  double low = 0.0, high = 0.0;
+};
+Widths half_widths(const Interval& e, double spent) {
+  const double floor = std::max(kWidthFloor * std::max(e.mid - spent, 0.0), 1e-9 * std::abs(e.mid) + 1e-12);
+  return {std::max(e.mid - e.low, floor), std::max(e.high - e.mid, floor)};
+}
+
+double spent_of(const std::vector<CurvePoint>& seen) {
+  double sum = 0.0;
+  for (const auto& p : seen)
+    if (usable_energy(p.energy_j)) sum += p.energy_j;
+  return sum;
+}
+
+}  // namespace
+
+std::string to_string(Method m) {
+  switch (m) {
+    case Method::curve: return "curve";
+    case Method::prior: return "study prior";
+    case Method::linear: return "linear";
+  }
+  return "?";
+}
+
+std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, const RuleSettings& rule,
+                                        const RunTraits& traits, const std::vector<PeerRun>& peers) {
+  if (seen.empty()) return std::nullopt;
+  // predict_linear checks the epochs and settings, and reports a run the rule has stopped.
+  const Prediction linear = predict_linear(seen, rule);
+  if (linear.method == "stopped") return linear;
+  const int n = static_cast<int>(seen.size());
+  run::ConvergenceRule base(config_of(rule));
+  int reached = 0;
+  for (const auto& p : seen)
+    if (base.observe(p.epoch, p.val_metric, kNaN).reached_target) reached = p.epoch;
+  const double last = seen.back().val_metric;
+
+  struct Draw {
+    int stop = 0, target = 0;
+    double distance = 0.0;
+  };
+  std::vector<Draw> draws;
+  for (const auto& peer : peers) {
+    const int m = static_cast<int>(peer.epochs.size());
+    if (m == 0) continue;
+    const int common = std::min(n, m);
+    const double anchor = peer.epochs[static_cast<std::size_t>(common - 1)].val_metric;
+    if (!std::isfinite(anchor)) continue;
+    double ss = 0.0;
+    int count = 0;
+    for (int i = 0; i < common; ++i) {
+      const double a = seen[static_cast<std::size_t>(i)].val_metric, b = peer.epochs[static_cast<std::size_t>(i)].val_metric;
+      if (std::isfinite(a) && std::isfinite(b)) {
+        ss += (a - b) * (a - b);
+        ++count;
+      }
+    }
+    // The peer's last finite metric: where a finished peer's curve stays.
+    double end = anchor;
+    for (int i = m; i-- > common;)
+      if (std::isfinite(peer.epochs[static_cast<std::size_t>(i)].val_metric)) {
+        end = peer.epochs[static_cast<std::size_t>(i)].val_metric;
+        break;
+      }
+    run::ConvergenceRule r = base;
+    Draw d;
+    d.distance = count ? std::sqrt(ss / count) : 0.0;
+    bool censored = false;
+    for (int e = n + 1; e <= rule.max_epochs; ++e) {
+      double metric;
+      if (e <= m) {
+        const double v = peer.epochs[static_cast<std::size_t>(e - 1)].val_metric;
+        metric = std::isfinite(v) ? last + (v - anchor) : v;
+      } else if (peer.finished) {
+        metric = last + (end - anchor);
+      } else {
+        censored = true;  // a running peer that has not got this far: it says nothing of this future
+        break;
+      }
+      const auto v = r.observe(e, metric, kNaN);
+      if (v.reached_target && d.target == 0) d.target = e;
+      if (v.stop) {
+        d.stop = e;
+        break;
+      }
+    }
+    if (censored) continue;
+    if (d.stop == 0) d.stop = rule.max_epochs;
+    draws.push_back(d);
+  }
+  if (draws.empty()) return std::nullopt;
+
+  // Peers whose curve so far was near the run's weigh more: a Gaussian kernel
+  // with the median distance as its width.
+  std::vector<double> distances;
+  for (const auto& d : draws) distances.push_back(d.distance);
+  const double h = std::max(median(distances), 1e-2 * std::max(1.0, std::abs(last)));
+  const double level = energy_level(seen, traits, peers);
+  const double spent = seen_energy(seen, level);
+  std::vector<std::pair<double, double>> stops, energies, target_epochs, target_energies;
+  double total_weight = 0.0, target_weight = 0.0;
+  for (const auto& d : draws) {
+    const double w = std::exp(-0.5 * (d.distance / h) * (d.distance / h)) + 1e-12;
+    total_weight += w;
+    stops.emplace_back(d.stop, w);
+    energies.emplace_back(spent + (d.stop - n) * level, w);
+    if (d.target > 0) {
+      target_weight += w;
+      target_epochs.emplace_back(d.target, w);
+      target_energies.emplace_back(spent + (d.target - n) * level, w);
+    }
+  }
+  Prediction p;
+  p.epochs_seen = n;
+  p.method = "study prior";
+  p.draws = static_cast<int>(draws.size());
+  p.stop_epoch = weighted_interval(stops);
+  p.energy_to_stop_j = weighted_interval(energies);
+  if (reached > 0) {
+    p.target_epoch = linear.target_epoch;
+    p.energy_to_target_j = linear.energy_to_target_j;
+    p.p_reach_target = 1.0;
+  } else if (rule.target_metric) {
+    p.p_reach_target = target_weight / total_weight;
+    if (!target_epochs.empty()) {
+      p.target_epoch = weighted_interval(target_epochs);
+      p.energy_to_target_j = weighted_interval(target_energies);
+    }
+  }
+  return p;
+}
+
+Prediction predict_with(Method m, const std::vector<CurvePoint>& seen, const RuleSettings& rule,
+                        const RunTraits& traits, const std::vector<PeerRun>& peers) {
+  switch (m) {
+    case Method::linear: return predict_linear(seen, rule);
+    case Method::prior:
+      if (auto p = predict_prior(seen, rule, traits, peers)) return *p;
+      return predict_curve(seen, rule, 0);
+    case Method::curve:
+      if (static_cast<int>(seen.size()) < kMinCurveEpochs)
+        if (auto p = predict_prior(seen, rule, traits, peers)) return *p;
+      return predict_curve(seen, rule, 0);
+  }
+  return predict_curve(seen, rule, 0);
+}
+
+std::vector<PeerRun> peers_of(const std::vector<BacktestRun>& runs, std::optional<std::size_t> self) {
+  std::vector<PeerRun> out;
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    if (!self || i != *self) out.push_back({runs[i].epochs, runs[i].traits, true});
+  return out;
+}
+
+namespace {
+int seen_after(double share, int epochs) {
+  return std::clamp(static_cast<int>(std::lround(share * epochs)), 1, epochs - 1);
+}
+double score(const Prediction& p, double actual, double spent) {
+  const Widths w = half_widths(p.energy_to_stop_j, spent);
+  const double mid = p.energy_to_stop_j.mid;
+  return actual >= mid ? (actual - mid) / w.high : (mid - actual) / w.low;
+}
+}  // namespace
+
+Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_t> leave_out, CurveCache* cache) {
+  Backtest bt;
+  std::vector<double> ape[3];
+  std::vector<double> scores[3];
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (leave_out && i == *leave_out) continue;
+    const auto& run = runs[i];
+    const int n = static_cast<int>(run.epochs.size());
+    if (n < 2 || !(run.energy_j > 0.0) || !std::isfinite(run.energy_j)) continue;
+    ++bt.runs;
+    std::vector<PeerRun> peers;
+    for (std::size_t j = 0; j < runs.size(); ++j)
+      if (j != i && !(leave_out && j == *leave_out)) peers.push_back({runs[j].epochs, runs[j].traits, true});
+    for (double share : kBacktestShares) {
+      const int k = seen_after(share, n);
+      const std::vector<CurvePoint> seen(run.epochs.begin(), run.epochs.begin() + k);
+      const double spent = spent_of(seen);
+      for (Method m : {Method::curve, Method::prior, Method::linear}) {
+        Prediction p;
+        const bool cacheable = m == Method::curve && k >= kMinCurveEpochs;
+        if (cacheable && cache && cache->at.contains({i, k})) {
+          p = cache->at.at({i, k});
+        } else {
+          p = predict_with(m, seen, run.rule, run.traits, peers);
+          if (cacheable && cache) cache->at[{i, k}] = p;
+        }
+        const auto idx = static_cast<std::size_t>(m);
+        ape[idx].push_back(std::abs(p.energy_to_stop_j.mid - run.energy_j) / run.energy_j);
+        scores[idx].push_back(score(p, run.energy_j, spent));
+      }
+      ++bt.points;
+    }
+  }
+  if (bt.points == 0) return bt;
+  bt.median_ape_curve = median(ape[0]);
+  bt.median_ape_prior = median(ape[1]);
+  bt.median_ape_linear = median(ape[2]);
+  // The lowest median error; the simple rule wins a tie, then the curve.
+  bt.chosen = Method::linear;
+  double best = bt.median_ape_linear;
+  if (bt.median_ape_curve < best) {
+    bt.chosen = Method::curve;
+    best = bt.median_ape_curve;
+  }
+  if (bt.median_ape_prior < best) bt.chosen = Method::prior;
+  bt.calibrated = bt.runs >= kMinBacktestRuns;
+  if (bt.calibrated) {
+    // Split-conformal quantile: the ceil((N + 1) 0.8)-th smallest score.
+    auto s = scores[static_cast<std::size_t>(bt.chosen)];
+    std::sort(s.begin(), s.end());
+    const auto rank = static_cast<std::size_t>(std::ceil((s.size() + 1) * kCoverage));
+    bt.interval_scale = s[std::min(rank, s.size()) - 1];
+  }
+  return bt;
+}
+
+Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,
+                            const std::vector<PeerRun>& peers, const Backtest& bt) {
+  if (!bt.calibrated) return predict_with(Method::curve, seen, rule, traits, peers);
+  Prediction p = predict_with(bt.chosen, seen, rule, traits, peers);
+  if (p.method == "stopped") return p;
+  const double spent = spent_of(seen);
+  const Widths w = half_widths(p.energy_to_stop_j, spent);
+  auto& e = p.energy_to_stop_j;
+  e.low = std::max(spent, e.mid - bt.interval_scale * w.low);
+  e.high = e.mid + bt.interval_scale * w.high;
+  p.method = fmt::format("{}, by backtest of {} runs", p.method, bt.runs);
+  return p;
+}
+
+StudyForecaster::StudyForecaster(const run::RunConfig& config, RunTraits traits, std::vector<PeerRun> peers,
+                                 const std::vector<BacktestRun>& finished)
+    : rule_(rule_settings(config)), traits_(std::move(traits)), peers_(std::move(peers)) {
+  try {
+    backtest_ = predict::backtest(finished);
+  } catch (const std::exception&) {
+    backtest_ = {};  // runs whose settings the rule refuses: no backtest, the curve forecast
+  }
+}
+
+std::optional<run::EpochForecast> StudyForecaster::after(const run::EpochRecord& e) {
+  seen_.push_back({e.epoch, e.val_metric, e.energy_j});
+  try {
+    return to_forecast(predict_in_study(seen_, rule_, traits_, peers_, backtest_));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace powertrain::predict

@@ -50,13 +50,17 @@ void ProgressPrinter::on_epoch(const EpochRecord& e) {
              io::number(e.val_metric));
   if (e.forecast && e.forecast->method != "stopped") {
     const auto& f = *e.forecast;
-    const bool bound = f.method != "curve-ensemble";
+    // Say how it was made unless it is the plain curve fit: the bound, the
+    // study prior, a method a backtest chose (predict/study.h).
+    const std::string how = f.method.starts_with("too few epochs") ? " (bounds: too few epochs to fit a curve)"
+                            : f.method == "curve-ensemble"        ? ""
+                                                                  : " (" + f.method + ")";
     fmt::print(out_, "{}: predicted: {:.0f} J to convergence [{:.0f}, {:.0f}], stopping after epoch {:.0f} [{:.0f}, {:.0f}]{}{}\n",
                label_, f.energy_j, f.energy_low_j, f.energy_high_j, f.stop_epoch, f.stop_epoch_low, f.stop_epoch_high,
                f.target_energy_j ? fmt::format("; to the target {:.0f} J ({:.0f}% of futures reach it)",
                                                *f.target_energy_j, 100 * f.p_reach_target)
                                  : "",
-               bound ? " (bounds: too few epochs to fit a curve)" : "");
+               how);
   }
   std::fflush(out_);
 }

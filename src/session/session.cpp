@@ -14,6 +14,7 @@
 #include "powertrain/energy/quiet.h"
 #include "powertrain/energy/scope.h"
 #include "powertrain/predict/predict.h"
+#include "powertrain/predict/study.h"
 #include "powertrain/energy/registry.h"
 #include "powertrain/error.h"
 #include "powertrain/run/environment.h"
@@ -53,6 +54,43 @@ RunOutcome RunSession::run_trial(std::int64_t trial_id, const run::RunConfig& co
 }
 
 namespace {
+
+// The other runs of the trial's study, for its forecasts (predict/study.h):
+// every run with epochs 1..m in order; finished ones (converged, max epochs,
+// diverged) also go to the backtest when they have a result to compare
+// (converged, max epochs). Search studies are left out: their segments are
+// stopped by the search, not by the rule the forecast follows.
+struct StudyRuns {
+  std::vector<predict::PeerRun> peers;
+  std::vector<predict::BacktestRun> finished;
+};
+StudyRuns study_runs(const store::Store& store, std::int64_t trial_id) {
+  StudyRuns out;
+  if (trial_id <= 0) return out;
+  const auto self = store.trial(trial_id);
+  if (store.study(self.study_id).kind == store::StudyKind::search) return out;
+  for (const auto& tr : store.results_of(self.study_id)) {
+    if (tr.trial.id == trial_id || !tr.run) continue;
+    const auto status = tr.trial.status;
+    const bool result = status == store::TrialStatus::converged || status == store::TrialStatus::max_epochs;
+    const bool finished = result || status == store::TrialStatus::diverged;
+    if (!finished && status != store::TrialStatus::running) continue;
+    predict::PeerRun p;
+    p.traits = {tr.run->config.batch_size, tr.trial.phase + "/" + tr.trial.task};
+    p.finished = finished;
+    bool in_order = true;
+    double energy = 0.0;
+    for (const auto& e : store.epochs_of(tr.run->id)) {
+      in_order = in_order && e.epoch == static_cast<int>(p.epochs.size()) + 1;
+      p.epochs.push_back({e.epoch, e.val_metric, e.energy_j});
+      energy += e.energy_j;
+    }
+    if (!in_order || p.epochs.empty()) continue;
+    if (result && p.epochs.size() >= 2) out.finished.push_back({p.epochs, predict::rule_settings(tr.run->config), p.traits, energy});
+    out.peers.push_back(std::move(p));
+  }
+  return out;
+}
 
 // The CUDA ordinal a device names ("cuda" is 0), or -1 for the CPU.
 int cuda_ordinal(const std::string& device) {
@@ -191,9 +229,20 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     run::RunControl control(config, tracker, fanout, options_.stop, workload.loss_limits());
     control.also_stop_on(keeper.lost_flag());
     // Where the run is heading, after every epoch: shown, stored, reported.
-    predict::Forecaster forecaster(config);
-    for (const auto& e : options_.prior_epochs) forecaster.add(e);
-    control.annotate_epochs([&forecaster](run::EpochRecord& r) { r.forecast = forecaster.after(r); });
+    // Inside a study, from what its other runs know (predict/study.h).
+    auto others = study_runs(store_, trial_id);
+    std::optional<predict::Forecaster> alone;
+    std::optional<predict::StudyForecaster> in_study;
+    if (others.peers.empty()) {
+      alone.emplace(config);
+      for (const auto& e : options_.prior_epochs) alone->add(e);
+    } else {
+      const auto self = store_.trial(trial_id);
+      in_study.emplace(config, predict::RunTraits{config.batch_size, self.phase + "/" + self.task},
+                       std::move(others.peers), others.finished);
+      for (const auto& e : options_.prior_epochs) in_study->add(e);
+    }
+    control.annotate_epochs([&](run::EpochRecord& r) { r.forecast = alone ? alone->after(r) : in_study->after(r); });
     control.set_run_id(out.run_id);
     if (options_.stop_rule) control.stop_when(options_.stop_rule);
     try {

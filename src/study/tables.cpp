@@ -14,6 +14,7 @@
 #include "powertrain/io/csv.h"
 #include "powertrain/io/output.h"
 #include "powertrain/predict/predict.h"
+#include "powertrain/predict/study.h"
 
 namespace powertrain::study {
 
@@ -494,29 +495,28 @@ struct PredictionRow {
   run::EpochForecast f25, f50;
 };
 
-predict::RecordedRun recorded(const TrialOutcome& t) {
-  predict::RecordedRun r;
+predict::BacktestRun recorded(const TrialOutcome& t) {
+  predict::BacktestRun r;
   for (const auto& e : t.epoch_records) r.epochs.push_back({e.epoch, e.val_metric, e.energy_j});
   r.rule = predict::rule_settings(t.config);
-  r.stop_epoch = t.epoch_records.empty() ? 0 : t.epoch_records.back().epoch;
+  r.traits = {t.batch_size, t.phase + "/" + t.task};
   for (const auto& e : t.epoch_records) r.energy_j += e.energy_j;
   return r;
 }
 
-// The forecast after `seen` epochs: as recorded, else computed the same way.
-run::EpochForecast forecast_after(const TrialOutcome& t, const predict::RecordedRun& r, int seen) {
-  const auto& e = t.epoch_records[static_cast<std::size_t>(seen - 1)];
-  if (e.forecast) return *e.forecast;
-  return predict::to_forecast(
-      predict::predict_curve({r.epochs.begin(), r.epochs.begin() + seen}, r.rule, 0));
-}
-
 double ape_pct(double predicted, double actual) { return 100.0 * std::abs(predicted - actual) / actual; }
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return kNaN;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
 }  // namespace
 
 std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& trials) {
   std::vector<PredictionRow> rows;
-  std::vector<predict::RecordedRun> runs;
+  std::vector<predict::BacktestRun> runs;
   for (const auto& t : trials) {
     const int n = static_cast<int>(t.epoch_records.size());
     if (!t.usable() || n < 2 || !(t.energy_j > 0)) continue;
@@ -524,20 +524,39 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
     for (int i = 0; i < n; ++i) in_order = in_order && t.epoch_records[static_cast<std::size_t>(i)].epoch == i + 1;
     if (!in_order) continue;
     auto r = recorded(t);
+    try {
+      predict::predict_linear({r.epochs.begin(), r.epochs.begin() + 1}, r.rule);
+    } catch (const std::exception&) {
+      continue;  // settings the rule refuses: nothing to predict
+    }
     PredictionRow row;
     row.t = &t;
     row.at25 = std::clamp(static_cast<int>(std::lround(0.25 * n)), 1, n - 1);
     row.at50 = std::clamp(static_cast<int>(std::lround(0.5 * n)), 1, n - 1);
-    try {
-      row.f25 = forecast_after(t, r, row.at25);
-      row.f50 = forecast_after(t, r, row.at50);
-    } catch (const std::exception&) {
-      continue;  // settings the rule refuses: nothing to predict
-    }
     rows.push_back(row);
     runs.push_back(std::move(r));
   }
   if (rows.empty()) return std::nullopt;
+  // The forecast after `seen` epochs: as recorded with the run, else as the
+  // run session makes it, with the study's other finished runs as its peers
+  // and their backtest (leave one out: the run's own outcome is not used).
+  predict::CurveCache cache;
+  int recomputed = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto& row = rows[i];
+    const auto& records = row.t->epoch_records;
+    std::optional<predict::Backtest> bt;
+    auto forecast = [&](int seen) -> run::EpochForecast {
+      if (const auto& f = records[static_cast<std::size_t>(seen - 1)].forecast) return *f;
+      ++recomputed;
+      if (!bt) bt = predict::backtest(runs, i, &cache);
+      const std::vector<predict::CurvePoint> part(runs[i].epochs.begin(), runs[i].epochs.begin() + seen);
+      return predict::to_forecast(
+          predict::predict_in_study(part, runs[i].rule, runs[i].traits, predict::peers_of(runs, i), *bt));
+    };
+    row.f25 = forecast(row.at25);
+    row.f50 = forecast(row.at50);
+  }
   auto in = [](const run::EpochForecast& f, double v) { return f.energy_low_j <= v && v <= f.energy_high_j; };
   static const std::vector<Field<PredictionRow>> fields = {
       {col("phase", "phase"), [](const PredictionRow& r) { return cell(text(r.t->phase)); }},
@@ -552,6 +571,7 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
       {col("predicted_25_low_j", "low"), [](const PredictionRow& r) { return cell(real(r.f25.energy_low_j)); }},
       {col("predicted_25_high_j", "high"), [](const PredictionRow& r) { return cell(real(r.f25.energy_high_j)); }},
       {col("error_25_pct", "err %", 2), [](const PredictionRow& r) { return cell(real(ape_pct(r.f25.energy_j, r.t->energy_j))); }},
+      {col("method_25", "method"), [](const PredictionRow& r) { return cell(text(r.f25.method)); }},
       {col("seen_50", "seen"), [](const PredictionRow& r) { return cell(integer(r.at50)); }},
       {col("predicted_50_j", "predicted J"), [](const PredictionRow& r) { return cell(real(r.f50.energy_j)); }},
       {col("predicted_50_low_j", "low"), [](const PredictionRow& r) { return cell(real(r.f50.energy_low_j)); }},
@@ -561,21 +581,39 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
   };
   auto t = make_table("predictions", "Predicted energy to convergence after 25% and 50% of each run's epochs", fields, rows);
   int held25 = 0, held50 = 0;
-  for (const auto& r : rows) {
+  std::vector<double> err25, err50, lin25, lin50;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
     held25 += in(r.f25, r.t->energy_j);
     held50 += in(r.f50, r.t->energy_j);
+    err25.push_back(ape_pct(r.f25.energy_j, r.t->energy_j));
+    err50.push_back(ape_pct(r.f50.energy_j, r.t->energy_j));
+    for (int seen : {r.at25, r.at50}) {
+      const auto l = predict::predict_linear({runs[i].epochs.begin(), runs[i].epochs.begin() + seen}, runs[i].rule);
+      (seen == r.at25 ? lin25 : lin50).push_back(ape_pct(l.energy_to_stop_j.mid, r.t->energy_j));
+    }
   }
-  const auto ev = predict::evaluate(runs, 0);
+  const std::size_t stored = 2 * rows.size() - static_cast<std::size_t>(recomputed);
   t.notes.push_back(fmt::format(
-      "{} finished runs. Curve ensemble: median error {}% after 25% of the epochs, {}% after 50%; the 80% interval held "
-      "the outcome in {}/{} and {}/{} runs. CarbonTracker's linear rule (mean epoch energy x max epochs): median error "
-      "{}% and {}%.",
-      rows.size(), format_real(100 * ev.curve.median_ape_25, 3), format_real(100 * ev.curve.median_ape_50, 3), held25,
-      rows.size(), held50, rows.size(), format_real(100 * ev.linear.median_ape_25, 3),
-      format_real(100 * ev.linear.median_ape_50, 3)));
-  t.notes.push_back(
-      "Forecasts from fewer than 6 epochs are bounds, not fits (method 'too few epochs': from the earliest stop the "
-      "rule allows to max_epochs); short runs are predicted by those bounds.");
+      "{} finished runs. The forecasts shown ({} recorded with the runs, {} recomputed as the run would make them "
+      "knowing the study's other finished runs): median error {}% after 25% of the epochs, {}% after 50%; the 80% "
+      "interval held the outcome in {}/{} and {}/{} runs. CarbonTracker's linear rule (mean epoch energy x max "
+      "epochs): median error {}% and {}%.",
+      rows.size(), stored, recomputed, format_real(median_of(err25), 3), format_real(median_of(err50), 3), held25,
+      rows.size(), held50, rows.size(), format_real(median_of(lin25), 3), format_real(median_of(lin50), 3)));
+  const auto bt = predict::backtest(runs, std::nullopt, &cache);
+  if (bt.calibrated)
+    t.notes.push_back(fmt::format(
+        "Backtest on the {} finished runs (each forecast after 25% and 50% of a run from the other runs): median error "
+        "curve {}%, study prior {}%, linear rule {}%; a run of this study now gets the {} forecast, its 80% interval "
+        "scaled by {} (conformal).",
+        bt.runs, format_real(100 * bt.median_ape_curve, 3), format_real(100 * bt.median_ape_prior, 3),
+        format_real(100 * bt.median_ape_linear, 3), predict::to_string(bt.chosen), format_real(bt.interval_scale, 3)));
+  t.notes.push_back(fmt::format(
+      "Methods: 'study prior' continues the run with the other runs' curves and their energy per epoch; "
+      "'too few epochs' is a bound (from the earliest stop the rule allows to max_epochs) where nothing else is "
+      "known; ', by backtest of N runs' marks the method the study's backtest chose (at least {} finished runs).",
+      predict::kMinBacktestRuns));
   return t;
 }
 

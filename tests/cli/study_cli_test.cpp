@@ -251,3 +251,50 @@ TEST(StudyCli, ResultsJsonSurvivesAMessageThatIsNotUtf8) {
   const auto j = nlohmann::json::parse(read_file(dir / "r.json"));
   EXPECT_NE(j.dump().find("caf\xef\xbf\xbd"), std::string::npos);
 }
+
+// Issue 28: in a sweep, a trial after its first epochs is forecast from the
+// study's finished trials (the study prior), and `results` shows the label.
+TEST(StudyCli, LaterTrialsOfASweepAreForecastFromTheFinishedOnes) {
+  if (powertrain::testing::powertrain_binary().empty()) GTEST_SKIP() << "POWERTRAIN_BINARY is not set";
+  TempDir dir;
+  write_file(dir / "g.toml", R"(name = "prior-grid"
+[workload]
+dataset = "synthetic-images"
+[workload.data]
+train_samples = 128
+eval_samples = 32
+image_size = 16
+num_classes = 4
+[training]
+max_epochs = 3
+patience = 2
+threads = 1
+[grid]
+batch_sizes = [32]
+learning_rates = [0.01, 0.02, 0.03]
+)");
+  const auto db = (dir / "r.db").string();
+  const auto run = run_powertrain({"sweep", (dir / "g.toml").string(), "--db", db, "--quiet"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto store = pst::Store::open_readonly(db);
+  std::vector<std::vector<powertrain::run::EpochRecord>> runs;
+  for (const auto& r : store.results_of(store.find_study("prior-grid")->id)) {
+    ASSERT_TRUE(r.run);
+    runs.push_back(store.epochs_of(r.run->id));
+  }
+  std::sort(runs.begin(), runs.end(), [&](const auto& a, const auto& b) { return a[0].forecast->method > b[0].forecast->method; });
+  ASSERT_EQ(runs.size(), 3u);
+  ASSERT_GE(runs[0].size(), 2u);
+  EXPECT_EQ(runs[0][0].forecast->method, "too few epochs");  // the first trial: no other run yet
+  int with_prior = 0;
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    if (runs[i][0].forecast->method == "study prior") {
+      ++with_prior;
+      ASSERT_GE(runs[i].size(), 2u);
+      EXPECT_EQ(runs[i][1].forecast->method, runs[i].size() == 2 ? "stopped" : "study prior");
+    }
+  EXPECT_EQ(with_prior, 2);
+  const auto r = run_powertrain({"results", db});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("study prior"), std::string::npos) << r.out;
+}

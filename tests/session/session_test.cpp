@@ -138,3 +138,61 @@ TEST(RunSession, InvalidIntervalIsAConfigError) {
   o.interval = std::chrono::milliseconds(1);
   EXPECT_THROW(ps::RunSession(store, o), powertrain::ConfigError);
 }
+
+namespace {
+
+// Epochs whose metric rises for 3 epochs and then stays: the rule (patience 2)
+// stops the run after epoch 5.
+void plateau(prun::RunControl& c) {
+  const double metrics[] = {0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7};
+  for (int e = 1; e <= 8; ++e) {
+    c.begin_epoch(e);
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    c.begin_eval();
+    prun::EpochMetrics m;
+    m.val_metric = metrics[e - 1];
+    if (c.end_epoch(m).stop) break;
+  }
+  c.set_test(0.5);
+}
+
+prun::RunConfig early_stopping() {
+  prun::RunConfig c;
+  c.max_epochs = 20;
+  c.patience = 2;
+  c.min_delta = 0.01;
+  return c;
+}
+
+}  // namespace
+
+// Issue 28: a trial of a study whose other trials have finished is forecast
+// from them from its first epoch on (the study prior, chosen by the study's
+// backtest), not with the "too few epochs" bound.
+TEST(RunSession, ATrialAfterItsFirstEpochsGetsTheStudyPriorFromTheFinishedTrials) {
+  powertrain::testing::TempDir dir;
+  auto store = pst::Store::open(dir.path() / "r.db");
+  const auto study = store.create_study("s", pst::StudyKind::grid, "name = \"s\"", {});
+  std::vector<std::int64_t> trials;
+  for (int i = 0; i < 4; ++i) {
+    pst::TrialSpec spec;
+    spec.key = "k" + std::to_string(i);
+    spec.config = early_stopping();
+    trials.push_back(store.upsert_trial(study, spec));
+  }
+  ps::RunSession session(store, quiet());
+  // The first trial has no peers: its early forecasts are the bound.
+  ScriptedWorkload w([](prun::RunControl& c) { plateau(c); });
+  const auto first = session.run_trial(trials[0], early_stopping(), w);
+  EXPECT_EQ(store.epochs_of(first.run_id)[1].forecast->method, "too few epochs");
+  for (int i = 1; i < 3; ++i) session.run_trial(trials[static_cast<std::size_t>(i)], early_stopping(), w);
+  const auto last = session.run_trial(trials[3], early_stopping(), w);
+  const auto stored = store.epochs_of(last.run_id);
+  ASSERT_EQ(stored.size(), 5u);
+  for (int seen : {1, 2}) {
+    const auto& f = stored[static_cast<std::size_t>(seen - 1)].forecast;
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->method, "study prior, by backtest of 3 runs") << "after epoch " << seen;
+    EXPECT_DOUBLE_EQ(f->stop_epoch, 5.0) << "after epoch " << seen;
+  }
+}

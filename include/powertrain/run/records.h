@@ -93,7 +93,7 @@ void validate(const RunConfig& c);
 /// its convergence rule will stop it at and its energy to that epoch, each a
 /// median with an 80% interval, and its energy to the target when it has one.
 struct EpochForecast {
-  std::string method;  ///< "curve-ensemble", "too few epochs" (a bound), "stopped" (exact)
+  std::string method;  ///< "curve-ensemble", "study prior", "linear", "too few epochs" (a bound), "stopped" (exact); ", by backtest of N runs" when a study's backtest chose it (predict/study.h)
   double stop_epoch_low = 0.0, stop_epoch = 0.0, stop_epoch_high = 0.0;
   double energy_low_j = 0.0, energy_j = 0.0, energy_high_j = 0.0;  ///< to convergence (the rule's stop)
   std::optional<double> target_energy_j;  ///< median energy to the target, over futures that reach it

@@ -15,9 +15,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // How many of the run's own epochs the peers' energy level counts as.
 constexpr double kPeerEnergyWeight = 1.0;
-// The calibrated interval's half-width at least this share of the energy still to come.
-constexpr double kWidthFloor = 0.1;
-constexpr double kCoverage = 0.8;
+constexpr double kTail = 0.1;  // each side of the 80% interval
 
 bool usable_energy(double e) { return std::isfinite(e) && e >= 0.0; }
 
@@ -96,13 +94,10 @@ double seen_energy(const std::vector<CurvePoint>& seen, double level) {
   return sum;
 }
 
-// How far the run's outcome lay from the forecast, in calibrated half-widths.
-struct Widths {
-  double low = 0.0, high = 0.0;
-};
-Widths half_widths(const Interval& e, double spent) {
-  const double floor = std::max(kWidthFloor * std::max(e.mid - spent, 0.0), 1e-9 * std::abs(e.mid) + 1e-12);
-  return {std::max(e.mid - e.low, floor), std::max(e.high - e.mid, floor)};
+// The energy a forecast says is still to come, the unit of its calibration
+// (at least a thousandth of the total: a run predicted to stop now).
+double to_come(const Interval& e, double spent) {
+  return std::max(e.mid - spent, 1e-3 * std::abs(e.mid) + 1e-12);
 }
 
 double spent_of(const std::vector<CurvePoint>& seen) {
@@ -257,10 +252,9 @@ namespace {
 int seen_after(double share, int epochs) {
   return std::clamp(static_cast<int>(std::lround(share * epochs)), 1, epochs - 1);
 }
-double score(const Prediction& p, double actual, double spent) {
-  const Widths w = half_widths(p.energy_to_stop_j, spent);
-  const double mid = p.energy_to_stop_j.mid;
-  return actual >= mid ? (actual - mid) / w.high : (mid - actual) / w.low;
+// The outcome against the forecast, in units of the energy it said was still to come.
+double residual(const Prediction& p, double actual, double spent) {
+  return (actual - p.energy_to_stop_j.mid) / to_come(p.energy_to_stop_j, spent);
 }
 }  // namespace
 
@@ -292,7 +286,7 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
         }
         const auto idx = static_cast<std::size_t>(m);
         ape[idx].push_back(std::abs(p.energy_to_stop_j.mid - run.energy_j) / run.energy_j);
-        scores[idx].push_back(score(p, run.energy_j, spent));
+        scores[idx].push_back(residual(p, run.energy_j, spent));
       }
       ++bt.points;
     }
@@ -311,11 +305,15 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
   if (bt.median_ape_prior < best) bt.chosen = Method::prior;
   bt.calibrated = bt.runs >= kMinBacktestRuns;
   if (bt.calibrated) {
-    // Split-conformal quantile: the ceil((N + 1) 0.8)-th smallest score.
+    // Split conformal, each side: the floor((N + 1) 0.1)-th smallest and the
+    // ceil((N + 1) 0.9)-th smallest of the N residuals (clamped to 1..N).
     auto s = scores[static_cast<std::size_t>(bt.chosen)];
     std::sort(s.begin(), s.end());
-    const auto rank = static_cast<std::size_t>(std::ceil((s.size() + 1) * kCoverage));
-    bt.interval_scale = s[std::min(rank, s.size()) - 1];
+    const double n1 = static_cast<double>(s.size() + 1);
+    const auto lo = std::clamp<std::size_t>(static_cast<std::size_t>(std::floor(n1 * kTail)), 1, s.size());
+    const auto hi = std::clamp<std::size_t>(static_cast<std::size_t>(std::ceil(n1 * (1.0 - kTail))), 1, s.size());
+    bt.residual_low = s[lo - 1];
+    bt.residual_high = s[hi - 1];
   }
   return bt;
 }
@@ -326,10 +324,10 @@ Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSetti
   Prediction p = predict_with(bt.chosen, seen, rule, traits, peers);
   if (p.method == "stopped") return p;
   const double spent = spent_of(seen);
-  const Widths w = half_widths(p.energy_to_stop_j, spent);
   auto& e = p.energy_to_stop_j;
-  e.low = std::max(spent, e.mid - bt.interval_scale * w.low);
-  e.high = e.mid + bt.interval_scale * w.high;
+  const double rest = to_come(e, spent);
+  e.low = std::max(spent, e.mid + bt.residual_low * rest);
+  e.high = std::max(e.low, e.mid + bt.residual_high * rest);
   p.method = fmt::format("{}, by backtest of {} runs", p.method, bt.runs);
   return p;
 }

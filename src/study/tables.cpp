@@ -606,9 +606,10 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
     t.notes.push_back(fmt::format(
         "Backtest on the {} finished runs (each forecast after 25% and 50% of a run from the other runs): median error "
         "curve {}%, study prior {}%, linear rule {}%; a run of this study now gets the {} forecast, its 80% interval "
-        "scaled by {} (conformal).",
+        "the median plus {}% to {}% of the energy it predicts is still to come (split conformal on these residuals).",
         bt.runs, format_real(100 * bt.median_ape_curve, 3), format_real(100 * bt.median_ape_prior, 3),
-        format_real(100 * bt.median_ape_linear, 3), predict::to_string(bt.chosen), format_real(bt.interval_scale, 3)));
+        format_real(100 * bt.median_ape_linear, 3), predict::to_string(bt.chosen), format_real(100 * bt.residual_low, 3),
+        format_real(100 * bt.residual_high, 3)));
   t.notes.push_back(fmt::format(
       "Methods: 'study prior' continues the run with the other runs' curves and their energy per epoch; "
       "'too few epochs' is a bound (from the earliest stop the rule allows to max_epochs) where nothing else is "

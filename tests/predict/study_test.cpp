@@ -183,7 +183,8 @@ TEST(StudyBacktest, WithoutEnoughFinishedRunsTheCurveForecastIsUsedAsItIs) {
   const auto runs = early_stopping_study(2, 3);
   const auto bt = pp::backtest(runs);
   EXPECT_FALSE(bt.calibrated);
-  EXPECT_DOUBLE_EQ(bt.interval_scale, 1.0);
+  EXPECT_DOUBLE_EQ(bt.residual_low, 0.0);
+  EXPECT_DOUBLE_EQ(bt.residual_high, 0.0);
   const auto p = pp::predict_in_study(first(runs[0].epochs, 1), runs[0].rule, runs[0].traits, pp::peers_of(runs, 0),
                                       bt);
   EXPECT_EQ(p.method, "study prior");

@@ -87,10 +87,13 @@ struct Backtest {
   double median_ape_prior = 0.0;
   double median_ape_linear = 0.0;
   Method chosen = Method::curve;     ///< lowest median error; on a tie the linear rule, then the curve
-  /// The factor that scales the chosen method's interval half-widths (around
-  /// its median) so that 80% of the backtest's outcomes fall inside: the
-  /// conformal quantile of the points' scores; 1 when uncalibrated.
-  double interval_scale = 1.0;
+  /// The chosen method's residuals (actual - median) / (median - energy
+  /// spent), in units of the energy it said was still to come, at the
+  /// backtest's 10th and 90th percentiles (split-conformal ranks): the
+  /// calibrated 80% interval is median + [low, high] x that energy. 0 when
+  /// uncalibrated.
+  double residual_low = 0.0;
+  double residual_high = 0.0;
   bool calibrated = false;           ///< at least kMinBacktestRuns runs: chosen and calibrated
 };
 
@@ -110,10 +113,11 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
 /// Peers of a run from the backtest runs (all finished), leaving out `self`.
 std::vector<PeerRun> peers_of(const std::vector<BacktestRun>& runs, std::optional<std::size_t> self);
 
-/// The chosen method's forecast with its interval calibrated by the backtest
-/// (a half-width w becomes interval_scale * max(w, floor), where the floor is
-/// a tenth of the energy still to come; the low end never below the energy
-/// already spent). The method label says how it was chosen, e.g. "study prior,
+/// The chosen method's forecast with its energy interval calibrated by the
+/// backtest: median + [residual_low, residual_high] x the energy it predicts is
+/// still to come, the low end never below the energy already spent. (Where
+/// the method was biased in the backtest, the interval lies to one side of
+/// the median.) The method label says how it was chosen, e.g. "study prior,
 /// by backtest of 12 runs"; without a calibrated backtest the curve forecast,
 /// labelled as predict_with gives it.
 Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,

@@ -62,16 +62,6 @@ class Random {
   bool has_spare_ = false;
 };
 
-run::RunConfig config_of(const RuleSettings& r) {
-  run::RunConfig c;
-  c.max_epochs = r.max_epochs;
-  c.patience = r.patience;
-  c.min_delta = r.min_delta;
-  c.target_metric = r.target_metric;
-  c.stop_at_target = r.stop_at_target;
-  return c;
-}
-
 void check_seen(const std::vector<CurvePoint>& seen, const RuleSettings& rule) {
   for (std::size_t i = 0; i < seen.size(); ++i) {
     if (seen[i].epoch != static_cast<int>(i) + 1)
@@ -154,7 +144,7 @@ struct Replay {
 };
 
 Replay replay(const std::vector<CurvePoint>& seen, const RuleSettings& settings) {
-  Replay r{run::ConvergenceRule(config_of(settings))};
+  Replay r{run::ConvergenceRule(rule_config(settings))};
   for (const auto& p : seen) {
     const auto v = r.rule.observe(p.epoch, p.val_metric, kNaN);
     if (v.reached_target) r.target_epoch = p.epoch;
@@ -236,8 +226,18 @@ RuleSettings rule_settings(const run::RunConfig& config) {
   return {config.max_epochs, config.patience, config.min_delta, config.target_metric, config.stop_at_target};
 }
 
+run::RunConfig rule_config(const RuleSettings& r) {
+  run::RunConfig c;
+  c.max_epochs = r.max_epochs;
+  c.patience = r.patience;
+  c.min_delta = r.min_delta;
+  c.target_metric = r.target_metric;
+  c.stop_at_target = r.stop_at_target;
+  return c;
+}
+
 RuleOutcome replay_rule(const std::vector<double>& metrics, const RuleSettings& settings) {
-  run::ConvergenceRule rule(config_of(settings));
+  run::ConvergenceRule rule(rule_config(settings));
   RuleOutcome out;
   for (std::size_t i = 0; i < metrics.size(); ++i) {
     const int epoch = static_cast<int>(i) + 1;

@@ -26,16 +26,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-run::RunConfig config_of(const RuleSettings& r) {
-  run::RunConfig c;
-  c.max_epochs = r.max_epochs;
-  c.patience = r.patience;
-  c.min_delta = r.min_delta;
-  c.target_metric = r.target_metric;
-  c.stop_at_target = r.stop_at_target;
-  return c;
-}
-
 // The weighted quantile q of (value, weight) pairs: the smallest value whose
 // cumulative weight reaches q of the total.
 double weighted_quantile(std::vector<std::pair<double, double>> vw, double q) {
@@ -125,7 +115,7 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
   const Prediction linear = predict_linear(seen, rule);
   if (linear.method == "stopped") return linear;
   const int n = static_cast<int>(seen.size());
-  run::ConvergenceRule base(config_of(rule));
+  run::ConvergenceRule base(rule_config(rule));
   int reached = 0;
   for (const auto& p : seen)
     if (base.observe(p.epoch, p.val_metric, kNaN).reached_target) reached = p.epoch;
@@ -312,8 +302,10 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
     const double n1 = static_cast<double>(s.size() + 1);
     const auto lo = std::clamp<std::size_t>(static_cast<std::size_t>(std::floor(n1 * kTail)), 1, s.size());
     const auto hi = std::clamp<std::size_t>(static_cast<std::size_t>(std::ceil(n1 * (1.0 - kTail))), 1, s.size());
-    bt.residual_low = s[lo - 1];
-    bt.residual_high = s[hi - 1];
+    // The interval holds its median (low <= mid <= high, as every
+    // Interval): a method biased to one side gets the other end at the median.
+    bt.residual_low = std::min(s[lo - 1], 0.0);
+    bt.residual_high = std::max(s[hi - 1], 0.0);
   }
   return bt;
 }
@@ -327,7 +319,7 @@ Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSetti
   auto& e = p.energy_to_stop_j;
   const double rest = to_come(e, spent);
   e.low = std::max(spent, e.mid + bt.residual_low * rest);
-  e.high = std::max(e.low, e.mid + bt.residual_high * rest);
+  e.high = e.mid + bt.residual_high * rest;
   p.method = fmt::format("{}, by backtest of {} runs", p.method, bt.runs);
   return p;
 }

@@ -81,6 +81,9 @@ struct RuleSettings {
 
 /// The rule settings of a run's config.
 RuleSettings rule_settings(const run::RunConfig& config);
+/// A run config that carries these settings (the rest default), for
+/// run::ConvergenceRule.
+run::RunConfig rule_config(const RuleSettings& rule);
 
 /// Epochs predict_curve needs before it fits curves. On the synthetic runs
 /// of the tests, fewer give confidently wrong intervals (3 or 4 epochs: the

@@ -90,8 +90,8 @@ struct Backtest {
   /// The chosen method's residuals (actual - median) / (median - energy
   /// spent), in units of the energy it said was still to come, at the
   /// backtest's 10th and 90th percentiles (split-conformal ranks): the
-  /// calibrated 80% interval is median + [low, high] x that energy. 0 when
-  /// uncalibrated.
+  /// calibrated 80% interval is median + [low, high] x that energy. low <= 0
+  /// <= high (the interval holds its median); 0 when uncalibrated.
   double residual_low = 0.0;
   double residual_high = 0.0;
   bool calibrated = false;           ///< at least kMinBacktestRuns runs: chosen and calibrated
@@ -115,9 +115,7 @@ std::vector<PeerRun> peers_of(const std::vector<BacktestRun>& runs, std::optiona
 
 /// The chosen method's forecast with its energy interval calibrated by the
 /// backtest: median + [residual_low, residual_high] x the energy it predicts is
-/// still to come, the low end never below the energy already spent. (Where
-/// the method was biased in the backtest, the interval lies to one side of
-/// the median.) The method label says how it was chosen, e.g. "study prior,
+/// still to come, the low end never below the energy already spent. The method label says how it was chosen, e.g. "study prior,
 /// by backtest of 12 runs"; without a calibrated backtest the curve forecast,
 /// labelled as predict_with gives it.
 Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,

@@ -210,6 +210,8 @@ TEST(StudyCalibration, ScaledIntervalsHoldEightyPercentOfOutcomes) {
       const auto p = pp::predict_in_study(seen, runs[i].rule, runs[i].traits, peers, bt);
       const auto raw = pp::predict_with(bt.chosen, seen, runs[i].rule, runs[i].traits, peers);
       const double actual = runs[i].energy_j;
+      EXPECT_LE(p.energy_to_stop_j.low, p.energy_to_stop_j.mid);
+      EXPECT_LE(p.energy_to_stop_j.mid, p.energy_to_stop_j.high);
       held += p.energy_to_stop_j.low <= actual && actual <= p.energy_to_stop_j.high;
       held_raw += raw.energy_to_stop_j.low <= actual && actual <= raw.energy_to_stop_j.high;
       ++points;

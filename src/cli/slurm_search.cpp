@@ -19,9 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "slurm_search.h"
 #include "powertrain/error.h"
 #include "powertrain/io/text.h"
 #include "powertrain/runner/runner.h"
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/search/search.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/slurm/slurm.h"

@@ -2,6 +2,7 @@
 // see search.h. Every decision is a function of the setups' curves truncated
 // at the rung it concerns, so a later epoch never changes an earlier rung's
 // verdict: a search that resumes from its records decides what it decided.
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/search/search.h"
 
 #include <algorithm>

@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "powertrain/error.h"
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/study/plan.h"
 #include "powertrain/study/search_view.h"
 #include "powertrain/study/spec.h"

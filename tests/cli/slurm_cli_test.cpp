@@ -403,14 +403,16 @@ int check_search_segments(const std::string& db, const std::string& study) {
   return segments;
 }
 
-// The chosen setup in `results` output ("bs=.. lr=.." on the choice's row).
-std::string choice_of(const std::string& results_out) {
-  const auto at = results_out.find("(chosen)");
+// The chosen setup in a search's output: "bs=.. lr=.." on the choice's row.
+std::string choice_of(const std::string& out) {
+  const auto at = out.find("chosen setup");
   if (at == std::string::npos) return "";
-  const auto line_start = results_out.rfind('\n', at) + 1;
-  const auto bs = results_out.find("bs=", line_start);
-  if (bs == std::string::npos || bs > at) return results_out.substr(line_start, at - line_start);
-  return results_out.substr(bs, results_out.find_first_of("(", bs) - bs);
+  const auto bs = out.find("bs=", at);
+  if (bs == std::string::npos) return "";
+  auto end = out.find_first_of("\n|", bs);
+  auto text = out.substr(bs, end == std::string::npos ? std::string::npos : end - bs);
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
 }
 
 TEST_F(SlurmCli, SearchThroughSlurmChoosesAsTheLocalSearchAndRecordsEverySegmentOnce) {

@@ -1,5 +1,6 @@
 // The search's pure logic: rungs, sampling, decisions, and replays on
 // synthetic grids whose best setup is planted.
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/search/search.h"
 
 #include <cmath>

@@ -503,8 +503,9 @@ Decision decide_rungs(const Settings& s, const std::vector<Setup>& sampled, cons
         case SegmentState::diverged: v.state = "diverged"; break;
         case SegmentState::failed: v.state = "failed"; break;
         case SegmentState::stopped:
+          // Continued, then stopped inside its segment by Zeus's rule: the rule's reason.
+          if (v.reason.empty() || v.state == "continued") v.reason = o.message;
           v.state = "stopped";
-          if (v.reason.empty()) v.reason = o.message;
           break;
         case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
         case SegmentState::running: v.state = "running"; break;

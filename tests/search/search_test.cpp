@@ -497,6 +497,24 @@ TEST(Asynchronous, APromotionStandsAndACompleteRungKeepsWhatTheSynchronousRuleKe
   EXPECT_EQ(rs[2].setups, 0);
 }
 
+// A setup that went on and was then stopped inside its next segment by
+// Zeus's rule says the rule's reason, not its earlier rank.
+TEST(Asynchronous, ASetupContinuedAndThenStoppedSaysWhy) {
+  auto s = four_setups();
+  s.rule.target_metric = 0.9;
+  s.rule.stop_at_target = true;
+  const std::vector<search::Setup> sampled{{16, 0.1, 0}, {16, 0.01, 0}, {64, 0.1, 0}, {64, 0.01, 0}};
+  auto stopped = ran(sampled[2], 1, {0.5, 0.6}, 2, SegmentState::stopped);
+  stopped.message = "stopped after epoch 2: too dear";
+  const std::vector<Observed> obs{ran(sampled[0], 0, {0.95}, 1, SegmentState::converged),
+                                  ran(sampled[1], 0, {0.3}, 1, SegmentState::paused), stopped,
+                                  ran(sampled[3], 0, {0.2}, 1, SegmentState::paused)};
+  for (const auto& d : {decide(s, sampled, obs, 50.0), decide_asynchronous(s, sampled, obs, 50.0)}) {
+    EXPECT_EQ(d.verdicts[2].state, "stopped");
+    EXPECT_EQ(d.verdicts[2].reason, "stopped after epoch 2: too dear");
+  }
+}
+
 // The planted grid searched by `slots` workers side by side: each segment
 // takes as long as its epochs, a free worker starts the first segment the
 // asynchronous rule offers. Returns the final decision; every segment must

@@ -8,13 +8,13 @@
 #
 #   bench/search_slurm.sh SPEC OUTDIR [SLOTS]
 #
-# Needs build/powertrain and Slurm (scripts/setup installs slurm-wlm and munge).
+# Needs build/src/cli/powertrain and Slurm (scripts/setup installs slurm-wlm and munge).
 set -euo pipefail
 spec=$(realpath "$1")
 out=$(realpath -m "$2")
 slots=${3:-4}
 root=$(cd "$(dirname "$0")/.." && pwd)
-pt=$root/build/powertrain
+pt=$root/build/src/cli/powertrain
 mkdir -p "$out"
 cluster=$out/cluster
 "$root/tests/support/slurm/slurm-cluster" start "$cluster" >/dev/null

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "slurm_search.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -50,6 +52,8 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+}  // namespace
+
 void print_collect(const slurm::CollectResult& c, bool quiet) {
   // A file that cannot be taken in is said even when quiet: results would be missing silently.
   if (c.unreadable)
@@ -61,12 +65,6 @@ void print_collect(const slurm::CollectResult& c, bool quiet) {
              c.duplicates ? fmt::format("; {} of trials that had a result already (kept as they were)", c.duplicates)
                           : "");
 }
-
-// Trials of a study that Slurm still holds: queued or running tasks of its submissions.
-struct LiveState {
-  std::map<std::int64_t, slurm::LiveTask> by_trial;  // trial -> its live task
-  std::map<std::int64_t, std::string> job_of_trial;  // trial -> latest submission "<job>_<index>"
-};
 
 LiveState live_state(const store::Store& store, std::int64_t study_id) {
   LiveState s;
@@ -85,11 +83,6 @@ LiveState live_state(const store::Store& store, std::int64_t study_id) {
   }
   return s;
 }
-
-struct Submitted {
-  std::string job_id;
-  int trials = 0;
-};
 
 Submitted submit_array(store::Store& store, const study::StudySpec& spec, const fs::path& db, const fs::path& folder,
                        const std::vector<slurm::TaskTrial>& trials, const SlurmSubmit& o,
@@ -139,6 +132,8 @@ Submitted submit_array(store::Store& store, const study::StudySpec& spec, const 
   s.trials = static_cast<int>(trials.size());
   return s;
 }
+
+namespace {
 
 struct Counts {
   int total = 0, done = 0;
@@ -198,7 +193,7 @@ int submit_study(const study::StudySpec& spec, const std::string& db_arg, const 
         continue;
       }
     }
-    (p.spec.phase == study::kPhasePretrain ? first : second).push_back({id, p.spec.key, p.label, p.spec.phase});
+    (p.spec.phase == study::kPhasePretrain ? first : second).push_back({id, p.spec.key, p.label, p.spec.phase, {}});
   }
 
   // 3. One array per group; downstream trials wait for their encoders.
@@ -297,6 +292,29 @@ void collect_before_reading(const std::string& db, bool quiet) {
 
 namespace {
 
+// A search's segment in an array task: its trial planned from the job file,
+// continuing the earlier segments' epochs (which this task's result file
+// lacks) and the state the last of them saved beside the study's database,
+// with Zeus's rule against the best measured when it went out.
+void configure_segment(runner::RunOptions& ro, const study::StudySpec& spec, const slurm::TaskTrial& trial) {
+  if (spec.kind != store::StudyKind::search) throw ConfigError("a segment of a study that is not a search");
+  const auto& job = *trial.segment;
+  auto planned = study::segment_trial(spec, job.segment);
+  if (planned.spec.key != trial.key)
+    throw ConfigError(fmt::format("the job file's segment of {} does not match its trial", trial.label));
+  std::vector<predict::CurvePoint> prior;
+  for (const auto& key : planned.continues) {
+    const auto it = job.earlier_epochs.find(key);
+    if (it == job.earlier_epochs.end()) continue;
+    for (const auto& e : it->second)
+      if (e.epoch == static_cast<int>(prior.size()) + 1) prior.push_back({e.epoch, e.val_metric, e.energy_j});
+  }
+  ro.plan = std::vector<study::PlannedTrial>{std::move(planned)};
+  ro.earlier_epochs = job.earlier_epochs;
+  ro.stop_rule = runner::segment_stop_rule(spec, std::move(prior),
+                                           job.best_j ? *job.best_j : std::numeric_limits<double>::infinity());
+}
+
 // One array task: its trials, each into a result file of its own.
 int run_slurm_task(const std::string& job_path, int index_arg) {
   const auto job = slurm::read_job_file(job_path);
@@ -357,6 +375,7 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
       ro.log = stderr;
       ro.disabled_sources = job.disabled_sources;
       ro.placement = placement;
+      if (trial.segment) configure_segment(ro, spec, trial);
       const auto r = runner::run_study(spec, store, ro);
       stopped = r.stopped;
       if (const auto t = store.find_trial(r.study_id, trial.key)) status = t->status;
@@ -442,6 +461,7 @@ int run_status(const StatusArgs& a) {
     study::print_table(stdout, t);
     auto js = study::to_json(t);
     js["study"] = s.name;
+    print_search_rungs(store, s, live ? &*live : nullptr, &js);
     doc["studies"].push_back(std::move(js));
   }
   if (!found && !a.study.empty()) throw ConfigError(fmt::format("{}: no study named '{}'", a.db, a.study));

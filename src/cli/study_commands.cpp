@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "slurm_search.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -38,6 +39,8 @@ struct StudyArgs {
   bool slurm = false;
   std::vector<std::string> slurm_opts;
   bool wait = false;
+  int slots = 4;            ///< search --slurm: segments in Slurm at once
+  bool slots_given = false;
 };
 
 // How the energy of a study's runs was obtained: the distinct methods of its
@@ -117,10 +120,8 @@ int run_search_command(StudyArgs& a) {
   auto spec = study::load_spec(a.spec, store::StudyKind::search);
   if (!a.name.empty()) spec.name = a.name;
   if (!a.slurm && (a.wait || !a.slurm_opts.empty())) throw ConfigError("--wait and --slurm-opt go with --slurm");
-  // A search decides each rung from the one before: its segments need the
-  // earlier segments' records, which a Slurm task's own result file lacks.
-  if (a.slurm)
-    throw ConfigError("a search runs its segments locally for now (--slurm is for sweep and study); see docs/search.md");
+  if (a.slots_given && !a.slurm) throw ConfigError("--slots goes with --slurm");
+  if (a.slurm) return submit_search(spec, a.db, SlurmSubmit{a.slurm_opts, a.wait, a.quiet, a.disable}, a.slots);
   collect_before_reading(a.db, a.quiet);
   auto store = store::Store::open(a.db);
   if (const auto note = search::smaller_than_asked(spec.search_space, spec.search); note && !a.quiet)
@@ -242,6 +243,14 @@ void add_study_commands(CLI::App& app, Context& ctx) {
     auto* cmd = app.add_subcommand(
         "search", "Search for the setup with the least energy to the target without training the whole grid (docs/search.md)");
     add_run_options(cmd, a);
+    cmd->add_option_function<int>(
+           "--slots",
+           [a](int n) {
+             a->slots = n;
+             a->slots_given = true;
+           },
+           "With --slurm: segments queued or running in Slurm at once (default 4)")
+        ->type_name("N");
     cmd->callback([&ctx, a] { ctx.exit_code = run_search_command(*a); });
   }
   {

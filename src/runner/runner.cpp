@@ -520,9 +520,12 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
         // A search's later segment: the earlier segments' epochs and the state the last one saved.
         for (const auto& key : t.continues) {
           const auto earlier = store.find_trial(r.study_id, key);
-          if (!earlier || !earlier->run_id || !store::is_done(earlier->status))
-            throw ConfigError(fmt::format("its earlier segment ({}) has not ended", key));
-          for (auto& e : store.epochs_of(*earlier->run_id))
+          const auto handed = o.earlier_epochs.find(key);
+          std::vector<run::EpochRecord> epochs;
+          if (earlier && earlier->run_id && store::is_done(earlier->status)) epochs = store.epochs_of(*earlier->run_id);
+          else if (!earlier && handed != o.earlier_epochs.end()) epochs = handed->second;
+          else throw ConfigError(fmt::format("its earlier segment ({}) has not ended", key));
+          for (auto& e : epochs)
             if (e.epoch == static_cast<int>(prior_epochs.size()) + 1) prior_epochs.push_back(std::move(e));
         }
         const auto state = study::segment_state_path(artifacts, t.continues.back());
@@ -623,6 +626,18 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   return r;
 }
 
+std::function<std::optional<std::string>(const run::EpochRecord&)> segment_stop_rule(
+    const StudySpec& spec, std::vector<predict::CurvePoint> prior, double best_j) {
+  const int prior_last = prior.empty() ? 0 : prior.back().epoch;
+  auto rule = std::make_shared<search::EpochRule>(spec.search, std::move(prior), best_j);
+  // A segment trained again from epoch 1 (its program saved no state)
+  // repeats epochs the rule has judged already: it is asked from the new ones on.
+  return [rule, prior_last](const run::EpochRecord& e) -> std::optional<std::string> {
+    if (e.epoch <= prior_last) return std::nullopt;
+    return rule->after({e.epoch, e.val_metric, e.energy_j});
+  };
+}
+
 SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOptions& o) {
   if (spec.kind != store::StudyKind::search)
     throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, store::to_string(spec.kind)));
@@ -676,15 +691,7 @@ SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOption
       std::vector<predict::CurvePoint> prior;
       for (const auto& ob : observed)
         if (ob.setup == seg.setup) prior = ob.epochs;
-      const int prior_last = prior.empty() ? 0 : prior.back().epoch;
-      auto rule = std::make_shared<search::EpochRule>(spec.search, std::move(prior),
-                                                      search::best_measured_j(spec.search, observed));
-      // A segment trained again from epoch 1 (its program saved no state)
-      // repeats epochs the rule has judged already: it is asked from the new ones on.
-      call.stop_rule = [rule, prior_last](const run::EpochRecord& e) -> std::optional<std::string> {
-        if (e.epoch <= prior_last) return std::nullopt;
-        return rule->after({e.epoch, e.val_metric, e.energy_j});
-      };
+      call.stop_rule = segment_stop_rule(spec, std::move(prior), search::best_measured_j(spec.search, observed));
       const auto r = run_study(spec, store, call);
       if (r.busy > 0) continue;  // another process runs it
       if (r.skipped > 0) {       // another process finished it meanwhile: decide again

@@ -2,6 +2,7 @@
 // see search.h. Every decision is a function of the setups' curves truncated
 // at the rung it concerns, so a later epoch never changes an earlier rung's
 // verdict: a search that resumes from its records decides what it decided.
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/search/search.h"
 
 #include <algorithm>
@@ -325,8 +326,20 @@ struct Rank {
 
 }  // namespace
 
-Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
-                double spent_j) {
+namespace {
+
+// Successive halving, synchronous (decide) or asynchronous (decide_asynchronous).
+// One rule for both: a rung's finished members are ranked on their curves cut
+// at the rung's end, and the top 1/eta of them go on unless Zeus's rule or the
+// target says otherwise. Synchronous: a rung is ranked once all its members
+// are in, and keeps ceil(members / eta). Asynchronous (ASHA): a rung is ranked
+// whenever a result comes in, and a finished member goes on when it ranks in
+// the top floor(finished / eta); once the rung and every rung before it are
+// complete, in the top ceil(members / eta), the synchronous rule. A promotion
+// is never taken back: a setup that has a segment at a later rung stays
+// promoted.
+Decision decide_rungs(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
+                      double spent_j, bool asynchronous) {
   const auto R = rungs(s);
   const bool with_target = s.rule.target_metric.has_value();
   const std::size_t n = sampled.size();
@@ -340,6 +353,8 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
   const bool budget_left = !s.budget_j || spent_j < *s.budget_j;
   std::vector<std::string> state(n), reason(n);
   bool busy = false;  // a segment runs or waits
+  std::vector<std::vector<Segment>> next_of_rung(R.size());  // asynchronous: segments that may run, per rung
+  bool complete_before = true;  // asynchronous: every earlier rung has all its results
 
   // Setups taking part in rung k: every sampled one in rung 0, then those promoted.
   std::vector<std::size_t> members(n);
@@ -349,11 +364,17 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
     const int rung_start = k == 0 ? 1 : R[k - 1] + 1;
     // 1. Is the rung in? Segments not yet run go out (random: one at a time).
     std::vector<Segment> waiting;
+    std::vector<std::size_t> finished;  // members whose segment of this rung has ended
+    bool running_here = false;
     for (auto i : members) {
       const auto& o = obs[i];
-      if (o.rung > static_cast<int>(k) || (o.rung == static_cast<int>(k) && ended(o.state))) continue;
+      if (o.rung > static_cast<int>(k) || (o.rung == static_cast<int>(k) && ended(o.state))) {
+        finished.push_back(i);
+        continue;
+      }
       if (o.rung == static_cast<int>(k) && o.state == SegmentState::running) {
         busy = true;
+        running_here = true;
         state[i] = "running";
         continue;
       }
@@ -361,30 +382,42 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
       if (o.rung == static_cast<int>(k) && o.state == SegmentState::pending) busy = true;
       waiting.push_back({sampled[i], static_cast<int>(k), rung_start, rung_end});
       const bool here = o.rung == static_cast<int>(k);
-      state[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
+      // (Asynchronous: a setup promoted just now says so until its segment goes out.)
+      if (!(asynchronous && !here && k > 0))
+        state[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
       // Interrupted or failed before: why, while it waits to run again.
       if (here && !o.message.empty())
         reason[i] = o.failed_before ? o.message + " (it runs again when the search runs again)" : o.message;
     }
-    if (!waiting.empty() || busy) {
+    const auto hold = [&](std::vector<Segment>& segments) {
+      d.budget_spent = true;
+      for (auto& seg : segments) {
+        const auto i = static_cast<std::size_t>(std::find(sampled.begin(), sampled.end(), seg.setup) - sampled.begin());
+        if (obs[i].rung < static_cast<int>(k)) state[i] = "not started";
+        reason[i] = "the energy budget was spent";
+      }
+    };
+    if (!asynchronous && (!waiting.empty() || busy)) {
       if (budget_left) {
         if (s.strategy == "random" && !waiting.empty()) waiting.resize(1);
         d.next = std::move(waiting);
       } else {
-        d.budget_spent = true;
-        for (auto& seg : waiting) {
-          const auto i = static_cast<std::size_t>(std::find(sampled.begin(), sampled.end(), seg.setup) - sampled.begin());
-          if (obs[i].rung < static_cast<int>(k)) state[i] = "not started";
-          reason[i] = "the energy budget was spent";
-        }
+        hold(waiting);
       }
       break;
     }
-    // 2. The rung is in: rank its members on their curves up to its end.
+    const bool rung_complete = complete_before && waiting.empty() && !running_here;
+    if (asynchronous && !waiting.empty()) {
+      if (budget_left) next_of_rung[k] = std::move(waiting);
+      else hold(waiting);
+    }
+    complete_before = rung_complete;
+    // 2. Rank the rung's finished members on their curves up to its end
+    // (synchronous: all of them).
     std::vector<Standing> at(n);
     std::vector<Rank> ranks;
     double best_reached = kInf;
-    for (auto i : members) {
+    for (auto i : finished) {
       at[i] = standing(s, truncated(obs[i].epochs, rung_end));
       const bool lost = (complete(obs[i].state) && obs[i].rung == static_cast<int>(k) &&
                          (obs[i].state == SegmentState::diverged || obs[i].state == SegmentState::failed));
@@ -404,7 +437,9 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
     }
     std::sort(ranks.begin(), ranks.end());
     const bool last_rung = k + 1 == R.size();
-    const auto keep = static_cast<std::size_t>(std::ceil(static_cast<double>(members.size()) / s.eta - 1e-9));
+    const auto keep =
+        rung_complete ? static_cast<std::size_t>(std::ceil(static_cast<double>(members.size()) / s.eta - 1e-9))
+                 : static_cast<std::size_t>(std::floor(static_cast<double>(finished.size()) / s.eta + 1e-9));
     std::vector<std::size_t> promoted;
     for (std::size_t pos = 0; pos < ranks.size(); ++pos) {
       const auto i = ranks[pos].index;
@@ -419,9 +454,18 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
       }
       if (!paused_here) continue;  // converged, diverged, ...: said below
       if (last_rung) continue;
+      const auto rank_text = rung_complete ? fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end)
+                                      : fmt::format("rank {} of the {} of {} finished after epoch {}", pos + 1,
+                                                    finished.size(), members.size(), rung_end);
+      if (asynchronous && o.rung > static_cast<int>(k)) {  // promoted earlier: it stays so
+        state[i] = "continued";
+        reason[i] = rank_text;
+        promoted.push_back(i);
+        continue;
+      }
       if (pos >= keep) {
-        state[i] = "stopped";
-        reason[i] = fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end);
+        state[i] = rung_complete ? "stopped" : "paused";
+        reason[i] = rung_complete ? rank_text : rank_text + "; waiting for more results of its rung";
         continue;
       }
       if (with_target && std::isfinite(best_reached) && !(at[i].cost_j <= s.beta * best_reached)) {
@@ -434,12 +478,16 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
         continue;
       }
       state[i] = "continued";
-      reason[i] = fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end);
+      reason[i] = rank_text;
       promoted.push_back(i);
     }
     std::sort(promoted.begin(), promoted.end());
     members = std::move(promoted);
   }
+  // Asynchronous: the deepest rung's segments first (ASHA promotes before it starts new setups).
+  if (asynchronous)
+    for (auto k = R.size(); k-- > 0;)
+      for (auto& seg : next_of_rung[k]) d.next.push_back(std::move(seg));
 
   // Complete setups say how they ended; the chosen one is picked among them.
   double best_metric = -kInf;
@@ -455,8 +503,9 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
         case SegmentState::diverged: v.state = "diverged"; break;
         case SegmentState::failed: v.state = "failed"; break;
         case SegmentState::stopped:
+          // Continued, then stopped inside its segment by Zeus's rule: the rule's reason.
+          if (v.reason.empty() || v.state == "continued") v.reason = o.message;
           v.state = "stopped";
-          if (v.reason.empty()) v.reason = o.message;
           break;
         case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
         case SegmentState::running: v.state = "running"; break;
@@ -487,6 +536,46 @@ Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std:
   }
   d.finished = d.next.empty() && !busy;
   return d;
+}
+
+}  // namespace
+
+Decision decide(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
+                double spent_j) {
+  return decide_rungs(s, sampled, observed, spent_j, false);
+}
+
+Decision decide_asynchronous(const Settings& s, const std::vector<Setup>& sampled,
+                             const std::vector<Observed>& observed, double spent_j) {
+  return decide_rungs(s, sampled, observed, spent_j, true);
+}
+
+
+std::vector<RungSummary> rung_summary(const Settings& s, const std::vector<Observed>& observed) {
+  const auto R = rungs(s);
+  std::vector<RungSummary> out;
+  for (std::size_t k = 0; k < R.size(); ++k) {
+    RungSummary r;
+    r.rung = static_cast<int>(k);
+    r.end_epoch = R[k];
+    const int rung = static_cast<int>(k);
+    for (const auto& o : observed) {
+      if (o.rung < rung) continue;
+      ++r.setups;
+      if (o.rung > rung) {
+        ++r.finished;
+        ++r.promoted;
+      } else if (ended(o.state)) {
+        ++r.finished;
+      } else if (o.state == SegmentState::running) {
+        ++r.running;
+      } else {
+        ++r.waiting;
+      }
+    }
+    out.push_back(r);
+  }
+  return out;
 }
 
 Replay replay(const Settings& s, const Space& space, const std::vector<RecordedSetup>& runs) {

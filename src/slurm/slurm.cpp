@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -48,12 +49,90 @@ fs::path study_folder(const store::Study& s, const fs::path& db) {
 
 // --- job files -----------------------------------------------------------------
 
+namespace {
+
+// A number, or null for what JSON cannot hold (NaN: not known; infinities).
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+double number_or_nan(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key) || j.at(key).is_null()) return std::numeric_limits<double>::quiet_NaN();
+  return j.at(key).get<double>();
+}
+
+}  // namespace
+
+// What a continued run needs of its earlier epochs: the convergence rule's
+// inputs (metric, losses) and the forecaster's (energy, durations).
+nlohmann::json segment_to_json(const SegmentJob& s) {
+  nlohmann::json earlier = nlohmann::json::object();
+  for (const auto& [key, epochs] : s.earlier_epochs) {
+    auto list = nlohmann::json::array();
+    for (const auto& e : epochs)
+      list.push_back({{"epoch", e.epoch},
+                      {"duration_s", finite_or_null(e.duration_s)},
+                      {"train_duration_s", finite_or_null(e.train_duration_s)},
+                      {"eval_duration_s", finite_or_null(e.eval_duration_s)},
+                      {"energy_j", finite_or_null(e.energy_j)},
+                      {"machine_energy_j", finite_or_null(e.machine_energy_j)},
+                      {"train_energy_j", finite_or_null(e.train_energy_j)},
+                      {"eval_energy_j", finite_or_null(e.eval_energy_j)},
+                      {"method", e.method},
+                      {"samples_per_s", finite_or_null(e.samples_per_s)},
+                      {"train_loss", finite_or_null(e.train_loss)},
+                      {"val_loss", finite_or_null(e.val_loss)},
+                      {"val_metric", finite_or_null(e.val_metric)}});
+    earlier[key] = std::move(list);
+  }
+  const auto& g = s.segment;
+  return {{"batch_size", g.setup.batch_size},
+          {"learning_rate", g.setup.learning_rate},
+          {"threads", g.setup.threads},
+          {"rung", g.rung},
+          {"from_epoch", g.from_epoch},
+          {"to_epoch", g.to_epoch},
+          {"best_j", s.best_j ? finite_or_null(*s.best_j) : nlohmann::json(nullptr)},
+          {"earlier_epochs", std::move(earlier)}};
+}
+
+SegmentJob segment_from_json(const nlohmann::json& j) {
+  SegmentJob s;
+  s.segment.setup.batch_size = j.at("batch_size").get<std::int64_t>();
+  s.segment.setup.learning_rate = j.at("learning_rate").get<double>();
+  s.segment.setup.threads = j.at("threads").get<int>();
+  s.segment.rung = j.at("rung").get<int>();
+  s.segment.from_epoch = j.at("from_epoch").get<int>();
+  s.segment.to_epoch = j.at("to_epoch").get<int>();
+  if (!j.at("best_j").is_null()) s.best_j = j.at("best_j").get<double>();
+  for (const auto& [key, list] : j.at("earlier_epochs").items()) {
+    auto& epochs = s.earlier_epochs[key];
+    for (const auto& x : list) {
+      run::EpochRecord e;
+      e.epoch = x.at("epoch").get<int>();
+      e.duration_s = number_or_nan(x, "duration_s");
+      e.train_duration_s = number_or_nan(x, "train_duration_s");
+      e.eval_duration_s = number_or_nan(x, "eval_duration_s");
+      e.energy_j = number_or_nan(x, "energy_j");
+      e.machine_energy_j = number_or_nan(x, "machine_energy_j");
+      e.train_energy_j = number_or_nan(x, "train_energy_j");
+      e.eval_energy_j = number_or_nan(x, "eval_energy_j");
+      e.method = x.value("method", "");
+      e.samples_per_s = number_or_nan(x, "samples_per_s");
+      e.train_loss = number_or_nan(x, "train_loss");
+      e.val_loss = number_or_nan(x, "val_loss");
+      e.val_metric = number_or_nan(x, "val_metric");
+      epochs.push_back(std::move(e));
+    }
+  }
+  return s;
+}
+
 nlohmann::json to_json(const JobFile& j) {
   nlohmann::json tasks = nlohmann::json::array();
   for (const auto& t : j.tasks) {
     nlohmann::json trials = nlohmann::json::array();
-    for (const auto& x : t)
+    for (const auto& x : t) {
       trials.push_back({{"trial_id", x.trial_id}, {"key", x.key}, {"label", x.label}, {"phase", x.phase}});
+      if (x.segment) trials.back()["segment"] = segment_to_json(*x.segment);
+    }
     tasks.push_back(std::move(trials));
   }
   return {{"powertrain_job", 1},
@@ -82,9 +161,15 @@ JobFile job_from_json(const nlohmann::json& d) {
     j.exclusive = d.value("exclusive", false);
     for (const auto& t : d.at("tasks")) {
       std::vector<TaskTrial> trials;
-      for (const auto& x : t)
-        trials.push_back({x.at("trial_id").get<std::int64_t>(), x.at("key").get<std::string>(), x.value("label", ""),
-                          x.value("phase", "")});
+      for (const auto& x : t) {
+        TaskTrial trial;
+        trial.trial_id = x.at("trial_id").get<std::int64_t>();
+        trial.key = x.at("key").get<std::string>();
+        trial.label = x.value("label", "");
+        trial.phase = x.value("phase", "");
+        if (x.contains("segment")) trial.segment = segment_from_json(x.at("segment"));
+        trials.push_back(std::move(trial));
+      }
       j.tasks.push_back(std::move(trials));
     }
     return j;

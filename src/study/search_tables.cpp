@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "powertrain/error.h"
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/study/plan.h"
 #include "powertrain/study/search_view.h"
 #include "powertrain/study/spec.h"
@@ -38,7 +39,12 @@ std::optional<SearchView> search_view(const store::Study& study, const std::vect
       v.segment_energy_j += t.energy_j;
       ++v.segments;
     }
-  v.decision = search::decide(spec.search, v.setups, observed, v.segment_energy_j);
+  // Segments that Slurm ran were decided asynchronously (ASHA): their records
+  // are read by the same rule, so that early promotions read as such.
+  bool on_slurm = false;
+  for (const auto& t : trials) on_slurm = on_slurm || (t.phase == kPhaseSearch && !t.slurm_job.empty());
+  v.decision = on_slurm ? search::decide_asynchronous(spec.search, v.setups, observed, v.segment_energy_j)
+                        : search::decide(spec.search, v.setups, observed, v.segment_energy_j);
   v.curves = observed;
   v.space_note = search::smaller_than_asked(spec.search_space, spec.search).value_or("");
   return v;

@@ -217,7 +217,8 @@ TEST_F(SearchCli, BadInputIsOneLineAndWritesNothing) {
   refused(with(kSearch, "eta = 2", "eta = 1"), {}, "'search.eta' must be more than 1");
   refused(with(kSearch, "learning_rates = [0.01, 0.1]", "learning_rates = [0.01, 0.1]\nlearning_rate_range = [0.001, 0.1]"),
           {}, "give either 'search.learning_rates' or 'search.learning_rate_range', not both");
-  refused(kSearch, {"--slurm"}, "a search runs its segments locally for now");
+  refused(kSearch, {"--slots", "2"}, "--slots goes with --slurm");
+  refused(kSearch, {"--slurm", "--slots", "0"}, "--slots must be at least 1");
   refused(R"(name = "pre"
 kind = "pretrain"
 [workload]

@@ -318,4 +318,229 @@ TEST(SlurmWaitCli, ASignalWhileWaitingSaysTheJobsGoOnEvenWhenQuiet) {
   EXPECT_NE(err.find("scancel 4242"), std::string::npos) << err;
 }
 
+// --- search --slurm: asynchronous successive halving on the cluster ------------
+
+// 4 setups of tiny images, rungs ending at epochs 1, 2 and 4 (eta 2).
+const char* kSearch = R"(name = "ss"
+kind = "search"
+[workload]
+dataset = "synthetic-images"
+[workload.data]
+train_samples = 256
+eval_samples = 64
+image_size = 16
+num_classes = 4
+[training]
+max_epochs = 4
+patience = 2
+min_delta = 0.0
+threads = 1
+target_metric = TARGET
+[search]
+batch_sizes = [16, 64]
+learning_rates = [0.003, 0.05]
+min_epochs = 1
+eta = 2
+)";
+
+std::string search_spec(const std::string& target, int train_samples = 256, const std::string& eta = "2") {
+  std::string text = kSearch;
+  text.replace(text.find("eta = 2"), 7, "eta = " + eta);
+  if (target.empty()) text.erase(text.find("target_metric = TARGET\n"), 23);  // ranked by metric
+  else text.replace(text.find("TARGET"), 6, target);
+  text.replace(text.find("train_samples = 256"), 19, "train_samples = " + std::to_string(train_samples));
+  return text;
+}
+
+// What must hold of a search's segments in the study's database: one trial
+// per segment, each with exactly one finished run whose epochs are numbered
+// from where its setup's earlier segment ended, each epoch once; every
+// result file taken in once. Returns the number of segments.
+int check_search_segments(const std::string& db, const std::string& study) {
+  auto store = pst::Store::open_readonly(db);
+  const auto s = store.find_study(study);
+  if (!s) {
+    ADD_FAILURE() << "no study " << study;
+    return 0;
+  }
+  std::set<std::string> keys;
+  int segments = 0;
+  for (const auto& r : store.results_of(s->id)) {
+    ++segments;
+    EXPECT_TRUE(keys.insert(r.trial.key).second) << "segment twice: " << r.trial.key;
+    EXPECT_TRUE(pst::is_done(r.trial.status)) << r.trial.key << ": " << r.trial.message;
+    EXPECT_NE(r.trial.status, pst::TrialStatus::failed) << r.trial.message;
+    if (!r.run) {
+      ADD_FAILURE() << "no run: " << r.trial.key;
+      continue;
+    }
+    const auto epochs = store.epochs_of(r.run->id);
+    EXPECT_FALSE(epochs.empty()) << r.trial.key;
+    for (std::size_t i = 1; i < epochs.size(); ++i) EXPECT_EQ(epochs[i].epoch, epochs[i - 1].epoch + 1) << r.trial.key;
+    if (epochs.empty()) continue;
+    if (r.trial.step > 0) {
+      EXPECT_GT(epochs.front().epoch, 1) << "continued, not restarted";
+    } else {
+      EXPECT_EQ(epochs.front().epoch, 1);
+    }
+  }
+  // Finished runs: one per segment; the other runs are interrupted attempts.
+  const auto finished = std::get<std::int64_t>(
+      store.query("SELECT count(*) FROM runs WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?) AND "
+                  "status NOT IN ('interrupted', 'running')",
+                  {s->id})
+          .rows[0][0]);
+  EXPECT_EQ(finished, segments);
+  const auto imported = std::get<std::int64_t>(
+      store.query("SELECT count(*) FROM imports WHERE outcome = 'imported' AND trial_id IN (SELECT id FROM trials "
+                  "WHERE study_id = ?)",
+                  {s->id})
+          .rows[0][0]);
+  EXPECT_EQ(imported, std::get<std::int64_t>(store.query("SELECT count(*) FROM runs WHERE trial_id IN (SELECT id FROM "
+                                                         "trials WHERE study_id = ?)",
+                                                         {s->id})
+                                                 .rows[0][0]))
+      << "every run came from one result file, taken in once";
+  return segments;
+}
+
+// The chosen setup in a search's output: "bs=.. lr=.." on the choice's row.
+std::string choice_of(const std::string& out) {
+  const auto at = out.find("chosen setup");
+  if (at == std::string::npos) return "";
+  const auto bs = out.find("bs=", at);
+  if (bs == std::string::npos) return "";
+  auto end = out.find_first_of("\n|", bs);
+  auto text = out.substr(bs, end == std::string::npos ? std::string::npos : end - bs);
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+TEST_F(SlurmCli, SearchThroughSlurmChoosesAsTheLocalSearchAndRecordsEverySegmentOnce) {
+  TempDir dir;
+  write_file(dir / "search.toml", search_spec("0.9"));
+  const auto local = (dir / "local.db").string();
+  const auto cluster = (dir / "cluster.db").string();
+  auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", local, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto local_choice = choice_of(r.out);
+  ASSERT_FALSE(local_choice.empty()) << r.out;
+
+  r = run_powertrain({"search", (dir / "search.toml").string(), "--db", cluster, "--slurm", "--wait", "--slots", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("submitted job"), std::string::npos) << r.err;
+  EXPECT_EQ(choice_of(r.out), local_choice) << r.out;
+  const int segments = check_search_segments(cluster, "ss");
+  EXPECT_GE(segments, 5) << "4 first segments and at least one continued";
+
+  // Each segment ran in its own array task.
+  {
+    auto store = pst::Store::open_readonly(cluster);
+    for (const auto& run : store.list_runs())
+      EXPECT_EQ(run.environment.placement.rfind("Slurm job ", 0), 0u) << run.environment.placement;
+  }
+  // status shows the rungs.
+  const auto st = run_powertrain({"status", cluster});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_NE(st.out.find("Search 'ss': rungs"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("promoted"), std::string::npos) << st.out;
+
+  // Finished: again, nothing goes out and nothing changes.
+  const auto before = fingerprint(cluster);
+  r = run_powertrain({"search", (dir / "search.toml").string(), "--db", cluster, "--slurm"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("0 segments sent to Slurm now"), std::string::npos) << r.err;
+  EXPECT_EQ(fingerprint(cluster), before);
+}
+
+// Without --wait: each call submits what may start and returns; calls again
+// drive the search to the same end.
+TEST_F(SlurmCli, SearchThroughSlurmAdvancesWithEachCallWithoutWait) {
+  TempDir dir;
+  write_file(dir / "search.toml", search_spec("0.9"));
+  const auto db = (dir / "r.db").string();
+  auto r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--slurm", "--slots", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("4 segments"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not finished"), std::string::npos) << r.err;
+  bool finished = false;
+  for (int i = 0; i < 120 && !finished; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    r = run_powertrain({"search", (dir / "search.toml").string(), "--db", db, "--slurm", "--quiet"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    finished = r.out.find("(chosen)") != std::string::npos;
+  }
+  EXPECT_TRUE(finished);
+  check_search_segments(db, "ss");
+}
+
+// A segment that continues a setup is cancelled (scancel) mid-segment: the
+// search sends it again, it continues from the state the setup's earlier
+// segment saved, and it is recorded once, with the cancelled attempt kept as
+// interrupted.
+TEST_F(SlurmCli, ASegmentCancelledMidwayIsRunAgainFromItsSavedStateWithoutDuplicateOrLoss) {
+  TempDir dir;
+  // More images, rungs ending at epochs 1 and 4: the continued segment
+  // (epochs 2-4) takes a few seconds. No target: no segment ends early at it.
+  write_file(dir / "search.toml", search_spec("", 3000, "4"));
+  const auto db = (dir / "r.db").string();
+  const pid_t pt = powertrain::testing::spawn_powertrain(
+      {"search", (dir / "search.toml").string(), "--db", db, "--slurm", "--wait", "--slots", "4"},
+      (dir / "out").string());
+  const auto results = fs::path(db + ".slurm") / "ss" / "results";
+  std::string cancelled;  // "<job>_<task>"
+  for (int i = 0; i < 1200 && cancelled.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::error_code ec;
+    if (!fs::is_directory(results, ec)) continue;
+    for (const auto& e : fs::directory_iterator(results, ec)) {
+      const auto name = e.path().filename().string();
+      if (name.find(".partial.db") == std::string::npos) continue;
+      try {
+        auto s = pst::Store::open_readonly(e.path());
+        const auto n = s.query("SELECT count(*) FROM epochs e JOIN runs r ON r.id = e.run_id JOIN trials t ON "
+                               "t.run_id = r.id WHERE t.step > 0")
+                           .rows[0][0];
+        if (std::get<std::int64_t>(n) > 0) {
+          // trial-<id>-<job>_<task>-r<n>.partial.db
+          const auto a = name.find('-', 6) + 1;
+          cancelled = name.substr(a, name.rfind("-r") - a);
+        }
+      } catch (const std::exception&) {
+      }
+      if (!cancelled.empty()) break;
+    }
+  }
+  if (cancelled.empty()) {
+    ::kill(pt, SIGINT);
+    ::waitpid(pt, nullptr, 0);
+    std::ifstream in(dir / "out");
+    FAIL() << "no continued segment got through an epoch:\n" << std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  ASSERT_EQ(run_program("/usr/bin/env", {"scancel", cancelled}).exit_code, 0);
+  int st = 0;
+  ::waitpid(pt, &st, 0);
+  std::ifstream in(dir / "out");
+  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(st)) << out;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+  EXPECT_NE(out.find("The search's choice"), std::string::npos) << out;
+
+  check_search_segments(db, "ss");
+  auto store = pst::Store::open_readonly(db);
+  const auto runs = store.query(
+      "SELECT t.key, t.attempts, t.step, r.status FROM runs r JOIN trials t ON t.id = r.trial_id WHERE r.slurm_job = ?",
+      {cancelled});
+  ASSERT_EQ(runs.rows.size(), 1u) << "the cancelled task's run, taken in once";
+  EXPECT_EQ(std::get<std::string>(runs.rows[0][3]), "interrupted");
+  EXPECT_EQ(std::get<std::int64_t>(runs.rows[0][1]), 2) << "cancelled once, run again once";
+  const auto key = std::get<std::string>(runs.rows[0][0]);
+  const auto trial = store.find_trial(store.find_study("ss")->id, key);
+  ASSERT_TRUE(trial && trial->run_id);
+  EXPECT_TRUE(pst::is_done(trial->status));
+  const auto epochs = store.epochs_of(*trial->run_id);
+  ASSERT_FALSE(epochs.empty());
+  EXPECT_EQ(epochs.front().epoch, 2) << "continued from the saved state of epoch 1";
+}
+
 }  // namespace

@@ -1,5 +1,6 @@
 // The search's pure logic: rungs, sampling, decisions, and replays on
 // synthetic grids whose best setup is planted.
+#include "powertrain/search/asynchronous.h"
 #include "powertrain/search/search.h"
 
 #include <cmath>
@@ -401,6 +402,193 @@ TEST(Search, ASetupStoppedInsideItsSegmentIsNotContinued) {
   EXPECT_TRUE(d.finished);
   EXPECT_EQ(d.verdicts[1].state, "stopped");
   EXPECT_EQ(d.verdicts[1].reason, "stopped after epoch 1: too dear");
+}
+
+// --- the asynchronous rule (ASHA), for segments that run side by side --------
+
+// A setup's record after its segment of rung `rung` ran epochs from..to of `curve`.
+Observed ran(const Setup& setup, int rung, const std::vector<double>& curve, int to, SegmentState st,
+             double epoch_j = 10.0) {
+  Observed o;
+  o.setup = setup;
+  o.rung = rung;
+  o.state = st;
+  for (int e = 1; e <= to; ++e) o.epochs.push_back({e, curve[static_cast<std::size_t>(e - 1)], epoch_j});
+  return o;
+}
+
+Settings four_setups() {
+  auto s = settings_with(4, std::nullopt);  // rungs end at epochs 1, 2, 4
+  s.setups = 4;
+  s.eta = 2.0;
+  return s;
+}
+
+TEST(Asynchronous, PromotesOnceASetupRanksInTheTopOfTheResultsSoFar) {
+  const auto s = four_setups();
+  ASSERT_EQ(rungs(s), (std::vector<int>{1, 2, 4}));
+  const std::vector<search::Setup> sampled{{16, 0.1, 0}, {16, 0.01, 0}, {64, 0.1, 0}, {64, 0.01, 0}};
+  // Nothing ran: every setup's first segment may start, in sample order.
+  auto d = decide_asynchronous(s, sampled, {}, 0.0);
+  ASSERT_EQ(d.next.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(d.next[i].setup, sampled[i]);
+  // One result in: floor(1 / 2) = 0 promote; the others keep running.
+  std::vector<Observed> obs{ran(sampled[0], 0, {0.6}, 1, SegmentState::paused),
+                            {sampled[1], 0, SegmentState::running, {}, ""},
+                            {sampled[2], 0, SegmentState::running, {}, ""}};
+  d = decide_asynchronous(s, sampled, obs, 10.0);
+  ASSERT_EQ(d.next.size(), 1u);
+  EXPECT_EQ(d.next[0].setup, sampled[3]);
+  EXPECT_EQ(d.next[0].rung, 0);
+  EXPECT_EQ(d.verdicts[0].state, "paused");
+  EXPECT_NE(d.verdicts[0].reason.find("waiting for more results"), std::string::npos) << d.verdicts[0].reason;
+  EXPECT_FALSE(d.finished);
+  // The synchronous rule waits for the whole rung.
+  EXPECT_EQ(decide(s, sampled, obs, 10.0).next.front().rung, 0);
+  // Two in: the better of them (floor(2 / 2) = 1) goes on at once, before the
+  // setup that has not started: the deeper rung first.
+  obs[1] = ran(sampled[1], 0, {0.7}, 1, SegmentState::paused);
+  d = decide_asynchronous(s, sampled, obs, 20.0);
+  ASSERT_EQ(d.next.size(), 2u);
+  EXPECT_EQ(d.next[0].setup, sampled[1]);
+  EXPECT_EQ(d.next[0].rung, 1);
+  EXPECT_EQ(d.next[0].from_epoch, 2);
+  EXPECT_EQ(d.next[0].to_epoch, 2);
+  EXPECT_EQ(d.next[1].setup, sampled[3]);
+  EXPECT_EQ(d.verdicts[1].state, "continued");
+  EXPECT_EQ(d.verdicts[0].state, "paused");
+}
+
+TEST(Asynchronous, APromotionStandsAndACompleteRungKeepsWhatTheSynchronousRuleKeeps) {
+  const auto s = four_setups();
+  const std::vector<search::Setup> sampled{{16, 0.1, 0}, {16, 0.01, 0}, {64, 0.1, 0}, {64, 0.01, 0}};
+  // Setup 1 went on early (rank 1 of 2); the two results after it are better.
+  std::vector<Observed> obs{ran(sampled[0], 0, {0.6}, 1, SegmentState::paused),
+                            {sampled[1], 1, SegmentState::running, {{1, 0.7, 10.0}}, ""},
+                            ran(sampled[2], 0, {0.9}, 1, SegmentState::paused),
+                            ran(sampled[3], 0, {0.8}, 1, SegmentState::paused)};
+  const auto d = decide_asynchronous(s, sampled, obs, 40.0);
+  // The rung is complete: ceil(4 / 2) = 2 go on, the two best; setup 1 stays promoted (running).
+  ASSERT_EQ(d.next.size(), 2u);
+  std::set<std::string> next;
+  for (const auto& seg : d.next) {
+    EXPECT_EQ(seg.rung, 1);
+    next.insert(label(seg.setup));
+  }
+  EXPECT_EQ(next, (std::set<std::string>{label(sampled[2]), label(sampled[3])}));
+  EXPECT_EQ(d.verdicts[1].state, "running");
+  EXPECT_EQ(d.verdicts[0].state, "stopped");
+  EXPECT_EQ(d.verdicts[0].reason, "rank 4 of 4 after epoch 1");
+  // The synchronous rule on the same complete rung (had setup 1 not gone on) keeps the same two.
+  auto sync_obs = obs;
+  sync_obs[1] = ran(sampled[1], 0, {0.7}, 1, SegmentState::paused);
+  std::set<std::string> sync_next;
+  for (const auto& seg : decide(s, sampled, sync_obs, 40.0).next) sync_next.insert(label(seg.setup));
+  EXPECT_EQ(sync_next, next);
+  // Where it stands, rung by rung.
+  const auto rs = rung_summary(s, obs);
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_EQ(rs[0].setups, 4);
+  EXPECT_EQ(rs[0].finished, 4);
+  EXPECT_EQ(rs[0].promoted, 1);
+  EXPECT_EQ(rs[1].setups, 1);
+  EXPECT_EQ(rs[1].running, 1);
+  EXPECT_EQ(rs[1].end_epoch, 2);
+  EXPECT_EQ(rs[2].setups, 0);
+}
+
+// A setup that went on and was then stopped inside its next segment by
+// Zeus's rule says the rule's reason, not its earlier rank.
+TEST(Asynchronous, ASetupContinuedAndThenStoppedSaysWhy) {
+  auto s = four_setups();
+  s.rule.target_metric = 0.9;
+  s.rule.stop_at_target = true;
+  const std::vector<search::Setup> sampled{{16, 0.1, 0}, {16, 0.01, 0}, {64, 0.1, 0}, {64, 0.01, 0}};
+  auto stopped = ran(sampled[2], 1, {0.5, 0.6}, 2, SegmentState::stopped);
+  stopped.message = "stopped after epoch 2: too dear";
+  const std::vector<Observed> obs{ran(sampled[0], 0, {0.95}, 1, SegmentState::converged),
+                                  ran(sampled[1], 0, {0.3}, 1, SegmentState::paused), stopped,
+                                  ran(sampled[3], 0, {0.2}, 1, SegmentState::paused)};
+  for (const auto& d : {decide(s, sampled, obs, 50.0), decide_asynchronous(s, sampled, obs, 50.0)}) {
+    EXPECT_EQ(d.verdicts[2].state, "stopped");
+    EXPECT_EQ(d.verdicts[2].reason, "stopped after epoch 2: too dear");
+  }
+}
+
+// The planted grid searched by `slots` workers side by side: each segment
+// takes as long as its epochs, a free worker starts the first segment the
+// asynchronous rule offers. Returns the final decision; every segment must
+// start once.
+Decision simulate_asynchronous(const Settings& s, const std::vector<RecordedSetup>& grid, int slots,
+                               int* segments_run = nullptr) {
+  const auto sampled = sample_setups(grid_space(), s);
+  std::vector<Observed> obs;
+  struct Running {
+    Segment seg;
+    int ends_at;
+  };
+  std::vector<Running> running;
+  std::set<std::pair<std::string, int>> started;
+  double spent = 0.0;
+  int now = 0;
+  Decision d;
+  for (int guard = 0; guard < 10000; ++guard) {
+    d = decide_asynchronous(s, sampled, obs, spent);
+    if (d.finished) break;
+    for (const auto& seg : d.next) {
+      if (static_cast<int>(running.size()) >= slots) break;
+      EXPECT_TRUE(started.insert({label(seg.setup), seg.rung}).second) << label(seg.setup) << " rung " << seg.rung;
+      running.push_back({seg, now + seg.to_epoch - seg.from_epoch + 1});
+      auto it = std::find_if(obs.begin(), obs.end(), [&](const Observed& o) { return o.setup == seg.setup; });
+      if (it == obs.end()) {
+        obs.push_back({seg.setup, -1, SegmentState::none, {}, ""});
+        it = obs.end() - 1;
+      }
+      it->rung = seg.rung;
+      it->state = SegmentState::running;
+    }
+    EXPECT_FALSE(running.empty()) << "nothing runs and nothing may start, yet not finished";
+    if (running.empty()) break;
+    // The segment that ends first reports.
+    const auto first = std::min_element(running.begin(), running.end(),
+                                        [](const Running& a, const Running& b) { return a.ends_at < b.ends_at; });
+    const auto seg = first->seg;
+    now = first->ends_at;
+    running.erase(first);
+    const auto& rec = *std::find_if(grid.begin(), grid.end(), [&](const RecordedSetup& r) { return r.setup == seg.setup; });
+    auto& o = *std::find_if(obs.begin(), obs.end(), [&](const Observed& x) { return x.setup == seg.setup; });
+    bool reached = false;
+    for (const auto& e : rec.epochs)
+      if (e.epoch >= seg.from_epoch && e.epoch <= seg.to_epoch && !reached) {
+        o.epochs.push_back(e);
+        spent += e.energy_j;
+        reached = *s.rule.target_metric <= e.val_metric;
+      }
+    o.state = reached ? SegmentState::converged
+              : seg.to_epoch < static_cast<int>(rec.epochs.size()) ? SegmentState::paused
+                                                                   : rec.end;
+  }
+  if (segments_run) *segments_run = static_cast<int>(started.size());
+  return d;
+}
+
+TEST(Asynchronous, SideBySideWorkersFindThePlantedBestAndRunEverySegmentOnce) {
+  auto s = settings_with(20);
+  const auto grid = planted_grid(s);
+  const auto sampled = sample_setups(grid_space(), s);
+  const auto sync = replay(s, grid_space(), grid);
+  ASSERT_TRUE(sync.last.chosen.has_value());
+  for (int slots : {1, 4, 16}) {
+    int segments = 0;
+    const auto d = simulate_asynchronous(s, grid, slots, &segments);
+    EXPECT_TRUE(d.finished) << slots << " slots";
+    ASSERT_TRUE(d.chosen.has_value()) << slots << " slots";
+    EXPECT_EQ(sampled[*d.chosen], (search::Setup{256, 0.1, 0})) << slots << " slots";
+    EXPECT_EQ(sampled[*d.chosen], sampled[*sync.last.chosen]) << slots << " slots";
+    // ASHA continues at least the setups halving does, a few more where it promoted early.
+    EXPECT_GE(segments, sync.segments) << slots << " slots";
+    EXPECT_LE(segments, 2 * sync.segments) << slots << " slots";
+  }
 }
 
 }  // namespace

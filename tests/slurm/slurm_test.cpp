@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -90,6 +92,54 @@ TEST(JobFile, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(to_json(back), to_json(j));
   EXPECT_THROW(job_from_json(nlohmann::json{{"study", "x"}}), ConfigError);
   EXPECT_THROW(group_tasks({}, 0), ConfigError);
+}
+
+// A search's segment travels in the job file with what its task's own result
+// file lacks: the earlier segments' epochs (a metric not known stays NaN)
+// and the best energy to the target when it went out.
+TEST(JobFile, CarriesASearchSegmentWithItsEarlierEpochs) {
+  TempDir dir;
+  JobFile j;
+  j.study = "s";
+  j.kind = store::StudyKind::search;
+  TaskTrial t;
+  t.trial_id = 7;
+  t.key = "seg1";
+  t.label = "bs=16 lr=0.01 epochs 2-4";
+  t.phase = "search";
+  SegmentJob seg;
+  seg.segment = {{16, 0.01, 2}, 1, 2, 4};
+  run::EpochRecord e;
+  e.epoch = 1;
+  e.energy_j = 12.5;
+  e.val_metric = 0.61;
+  e.val_loss = std::nan("");
+  e.method = "estimated";
+  seg.earlier_epochs["seg0"] = {e};
+  seg.best_j = 30.0;
+  t.segment = seg;
+  j.tasks = {{t}, {TaskTrial{8, "plain", "", "", {}}}};
+  write_job_file(dir / "job.json", j);
+  const auto back = read_job_file(dir / "job.json");
+  EXPECT_EQ(to_json(back), to_json(j));
+  ASSERT_TRUE(back.tasks[0][0].segment.has_value());
+  EXPECT_FALSE(back.tasks[1][0].segment.has_value());
+  const auto& b = *back.tasks[0][0].segment;
+  EXPECT_EQ(b.segment.setup, (search::Setup{16, 0.01, 2}));
+  EXPECT_EQ(b.segment.rung, 1);
+  EXPECT_EQ(b.segment.from_epoch, 2);
+  EXPECT_EQ(b.segment.to_epoch, 4);
+  ASSERT_EQ(b.earlier_epochs.at("seg0").size(), 1u);
+  const auto& be = b.earlier_epochs.at("seg0")[0];
+  EXPECT_EQ(be.epoch, 1);
+  EXPECT_DOUBLE_EQ(be.energy_j, 12.5);
+  EXPECT_DOUBLE_EQ(be.val_metric, 0.61);
+  EXPECT_TRUE(std::isnan(be.val_loss));
+  EXPECT_EQ(be.method, "estimated");
+  EXPECT_EQ(b.best_j, 30.0);
+  // No setup had reached the target: no best.
+  seg.best_j.reset();
+  EXPECT_FALSE(segment_from_json(segment_to_json(seg)).best_j.has_value());
 }
 
 TEST(Folder, BesideTheDatabaseOrWhereTheSpecSays) {

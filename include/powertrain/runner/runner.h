@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -69,6 +70,10 @@ struct RunOptions {
   std::optional<std::vector<PlannedTrial>> plan;
   /// Asked after every epoch of every trial run (session::SessionOptions::stop_rule).
   std::function<std::optional<std::string>(const run::EpochRecord&)> stop_rule;
+  /// A search segment's earlier segments' epochs by their trial keys, for a
+  /// store that lacks those segments (a Slurm task writes a result file of its
+  /// own; the study's database handed them in through the job file).
+  std::map<std::string, std::vector<run::EpochRecord>> earlier_epochs;
   /// Shared between calls so that data is loaded once (null: this call's own).
   std::shared_ptr<DataCache> data_cache;
 };
@@ -107,6 +112,12 @@ struct SearchRun {
   std::vector<search::Setup> setups;  ///< the sampled setups (decision.verdicts follow them)
   double spent_j = 0.0;     ///< the search's energy, every attempt
 };
+
+/// Zeus's rule inside a search segment (RunOptions::stop_rule): asked after
+/// every epoch past the setup's earlier ones (`prior`), against the best
+/// measured energy to the target when the segment starts (`best_j`; inf: none).
+std::function<std::optional<std::string>(const run::EpochRecord&)> segment_stop_rule(
+    const StudySpec& spec, std::vector<predict::CurvePoint> prior, double best_j);
 
 /// Runs a search: decides from the store what to train next (one segment of
 /// one setup), runs it through run_study, and decides again, until the

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "powertrain/search/search.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/spec.h"
 
@@ -31,12 +32,26 @@ std::filesystem::path study_folder(const study::StudySpec& spec, const std::file
 /// The same for a stored study (its stored specification says where).
 std::filesystem::path study_folder(const store::Study& study, const std::filesystem::path& db);
 
+/// A search's segment run by an array task (docs/search.md, "On a Slurm
+/// cluster"): which rung of which setup, and what the task's own result file
+/// lacks, the earlier segments' epochs (its run continues them) and the best
+/// measured energy to the target when it went out (Zeus's rule inside it).
+struct SegmentJob {
+  search::Segment segment;
+  std::map<std::string, std::vector<run::EpochRecord>> earlier_epochs;  ///< by the earlier segments' trial keys
+  std::optional<double> best_j;  ///< none: no setup had reached the target
+};
+nlohmann::json segment_to_json(const SegmentJob& s);
+/// Throws nlohmann::json::exception on a malformed document.
+SegmentJob segment_from_json(const nlohmann::json& j);
+
 /// One trial of an array task.
 struct TaskTrial {
   std::int64_t trial_id = 0;  ///< in the study's database
   std::string key;            ///< canonical key (the same in the task's result file)
   std::string label;
   std::string phase;          ///< e.g. "pretrain": a task whose pretraining diverged fails its dependents
+  std::optional<SegmentJob> segment;  ///< a search's segment (the study is a search)
 };
 
 /// A submission: what each array task runs. Written before sbatch, read by the tasks.

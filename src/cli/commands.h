@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "powertrain/error.h"
+#include "powertrain/slurm/nodes.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/spec.h"
 
@@ -52,6 +53,9 @@ int submit_study(const study::StudySpec& spec, const std::string& db, const Slur
 /// Takes in the result files of Slurm tasks before a command reads `db`
 /// (nothing when no study was submitted, or the database cannot be written).
 void collect_before_reading(const std::string& db, bool quiet);
+/// What a merge of a run's nodes did, on stderr (train.cpp); unreadable files
+/// and missing nodes are said even when quiet.
+void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool quiet);
 /// The tables of a study on standard output (study_commands.cpp).
 void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials);
 

@@ -1,6 +1,8 @@
 #pragma once
 // Each subcommand registers itself on the app; its callback stores the exit code.
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,13 @@ inline void check_source_names(const std::vector<std::string>& disabled) {
   for (const auto& d : disabled)
     if (std::find(known.begin(), known.end(), d) == known.end())
       throw ConfigError("--disable: no energy source named '" + d + "' (nvml, rapl, perf, rails or estimate)");
+}
+
+/// An environment variable's value (nullopt: unset), for run::node_role.
+inline std::optional<std::string> env_var(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
 }
 
 struct Context {

@@ -55,12 +55,6 @@ struct TrainArgs {
   double nodes_wait_s = 120.0;
 };
 
-std::optional<std::string> env_var(const std::string& name) {
-  const char* v = std::getenv(name.c_str());
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
 // A secondary node of a run over several nodes: its own windows and epochs go
 // to its node file; its rule never ends the run (the primary decides).
 int run_secondary(TrainArgs& a, const run::NodeRole& role, const std::filesystem::path& dir,

@@ -58,8 +58,36 @@ fs::path default_nodes_dir(const fs::path& db, const std::function<std::optional
   return fs::path(fs::absolute(db).string() + ".nodes") / fmt::format("job{}.step{}", job, step);
 }
 
-fs::path node_file(const fs::path& dir, int rank) { return dir / fmt::format("node-{}.db", rank); }
-fs::path node_partial(const fs::path& dir, int rank) { return dir / fmt::format("node-{}{}", rank, kPartialSuffix); }
+fs::path node_file(const fs::path& dir, int rank, const std::string& ext) {
+  return dir / fmt::format("node-{}{}", rank, ext);
+}
+fs::path node_partial(const fs::path& dir, int rank, const std::string& ext) {
+  return dir / fmt::format("node-{}.partial{}", rank, ext);
+}
+bool node_file_exists(const fs::path& file) { return exists_no_follow(file); }
+
+std::string read_node_text(const fs::path& file, std::uintmax_t max_bytes) {
+  const std::string what = file.filename().string();
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0) throw ConfigError(fmt::format("{}: {}", what, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) throw ConfigError(fmt::format("{} is not a regular file: not read", what));
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(fmt::format("{}: {}", what, std::strerror(errno)));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      throw ConfigError(fmt::format("{} is larger than {} bytes: not read", what, max_bytes));
+    }
+  }
+  ::close(fd);
+  return out;
+}
 
 void claim_primary(const fs::path& dir) {
   make_folder(dir);
@@ -70,11 +98,11 @@ void claim_primary(const fs::path& dir) {
         dir.string()));
 }
 
-fs::path claim_node_file(const fs::path& dir, int rank) {
+fs::path claim_node_file(const fs::path& dir, int rank, const std::string& ext) {
   if (rank < 1) throw ConfigError(fmt::format("node {} is not a secondary (ranks 1 and up are)", rank));
   make_folder(dir);
-  const auto partial = node_partial(dir, rank);
-  if (exists_no_follow(node_file(dir, rank)) || !create_exclusive(partial))
+  const auto partial = node_partial(dir, rank, ext);
+  if (exists_no_follow(node_file(dir, rank, ext)) || !create_exclusive(partial))
     throw ConfigError(fmt::format(
         "{}: node {} of another run (or another powertrain with --node-rank {}) wrote here; give each run over "
         "several nodes a folder of its own (--nodes-dir)",
@@ -82,10 +110,10 @@ fs::path claim_node_file(const fs::path& dir, int rank) {
   return partial;
 }
 
-void finish_node_file(const fs::path& dir, int rank) {
+void finish_node_file(const fs::path& dir, int rank, const std::string& ext) {
   std::error_code ec;
-  fs::rename(node_partial(dir, rank), node_file(dir, rank), ec);
-  if (ec) throw IoError(fmt::format("cannot finish {}: {}", node_file(dir, rank).string(), ec.message()));
+  fs::rename(node_partial(dir, rank, ext), node_file(dir, rank, ext), ec);
+  if (ec) throw IoError(fmt::format("cannot finish {}: {}", node_file(dir, rank, ext).string(), ec.message()));
 }
 
 run::NodeRun read_node_file(const fs::path& file, int rank, bool complete) {

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "powertrain/store/store.h"
 #include "fake_program.h"
 #include "run_cli.h"
@@ -262,6 +264,63 @@ TEST(NodesCli, BadNodeSettingsAreOneLine) {
   fs::create_symlink(dir / "nodes", dir / "link");
   r = with({"--node-rank", "1", "--nodes", "2", "--nodes-dir", (dir / "link").string()});
   EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
+}
+
+// `measure` over two nodes: one measure per node, node 0 reports both and
+// their total; a missing node makes the total partial.
+TEST(NodesCli, MeasureReportsPerNodeAndInTotal) {
+  TempDir dir;
+  const auto nd = (dir / "nodes").string();
+  const pid_t node1 = spawn_powertrain({"measure", "--node-rank", "1", "--nodes", "2", "--nodes-dir", nd, "--", "sleep",
+                                        "0.3"},
+                                       (dir / "node1.log").string());
+  const auto report = (dir / "all.json").string();
+  const auto r = run_powertrain({"measure", "--json", "-o", report, "--node-rank", "0", "--nodes", "2", "--nodes-dir",
+                                 nd, "--nodes-wait", "60", "--", "sleep", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(wait_exit(node1), 0);
+  std::ifstream in(report);
+  const auto doc = nlohmann::json::parse(in);
+  std::ifstream in1(dir / "nodes" / "node-1.json");
+  const auto own1 = nlohmann::json::parse(in1);
+  const auto& nodes = doc.at("nodes");
+  EXPECT_EQ(nodes.at("nodes"), 2);
+  ASSERT_EQ(nodes.at("per_node").size(), 2u);
+  const auto& n0 = nodes["per_node"][0];
+  const auto& n1 = nodes["per_node"][1];
+  EXPECT_DOUBLE_EQ(n0["energy_j"].get<double>(), doc["energy_j"].get<double>());  // node 0's own figures
+  EXPECT_DOUBLE_EQ(n1["energy_j"].get<double>(), own1["energy_j"].get<double>());
+  EXPECT_NEAR(nodes["total"]["energy_j"].get<double>(),
+              doc["energy_j"].get<double>() + own1["energy_j"].get<double>(), 1e-9);
+  EXPECT_DOUBLE_EQ(nodes["total"]["duration_s"].get<double>(),
+                   std::max(doc["duration_s"].get<double>(), own1["duration_s"].get<double>()));
+  EXPECT_FALSE(nodes["total"]["partial"].get<bool>());
+  EXPECT_GT(doc["duration_s"].get<double>(), own1["duration_s"].get<double>());
+
+  // Node 1 never comes: its row says so and the total is partial (text report).
+  const auto lone = run_powertrain({"measure", "--node-rank", "0", "--nodes", "2", "--nodes-dir",
+                                    (dir / "lone").string(), "--nodes-wait", "0", "--", "true"});
+  ASSERT_EQ(lone.exit_code, 0) << lone.err;
+  EXPECT_NE(lone.err.find("no report from this node"), std::string::npos) << lone.err;
+  EXPECT_NE(lone.err.find("partial"), std::string::npos) << lone.err;
+  EXPECT_NE(lone.err.find("all 2 nodes"), std::string::npos) << lone.err;
+}
+
+// torchrun on one node: one meter, one node row.
+TEST(NodesCli, MeasureOfTorchrunOnOneNodeIsOneNodeRow) {
+  const auto torchrun = fs::path(python()).parent_path() / "torchrun";
+  if (!fs::exists(torchrun)) GTEST_SKIP() << torchrun << " is missing (scripts/setup installs torch)";
+  TempDir dir;
+  const auto report = (dir / "m.json").string();
+  const auto r = run_powertrain({"measure", "--json", "-o", report, "--", torchrun.string(), "--standalone",
+                                 "--nproc_per_node", "2", "--no-python", "true"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(report);
+  const auto doc = nlohmann::json::parse(in);
+  ASSERT_TRUE(doc.contains("nodes")) << doc.dump();
+  EXPECT_EQ(doc["nodes"]["nodes"], 1);
+  ASSERT_EQ(doc["nodes"]["per_node"].size(), 1u);
+  EXPECT_DOUBLE_EQ(doc["nodes"]["total"]["energy_j"].get<double>(), doc["energy_j"].get<double>());
 }
 
 }  // namespace

@@ -28,8 +28,10 @@ namespace powertrain::slurm {
 std::filesystem::path default_nodes_dir(const std::filesystem::path& db,
                                         const std::function<std::optional<std::string>(const std::string&)>& env);
 
-std::filesystem::path node_file(const std::filesystem::path& dir, int rank);     ///< node-<k>.db
-std::filesystem::path node_partial(const std::filesystem::path& dir, int rank);  ///< node-<k>.partial.db
+/// node-<k>.db (`measure`'s nodes: ext ".json")
+std::filesystem::path node_file(const std::filesystem::path& dir, int rank, const std::string& ext = ".db");
+/// node-<k>.partial.db
+std::filesystem::path node_partial(const std::filesystem::path& dir, int rank, const std::string& ext = ".db");
 
 /// The primary claims the folder (creates it and <dir>/primary, exclusively).
 /// Throws ConfigError when another run's primary has claimed it, or the
@@ -39,9 +41,14 @@ void claim_primary(const std::filesystem::path& dir);
 /// node-<k>.partial.db exclusively (never through a link). Returns its path.
 /// Throws ConfigError when node k's file is there already (another run's, or
 /// a second powertrain given the same rank).
-std::filesystem::path claim_node_file(const std::filesystem::path& dir, int rank);
+std::filesystem::path claim_node_file(const std::filesystem::path& dir, int rank, const std::string& ext = ".db");
 /// Renames a secondary's finished file to node-<k>.db in one step.
-void finish_node_file(const std::filesystem::path& dir, int rank);
+void finish_node_file(const std::filesystem::path& dir, int rank, const std::string& ext = ".db");
+/// Whether a node file is there (a link counts: it is there, and refused when read).
+bool node_file_exists(const std::filesystem::path& file);
+/// The text of a small node file (measure's JSON reports): a regular file,
+/// never through a link, at most max_bytes. Throws ConfigError saying why not.
+std::string read_node_text(const std::filesystem::path& file, std::uintmax_t max_bytes = 16u << 20);
 
 /// One node's record from its file, read through a private copy
 /// (ResultCopy: links and non-regular files refused) and checked like a

@@ -172,6 +172,11 @@ int run_train(TrainArgs& a) {
   so.log = a.quiet ? nullptr : stderr;
   so.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
 
+  // Which node this is of a run over several nodes (flags, or an srun step).
+  const auto role = run::node_role(a.node_rank, a.nodes, env_var);
+  if (role.nodes > 1 && a.command.empty())
+    throw ConfigError("a run over several nodes trains your own program: give it after -- (e.g. torchrun ...)");
+
   // Validate and load before anything is written: bad input leaves the store untouched.
   std::unique_ptr<run::Workload> workload;
   std::optional<data::Dataset> dataset;
@@ -194,12 +199,8 @@ int run_train(TrainArgs& a) {
     dataset = data::load_dataset(train::dataset_options(c));
     workload = std::make_unique<train::Trainer>(c, *dataset);
   }
-  // Which node this is of a run over several nodes (flags, or an srun step).
-  const auto role = run::node_role(a.node_rank, a.nodes, env_var);
   std::filesystem::path nodes_dir;
   if (role.nodes > 1) {
-    if (a.command.empty())
-      throw ConfigError("a run over several nodes trains your own program: give it after -- (e.g. torchrun ...)");
     if (!(a.nodes_wait_s >= 0.0 && a.nodes_wait_s <= 86400.0))
       throw ConfigError(fmt::format("--nodes-wait must be between 0 and 86400 seconds, got {}", a.nodes_wait_s));
     if (!a.nodes_dir.empty()) nodes_dir = std::filesystem::absolute(a.nodes_dir);

@@ -183,15 +183,16 @@ NodeRole node_role(int rank_flag, int nodes_flag,
   if (!id || !n) return role;
   role.nodes = parse_int(*n, "SLURM_STEP_NUM_NODES");
   role.rank = parse_int(*id, "SLURM_NODEID");
-  if (role.nodes <= 1) return NodeRole{};
-  if (role.rank >= role.nodes)
-    throw ConfigError(fmt::format("SLURM_NODEID {} is outside the step's {} nodes", role.rank, role.nodes));
+  // Several tasks on a node would measure it once per task.
   const auto tasks = env("SLURM_STEP_NUM_TASKS");
   if (tasks && parse_int(*tasks, "SLURM_STEP_NUM_TASKS") != role.nodes)
     throw ConfigError(fmt::format(
-        "this srun step runs {} tasks on {} nodes: powertrain measures a node once, so start one per node "
+        "this srun step runs {} tasks on {} node{}: powertrain measures a node once, so start one per node "
         "(srun --ntasks-per-node 1) and let torchrun start the ranks",
-        *tasks, role.nodes));
+        *tasks, role.nodes, role.nodes == 1 ? "" : "s"));
+  if (role.nodes <= 1) return NodeRole{};
+  if (role.rank >= role.nodes)
+    throw ConfigError(fmt::format("SLURM_NODEID {} is outside the step's {} nodes", role.rank, role.nodes));
   role.from_slurm = true;
   return role;
 }

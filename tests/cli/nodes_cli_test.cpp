@@ -266,6 +266,65 @@ TEST(NodesCli, BadNodeSettingsAreOneLine) {
   EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
 }
 
+// A real allocation over two nodes: the test Slurm with two slurmd on this
+// host (SLURM_CLUSTER_NODES=2); srun starts one powertrain per node, which
+// find their ranks in the step, train the example script and merge; and one
+// measure per node, reported by node 0.
+TEST(NodesCli, AnSrunStepOverTwoNodesIsOneRunAndOneReport) {
+  if (!has_torch()) GTEST_SKIP() << python() << " has no torch (scripts/setup installs it)";
+  TempDir dir;
+  const auto cluster = (dir / "c").string();
+  const std::string script = kSource + "/tests/support/slurm/slurm-cluster";
+  const auto up = run_program("/usr/bin/env", {"SLURM_CLUSTER_NODES=2", script, "start", cluster});
+  if (up.exit_code == 77) GTEST_SKIP() << "no Slurm here: " << up.err.substr(0, up.err.find('\n'));
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  struct Stop {
+    std::string script, cluster;
+    ~Stop() { (void)run_program(script, {"stop", cluster}); }
+  } stop{script, cluster};
+  make_data(dir.path());
+  const std::string conf = "SLURM_CONF=" + cluster + "/etc/slurm.conf";
+  std::vector<std::string> args{conf, "srun", "--nodes", "2", "--ntasks-per-node", "1", "--time", "5",
+                                powertrain::testing::powertrain_binary()};
+  auto train = node_args(dir.path(), 0, 2);
+  // Ranks, nodes and folder come from the step.
+  train.erase(train.begin() + 3, train.begin() + 9);
+  args.insert(args.end(), train.begin(), train.end());
+  const auto r = run_program("/usr/bin/env", args, dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(", 2 nodes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node 1 of 2 recorded"), std::string::npos) << r.out;
+  auto store = pst::Store::open_readonly(dir / "r.db");
+  const auto runs = store.list_runs();
+  ASSERT_EQ(runs.size(), 1u);
+  const auto nodes = store.run_nodes(runs[0].id);
+  EXPECT_EQ(nodes.nodes, 2);
+  EXPECT_EQ(nodes.complete, (std::vector<int>{0, 1}));
+  EXPECT_NE(nodes.dir.find("r.db.nodes/job"), std::string::npos) << nodes.dir;
+  const auto merged = store.node_merge_of(runs[0].id);
+  ASSERT_EQ(merged.run.per_node.size(), 2u);
+  EXPECT_NEAR(runs[0].summary.energy_j, merged.run.per_node[0].energy_j + merged.run.per_node[1].energy_j, 1e-6);
+  EXPECT_EQ(store.epochs_of(runs[0].id).size(), 2u);
+
+  const auto m = run_program("/usr/bin/env", {conf, "srun", "--nodes", "2", "--ntasks-per-node", "1", "--time", "5",
+                                              powertrain::testing::powertrain_binary(), "measure", "--json", "-o",
+                                              (dir / "all.json").string(), "--", "sleep", "0.3"},
+                             dir.path().string());
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  std::ifstream in(dir / "all.json");
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["nodes"]["nodes"], 2);
+  ASSERT_EQ(doc["nodes"]["per_node"].size(), 2u);
+  EXPECT_TRUE(doc["nodes"]["per_node"][1]["reported"].get<bool>());
+  EXPECT_FALSE(doc["nodes"]["total"]["partial"].get<bool>());
+  // Several tasks on a node would count the node twice: refused.
+  const auto twice = run_program("/usr/bin/env", {conf, "srun", "--nodes", "1", "--ntasks", "2", "--time", "5",
+                                                  powertrain::testing::powertrain_binary(), "measure", "--", "true"},
+                                 dir.path().string());
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_NE(twice.err.find("--ntasks-per-node 1"), std::string::npos) << twice.err;
+}
+
 // `measure` over two nodes: one measure per node, node 0 reports both and
 // their total; a missing node makes the total partial.
 TEST(NodesCli, MeasureReportsPerNodeAndInTotal) {

@@ -227,6 +227,16 @@ TEST(NodeRole, FromAnSrunStep) {
                ConfigError);
   EXPECT_THROW(node_role(-1, -1, env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", "x"}, {"SLURM_NNODES", "2"}})),
                ConfigError);
+  EXPECT_THROW(node_role(-1, -1,
+                         env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", "0"}, {"SLURM_STEP_NUM_NODES", "1"},
+                                 {"SLURM_STEP_NUM_TASKS", "2"}})),
+               ConfigError);
+  // One task on one node: a run on one node.
+  EXPECT_EQ(node_role(-1, -1,
+                      env_of({{"SLURM_STEP_ID", "0"}, {"SLURM_NODEID", "0"}, {"SLURM_STEP_NUM_NODES", "1"},
+                              {"SLURM_STEP_NUM_TASKS", "1"}}))
+                .nodes,
+            1);
 }
 
 }  // namespace

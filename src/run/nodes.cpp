@@ -158,6 +158,19 @@ MergedRun merge_node_runs(const std::vector<NodeRun>& runs, int nodes) {
     m.epoch = e.epoch;
     out.epochs.push_back(std::move(m));
   }
+  // The run's label holds every method of its windows (a node's totals carry
+  // only its last window's), and is partial when one of them is.
+  MethodSet all = parse_methods(out.run.method);
+  bool partial = out.run.partial;
+  for (const auto& m : out.epochs) {
+    const auto ms = parse_methods(m.method);
+    all.counter |= ms.counter;
+    all.sampled |= ms.sampled;
+    all.estimated |= ms.estimated;
+    partial = partial || m.partial;
+  }
+  out.run.partial = partial;
+  out.run.method = energy::join_methods(all.counter, all.sampled, all.estimated) + (partial ? ", partial" : "");
   return out;
 }
 

@@ -25,6 +25,13 @@ int parse_int(const std::string& text, const char* what) {
   return static_cast<int>(v);
 }
 
+// Adds another window's methods to `all` (not its partial flag).
+void add(MethodSet& all, const MethodSet& o) {
+  all.counter |= o.counter;
+  all.sampled |= o.sampled;
+  all.estimated |= o.estimated;
+}
+
 }  // namespace
 
 MethodSet parse_methods(const std::string& label) {
@@ -63,9 +70,7 @@ MergedWindow merge_node_windows(std::vector<NodeWindow> windows, int nodes) {
     m.train_energy_j += w.train_energy_j;
     m.eval_energy_j += w.eval_energy_j;
     const auto ms = parse_methods(w.method);
-    all.counter |= ms.counter;
-    all.sampled |= ms.sampled;
-    all.estimated |= ms.estimated;
+    add(all, ms);
     if (ms.partial || w.partial) m.partial = true;
     const double covered = w.seconds_covered();
     least_covered = least_covered < 0 ? covered : std::min(least_covered, covered);
@@ -163,10 +168,7 @@ MergedRun merge_node_runs(const std::vector<NodeRun>& runs, int nodes) {
   MethodSet all = parse_methods(out.run.method);
   bool partial = out.run.partial;
   for (const auto& m : out.epochs) {
-    const auto ms = parse_methods(m.method);
-    all.counter |= ms.counter;
-    all.sampled |= ms.sampled;
-    all.estimated |= ms.estimated;
+    add(all, parse_methods(m.method));
     partial = partial || m.partial;
   }
   out.run.partial = partial;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -287,8 +288,21 @@ TEST(NodesCli, AnSrunStepOverTwoNodesIsOneRunAndOneReport) {
   std::vector<std::string> args{conf, "srun", "--nodes", "2", "--ntasks-per-node", "1", "--time", "5",
                                 powertrain::testing::powertrain_binary()};
   auto train = node_args(dir.path(), 0, 2);
-  // Ranks, nodes and folder come from the step.
+  // Ranks, nodes and folder come from the step; the program is the DDP
+  // example under torchrun over the two nodes (one rank each, gloo), which
+  // shares rank 0's decision with node 1's rank through torch.distributed.
   train.erase(train.begin() + 3, train.begin() + 9);
+  const auto dashes = std::find(train.begin(), train.end(), "--");
+  train.erase(dashes + 1, train.end());
+  const std::string port = std::to_string(20000 + ::getpid() % 20000);
+  for (const std::string& a :
+       {std::string("sh"), std::string("-c"),
+        "exec \"$0\" -m torch.distributed.run --nnodes 2 --nproc_per_node 1 --node_rank \"$SLURM_NODEID\" "
+        "--master_addr 127.0.0.1 --master_port " + port + " \"$@\"",
+        python(), kSource + "/examples/ddp-pytorch/train.py", std::string("--batch-size"), std::string("32"),
+        std::string("--max-samples"), std::string("200"), std::string("--max-epochs"), std::string("{max_epochs}"),
+        std::string("--threads"), std::string("1"), std::string("--data-dir"), dir.path().string()})
+    train.push_back(a);
   args.insert(args.end(), train.begin(), train.end());
   const auto r = run_program("/usr/bin/env", args, dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

@@ -1,12 +1,15 @@
 #pragma once
 // Each subcommand registers itself on the app; its callback stores the exit code.
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "powertrain/error.h"
+#include "powertrain/slurm/nodes.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/spec.h"
 
@@ -25,6 +28,13 @@ inline void check_source_names(const std::vector<std::string>& disabled) {
   for (const auto& d : disabled)
     if (std::find(known.begin(), known.end(), d) == known.end())
       throw ConfigError("--disable: no energy source named '" + d + "' (nvml, rapl, perf, rails or estimate)");
+}
+
+/// An environment variable's value (nullopt: unset), for run::node_role.
+inline std::optional<std::string> env_var(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
 }
 
 struct Context {
@@ -52,6 +62,9 @@ int submit_study(const study::StudySpec& spec, const std::string& db, const Slur
 /// Takes in the result files of Slurm tasks before a command reads `db`
 /// (nothing when no study was submitted, or the database cannot be written).
 void collect_before_reading(const std::string& db, bool quiet);
+/// What a merge of a run's nodes did, on stderr (train.cpp); unreadable files
+/// and missing nodes are said even when quiet.
+void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool quiet);
 /// The tables of a study on standard output (study_commands.cpp).
 void print_study(std::FILE* out, const store::Store& store, const store::Study& study, bool with_trials);
 

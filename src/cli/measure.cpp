@@ -23,13 +23,17 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "powertrain/energy/measurement.h"
 #include "powertrain/energy/scope.h"
 #include "powertrain/error.h"
 #include "powertrain/external/channel.h"
+#include "powertrain/io/output.h"
 #include "powertrain/run/control.h"
+#include "powertrain/run/nodes.h"
+#include "powertrain/slurm/nodes.h"
 
 extern char** environ;
 
@@ -72,7 +76,119 @@ struct MeasureOptions {
   std::string project_name = "powertrain";
   std::string experiment_id;
   std::vector<std::string> disable;
+  // A command over several nodes: one measure per node (docs/measurement.md).
+  int node_rank = -1;
+  int nodes = -1;
+  std::string nodes_dir;
+  double nodes_wait_s = 120.0;
 };
+
+// Programs that start the measured work as ranks or on other nodes: their
+// report gets a row per node.
+bool is_launcher(const std::string& program) {
+  const auto name = fs::path(program).filename().string();
+  for (const char* l : {"torchrun", "srun", "mpirun", "mpiexec", "deepspeed", "accelerate"})
+    if (name == l) return true;
+  return false;
+}
+
+energy::NodeEnergy node_of(const energy::Measurement& m, int rank) {
+  energy::NodeEnergy n;
+  n.node = rank;
+  n.host = m.host.hostname;
+  n.exit_code = m.exit_code;
+  n.duration_s = m.window.duration_s;
+  n.energy_j = m.energy_j;
+  n.machine_energy_j = m.machine_energy_j;
+  n.method = m.method;
+  return n;
+}
+
+// A node's own report (a secondary's JSON) as its row; throws ConfigError
+// when it is not one.
+energy::NodeEnergy node_from_report(const std::string& text, int rank, const std::string& what) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw ConfigError(fmt::format("{} is not a measure report: {}", what, e.what()));
+  }
+  energy::NodeEnergy n;
+  n.node = rank;
+  try {
+    if (j.at("schema").get<std::string>() != "powertrain.measure/1") throw ConfigError("another schema");
+    n.host = j.at("host").at("hostname").get<std::string>();
+    n.exit_code = j.at("exit_code").get<int>();
+    n.duration_s = j.at("duration_s").get<double>();
+    n.energy_j = j.at("energy_j").get<double>();
+    n.machine_energy_j = j.at("machine_energy_j").get<double>();
+    n.method = j.at("method").get<std::string>();
+  } catch (const std::exception& e) {
+    throw ConfigError(fmt::format("{} is not a measure report of powertrain's: {}", what, e.what()));
+  }
+  for (const double v : {n.duration_s, n.energy_j, n.machine_energy_j})
+    if (!(std::isfinite(v) && v >= 0.0 && v <= 1e15))
+      throw ConfigError(fmt::format("{} says {}: not a measurement; not taken in", what, v));
+  return n;
+}
+
+// Node 0 of a command over several nodes: this node's row, every other
+// node's from its report in `dir` (waited for up to wait_s), and the total.
+energy::NodesEnergy nodes_of(const energy::Measurement& m, const run::NodeRole& role, const fs::path& dir,
+                             double wait_s, const energy::CarbonOptions& carbon, std::vector<std::string>& notes) {
+  energy::NodesEnergy out;
+  out.nodes = role.nodes;
+  out.per_node.push_back(node_of(m, 0));
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(wait_s));
+  auto all_there = [&] {
+    for (int k = 1; k < role.nodes; ++k)
+      if (!slurm::node_file_exists(slurm::node_file(dir, k, ".json"))) return false;
+    return true;
+  };
+  while (role.nodes > 1 && !all_there() && std::chrono::steady_clock::now() < deadline && g_signal == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int k = 1; k < role.nodes; ++k) {
+    const auto file = slurm::node_file(dir, k, ".json");
+    energy::NodeEnergy n;
+    n.node = k;
+    n.reported = false;
+    if (slurm::node_file_exists(file)) {
+      try {
+        n = node_from_report(slurm::read_node_text(file), k, file.filename().string());
+      } catch (const Error& e) {
+        notes.push_back(fmt::format("node {}'s report not taken in: {}", k, e.what()));
+      }
+    }
+    out.per_node.push_back(n);
+  }
+  std::vector<run::NodeWindow> windows;
+  for (const auto& n : out.per_node) {
+    if (!n.reported) continue;
+    run::NodeWindow w;
+    w.node = n.node;
+    w.host = n.host;
+    w.duration_s = n.duration_s;
+    w.energy_j = n.energy_j;
+    w.machine_energy_j = n.machine_energy_j;
+    w.method = n.method;
+    windows.push_back(std::move(w));
+  }
+  const auto merged = run::merge_node_windows(std::move(windows), role.nodes);
+  out.duration_s = merged.duration_s;
+  out.energy_j = merged.energy_j;
+  out.machine_energy_j = merged.machine_energy_j;
+  out.method = merged.method;
+  out.partial = merged.partial;
+  out.emissions_kg = energy::carbon_of(out.energy_j, carbon).emissions_kg;
+  if (!merged.missing.empty()) {
+    std::string ranks;
+    for (const int k : merged.missing) ranks += (ranks.empty() ? "" : ", ") + std::to_string(k);
+    notes.push_back(fmt::format("no report from node {} in {} within {:.0f} s: the total of all nodes is partial",
+                                ranks, dir.string(), wait_s));
+  }
+  return out;
+}
 
 std::string resolve_command(const std::string& name) {
   auto executable = [](const fs::path& p) {
@@ -279,6 +395,25 @@ int run_measure(const MeasureOptions& o) {
   if (!o.csv.empty()) io::check_csv_append(o.csv, energy::codecarbon_header());
   if (o.command.empty()) throw ConfigError("no command given: use powertrain measure [options] -- COMMAND [ARGS...]");
   const std::string exe = resolve_command(o.command.front());
+  // One measure per node of a command over several nodes (flags, or an srun
+  // step): node 0 reports them all; the others leave their reports in the folder.
+  const auto role = run::node_role(o.node_rank, o.nodes, env_var);
+  fs::path nodes_dir;
+  if (role.nodes > 1) {
+    if (!(o.nodes_wait_s >= 0.0 && o.nodes_wait_s <= 86400.0))
+      throw ConfigError(fmt::format("--nodes-wait must be between 0 and 86400 seconds, got {}", o.nodes_wait_s));
+    if (!o.nodes_dir.empty()) nodes_dir = fs::absolute(o.nodes_dir);
+    else if (role.from_slurm)
+      nodes_dir = fs::absolute("powertrain-measure.nodes") /
+                  fmt::format("job{}.step{}", env_var("SLURM_JOB_ID").value_or("local"),
+                              env_var("SLURM_STEP_ID").value_or("0"));
+    else
+      throw ConfigError("--nodes-dir DIR is needed with --nodes: a folder every node sees, one per command");
+    if (role.primary()) slurm::claim_primary(nodes_dir);
+    else (void)slurm::claim_node_file(nodes_dir, role.rank, ".json");
+  } else if (!o.nodes_dir.empty()) {
+    throw ConfigError("--nodes-dir goes with a command over several nodes (--node-rank and --nodes, or an srun step)");
+  }
 
   // The command's environment: ours, and the socket of the epoch protocol
   // (built before fork: the child may only make async-signal-safe calls).
@@ -446,6 +581,22 @@ int run_measure(const MeasureOptions& o) {
   }
   m.epochs_note = listener.note();
   m.carbon = energy::carbon_of(m.energy_j, carbon);
+  if (role.nodes > 1 && !role.primary()) {
+    // A secondary: its report goes to node 0 through the shared folder, whole or not at all.
+    io::write_output(slurm::node_partial(nodes_dir, role.rank, ".json"), energy::to_json(m).dump(2) + "\n",
+                     io::OutputRule{"node report", {}, 0, true});
+    slurm::finish_node_file(nodes_dir, role.rank, ".json");
+    fmt::print(stderr, "powertrain: node {} of {}: `{}` exited with {} after {:.3f} s, {:.3f} J ({}); node 0 reports "
+                       "all nodes\n",
+               role.rank, role.nodes, o.command.front(), m.exit_code, m.window.duration_s, m.energy_j, m.method);
+    return m.exit_code;
+  }
+  if (!role.from_slurm && fs::path(o.command.front()).filename() == "srun")
+    m.window.notes.push_back(
+        "srun runs the command on the nodes of its allocation: this report measures this node only; for one meter "
+        "per node start powertrain under srun instead (srun ... powertrain measure -- COMMAND, docs/measurement.md)");
+  if (role.nodes > 1 || is_launcher(o.command.front()))
+    m.nodes = nodes_of(m, role, nodes_dir, o.nodes_wait_s, carbon, m.window.notes);
   if (!o.intensity) {
     if (auto r = (carbon.table ? energy::CarbonTable::load(*carbon.table) : energy::CarbonTable::bundled()).find(o.region)) {
       m.region_code = r->code;
@@ -487,6 +638,14 @@ void add_measure_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--project-name", o->project_name, "project_name column of the CSV")->capture_default_str();
   cmd->add_option("--experiment-id", o->experiment_id, "experiment_id column of the CSV");
   cmd->add_option("--disable", o->disable, "Energy source to skip (nvml, rapl, perf, rails, estimate); repeatable");
+  cmd->add_option("--node-rank", o->node_rank,
+                  "This node's rank of a command over several nodes (0 reports them all); with --nodes");
+  cmd->add_option("--nodes", o->nodes, "Nodes the command spans, one measure on each (inside srun: found alone)");
+  cmd->add_option("--nodes-dir", o->nodes_dir,
+                  "Folder every node sees, one per command, for the other nodes' reports "
+                  "(inside srun: powertrain-measure.nodes/job<id>.step<id>)");
+  cmd->add_option("--nodes-wait", o->nodes_wait_s, "Seconds node 0 waits for the other nodes' reports")
+      ->capture_default_str();
   cmd->add_option("command", o->command, "The command to run, after --")->required();
   cmd->callback([&ctx, o] { ctx.exit_code = run_measure(*o); });
 }

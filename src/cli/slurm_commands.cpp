@@ -23,6 +23,7 @@
 #include "powertrain/io/text.h"
 #include "powertrain/runner/runner.h"
 #include "powertrain/session/signals.h"
+#include "powertrain/slurm/nodes.h"
 #include "powertrain/slurm/slurm.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/plan.h"
@@ -285,6 +286,7 @@ void collect_before_reading(const std::string& db, bool quiet) {
   if (!fs::exists(db, ec)) return;
   try {
     for (const auto& c : slurm::collect_all(db)) print_collect(c, quiet);
+    for (const auto& [run_id, m] : slurm::collect_nodes_of(db)) print_node_merge(run_id, m, quiet);
   } catch (const StoreError&) {
     // Read-only or busy: what is shown is what the database holds.
   }
@@ -497,6 +499,8 @@ void add_slurm_commands(CLI::App& app, Context& ctx) {
         running += c.running;
         if (!c.sacct_note.empty()) fmt::print(stderr, "the cluster's own energy figures: none ({})\n", c.sacct_note);
       }
+      // Runs over several nodes whose late nodes' files have come.
+      for (const auto& [run_id, m] : slurm::collect_nodes_of(*db)) print_node_merge(run_id, m, false);
       fmt::print(stderr, "{}: {} result file{} taken in, {} still being written\n", *db, imported,
                  imported == 1 ? "" : "s", running);
       ctx.exit_code = 0;

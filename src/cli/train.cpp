@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,7 +21,9 @@
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
 #include "powertrain/session/session.h"
+#include "powertrain/run/nodes.h"
 #include "powertrain/session/signals.h"
+#include "powertrain/slurm/nodes.h"
 #include "powertrain/store/store.h"
 #include "powertrain/train/dataset_options.h"
 #include "powertrain/train/trainer.h"
@@ -45,7 +48,37 @@ struct TrainArgs {
   int nnodes = 1;
   std::string launcher;
   external::CommandOptions command_options;
+  // A run over several nodes (docs/cluster.md, "Several nodes").
+  int node_rank = -1;
+  int nodes = -1;
+  std::string nodes_dir;
+  double nodes_wait_s = 120.0;
 };
+
+// A secondary node of a run over several nodes: its own windows and epochs go
+// to its node file; its rule never ends the run (the primary decides).
+int run_secondary(TrainArgs& a, const run::NodeRole& role, const std::filesystem::path& dir,
+                  session::SessionOptions so, run::Workload& workload) {
+  const auto partial = slurm::claim_node_file(dir, role.rank);
+  run::RunSummary s;
+  {
+    auto store = store::Store::open(partial, {.wal = false});  // a shared folder: no WAL
+    session::StopOnSignals signals;
+    so.stop = signals.flag();
+    so.follow_primary = true;
+    if (so.label.empty()) so.label = fmt::format("node {}", role.rank);
+    session::RunSession session(store, so);
+    s = session.run(a.config, workload).summary;
+  }
+  // Whole or not at all: the primary takes in only a finished file's name.
+  slurm::finish_node_file(dir, role.rank);
+  fmt::print("node {} of {} recorded in {}: {} epochs, {:.1f} J ({}); node 0 merges it into the run\n", role.rank,
+             role.nodes, slurm::node_file(dir, role.rank).string(), s.epochs, s.energy_j, s.method);
+  if (s.status == run::RunStatus::interrupted) return 130;
+  if (s.status == run::RunStatus::failed)
+    throw WorkloadError(fmt::format("node {} failed: {}", role.rank, s.message.substr(0, s.message.find('\n'))));
+  return 0;
+}
 
 std::pair<std::string, std::string> key_value(const std::string& kv, const char* option) {
   const auto eq = kv.find('=');
@@ -139,6 +172,11 @@ int run_train(TrainArgs& a) {
   so.log = a.quiet ? nullptr : stderr;
   so.terminal = !a.quiet && ::isatty(STDERR_FILENO) != 0;
 
+  // Which node this is of a run over several nodes (flags, or an srun step).
+  const auto role = run::node_role(a.node_rank, a.nodes, env_var);
+  if (role.nodes > 1 && a.command.empty())
+    throw ConfigError("a run over several nodes trains your own program: give it after -- (e.g. torchrun ...)");
+
   // Validate and load before anything is written: bad input leaves the store untouched.
   std::unique_ptr<run::Workload> workload;
   std::optional<data::Dataset> dataset;
@@ -161,14 +199,40 @@ int run_train(TrainArgs& a) {
     dataset = data::load_dataset(train::dataset_options(c));
     workload = std::make_unique<train::Trainer>(c, *dataset);
   }
+  std::filesystem::path nodes_dir;
+  if (role.nodes > 1) {
+    if (!(a.nodes_wait_s >= 0.0 && a.nodes_wait_s <= 86400.0))
+      throw ConfigError(fmt::format("--nodes-wait must be between 0 and 86400 seconds, got {}", a.nodes_wait_s));
+    if (!a.nodes_dir.empty()) nodes_dir = std::filesystem::absolute(a.nodes_dir);
+    else if (role.from_slurm) nodes_dir = slurm::default_nodes_dir(a.db, env_var);
+    else
+      throw ConfigError("--nodes-dir DIR is needed with --nodes: a folder every node sees, one per run");
+    if (!role.primary()) return run_secondary(a, role, nodes_dir, so, *workload);
+    slurm::claim_primary(nodes_dir);
+  } else if (!a.nodes_dir.empty()) {
+    throw ConfigError("--nodes-dir goes with a run over several nodes (--node-rank and --nodes, or an srun step)");
+  }
   auto store = store::Store::open(a.db);
   session::StopOnSignals signals;
   so.stop = signals.flag();
+  if (role.nodes > 1) {
+    so.on_run_start = [&](std::int64_t run_id) { store.set_run_nodes(run_id, role.nodes, nodes_dir.string()); };
+    so.label = "node 0";
+  }
   session::RunSession session(store, so);
   const auto out = session.run(c, *workload);
-  const auto& s = out.summary;
-  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {}\n", out.run_id, a.db,
-             run::to_string(s.status), s.epochs, s.energy_j, s.method, io::number(s.test_metric));
+  auto s = out.summary;
+  if (role.nodes > 1) {
+    if (!a.quiet && a.nodes_wait_s > 0)
+      fmt::print(stderr, "node 0: waiting up to {:.0f} s for the other {} nodes' records in {}\n", a.nodes_wait_s,
+                 role.nodes - 1, nodes_dir.string());
+    const auto m = slurm::merge_nodes(store, out.run_id, a.nodes_wait_s, signals.flag());
+    print_node_merge(out.run_id, m, a.quiet);
+    s = store.run(out.run_id).summary;  // the merged figures
+  }
+  fmt::print("run {} recorded in {}: {} after {} epochs, {:.1f} J ({}), test metric {}{}\n", out.run_id, a.db,
+             run::to_string(s.status), s.epochs, s.energy_j, s.method, io::number(s.test_metric),
+             role.nodes > 1 ? fmt::format(", {} nodes", role.nodes) : "");
   if (s.status == run::RunStatus::interrupted) return 130;
   if (s.status == run::RunStatus::failed) {
     // The reason's first line; the whole of it (the program's stderr) is in the store.
@@ -179,6 +243,26 @@ int run_train(TrainArgs& a) {
 }
 
 }  // namespace
+
+void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool quiet) {
+  for (const auto& why : m.unreadable) fmt::print(stderr, "run {}: a node's file not taken in: {}\n", run_id, why);
+  const auto ranks = [](const std::vector<int>& v) {
+    std::string out;
+    for (const int k : v) out += (out.empty() ? "" : ", ") + std::to_string(k);
+    return out;
+  };
+  if (!m.missing.empty() || !m.unfinished.empty())
+    fmt::print(stderr, "run {}: {}{}{}; its windows are partial until `powertrain collect` takes the nodes' files in\n",
+               run_id, m.missing.empty() ? "" : "no record of node " + ranks(m.missing),
+               !m.missing.empty() && !m.unfinished.empty() ? ", " : "",
+               m.unfinished.empty() ? "" : "node " + ranks(m.unfinished) + " never finished its record (taken in as it was)");
+  if (quiet || !m.run) return;
+  for (const auto& n : m.run->run.per_node)
+    fmt::print(stderr, "  node {} {}: {:.1f} J over {:.1f} s ({}{})\n", n.node, n.host, n.energy_j, n.duration_s,
+               n.method, n.partial ? ", partial" : "");
+  fmt::print(stderr, "  all {} nodes: {:.1f} J, {:.1f} s (the longest node's), {}\n", m.run->nodes,
+             m.run->run.energy_j, m.run->run.duration_s, m.run->run.method);
+}
 
 void add_train_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<TrainArgs>();
@@ -224,6 +308,15 @@ void add_train_command(CLI::App& app, Context& ctx) {
                   "The command's longest silence between events in seconds (0: none)");
   cmd->add_option("--grace", a->command_options.grace_s,
                   "Seconds the command has after the stop reply to send its test metric and exit")
+      ->capture_default_str();
+  cmd->add_option("--node-rank", a->node_rank,
+                  "This node's rank in a run over several nodes (0: the primary, which records the run); with --nodes");
+  cmd->add_option("--nodes", a->nodes, "Nodes the run spans, one powertrain on each (inside srun: SLURM_NNODES)");
+  cmd->add_option("--nodes-dir", a->nodes_dir,
+                  "Folder every node sees, one per run, where the other nodes leave their records "
+                  "(inside srun: <db>.nodes/job<id>.step<id>)");
+  cmd->add_option("--nodes-wait", a->nodes_wait_s,
+                  "Seconds node 0 waits for the other nodes' records after its run")
       ->capture_default_str();
   cmd->add_option("command", a->command,
                   "Your training program and its arguments, after --, with {placeholders} such as {batch_size} "

@@ -263,6 +263,27 @@ std::string to_text(const Measurement& m) {
                          e.energy_j, e.train_energy_j, e.eval_energy_j, e.val_metric, e.method);
   }
   if (!m.epochs_note.empty()) out += "note: the epoch breakdown stopped: " + m.epochs_note + "\n";
+  if (m.nodes) {
+    const auto& n = *m.nodes;
+    out += fmt::format("{:>6} {:<24} {:>10} {:>12} {:>12} {:>5}  {}\n", "node", "host", "seconds", "energy_J",
+                       "machine_J", "exit", n.nodes > 1 ? "method (one meter per node)" : "method (one meter on this node)");
+    for (const auto& x : n.per_node) {
+      if (!x.reported) {
+        out += fmt::format("{:>6} {:<24} {:>10} {:>12} {:>12} {:>5}  no report from this node\n", x.node, "", "-",
+                           "-", "-", "-");
+        continue;
+      }
+      out += fmt::format("{:>6} {:<24} {:>10.3f} {:>12.3f} {:>12.3f} {:>5}  {}\n", x.node, x.host.substr(0, 24),
+                         x.duration_s, x.energy_j, x.machine_energy_j, x.exit_code, x.method);
+    }
+    out += fmt::format("{:>6} {:<24} {:>10.3f} {:>12.3f} {:>12.3f} {:>5}  {}\n", "all",
+                       fmt::format("{} node{}", n.nodes, n.nodes == 1 ? "" : "s"), n.duration_s, n.energy_j,
+                       n.machine_energy_j, "", n.method);
+    if (n.nodes > 1)
+      out += fmt::format("all nodes: {:.3f} J ({:.6f} kWh, {:.3f} g CO2e), the longest node {:.3f} s{}\n", n.energy_j,
+                         n.energy_j / 3.6e6, n.emissions_kg * 1000.0, n.duration_s,
+                         n.partial ? "; partial: a node is missing or covers only part of the run" : "");
+  }
   return out;
 }
 
@@ -337,6 +358,30 @@ nlohmann::json to_json(const Measurement& m) {
              {"cpu_count", m.host.cpu_count},
              {"ram_total_gb", m.host.ram_total_gb}}}};
   if (!m.estimate_scope.empty()) out["estimate_scope"] = m.estimate_scope;
+  if (m.nodes) {
+    json per_node = json::array();
+    for (const auto& x : m.nodes->per_node) {
+      json j{{"node", x.node}, {"reported", x.reported}};
+      if (x.reported) {
+        j["host"] = x.host;
+        j["exit_code"] = x.exit_code;
+        j["duration_s"] = x.duration_s;
+        j["energy_j"] = x.energy_j;
+        j["machine_energy_j"] = x.machine_energy_j;
+        j["method"] = x.method;
+      }
+      per_node.push_back(std::move(j));
+    }
+    out["nodes"] = {{"nodes", m.nodes->nodes},
+                    {"per_node", per_node},
+                    {"total",
+                     {{"duration_s", m.nodes->duration_s},
+                      {"energy_j", m.nodes->energy_j},
+                      {"machine_energy_j", m.nodes->machine_energy_j},
+                      {"method", m.nodes->method},
+                      {"partial", m.nodes->partial},
+                      {"emissions_kg", m.nodes->emissions_kg}}}};
+  }
   if (m.cpu)
     out["cpu_time"] = {{"machine_s", m.cpu->machine_s},       {"command_s", m.cpu->command_s},
                        {"powertrain_s", m.cpu->powertrain_s}, {"others_s", m.cpu->others_s},

@@ -278,6 +278,12 @@ void CommandWorkload::run(run::RunControl& control) {
   if (control.epoch_open()) throw WorkloadError(with_tail(fmt::format("exited inside epoch {}", control.epochs_done() + 1)));
   if (control.epochs_done() < control.first_epoch())
     throw WorkloadError(with_tail("exited without reporting an epoch"));
+  // A secondary node's program stops when the primary says so (the ranks
+  // share rank 0's decision); its test metric, if any, is the primary's business.
+  if (control.follower()) {
+    control.end_early(fmt::format("ended with the primary node's decision after epoch {}", control.epochs_done()));
+    return;
+  }
   if (!channel.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
   // Ended by its own limit before powertrain's: not a run that reached max_epochs.
   if (control.status() == run::RunStatus::running && control.epochs_done() < config_.max_epochs)

@@ -104,6 +104,7 @@ void RunControl::begin_eval() {
 
 std::optional<std::string> RunControl::batch(const BatchProgress& progress) {
   auto why = rule_.check_loss(progress.running_loss);
+  if (follower_) why.reset();  // the primary node judges the run
   if (!why) observer_.on_batch(progress);
   return why;
 }
@@ -164,6 +165,11 @@ EpochVerdict RunControl::end_epoch(const EpochMetrics& m) {
       v.status = RunStatus::stopped;
       v.reason = *why;
     }
+  }
+  if (follower_) {  // the primary node decides; this node records
+    v.stop = false;
+    v.status = RunStatus::running;
+    v.reason.clear();
   }
   if (v.stop) end_with(v.status, v.reason);
   return v;

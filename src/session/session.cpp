@@ -245,6 +245,7 @@ RunOutcome RunSession::measure(const run::RunConfig& config, run::Workload& work
     control.annotate_epochs([&](run::EpochRecord& r) { r.forecast = alone ? alone->after(r) : in_study->after(r); });
     control.set_run_id(out.run_id);
     if (options_.stop_rule) control.stop_when(options_.stop_rule);
+    if (options_.follow_primary) control.follow_primary();
     try {
       control.start(env);
       if (!options_.prior_epochs.empty()) control.resume(options_.prior_epochs);

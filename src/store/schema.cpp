@@ -252,6 +252,48 @@ UPDATE runs SET machine_energy_j = energy_j;
 UPDATE epoch_channels SET machine_energy_j = energy_j;
 )sql";
 
+// Version 9: runs over several nodes (docs/cluster.md, "Several nodes"). Each
+// node's own record is kept (run_nodes, epoch_nodes); epochs and runs hold the
+// merge: energy summed, the longest duration, every node's methods.
+constexpr std::string_view kV9 = R"sql(
+ALTER TABLE runs ADD COLUMN nodes INTEGER;
+ALTER TABLE runs ADD COLUMN nodes_dir TEXT;
+ALTER TABLE epochs ADD COLUMN covered_s REAL;
+
+CREATE TABLE run_nodes (
+  run_id           INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  node             INTEGER NOT NULL CHECK (node >= 0),
+  host             TEXT NOT NULL DEFAULT '',
+  source           TEXT NOT NULL DEFAULT '',
+  complete         INTEGER NOT NULL CHECK (complete IN (0, 1)),
+  status           TEXT NOT NULL DEFAULT '',
+  epochs           INTEGER NOT NULL DEFAULT 0,
+  duration_s       REAL,
+  energy_j         REAL,
+  machine_energy_j REAL,
+  method           TEXT NOT NULL DEFAULT '',
+  message          TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, node)
+) WITHOUT ROWID;
+
+CREATE TABLE epoch_nodes (
+  run_id           INTEGER NOT NULL,
+  epoch            INTEGER NOT NULL CHECK (epoch >= 1),
+  node             INTEGER NOT NULL CHECK (node >= 0),
+  duration_s       REAL,
+  train_duration_s REAL,
+  eval_duration_s  REAL,
+  energy_j         REAL,
+  machine_energy_j REAL,
+  train_energy_j   REAL,
+  eval_energy_j    REAL,
+  method           TEXT NOT NULL DEFAULT '',
+  covered_s        REAL,
+  PRIMARY KEY (run_id, epoch, node),
+  FOREIGN KEY (run_id, node) REFERENCES run_nodes (run_id, node) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
@@ -263,6 +305,7 @@ constexpr Migration kMigrations[] = {
     {6, "forecasts per epoch", kV6},
     {7, "studies of kind search, status stopped; runs know their trial", kV7, true},
     {8, "the run's own energy beside the machine's", kV8},
+    {9, "runs over several nodes: per-node records", kV9},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

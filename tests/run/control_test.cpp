@@ -200,3 +200,34 @@ TEST(RunControl, TheConvergenceRuleStopsFirstAndTheStopRuleIsNotAsked) {
   EXPECT_EQ(limited.end_epoch(metric(0.5)).status, prun::RunStatus::max_epochs);
   EXPECT_EQ(asked, 1) << "the epoch limit ended it; the stop rule was not asked";
 }
+
+// A secondary node of a run over several nodes records its epochs but never
+// ends the run by its own rule: not at the epoch limit, not when patience is
+// spent, not on a diverging or non-finite loss (the primary decides).
+TEST(RunControl, AFollowerRecordsEpochsButNeverStops) {
+  auto tracker = clock_tracker(50.0);
+  prun::RecordingObserver obs;
+  prun::RunControl control(config(2, 1), *tracker, obs);
+  control.follow_primary();
+  control.start({});
+  for (int e = 1; e <= 4; ++e) {
+    control.begin_epoch(e);
+    prun::BatchProgress p;
+    p.running_loss = e == 3 ? 1e9 : 1.0;
+    EXPECT_FALSE(control.batch(p).has_value()) << "epoch " << e;
+    auto m = metric(0.5);
+    if (e == 4) m.val_metric = std::nan("");
+    const auto v = control.end_epoch(m);
+    EXPECT_FALSE(v.stop) << "epoch " << e;
+  }
+  EXPECT_EQ(control.status(), prun::RunStatus::running);
+  EXPECT_EQ(obs.epochs.size(), 4u);
+  // Without follow_primary the same run stops at its limit of 2 epochs.
+  prun::RecordingObserver obs2;
+  prun::RunControl leader(config(2, 1), *tracker, obs2, nullptr, {}, "l-");
+  leader.start({});
+  leader.begin_epoch(1);
+  (void)leader.end_epoch(metric(0.5));
+  leader.begin_epoch(2);
+  EXPECT_TRUE(leader.end_epoch(metric(0.5)).stop);
+}

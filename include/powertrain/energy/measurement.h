@@ -60,6 +60,33 @@ struct CpuShare {
 /// after it was waited for.
 CpuShare cpu_share(const CpuSnapshot& begin, const CpuSnapshot& end);
 
+/// One node of a command that spans several nodes (one `measure` per node,
+/// docs/measurement.md "Several nodes"): what that node's meter read.
+struct NodeEnergy {
+  int node = 0;
+  std::string host;
+  bool reported = true;  ///< false: no report came from the node (missing)
+  int exit_code = 0;
+  double duration_s = 0.0;
+  double energy_j = 0.0;          ///< the command's own on that node
+  double machine_energy_j = 0.0;  ///< what that node's meters read
+  std::string method;
+};
+
+/// The nodes of a measured command and their total: energy summed, the
+/// longest node's duration, every node's methods ("..., partial" when a node
+/// is missing). One row for a launcher (torchrun) on one node.
+struct NodesEnergy {
+  int nodes = 1;
+  std::vector<NodeEnergy> per_node;  ///< by rank; missing nodes have reported = false
+  double duration_s = 0.0;
+  double energy_j = 0.0;
+  double machine_energy_j = 0.0;
+  std::string method;
+  bool partial = false;
+  double emissions_kg = 0.0;  ///< of energy_j, with the report's carbon settings
+};
+
 struct Measurement {
   std::string run_id;                 ///< a random UUID
   std::string timestamp_utc;          ///< ISO 8601, when the command started
@@ -99,6 +126,10 @@ struct Measurement {
   std::optional<CpuShare> cpu;
   std::vector<EpochEnergy> epochs;  ///< empty unless the command reported epochs
   std::string epochs_note;          ///< why the epoch breakdown stopped early (a malformed event), if it did
+  /// Per node and in total (a command over several nodes, or a launcher such
+  /// as torchrun on this one); unset: not shown. The figures above are this
+  /// node's.
+  std::optional<NodesEnergy> nodes;
 };
 
 /// Whether this process runs in the machine's initial PID namespace, read from

@@ -74,6 +74,11 @@ class RunControl {
   /// the run stopped (RunStatus::stopped) after it, e.g. a search's setup
   /// whose predicted energy to the target is too high.
   void stop_when(std::function<std::optional<std::string>(const EpochRecord&)> rule) { stop_rule_ = std::move(rule); }
+  /// A secondary node of a run over several nodes: its epochs are measured
+  /// and recorded, but its own rule never ends the run (no stop, no
+  /// divergence from its losses): the primary node decides for every rank.
+  void follow_primary() { follower_ = true; }
+  bool follower() const { return follower_; }
 
   /// Once, before the first epoch: tells the observers.
   void start(const Environment& environment);
@@ -157,6 +162,7 @@ class RunControl {
   bool in_eval_ = false;
   std::optional<energy::WindowResult> train_result_;
   bool finished_ = false;
+  bool follower_ = false;
   std::int64_t run_id_ = 0;
 };
 

@@ -81,6 +81,9 @@ struct SessionOptions {
   /// Put before the run's message in the store (e.g. why a continued segment
   /// started again from epoch 1); empty: none.
   std::string note;
+  /// A secondary node of a run over several nodes (run::RunControl::
+  /// follow_primary): epochs recorded, never ended by this node's rule.
+  bool follow_primary = false;
   /// run::RunControl::stop_when: asked after every epoch (a search's Zeus rule).
   std::function<std::optional<std::string>(const run::EpochRecord&)> stop_rule;
 };

@@ -13,6 +13,7 @@
 
 #include "powertrain/energy/tracker.h"
 #include "powertrain/energy/types.h"
+#include "powertrain/run/nodes.h"
 #include "powertrain/store/records.h"
 #include "powertrain/store/table.h"
 #include "powertrain/run/records.h"
@@ -20,7 +21,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 
@@ -253,6 +254,33 @@ class Store {
   void set_cluster_energy(std::int64_t run_id, double energy_j);
   /// The Slurm job of a run and the cluster's energy for it (unset when none).
   std::pair<std::string, std::optional<double>> cluster_energy_of(std::int64_t run_id) const;
+
+  // --- runs over several nodes (docs/cluster.md, "Several nodes") ----------
+
+  /// Records that run `run_id` spans `nodes` nodes whose other nodes leave
+  /// their records (node files) in `nodes_dir`.
+  void set_run_nodes(std::int64_t run_id, int nodes, const std::string& nodes_dir);
+  struct RunNodes {
+    int nodes = 1;
+    std::string dir;             ///< where the other nodes' files come
+    std::vector<int> complete;   ///< ranks whose whole record is merged
+    std::vector<int> unfinished; ///< ranks merged from a file their node never finished
+  };
+  /// What the run's nodes are and which of them are merged.
+  RunNodes run_nodes(std::int64_t run_id) const;
+  /// Runs over several nodes that still lack a node's whole record, oldest first.
+  std::vector<std::int64_t> runs_awaiting_nodes() const;
+  /// Takes the records of some nodes of run `run_id` in (NodeRun::node is the
+  /// rank, 1 or more; a node taken in before is replaced: a finished file
+  /// after an unfinished one) and writes the run's merge in one transaction:
+  /// the per-node rows (run_nodes, epoch_nodes; node 0's from the run as it
+  /// stood before its first merge), the other nodes' channels as
+  /// "node<k>/<channel>", and the epochs' and the run's merged figures
+  /// (run::merge_node_runs). Returns the merge. Throws StoreError when the run
+  /// is not one over several nodes or a rank is out of range.
+  run::MergedRun record_nodes(std::int64_t run_id, const std::vector<run::NodeRun>& nodes);
+  /// The merged record of a run over several nodes as stored, with its per-node rows.
+  run::MergedRun node_merge_of(std::int64_t run_id) const;
 
   /// The trial_results view for one study: trial, configuration and summary
   /// columns of each trial (see docs/store.md), ordered by step and trial id.

@@ -74,6 +74,9 @@ def detect(env: Optional[Mapping[str, str]] = None) -> Rank:
             continue
         if launcher == "slurm" and "SLURM_STEP_ID" not in env:
             continue  # the batch step: one process whatever --ntasks says
+        if launcher == "slurm" and env.get("POWERTRAIN_SLURM_TASK") == ".".join(
+                env.get(v, "") for v in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID")):
+            continue  # powertrain's own task in its step (a meter per node), inherited: not a rank of this program
         size = _read_int(env, size_var) or 1
         local = _read_int(env, local_var)
         node = _read_int(env, node_var)

@@ -46,6 +46,15 @@ def test_srun_tasks_but_not_the_batch_script():
     assert _ranks.detect({"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}) == _ranks.Rank()
 
 
+def test_the_step_of_the_powertrain_that_started_the_program_is_not_a_rank():
+    # powertrain ran as task 1 of an srun step (a meter per node) and started the program itself.
+    step = {"SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2",
+            "SLURM_LOCALID": "0", "SLURM_NODEID": "1"}
+    assert _ranks.detect({**step, "POWERTRAIN_SLURM_TASK": "7.0.1"}) == _ranks.Rank()
+    # The program started through srun by powertrain: a step of its own, so its ranks count.
+    assert _ranks.detect({**step, "SLURM_STEP_ID": "1", "POWERTRAIN_SLURM_TASK": "7.0.1"}).rank == 1
+
+
 def test_mpi_local_rank_from_the_local_size_when_missing():
     r = _ranks.detect({"PMI_RANK": "3", "PMI_SIZE": "4", "MPI_LOCALNRANKS": "2"})
     assert (r.rank, r.local_rank, r.node_rank, r.launcher) == (3, 1, 1, "mpi")

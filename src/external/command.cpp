@@ -217,6 +217,17 @@ std::vector<std::pair<std::string, std::string>> program_environment(const run::
     env.emplace_back("POWERTRAIN_START_EPOCH", values.at("start_epoch"));
   }
   if (!config.save_state.empty()) env.emplace_back("POWERTRAIN_SAVE_STATE", config.save_state);
+  // powertrain in a Slurm step (a meter per node): the program inherits the
+  // step's SLURM_PROCID, which is powertrain's task, not a rank of the
+  // program. Named here so that the package tells the two apart (a program
+  // powertrain starts through srun gets a step of its own).
+  const auto slurm = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  if (!slurm("SLURM_STEP_ID").empty())
+    env.emplace_back("POWERTRAIN_SLURM_TASK",
+                     slurm("SLURM_JOB_ID") + "." + slurm("SLURM_STEP_ID") + "." + slurm("SLURM_PROCID"));
   for (const auto& [name, value] : config.command.env) env.emplace_back(name, expand(value, values));
   return env;
 }

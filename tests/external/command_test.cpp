@@ -134,6 +134,14 @@ TEST(CommandDistributed, SeveralNodesMeetAtTheRendezvousAndSrunStartsTasks) {
   EXPECT_EQ(px::expand_argv(c), srun);
 }
 
+TEST(CommandDistributed, ThePowertrainTaskOfASlurmStepIsNamedForThePackage) {
+  ScopedEnv job("SLURM_JOB_ID", "7"), step("SLURM_STEP_ID", "0"), proc("SLURM_PROCID", "1");
+  const auto env = px::program_environment(with_command({"python3", "t.py"}));
+  EXPECT_EQ(env_of(env, "POWERTRAIN_SLURM_TASK"), "7.0.1");
+  step.unset();
+  EXPECT_EQ(env_of(px::program_environment(with_command({"python3", "t.py"})), "POWERTRAIN_SLURM_TASK"), "<unset>");
+}
+
 TEST(CommandDistributed, PortsAndSettingsAreChecked) {
   ScopedEnv unset("POWERTRAIN_MASTER_PORT", nullptr);
   auto c = with_command({"python3", "t.py"});

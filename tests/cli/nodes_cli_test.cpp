@@ -36,24 +36,9 @@ const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
 
 bool has_torch() { return run_program(python(), {"-c", "import torch"}).exit_code == 0; }
 
-// 300 training and 100 test images as IDX files (as in external_cli_test).
+// 300 training and 100 test images as IDX files.
 void make_data(const fs::path& d) {
-  const auto gen = run_program(python(), {"-c", R"(
-import gzip, random, struct, sys
-d = sys.argv[1]
-rng = random.Random(0)
-for name, n in (("train", 300), ("t10k", 100)):
-    labels = bytes(rng.randrange(10) for _ in range(n))
-    images = bytearray()
-    for y in labels:
-        for r in range(28):
-            for c in range(28):
-                images.append(min(255, (200 if 2 * y <= r < 2 * y + 6 else 0) + rng.randrange(40)))
-    with gzip.open(f"{d}/{name}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(images))
-    with gzip.open(f"{d}/{name}-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels)
-)", d.string()});
+  const auto gen = powertrain::testing::write_tiny_fashion_mnist(d.string());
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
 }
 

@@ -153,7 +153,7 @@ class _Session:
         if self.sock is not None:
             return self.sock if self.owner_pid == os.getpid() else None
         path = os.environ.get("POWERTRAIN_SOCKET")
-        if not path:
+        if not path or self._elsewhere(path):
             return None
         protocol = os.environ.get("POWERTRAIN_PROTOCOL", str(PROTOCOL))
         if protocol != str(PROTOCOL):
@@ -276,7 +276,14 @@ class _Session:
         several processes."""
         if self.gone or not active() or not self.rank.speaker:
             return False
+        if self.sock is None and self._elsewhere(os.environ["POWERTRAIN_SOCKET"]):
+            return False
         return self.sock is None or self.owner_pid == os.getpid()
+
+    def _elsewhere(self, path: str) -> bool:
+        """Another node of a run started from one powertrain (srun over
+        several nodes): the socket is on rank 0's host, not on this one."""
+        return not self.rank.leader and not os.path.exists(path)
 
     def agree(self, number: Optional[int], decision: Decision) -> Decision:
         """Global rank 0's decision, for every rank of a distributed run (the

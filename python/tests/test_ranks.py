@@ -127,6 +127,34 @@ def test_a_follower_without_rank_0_says_so_within_its_timeout(fake, monkeypatch)
     assert fake.events == []  # it never connected
 
 
+class FakeDist:
+    """torch.distributed as far as the package uses it: rank 0's object broadcast."""
+
+    def __init__(self, shared):
+        self.shared = shared
+
+    def broadcast_object_list(self, box, src):
+        assert src == 0 and box == [None]
+        box[0] = self.shared
+
+
+def test_a_node_without_powertrains_socket_follows_rank_0(monkeypatch, short_dir):
+    # srun over two nodes from one powertrain: node 1's local rank 0 has the
+    # variable, but the socket is on node 0's host.
+    monkeypatch.setenv("POWERTRAIN_SOCKET", os.path.join(short_dir, "elsewhere", "events.sock"))
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_STEP_ID", "1")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    monkeypatch.setattr(_ranks, "_torch_group", lambda: FakeDist({"stop": True, "best": False, "reason": "patience"}))
+    client._reset()
+    with pt.epoch():
+        pass
+    assert pt.report(0.5) == pt.Decision(stop=True, best=False, reason="patience")  # no "cannot connect"
+
+
 def test_resume_state_is_saved_by_rank_0_only(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")

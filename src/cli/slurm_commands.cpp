@@ -116,7 +116,13 @@ Submitted submit_array(store::Store& store, const study::StudySpec& spec, const 
   fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
 
   std::vector<std::string> argv{"sbatch"};
-  const auto args = slurm::sbatch_args(spec.execution.slurm, o.options, static_cast<int>(job.tasks.size()),
+  // A trial whose command srun starts on several nodes or tasks needs them in
+  // its allocation (the batch script itself still runs once).
+  auto options = o.options;
+  if (const auto& c = spec.base.command; c.distributed() && c.launcher == "srun")
+    options.insert(options.begin(), {fmt::format("--nodes={}", c.nnodes),
+                                     fmt::format("--ntasks-per-node={}", c.nproc_per_node)});
+  const auto args = slurm::sbatch_args(spec.execution.slurm, options, static_cast<int>(job.tasks.size()),
                                        "powertrain-" + io::safe_file_name(spec.name), folder / "logs", after_ok,
                                        script);
   argv.insert(argv.end(), args.begin(), args.end());

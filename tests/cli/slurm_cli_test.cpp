@@ -31,6 +31,7 @@ namespace fs = std::filesystem;
 using powertrain::testing::run_powertrain;
 using powertrain::testing::run_program;
 using powertrain::testing::TempDir;
+using powertrain::testing::read_file;
 using powertrain::testing::write_file;
 
 const std::string kSource = POWERTRAIN_TEST_SOURCE_DIR;
@@ -266,6 +267,41 @@ TEST_F(SlurmCli, ACancelledTaskLosesNothingAndItsResubmissionDuplicatesNothing) 
   const auto after = fingerprint(db);
   ASSERT_EQ(run_powertrain({"collect", db}).exit_code, 0);
   EXPECT_EQ(fingerprint(db), after);
+}
+
+// Issue 26: a study whose command srun starts as two ranks: the array task
+// gets the tasks in its allocation, rank 0 talks to powertrain, and both
+// ranks stop at the same epoch.
+TEST_F(SlurmCli, ATrialSrunStartsAsTwoRanksAgreesOnEveryEpoch) {
+  TempDir dir;
+  write_file(dir / "ranks.py", R"(
+import os, sys
+sys.path.insert(0, os.environ["PT_PACKAGE"])
+import powertrain as pt
+last = 0
+for n in pt.epochs():
+    last = n
+    pt.report(0.5 + 0.01 * n)
+pt.test(0.5)
+with open(os.path.join(os.environ["PT_OUT"], f"rank-{os.environ['SLURM_PROCID']}"), "w") as f:
+    f.write(str(last))
+)");
+  write_file(dir / "spec.toml", "name = \"sr\"\n[workload]\ncommand = " +
+                                    toml_list({python(), (dir / "ranks.py").string()}) +
+                                    "\nnproc_per_node = 2\nlauncher = \"srun\"\n"
+                                    "env = { PT_PACKAGE = \"" + std::string(POWERTRAIN_TEST_SOURCE_DIR) +
+                                    "/python\", PT_OUT = \"" + dir.path().string() + "\" }\n"
+                                    "[training]\nmax_epochs = 3\npatience = 5\n"
+                                    "[grid]\nbatch_sizes = [32]\nlearning_rates = [0.01]\n");
+  const auto db = (dir / "r.db").string();
+  const auto r = run_powertrain({"sweep", (dir / "spec.toml").string(), "--db", db, "--slurm", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const auto o = outcome(db, "sr");
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(std::get<0>(o.begin()->second), "max_epochs");
+  EXPECT_EQ(std::get<1>(o.begin()->second), 3);
+  EXPECT_EQ(read_file(dir / "rank-0"), "3");
+  EXPECT_EQ(read_file(dir / "rank-1"), "3");
 }
 
 TEST_F(SlurmCli, BadSlurmInputIsOneLine) {

@@ -134,6 +134,7 @@ def main():
     pt.test(metric=test_metric)
     print(f"rank {rank} of {world}: last epoch {state.epoch}, test {test_metric:.4f}, best epoch {state.best_epoch}",
           flush=True)  # every rank: they agree
+    dist.barrier()  # no rank tears its connections down while another still uses them
     dist.destroy_process_group()
 
 

@@ -327,21 +327,19 @@ bool dead(pid_t pid) {
   return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
 }
 
-}  // namespace
-
-// Issue 24: a process the program put in a session of its own (setsid) used
-// to outlive a kill -9 of powertrain: the guardian killed only the group.
-TEST(ExternalCli, WhatTheProgramStartedInANewSessionDiesWithPowertrainKilled9) {
-  TempDir dir;
-  write_file(dir / "escaper.py", R"(import os, sys, time
-pid = os.fork()
-if pid == 0:
-    os.setsid()
-    os.execvp("sleep", ["sleep", "1000"])
-with open(sys.argv[1], "w") as f:
-    f.write(str(pid))
-time.sleep(1000)
-)");
+// Runs `train` over a program that starts a child through `child_start`
+// (Python lines run in the forked child), writes the child's pid and sleeps;
+// kills powertrain with SIGKILL once the child runs. Returns the child's pid,
+// whether it was in a cgroup powertrain made ("/powertrain-"), and whether it
+// died within five seconds of powertrain (it is killed here if not).
+struct Escape {
+  pid_t child = 0;
+  bool own_cgroup = false;
+  bool died = false;
+};
+Escape kill9_beside_an_escaped_child(const TempDir& dir, const std::string& child_start) {
+  write_file(dir / "escaper.py", "import os, sys, time\npid = os.fork()\nif pid == 0:\n" + child_start +
+                                     "with open(sys.argv[1], \"w\") as f:\n    f.write(str(pid))\ntime.sleep(1000)\n");
   const auto pid_file = dir / "sleeper";
   const pid_t pt = powertrain::testing::spawn_powertrain(
       {"train", "--db", (dir / "r.db").string(), "--quiet", "--", python(), (dir / "escaper.py").string(),
@@ -349,15 +347,32 @@ time.sleep(1000)
       dir / "out");
   for (int i = 0; i < 400 && !fs::exists(pid_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  pid_t sleeper = 0;
-  std::ifstream(pid_file) >> sleeper;
-  ASSERT_GT(sleeper, 0) << read_all(dir / "out");
-  ASSERT_FALSE(dead(sleeper));
+  Escape e;
+  std::ifstream(pid_file) >> e.child;
+  if (e.child <= 0 || dead(e.child)) {
+    ::kill(pt, SIGKILL);
+    ::waitpid(pt, nullptr, 0);
+    return e;
+  }
+  e.own_cgroup = read_all(fs::path("/proc") / std::to_string(e.child) / "cgroup").find("/powertrain-") !=
+                 std::string::npos;
   ::kill(pt, SIGKILL);
   ::waitpid(pt, nullptr, 0);
-  for (int i = 0; i < 250 && !dead(sleeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_TRUE(dead(sleeper)) << "the program's setsid'd child outlived powertrain";
-  if (!dead(sleeper)) ::kill(sleeper, SIGKILL);
+  for (int i = 0; i < 250 && !dead(e.child); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  e.died = dead(e.child);
+  if (!e.died) ::kill(e.child, SIGKILL);
+  return e;
+}
+
+}  // namespace
+
+// Issue 24: a process the program put in a session of its own (setsid) used
+// to outlive a kill -9 of powertrain: the guardian killed only the group.
+TEST(ExternalCli, WhatTheProgramStartedInANewSessionDiesWithPowertrainKilled9) {
+  TempDir dir;
+  const auto e = kill9_beside_an_escaped_child(dir, "    os.setsid()\n    os.execvp(\"sleep\", [\"sleep\", \"1000\"])\n");
+  ASSERT_GT(e.child, 0) << read_all(dir / "out");
+  EXPECT_TRUE(e.died) << "the program's setsid'd child outlived powertrain";
 }
 
 // Issue 24, item 10: a process that left the group AND dropped its
@@ -365,35 +380,11 @@ time.sleep(1000)
 // made a cgroup of its own, the guardian kills everything left in it.
 TEST(ExternalCli, WhatLeftTheGroupAndItsEnvironmentDiesWithPowertrainKilled9) {
   TempDir dir;
-  write_file(dir / "escaper.py", R"(import os, sys, time
-pid = os.fork()
-if pid == 0:
-    os.setsid()
-    os.execve("/bin/sleep", ["sleep", "1000"], {})
-with open(sys.argv[1], "w") as f:
-    f.write(str(pid))
-time.sleep(1000)
-)");
-  const auto pid_file = dir / "sleeper";
-  const pid_t pt = powertrain::testing::spawn_powertrain(
-      {"train", "--db", (dir / "r.db").string(), "--quiet", "--", python(), (dir / "escaper.py").string(),
-       pid_file.string()},
-      dir / "out");
-  for (int i = 0; i < 400 && !fs::exists(pid_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  pid_t sleeper = 0;
-  std::ifstream(pid_file) >> sleeper;
-  ASSERT_GT(sleeper, 0) << read_all(dir / "out");
-  ASSERT_FALSE(dead(sleeper));
-  const bool own_cgroup = read_all(fs::path("/proc") / std::to_string(sleeper) / "cgroup").find("/powertrain-") !=
-                          std::string::npos;
-  ::kill(pt, SIGKILL);
-  ::waitpid(pt, nullptr, 0);
-  for (int i = 0; i < 250 && !dead(sleeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const bool killed = dead(sleeper);
-  if (!killed) ::kill(sleeper, SIGKILL);
-  if (!own_cgroup) GTEST_SKIP() << "powertrain could make no cgroup of its own here (read-only cgroup tree)";
-  EXPECT_TRUE(killed) << "the program's setsid'd child without environment outlived powertrain";
+  const auto e = kill9_beside_an_escaped_child(
+      dir, "    os.setsid()\n    os.execve(\"/bin/sleep\", [\"sleep\", \"1000\"], {})\n");
+  ASSERT_GT(e.child, 0) << read_all(dir / "out");
+  if (!e.own_cgroup) GTEST_SKIP() << "powertrain could make no cgroup of its own here (read-only cgroup tree)";
+  EXPECT_TRUE(e.died) << "the program's setsid'd child without environment outlived powertrain";
 }
 
 // Issue 24: the console's one line said "its last stderr lines:" and showed

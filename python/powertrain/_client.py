@@ -135,6 +135,7 @@ class _Session:
         # Called after every report with (epoch, metric, decision): powertrain.resume()'s bookkeeping.
         self.report_hooks: List[Any] = []
         self.rank = _ranks.detect()  # read once: a process does not change rank
+        self.away: Optional[bool] = None  # _elsewhere(), once known
 
     def next_epoch(self) -> int:
         """The number of the next epoch: under powertrain a continued run
@@ -282,8 +283,11 @@ class _Session:
 
     def _elsewhere(self, path: str) -> bool:
         """Another node of a run started from one powertrain (srun over
-        several nodes): the socket is on rank 0's host, not on this one."""
-        return not self.rank.leader and not os.path.exists(path)
+        several nodes): the socket is on rank 0's host, not on this one.
+        Looked at once (progress() asks at every step)."""
+        if self.away is None:
+            self.away = not self.rank.leader and not os.path.exists(path)
+        return self.away
 
     def agree(self, number: Optional[int], decision: Decision) -> Decision:
         """Global rank 0's decision, for every rank of a distributed run (the

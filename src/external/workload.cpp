@@ -102,11 +102,232 @@ int CommandWorkload::threads() const { return config_.threads > 0 ? config_.thre
 
 std::string CommandWorkload::framework() const { return "external: " + display(config_.command); }
 
+namespace {
+
+// One external run's event loop: the program's connection, its stdout and
+// stderr, its exit, the deadlines and the escalation SIGTERM -> SIGKILL.
+class Supervisor {
+ public:
+  Supervisor(run::RunControl& control, const CommandOptions& options, const run::RunConfig& config, Child& child,
+             EventChannel& channel, std::string what)
+      : control_(control),
+        options_(options),
+        config_(config),
+        child_(child),
+        channel_(channel),
+        what_(std::move(what)),
+        tail_(options.stderr_lines),
+        started_(Clock::now()),
+        last_event_(started_) {}
+
+  // Runs until the program has exited and its output is drained.
+  void loop() {
+    for (;;) {
+      escalate();
+      watch_stop_and_deadlines();
+      if (child_.poll_exit() && !exited_at_) exited_at_ = Clock::now();
+      // After the program exits its output is drained; a grandchild that keeps
+      // a pipe open is not waited for beyond a second.
+      const bool drained =
+          child_.stdout_fd() < 0 && child_.stderr_fd() < 0 && (channel_.closed() || !channel_.connected());
+      if (exited_at_ && (drained || seconds_since(*exited_at_) > 1.0)) break;
+      pump();
+    }
+  }
+
+  // How the run ended, once loop() is over: nothing (it ended as recorded) or
+  // a WorkloadError naming why it failed.
+  void conclude() {
+    // A process still running here (a grandchild that held the pipes) is killed by ~Child.
+    const int st = child_.poll_exit().value_or(0);
+    // One signal for both: Slurm's scancel (or a Ctrl-C in a terminal) sends
+    // SIGTERM to the whole job, the program and powertrain alike; a program that
+    // died of it may be seen before powertrain's own handler has set the flag.
+    if (!interrupted_ && WIFSIGNALED(st) &&
+        (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGHUP)) {
+      for (int i = 0; i < 50 && !control_.stop_requested(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!interrupted_ && control_.stop_requested()) interrupt();
+    if (interrupted_) return;
+    if (!failure_.empty()) throw WorkloadError(with_tail(failure_));
+    if (channel_.diverged()) return;
+    if (channel_.stop_sent()) {
+      if (!channel_.test_seen())
+        throw WorkloadError(with_tail(kill_at_ ? fmt::format("sent no test metric within the grace period of {} s "
+                                                             "after the stop reply",
+                                                             options_.grace_s)
+                                              : std::string("exited without a test metric")));
+      return;  // told to stop and finished; how it exited does not matter any more
+    }
+    if (!exited_cleanly(st)) throw WorkloadError(with_tail(describe_exit(st)));
+    if (control_.epoch_open())
+      throw WorkloadError(with_tail(fmt::format("exited inside epoch {}", control_.epochs_done() + 1)));
+    if (control_.epochs_done() < control_.first_epoch())
+      throw WorkloadError(with_tail("exited without reporting an epoch"));
+    // A secondary node's program stops when the primary says so (the ranks
+    // share rank 0's decision); its test metric, if any, is the primary's business.
+    if (control_.follower()) {
+      control_.end_early(fmt::format("ended with the primary node's decision after epoch {}", control_.epochs_done()));
+      return;
+    }
+    if (!channel_.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
+    // Ended by its own limit before powertrain's: not a run that reached max_epochs.
+    if (control_.status() == run::RunStatus::running && control_.epochs_done() < config_.max_epochs)
+      control_.end_early(fmt::format("the program ended on its own after epoch {} of {}, without a stop reply",
+                                     control_.epochs_done(), config_.max_epochs));
+  }
+
+ private:
+  // The first line says it all (consoles show only that line): the last line
+  // the program wrote to stderr; the lines before it follow, for the store.
+  std::string with_tail(const std::string& why) {
+    const auto last = tail_.last();
+    if (last.empty()) return fmt::format("{} {}", what_, why);
+    return fmt::format("{} {}; its stderr ended with: {}\nits last stderr lines:\n{}", what_, why, last, tail_.text());
+  }
+  // A deadline `s` seconds from now; beyond any clock's range (huge, inf): never.
+  static Clock::time_point after(double s) {
+    constexpr double kNever = 1e9;  // about 32 years
+    if (!(s < kNever)) return Clock::time_point::max();
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+  // SIGTERM at the earliest deadline asked for (a failure after a stop reply
+  // does not wait out the grace period); nothing once it has been sent.
+  void terminate_in(double grace) {
+    if (kill_at_) return;
+    const auto t = after(grace);
+    if (!term_at_ || t < *term_at_) term_at_ = t;
+  }
+  void fail_and_stop(const std::string& why) {
+    if (failure_.empty()) failure_ = why;
+    terminate_in(0.0);
+  }
+  void interrupt() {
+    interrupted_ = true;
+    const int n = control_.epochs_done() + 1;
+    control_.interrupt(control_.epoch_open() ? fmt::format("interrupted in epoch {}", n)
+                                             : fmt::format("interrupted before epoch {}", n));
+  }
+  // Whether a deadline has passed: asked between the events of one read too.
+  bool deadline_passed() const {
+    const auto now = Clock::now();
+    return control_.stop_requested() || (term_at_ && now >= *term_at_) || (kill_at_ && now >= *kill_at_) ||
+           (options_.timeout_s > 0 && seconds_since(started_) > options_.timeout_s);
+  }
+
+  // SIGTERM to the process group when a deadline passes, SIGKILL kill_after_s later.
+  void escalate() {
+    const auto now = Clock::now();
+    if (term_at_ && now >= *term_at_ && !kill_at_ && !child_.exited()) {
+      child_.signal_group(SIGTERM);
+      kill_at_ = after(options_.kill_after_s);
+    }
+    if (kill_at_ && now >= *kill_at_) child_.signal_group(SIGKILL);
+  }
+
+  void watch_stop_and_deadlines() {
+    if (!interrupted_ && control_.stop_requested()) {
+      interrupt();
+      terminate_in(0.0);
+    }
+    if (failure_.empty() && !term_at_) {
+      if (options_.timeout_s > 0 && seconds_since(started_) > options_.timeout_s)
+        fail_and_stop(fmt::format("ran past its timeout of {} s", options_.timeout_s));
+      else if (options_.idle_timeout_s > 0 && seconds_since(last_event_) > options_.idle_timeout_s)
+        fail_and_stop(fmt::format("sent no event for {} s (idle_timeout_s)", options_.idle_timeout_s));
+    }
+    // A program that closed its connection without its test metric has
+    // nothing more to say: it exits within two seconds (a process that is
+    // ending closes first), or its run ends.
+    if (channel_.closed() && !closed_at_) closed_at_ = Clock::now();
+    if (closed_at_ && failure_.empty() && !interrupted_ && !channel_.test_seen() && !channel_.diverged() &&
+        !child_.exited() && seconds_since(*closed_at_) > 2.0) {
+      const int n = control_.epochs_done() + 1;
+      fail_and_stop(control_.epoch_open()
+                        ? fmt::format("closed its connection to powertrain in epoch {} and went on running", n)
+                        : fmt::format("closed its connection to powertrain without sending its test metric and went "
+                                      "on running"));
+    }
+  }
+
+  // One poll of the connection and the output pipes, and what came in.
+  void pump() {
+    std::vector<pollfd> fds;
+    const int events_fd = channel_.poll_fd();
+    if (events_fd >= 0)
+      fds.push_back({events_fd, static_cast<short>(POLLIN | (channel_.wants_write() ? POLLOUT : 0)), 0});
+    if (child_.stdout_fd() >= 0) fds.push_back({child_.stdout_fd(), POLLIN, 0});
+    if (child_.stderr_fd() >= 0) fds.push_back({child_.stderr_fd(), POLLIN, 0});
+    const int r = ::poll(fds.data(), fds.size(), 20);
+    if (r < 0 && errno != EINTR) throw WorkloadError(fmt::format("poll failed: {}", std::strerror(errno)));
+    if (r <= 0) return;
+    for (const auto& p : fds) {
+      if (!(p.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
+      if (p.fd == events_fd)
+        on_events(p.revents);
+      else
+        on_output(p.fd);
+    }
+  }
+
+  void on_events(short revents) {
+    if (!failure_.empty() || interrupted_) {  // ending: events no longer count, but are drained
+      channel_.discard();
+      return;
+    }
+    try {
+      if (revents & POLLOUT) channel_.on_writable();
+      if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        channel_.on_readable(control_, [this] { return deadline_passed(); });
+        last_event_ = Clock::now();
+      }
+    } catch (const WorkloadError& err) {
+      fail_and_stop(err.what());
+      channel_.discard();
+    }
+    if (channel_.stop_sent()) terminate_in(options_.grace_s);
+    if (channel_.diverged()) terminate_in(0.0);
+  }
+
+  void on_output(int fd) {
+    const bool is_err = fd == child_.stderr_fd();
+    const ssize_t n = ::read(fd, buf_, sizeof buf_);
+    if (n > 0) {
+      if (is_err) tail_.add(buf_, static_cast<std::size_t>(n));
+      if (options_.output) {
+        std::fwrite(buf_, 1, static_cast<std::size_t>(n), options_.output);
+        std::fflush(options_.output);
+      }
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      if (is_err) child_.close_stderr();
+      else child_.close_stdout();
+    }
+  }
+
+  run::RunControl& control_;
+  const CommandOptions& options_;
+  const run::RunConfig& config_;
+  Child& child_;
+  EventChannel& channel_;
+  const std::string what_;
+  Tail tail_;
+  const Clock::time_point started_;
+  Clock::time_point last_event_;
+  bool interrupted_ = false;                              // powertrain was asked to stop
+  std::optional<Clock::time_point> term_at_, kill_at_;    // escalation deadlines
+  std::optional<Clock::time_point> exited_at_;
+  std::optional<Clock::time_point> closed_at_;            // the program closed its connection
+  std::string failure_;                                   // why the run failed (empty: it did not)
+  char buf_[65536];
+};
+
+}  // namespace
+
 void CommandWorkload::run(run::RunControl& control) {
   // A continued run whose earlier epochs already ended it (patience spent,
   // the epoch limit reached: RunControl::resume) has nothing to train.
   if (control.status() != run::RunStatus::running) return;
-  const std::string what = fmt::format("`{}`", display(config_.command));
   EventChannel channel;
   ChildSpec spec;
   // A continued run's program reports its first epoch as first_epoch().
@@ -116,179 +337,11 @@ void CommandWorkload::run(run::RunControl& control) {
   spec.env.emplace_back("POWERTRAIN_SOCKET", channel.path());
   if (control.run_id() > 0) spec.env.emplace_back("POWERTRAIN_RUN_ID", std::to_string(control.run_id()));
   Child child(spec);
-
-  Tail tail(options_.stderr_lines);
-  const auto started = Clock::now();
-  auto last_event = started;
-  bool interrupted = false;  // powertrain was asked to stop
-  std::optional<Clock::time_point> term_at, kill_at;  // escalation deadlines
-  std::optional<Clock::time_point> exited_at;
-  std::string failure;  // why the run failed (empty: it did not)
-
-  // The first line says it all (consoles show only that line): the last line
-  // the program wrote to stderr; the lines before it follow, for the store.
-  auto with_tail = [&](const std::string& why) {
-    const auto last = tail.last();
-    if (last.empty()) return fmt::format("{} {}", what, why);
-    return fmt::format("{} {}; its stderr ended with: {}\nits last stderr lines:\n{}", what, why, last, tail.text());
-  };
-  // A deadline `s` seconds from now; beyond any clock's range (huge, inf): never.
-  auto after = [](double s) {
-    constexpr double kNever = 1e9;  // about 32 years
-    if (!(s < kNever)) return Clock::time_point::max();
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-  };
-  // SIGTERM at the earliest deadline asked for (a failure after a stop reply
-  // does not wait out the grace period); nothing once it has been sent.
-  auto terminate_in = [&](double grace) {
-    if (kill_at) return;
-    const auto t = after(grace);
-    if (!term_at || t < *term_at) term_at = t;
-  };
-  auto fail_and_stop = [&](const std::string& why) {
-    if (failure.empty()) failure = why;
-    terminate_in(0.0);
-  };
-
-  // Whether a deadline has passed: asked between the events of one read too.
-  auto deadline_passed = [&] {
-    const auto now = Clock::now();
-    return control.stop_requested() || (term_at && now >= *term_at) || (kill_at && now >= *kill_at) ||
-           (options_.timeout_s > 0 && seconds_since(started) > options_.timeout_s);
-  };
-  std::optional<Clock::time_point> closed_at;  // the program closed its connection
-  char buf[65536];
-  for (;;) {
-    // Escalation: SIGTERM to the process group when a deadline passes, SIGKILL kill_after_s later.
-    const auto now = Clock::now();
-    if (term_at && now >= *term_at && !kill_at && !child.exited()) {
-      child.signal_group(SIGTERM);
-      kill_at = after(options_.kill_after_s);
-    }
-    if (kill_at && now >= *kill_at) child.signal_group(SIGKILL);
-
-    if (!interrupted && control.stop_requested()) {
-      interrupted = true;
-      const int n = control.epochs_done() + 1;
-      control.interrupt(control.epoch_open() ? fmt::format("interrupted in epoch {}", n)
-                                             : fmt::format("interrupted before epoch {}", n));
-      terminate_in(0.0);
-    }
-    if (failure.empty() && !term_at) {
-      if (options_.timeout_s > 0 && seconds_since(started) > options_.timeout_s)
-        fail_and_stop(fmt::format("ran past its timeout of {} s", options_.timeout_s));
-      else if (options_.idle_timeout_s > 0 && seconds_since(last_event) > options_.idle_timeout_s)
-        fail_and_stop(fmt::format("sent no event for {} s (idle_timeout_s)", options_.idle_timeout_s));
-    }
-
-    // A program that closed its connection without its test metric has
-    // nothing more to say: it exits within two seconds (a process that is
-    // ending closes first), or its run ends.
-    if (channel.closed() && !closed_at) closed_at = Clock::now();
-    if (closed_at && failure.empty() && !interrupted && !channel.test_seen() && !channel.diverged() &&
-        !child.exited() && seconds_since(*closed_at) > 2.0) {
-      const int n = control.epochs_done() + 1;
-      fail_and_stop(control.epoch_open()
-                        ? fmt::format("closed its connection to powertrain in epoch {} and went on running", n)
-                        : fmt::format("closed its connection to powertrain without sending its test metric and went "
-                                      "on running"));
-    }
-
-    if (child.poll_exit() && !exited_at) exited_at = Clock::now();
-    // After the program exits its output is drained; a grandchild that keeps
-    // a pipe open is not waited for beyond a second.
-    const bool drained =
-        child.stdout_fd() < 0 && child.stderr_fd() < 0 && (channel.closed() || !channel.connected());
-    if (exited_at && (drained || seconds_since(*exited_at) > 1.0)) break;
-
-    std::vector<pollfd> fds;
-    const int events_fd = channel.poll_fd();
-    if (events_fd >= 0)
-      fds.push_back({events_fd, static_cast<short>(POLLIN | (channel.wants_write() ? POLLOUT : 0)), 0});
-    if (child.stdout_fd() >= 0) fds.push_back({child.stdout_fd(), POLLIN, 0});
-    if (child.stderr_fd() >= 0) fds.push_back({child.stderr_fd(), POLLIN, 0});
-    const int r = ::poll(fds.data(), fds.size(), 20);
-    if (r < 0 && errno != EINTR) throw WorkloadError(fmt::format("poll failed: {}", std::strerror(errno)));
-    if (r <= 0) continue;
-
-    for (const auto& p : fds) {
-      if (!(p.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
-      if (p.fd == events_fd) {
-        if (!failure.empty() || interrupted) {  // ending: events no longer count, but are drained
-          channel.discard();
-          continue;
-        }
-        try {
-          if (p.revents & POLLOUT) channel.on_writable();
-          if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            channel.on_readable(control, deadline_passed);
-            last_event = Clock::now();
-          }
-        } catch (const WorkloadError& err) {
-          fail_and_stop(err.what());
-          channel.discard();
-        }
-        if (channel.stop_sent()) terminate_in(options_.grace_s);
-        if (channel.diverged()) terminate_in(0.0);
-      } else {
-        const bool is_err = p.fd == child.stderr_fd();
-        const ssize_t n = ::read(p.fd, buf, sizeof buf);
-        if (n > 0) {
-          if (is_err) tail.add(buf, static_cast<std::size_t>(n));
-          if (options_.output) {
-            std::fwrite(buf, 1, static_cast<std::size_t>(n), options_.output);
-            std::fflush(options_.output);
-          }
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          if (is_err) child.close_stderr();
-          else child.close_stdout();
-        }
-      }
-    }
-  }
+  Supervisor supervisor(control, options_, config_, child, channel, fmt::format("`{}`", display(config_.command)));
+  supervisor.loop();
   hello_framework_ = channel.framework();
   latency_.us = channel.latency_us();
-
-  // A process still running here (a grandchild that held the pipes) is killed by ~Child.
-  const int st = child.poll_exit().value_or(0);
-  // One signal for both: Slurm's scancel (or a Ctrl-C in a terminal) sends
-  // SIGTERM to the whole job, the program and powertrain alike; a program that
-  // died of it may be seen before powertrain's own handler has set the flag.
-  if (!interrupted && WIFSIGNALED(st) &&
-      (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGHUP)) {
-    for (int i = 0; i < 50 && !control.stop_requested(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (!interrupted && control.stop_requested()) {
-    interrupted = true;
-    const int n = control.epochs_done() + 1;
-    control.interrupt(control.epoch_open() ? fmt::format("interrupted in epoch {}", n)
-                                           : fmt::format("interrupted before epoch {}", n));
-  }
-  if (interrupted) return;
-  if (!failure.empty()) throw WorkloadError(with_tail(failure));
-  if (channel.diverged()) return;
-  if (channel.stop_sent()) {
-    if (!channel.test_seen())
-      throw WorkloadError(with_tail(
-          kill_at ? fmt::format("sent no test metric within the grace period of {} s after the stop reply", options_.grace_s)
-                  : std::string("exited without a test metric")));
-    return;  // told to stop and finished; how it exited does not matter any more
-  }
-  if (!exited_cleanly(st)) throw WorkloadError(with_tail(describe_exit(st)));
-  if (control.epoch_open()) throw WorkloadError(with_tail(fmt::format("exited inside epoch {}", control.epochs_done() + 1)));
-  if (control.epochs_done() < control.first_epoch())
-    throw WorkloadError(with_tail("exited without reporting an epoch"));
-  // A secondary node's program stops when the primary says so (the ranks
-  // share rank 0's decision); its test metric, if any, is the primary's business.
-  if (control.follower()) {
-    control.end_early(fmt::format("ended with the primary node's decision after epoch {}", control.epochs_done()));
-    return;
-  }
-  if (!channel.test_seen()) throw WorkloadError(with_tail("exited without a test metric"));
-  // Ended by its own limit before powertrain's: not a run that reached max_epochs.
-  if (control.status() == run::RunStatus::running && control.epochs_done() < config_.max_epochs)
-    control.end_early(fmt::format("the program ended on its own after epoch {} of {}, without a stop reply",
-                                  control.epochs_done(), config_.max_epochs));
+  supervisor.conclude();
 }
 
 }  // namespace powertrain::external

@@ -338,95 +338,126 @@ namespace {
 // complete, in the top ceil(members / eta), the synchronous rule. A promotion
 // is never taken back: a setup that has a segment at a later rung stays
 // promoted.
-Decision decide_rungs(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
-                      double spent_j, bool asynchronous) {
-  const auto R = rungs(s);
-  const bool with_target = s.rule.target_metric.has_value();
-  const std::size_t n = sampled.size();
-  std::vector<Observed> obs(n);
-  for (std::size_t i = 0; i < n; ++i) obs[i].setup = sampled[i];
-  for (const auto& o : observed) {
-    auto it = std::find(sampled.begin(), sampled.end(), o.setup);
-    if (it != sampled.end()) obs[static_cast<std::size_t>(it - sampled.begin())] = o;
+// One pass over the rungs, as decide_rungs() makes it: the setups' states and
+// reasons, the segments to run next and the choice are built up step by step.
+class RungWalk {
+ public:
+  RungWalk(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
+           double spent_j, bool asynchronous)
+      : s_(s),
+        sampled_(sampled),
+        asynchronous_(asynchronous),
+        with_target_(s.rule.target_metric.has_value()),
+        budget_left_(!s.budget_j || spent_j < *s.budget_j),
+        rungs_(rungs(s)),
+        obs_(sampled.size()),
+        state_(sampled.size()),
+        reason_(sampled.size()),
+        next_of_rung_(rungs_.size()) {
+    for (std::size_t i = 0; i < sampled.size(); ++i) obs_[i].setup = sampled[i];
+    for (const auto& o : observed) {
+      auto it = std::find(sampled.begin(), sampled.end(), o.setup);
+      if (it != sampled.end()) obs_[static_cast<std::size_t>(it - sampled.begin())] = o;
+    }
   }
-  Decision d;
-  const bool budget_left = !s.budget_j || spent_j < *s.budget_j;
-  std::vector<std::string> state(n), reason(n);
-  bool busy = false;  // a segment runs or waits
-  std::vector<std::vector<Segment>> next_of_rung(R.size());  // asynchronous: segments that may run, per rung
-  bool complete_before = true;  // asynchronous: every earlier rung has all its results
 
-  // Setups taking part in rung k: every sampled one in rung 0, then those promoted.
-  std::vector<std::size_t> members(n);
-  std::iota(members.begin(), members.end(), std::size_t{0});
-  for (std::size_t k = 0; k < R.size() && !members.empty(); ++k) {
-    const int rung_end = R[k];
-    const int rung_start = k == 0 ? 1 : R[k - 1] + 1;
-    // 1. Is the rung in? Segments not yet run go out (random: one at a time).
-    std::vector<Segment> waiting;
+  Decision run() {
+    // Setups taking part in rung k: every sampled one in rung 0, then those promoted.
+    std::vector<std::size_t> members(sampled_.size());
+    std::iota(members.begin(), members.end(), std::size_t{0});
+    for (std::size_t k = 0; k < rungs_.size() && !members.empty(); ++k) {
+      auto in = gather(k, members);
+      if (!asynchronous_ && (!in.waiting.empty() || busy_)) {
+        if (budget_left_) {
+          if (s_.strategy == "random" && !in.waiting.empty()) in.waiting.resize(1);
+          d_.next = std::move(in.waiting);
+        } else {
+          hold(in.waiting, k);
+        }
+        break;
+      }
+      const bool rung_complete = complete_before_ && in.waiting.empty() && !in.running_here;
+      if (asynchronous_ && !in.waiting.empty()) {
+        if (budget_left_) next_of_rung_[k] = std::move(in.waiting);
+        else hold(in.waiting, k);
+      }
+      complete_before_ = rung_complete;
+      members = promote(k, members.size(), in.finished, rung_complete);
+    }
+    // Asynchronous: the deepest rung's segments first (ASHA promotes before it starts new setups).
+    if (asynchronous_)
+      for (auto k = rungs_.size(); k-- > 0;)
+        for (auto& seg : next_of_rung_[k]) d_.next.push_back(std::move(seg));
+    say_how_each_ended();
+    choose();
+    d_.finished = d_.next.empty() && !busy_;
+    return std::move(d_);
+  }
+
+ private:
+  struct RungInput {
+    std::vector<Segment> waiting;      // segments not yet run
     std::vector<std::size_t> finished;  // members whose segment of this rung has ended
     bool running_here = false;
+  };
+
+  // 1. Is the rung in? Segments not yet run go out (random: one at a time).
+  RungInput gather(std::size_t k, const std::vector<std::size_t>& members) {
+    const int rung = static_cast<int>(k);
+    const int rung_end = rungs_[k];
+    const int rung_start = k == 0 ? 1 : rungs_[k - 1] + 1;
+    RungInput in;
     for (auto i : members) {
-      const auto& o = obs[i];
-      if (o.rung > static_cast<int>(k) || (o.rung == static_cast<int>(k) && ended(o.state))) {
-        finished.push_back(i);
+      const auto& o = obs_[i];
+      if (o.rung > rung || (o.rung == rung && ended(o.state))) {
+        in.finished.push_back(i);
         continue;
       }
-      if (o.rung == static_cast<int>(k) && o.state == SegmentState::running) {
-        busy = true;
-        running_here = true;
-        state[i] = "running";
+      if (o.rung == rung && o.state == SegmentState::running) {
+        busy_ = true;
+        in.running_here = true;
+        state_[i] = "running";
         continue;
       }
       // Not planned yet, or planned and waiting (pending, interrupted).
-      if (o.rung == static_cast<int>(k) && o.state == SegmentState::pending) busy = true;
-      waiting.push_back({sampled[i], static_cast<int>(k), rung_start, rung_end});
-      const bool here = o.rung == static_cast<int>(k);
+      if (o.rung == rung && o.state == SegmentState::pending) busy_ = true;
+      in.waiting.push_back({sampled_[i], rung, rung_start, rung_end});
+      const bool here = o.rung == rung;
       // (Asynchronous: a setup promoted just now says so until its segment goes out.)
-      if (!(asynchronous && !here && k > 0))
-        state[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
+      if (!(asynchronous_ && !here && k > 0))
+        state_[i] = !here ? "not started" : o.failed_before ? "failed" : "waiting";
       // Interrupted or failed before: why, while it waits to run again.
       if (here && !o.message.empty())
-        reason[i] = o.failed_before ? o.message + " (it runs again when the search runs again)" : o.message;
+        reason_[i] = o.failed_before ? o.message + " (it runs again when the search runs again)" : o.message;
     }
-    const auto hold = [&](std::vector<Segment>& segments) {
-      d.budget_spent = true;
-      for (auto& seg : segments) {
-        const auto i = static_cast<std::size_t>(std::find(sampled.begin(), sampled.end(), seg.setup) - sampled.begin());
-        if (obs[i].rung < static_cast<int>(k)) state[i] = "not started";
-        reason[i] = "the energy budget was spent";
-      }
-    };
-    if (!asynchronous && (!waiting.empty() || busy)) {
-      if (budget_left) {
-        if (s.strategy == "random" && !waiting.empty()) waiting.resize(1);
-        d.next = std::move(waiting);
-      } else {
-        hold(waiting);
-      }
-      break;
+    return in;
+  }
+
+  // Segments that cannot go out because the energy budget is spent.
+  void hold(std::vector<Segment>& segments, std::size_t k) {
+    d_.budget_spent = true;
+    for (auto& seg : segments) {
+      const auto i = static_cast<std::size_t>(std::find(sampled_.begin(), sampled_.end(), seg.setup) - sampled_.begin());
+      if (obs_[i].rung < static_cast<int>(k)) state_[i] = "not started";
+      reason_[i] = "the energy budget was spent";
     }
-    const bool rung_complete = complete_before && waiting.empty() && !running_here;
-    if (asynchronous && !waiting.empty()) {
-      if (budget_left) next_of_rung[k] = std::move(waiting);
-      else hold(waiting);
-    }
-    complete_before = rung_complete;
-    // 2. Rank the rung's finished members on their curves up to its end
-    // (synchronous: all of them).
-    std::vector<Standing> at(n);
+  }
+
+  // 2. Ranks the rung's finished members on their curves up to its end
+  // (synchronous: all of them); `at` receives each one's standing.
+  std::vector<Rank> rank(std::size_t k, const std::vector<std::size_t>& finished, std::vector<Standing>& at,
+                         double& best_reached) const {
     std::vector<Rank> ranks;
-    double best_reached = kInf;
     for (auto i : finished) {
-      at[i] = standing(s, truncated(obs[i].epochs, rung_end));
-      const bool lost = (complete(obs[i].state) && obs[i].rung == static_cast<int>(k) &&
-                         (obs[i].state == SegmentState::diverged || obs[i].state == SegmentState::failed));
+      at[i] = standing(s_, truncated(obs_[i].epochs, rungs_[k]));
+      const bool lost = (complete(obs_[i].state) && obs_[i].rung == static_cast<int>(k) &&
+                         (obs_[i].state == SegmentState::diverged || obs_[i].state == SegmentState::failed));
       Rank r;
       r.index = i;
       r.metric = at[i].best_metric;
       if (lost) {
         r.group = 2;
-      } else if (with_target) {
+      } else if (with_target_) {
         r.group = std::isfinite(at[i].cost_j) ? 0 : 1;
         r.cost = std::isfinite(at[i].cost_j) ? at[i].cost_j : 0.0;
         if (at[i].basis == "reached") best_reached = std::min(best_reached, at[i].cost_j);
@@ -436,106 +467,140 @@ Decision decide_rungs(const Settings& s, const std::vector<Setup>& sampled, cons
       ranks.push_back(r);
     }
     std::sort(ranks.begin(), ranks.end());
-    const bool last_rung = k + 1 == R.size();
+    return ranks;
+  }
+
+  // 3. The top of the ranking goes on, unless Zeus's rule or the target says
+  // otherwise; returns the members of the next rung.
+  std::vector<std::size_t> promote(std::size_t k, std::size_t member_count, const std::vector<std::size_t>& finished,
+                                   bool rung_complete) {
+    const int rung = static_cast<int>(k);
+    const int rung_end = rungs_[k];
+    std::vector<Standing> at(sampled_.size());
+    double best_reached = kInf;
+    const auto ranks = rank(k, finished, at, best_reached);
+    const bool last_rung = k + 1 == rungs_.size();
     const auto keep =
-        rung_complete ? static_cast<std::size_t>(std::ceil(static_cast<double>(members.size()) / s.eta - 1e-9))
-                 : static_cast<std::size_t>(std::floor(static_cast<double>(finished.size()) / s.eta + 1e-9));
+        rung_complete ? static_cast<std::size_t>(std::ceil(static_cast<double>(member_count) / s_.eta - 1e-9))
+                      : static_cast<std::size_t>(std::floor(static_cast<double>(finished.size()) / s_.eta + 1e-9));
     std::vector<std::size_t> promoted;
     for (std::size_t pos = 0; pos < ranks.size(); ++pos) {
       const auto i = ranks[pos].index;
-      const auto& o = obs[i];
-      if (o.rung != static_cast<int>(k) && o.rung <= static_cast<int>(k)) continue;
+      const auto& o = obs_[i];
+      if (o.rung != rung && o.rung <= rung) continue;
       // Ended in this rung (or earlier, for a setup that stopped itself).
-      const bool paused_here = o.rung == static_cast<int>(k) ? o.state == SegmentState::paused : true;
-      if (with_target && at[i].basis == "reached") {
-        state[i] = "reached target";
-        reason[i] = fmt::format("at epoch {} with {}", at[i].target_epoch, joules(at[i].cost_j));
+      const bool paused_here = o.rung == rung ? o.state == SegmentState::paused : true;
+      if (with_target_ && at[i].basis == "reached") {
+        state_[i] = "reached target";
+        reason_[i] = fmt::format("at epoch {} with {}", at[i].target_epoch, joules(at[i].cost_j));
         continue;  // its energy to the target is measured: nothing more to learn
       }
       if (!paused_here) continue;  // converged, diverged, ...: said below
       if (last_rung) continue;
-      const auto rank_text = rung_complete ? fmt::format("rank {} of {} after epoch {}", pos + 1, members.size(), rung_end)
-                                      : fmt::format("rank {} of the {} of {} finished after epoch {}", pos + 1,
-                                                    finished.size(), members.size(), rung_end);
-      if (asynchronous && o.rung > static_cast<int>(k)) {  // promoted earlier: it stays so
-        state[i] = "continued";
-        reason[i] = rank_text;
+      const auto rank_text = rung_complete
+                                 ? fmt::format("rank {} of {} after epoch {}", pos + 1, member_count, rung_end)
+                                 : fmt::format("rank {} of the {} of {} finished after epoch {}", pos + 1,
+                                               finished.size(), member_count, rung_end);
+      if (asynchronous_ && o.rung > rung) {  // promoted earlier: it stays so
+        state_[i] = "continued";
+        reason_[i] = rank_text;
         promoted.push_back(i);
         continue;
       }
       if (pos >= keep) {
-        state[i] = rung_complete ? "stopped" : "paused";
-        reason[i] = rung_complete ? rank_text : rank_text + "; waiting for more results of its rung";
+        state_[i] = rung_complete ? "stopped" : "paused";
+        reason_[i] = rung_complete ? rank_text : rank_text + "; waiting for more results of its rung";
         continue;
       }
-      if (with_target && std::isfinite(best_reached) && !(at[i].cost_j <= s.beta * best_reached)) {
-        state[i] = "stopped";
-        reason[i] = std::isfinite(at[i].cost_j)
-                        ? fmt::format("predicted {} to the target after epoch {}, over {:g} x the best ({})",
-                                      joules(at[i].cost_j), rung_end, s.beta, joules(best_reached))
-                        : fmt::format("not expected to reach the target after epoch {}, while another did ({})",
-                                      rung_end, joules(best_reached));
+      if (with_target_ && std::isfinite(best_reached) && !(at[i].cost_j <= s_.beta * best_reached)) {
+        state_[i] = "stopped";
+        reason_[i] = std::isfinite(at[i].cost_j)
+                         ? fmt::format("predicted {} to the target after epoch {}, over {:g} x the best ({})",
+                                       joules(at[i].cost_j), rung_end, s_.beta, joules(best_reached))
+                         : fmt::format("not expected to reach the target after epoch {}, while another did ({})",
+                                       rung_end, joules(best_reached));
         continue;
       }
-      state[i] = "continued";
-      reason[i] = rank_text;
+      state_[i] = "continued";
+      reason_[i] = rank_text;
       promoted.push_back(i);
     }
     std::sort(promoted.begin(), promoted.end());
-    members = std::move(promoted);
+    return promoted;
   }
-  // Asynchronous: the deepest rung's segments first (ASHA promotes before it starts new setups).
-  if (asynchronous)
-    for (auto k = R.size(); k-- > 0;)
-      for (auto& seg : next_of_rung[k]) d.next.push_back(std::move(seg));
 
-  // Complete setups say how they ended; the chosen one is picked among them.
-  double best_metric = -kInf;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& o = obs[i];
-    const auto st = standing(s, o.epochs);
-    d.verdicts.push_back({sampled[i], state[i], reason[i], st});
-    auto& v = d.verdicts.back();
-    if (v.state.empty() || v.state == "continued") {
-      switch (o.state) {
-        case SegmentState::converged: v.state = "converged"; break;
-        case SegmentState::max_epochs: v.state = "max epochs"; break;
-        case SegmentState::diverged: v.state = "diverged"; break;
-        case SegmentState::failed: v.state = "failed"; break;
-        case SegmentState::stopped:
-          // Continued, then stopped inside its segment by Zeus's rule: the rule's reason.
-          if (v.reason.empty() || v.state == "continued") v.reason = o.message;
-          v.state = "stopped";
-          break;
-        case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
-        case SegmentState::running: v.state = "running"; break;
-        case SegmentState::pending: v.state = "waiting"; break;
-        case SegmentState::none: v.state = "not started"; break;
+  // Complete setups say how they ended.
+  void say_how_each_ended() {
+    for (std::size_t i = 0; i < sampled_.size(); ++i) {
+      const auto& o = obs_[i];
+      const auto st = standing(s_, o.epochs);
+      d_.verdicts.push_back({sampled_[i], state_[i], reason_[i], st});
+      auto& v = d_.verdicts.back();
+      if (v.state.empty() || v.state == "continued") {
+        switch (o.state) {
+          case SegmentState::converged: v.state = "converged"; break;
+          case SegmentState::max_epochs: v.state = "max epochs"; break;
+          case SegmentState::diverged: v.state = "diverged"; break;
+          case SegmentState::failed: v.state = "failed"; break;
+          case SegmentState::stopped:
+            // Continued, then stopped inside its segment by Zeus's rule: the rule's reason.
+            if (v.reason.empty() || v.state == "continued") v.reason = o.message;
+            v.state = "stopped";
+            break;
+          case SegmentState::paused: v.state = v.state.empty() ? "paused" : v.state; break;
+          case SegmentState::running: v.state = "running"; break;
+          case SegmentState::pending: v.state = "waiting"; break;
+          case SegmentState::none: v.state = "not started"; break;
+        }
+      }
+      if (with_target_ && o.state == SegmentState::converged && st.basis != "reached" && v.reason.empty())
+        v.reason = "converged below the target";
+    }
+  }
+
+  // The chosen setup: the least energy among those that reached the target
+  // (without a target: among the complete ones within the tolerance of the best metric).
+  void choose() {
+    double best_metric = -kInf;
+    if (!with_target_)
+      for (std::size_t i = 0; i < sampled_.size(); ++i)
+        if (obs_[i].state == SegmentState::converged || obs_[i].state == SegmentState::max_epochs)
+          best_metric = std::max(best_metric, d_.verdicts[i].standing.best_metric);
+    double best_cost = kInf;
+    for (std::size_t i = 0; i < sampled_.size(); ++i) {
+      const auto& v = d_.verdicts[i];
+      const auto& o = obs_[i];
+      bool qualifies = false;
+      if (with_target_) {
+        qualifies = v.standing.basis == "reached";
+      } else {
+        qualifies = (o.state == SegmentState::converged || o.state == SegmentState::max_epochs) &&
+                    v.standing.best_metric >= best_metric - s_.metric_tolerance;
+      }
+      if (qualifies && v.standing.cost_j < best_cost) {
+        best_cost = v.standing.cost_j;
+        d_.chosen = i;
       }
     }
-    if (with_target && o.state == SegmentState::converged && st.basis != "reached" && v.reason.empty())
-      v.reason = "converged below the target";
-    if (!with_target && (o.state == SegmentState::converged || o.state == SegmentState::max_epochs))
-      best_metric = std::max(best_metric, st.best_metric);
   }
-  double best_cost = kInf;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& v = d.verdicts[i];
-    const auto& o = obs[i];
-    bool qualifies = false;
-    if (with_target) {
-      qualifies = v.standing.basis == "reached";
-    } else {
-      qualifies = (o.state == SegmentState::converged || o.state == SegmentState::max_epochs) &&
-                  v.standing.best_metric >= best_metric - s.metric_tolerance;
-    }
-    if (qualifies && v.standing.cost_j < best_cost) {
-      best_cost = v.standing.cost_j;
-      d.chosen = i;
-    }
-  }
-  d.finished = d.next.empty() && !busy;
-  return d;
+
+  const Settings& s_;
+  const std::vector<Setup>& sampled_;
+  const bool asynchronous_;
+  const bool with_target_;
+  const bool budget_left_;
+  const std::vector<int> rungs_;
+  std::vector<Observed> obs_;
+  std::vector<std::string> state_, reason_;
+  std::vector<std::vector<Segment>> next_of_rung_;  // asynchronous: segments that may run, per rung
+  bool busy_ = false;            // a segment runs or waits
+  bool complete_before_ = true;  // asynchronous: every earlier rung has all its results
+  Decision d_;
+};
+
+Decision decide_rungs(const Settings& s, const std::vector<Setup>& sampled, const std::vector<Observed>& observed,
+                      double spent_j, bool asynchronous) {
+  return RungWalk(s, sampled, observed, spent_j, asynchronous).run();
 }
 
 }  // namespace

@@ -154,6 +154,43 @@ std::vector<std::string> read_celeba_attribute_names(const fs::path& data_dir) {
   return parse_attributes(resolve_root(o) / kAttrFile, true).names;
 }
 
+namespace {
+
+// The attribute columns `tasks` names (every attribute when empty) and their
+// names as the file spells them; ConfigError for an unknown or repeated one.
+void select_tasks(const Attributes& attrs, const std::vector<std::string>& tasks, std::vector<std::size_t>& cols,
+                  std::vector<std::string>& names) {
+  if (tasks.empty()) {
+    for (std::size_t k = 0; k < attrs.names.size(); ++k) cols.push_back(k);
+    names = attrs.names;
+    return;
+  }
+  for (const auto& t : tasks) {
+    std::size_t k = 0;
+    while (k < attrs.names.size() && detail::normalize_name(attrs.names[k]) != detail::normalize_name(t)) ++k;
+    if (k == attrs.names.size())
+      throw ConfigError(fmt::format("CelebA has no attribute '{}'; valid: {}", t, detail::join(attrs.names)));
+    if (std::find(cols.begin(), cols.end(), k) != cols.end())
+      throw ConfigError("CelebA attribute '" + t + "' is listed twice");
+    cols.push_back(k);
+    names.push_back(attrs.names[k]);
+  }
+}
+
+// Where the images came from, for the dataset's provenance.
+std::string describe_cache(const CacheReport& rep) {
+  switch (rep.outcome) {
+    case CacheOutcome::hit: return "memory-mapped cache " + rep.path.string();
+    case CacheOutcome::built: return "decoded once into cache " + rep.path.string();
+    case CacheOutcome::rebuilt: return "cache rebuilt (" + rep.reason + ") at " + rep.path.string();
+    case CacheOutcome::unwritable: return "decoded into memory; cache not written: " + rep.reason;
+    case CacheOutcome::disabled: return "decoded into memory (cache disabled)";
+  }
+  return {};
+}
+
+}  // namespace
+
 Dataset load_celeba(const DatasetOptions& o, CacheReport* report) {
   detail::validate_common(o);
   CacheReport local;
@@ -171,21 +208,7 @@ Dataset load_celeba(const DatasetOptions& o, CacheReport* report) {
   // Attribute subset -> task columns.
   std::vector<std::size_t> cols;
   std::vector<std::string> task_names;
-  if (o.tasks.empty()) {
-    for (std::size_t k = 0; k < attrs.names.size(); ++k) cols.push_back(k);
-    task_names = attrs.names;
-  } else {
-    for (const auto& t : o.tasks) {
-      std::size_t k = 0;
-      while (k < attrs.names.size() && detail::normalize_name(attrs.names[k]) != detail::normalize_name(t)) ++k;
-      if (k == attrs.names.size())
-        throw ConfigError(fmt::format("CelebA has no attribute '{}'; valid: {}", t, detail::join(attrs.names)));
-      if (std::find(cols.begin(), cols.end(), k) != cols.end())
-        throw ConfigError("CelebA attribute '" + t + "' is listed twice");
-      cols.push_back(k);
-      task_names.push_back(attrs.names[k]);
-    }
-  }
+  select_tasks(attrs, o.tasks, cols, task_names);
   const auto n_tasks = static_cast<std::int64_t>(cols.size());
 
   // Rows of each split after subset / cap; labels; the cache key.
@@ -304,14 +327,7 @@ Dataset load_celeba(const DatasetOptions& o, CacheReport* report) {
     if (o.normalize) detail::normalize_from_train(ds);
   }
 
-  std::string cache_note;
-  switch (rep.outcome) {
-    case CacheOutcome::hit: cache_note = "memory-mapped cache " + rep.path.string(); break;
-    case CacheOutcome::built: cache_note = "decoded once into cache " + rep.path.string(); break;
-    case CacheOutcome::rebuilt: cache_note = "cache rebuilt (" + rep.reason + ") at " + rep.path.string(); break;
-    case CacheOutcome::unwritable: cache_note = "decoded into memory; cache not written: " + rep.reason; break;
-    case CacheOutcome::disabled: cache_note = "decoded into memory (cache disabled)"; break;
-  }
+  const std::string cache_note = describe_cache(rep);
   ds.provenance = fmt::format(
       "CelebA aligned faces from {}: {} attributes, {}x{} RGB ({}), official partition train {} / val {} / test {}{}{}; {}",
       root.string(), n_tasks, size, size, o.center_crop ? "centre square crop" : "whole image squeezed",

@@ -140,6 +140,26 @@ std::vector<torch::Tensor> model_tensors(models::ModelImpl& model) {
   return out;
 }
 
+// Copies the model's tensors into `best` (allocated on first use): the weights
+// of the best epoch so far.
+void keep_weights(models::ModelImpl& model, std::vector<torch::Tensor>& best) {
+  torch::NoGradGuard no_grad;
+  const auto tensors = model_tensors(model);
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (i == best.size())
+      best.push_back(tensors[i].detach().clone());
+    else
+      best[i].copy_(tensors[i]);
+  }
+}
+
+// Puts the weights keep_weights() kept back into the model.
+void restore_weights(models::ModelImpl& model, const std::vector<torch::Tensor>& best) {
+  torch::NoGradGuard no_grad;
+  auto tensors = model_tensors(model);
+  for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(best[i]);
+}
+
 }  // namespace
 
 Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptions options)
@@ -478,19 +498,7 @@ void Trainer::run(run::RunControl& control) {
       metrics.val_task_metrics = val->task_metrics;
       const auto verdict = control.end_epoch(metrics);
 
-      if (verdict.best) {
-        torch::NoGradGuard no_grad;
-        std::size_t i = 0;
-        auto keep = [&](const torch::Tensor& t) {
-          if (i == st.best.size())
-            st.best.push_back(t.detach().clone());
-          else
-            st.best[i].copy_(t);
-          ++i;
-        };
-        for (const auto& p : model_->parameters()) keep(p);
-        for (const auto& b : model_->buffers()) keep(b);
-      }
+      if (verdict.best) keep_weights(*model_, st.best);
       if (verdict.stop) break;
     }
 
@@ -509,12 +517,7 @@ void Trainer::run(run::RunControl& control) {
     const bool ended = status == run::RunStatus::converged || status == run::RunStatus::max_epochs ||
                        status == run::RunStatus::diverged || status == run::RunStatus::stopped;
     if (ended && control.summary().best_epoch > 0) {
-      {
-        torch::NoGradGuard no_grad;
-        std::size_t i = 0;
-        for (auto& p : model_->parameters()) p.copy_(st.best[i++]);
-        for (auto& b : model_->buffers()) b.copy_(st.best[i++]);
-      }
+      restore_weights(*model_, st.best);
       if (st.test_x.defined()) {
         const auto test = evaluate_tensors(*model_, st.test_x, st.test_y, multi, eval_batch, nullptr);
         control.set_test(test->metric, test->task_metrics);

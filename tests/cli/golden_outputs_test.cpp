@@ -85,6 +85,23 @@ std::string without_temp_dir(std::string text, const std::string& temp) {
   return text;
 }
 
+// `text` with the time a report was generated ("generated 2026-12-07 09:18
+// UTC") as "generated (time)".
+std::string without_generation_time(std::string text) {
+  static const std::string kWord = "generated ";
+  static const std::string kShape = "dddd-dd-dd dd:dd UTC";
+  for (auto at = text.find(kWord); at != std::string::npos; at = text.find(kWord, at + 1)) {
+    const auto from = at + kWord.size();
+    if (from + kShape.size() > text.size()) break;
+    bool fits = true;
+    for (std::size_t i = 0; i < kShape.size() && fits; ++i)
+      fits = kShape[i] == 'd' ? std::isdigit(static_cast<unsigned char>(text[from + i])) != 0
+                              : text[from + i] == kShape[i];
+    if (fits) text.replace(from, kShape.size(), "(time)");
+  }
+  return text;
+}
+
 // Every file under `dir` (images left out: their bytes are gnuplot's), sorted
 // by path, each after a "=== path" line. Figures embedded in report.html are
 // cut out for the same reason.
@@ -100,7 +117,7 @@ std::string concatenate(const fs::path& dir) {
   std::string out;
   for (const auto& file : files) {
     std::string text = read_file(dir / file);
-    if (file.extension() == ".html") text = without_embedded_images(text);
+    if (file.extension() == ".html") text = without_generation_time(without_embedded_images(text));
     out += "=== " + file.generic_string() + "\n" + text;
     if (!text.empty() && text.back() != '\n') out += "\n";
   }

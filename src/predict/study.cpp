@@ -386,6 +386,18 @@ Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSetti
   const double rest = to_come(e, spent);
   e.low = std::max(spent, e.mid + bt.residual_low * rest);
   e.high = e.mid + bt.residual_high * rest;
+  // A method that gives the stop as a point (the earliest stop, the linear
+  // rule) gets the stop interval of the calibrated energy at its own energy
+  // per epoch to come, within the epochs the rule allows.
+  auto& s = p.stop_epoch;
+  const int n = static_cast<int>(seen.size());
+  if (s.low == s.high && s.mid > n) {
+    const double per_epoch = (e.mid - spent) / (s.mid - n);
+    if (per_epoch > 0.0) {
+      s.low = std::clamp(std::floor(n + (e.low - spent) / per_epoch), n + 1.0, s.mid);
+      s.high = std::clamp(std::ceil(n + (e.high - spent) / per_epoch), s.mid, static_cast<double>(rule.max_epochs));
+    }
+  }
   p.method = fmt::format("{}, by backtest of {} runs", p.method, bt.runs);
   return p;
 }

@@ -353,3 +353,26 @@ TEST(StudyBacktest, ChoosesTheLowestMedianErrorOfAllMethods) {
       EXPECT_NE(words.find(name), std::string::npos) << words;
   }
 }
+
+// Where the chosen method gives the stop as a point (the earliest stop), the
+// study's forecast widens it with the calibrated energy interval: a run that
+// may gain again may stop later.
+TEST(StudyCalibration, APointStopGetsTheIntervalOfTheCalibratedEnergy) {
+  const auto r = rule(20, 2, 0.01);
+  pp::Backtest bt;
+  bt.calibrated = true;
+  bt.runs = 5;
+  bt.chosen = pp::Method::earliest;
+  bt.residual_low = -0.5;
+  bt.residual_high = 2.0;
+  // Gained in epoch 3: the earliest stop is epoch 5, 2 epochs of 5 J to come.
+  const std::vector<pp::CurvePoint> seen{{1, 0.5, 5.0}, {2, 0.6, 5.0}, {3, 0.7, 5.0}};
+  const auto p = pp::predict_in_study(seen, r, {64, "/"}, {}, bt);
+  EXPECT_EQ(p.method, "earliest stop, by backtest of 5 runs");
+  EXPECT_NEAR(p.energy_to_stop_j.mid, 25.0, 1e-9);
+  EXPECT_NEAR(p.energy_to_stop_j.low, 20.0, 1e-9);   // 25 - 0.5 x 10
+  EXPECT_NEAR(p.energy_to_stop_j.high, 45.0, 1e-9);  // 25 + 2 x 10
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 5.0);
+  EXPECT_DOUBLE_EQ(p.stop_epoch.low, 4.0);   // 3 + 5 J / 5 J
+  EXPECT_DOUBLE_EQ(p.stop_epoch.high, 9.0);  // 3 + 30 J / 5 J
+}

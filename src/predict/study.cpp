@@ -1,6 +1,7 @@
 #include "powertrain/predict/study.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -103,13 +104,37 @@ std::string to_string(Method m) {
   switch (m) {
     case Method::curve: return "curve";
     case Method::prior: return "study prior";
+    case Method::level: return "study prior by level";
+    case Method::earliest: return "earliest stop";
     case Method::linear: return "linear";
   }
   return "?";
 }
 
+namespace {
+// Where a peer's curve takes over: the index (0-based) of the peer epoch that
+// stands for the run's last epoch, or -1 when the peer has no finite metric there.
+int anchor_of(const std::vector<CurvePoint>& seen, const PeerRun& peer, Alignment alignment) {
+  const int n = static_cast<int>(seen.size()), m = static_cast<int>(peer.epochs.size());
+  if (alignment == Alignment::epoch) {
+    const int i = std::min(n, m) - 1;
+    return std::isfinite(peer.epochs[static_cast<std::size_t>(i)].val_metric) ? i : -1;
+  }
+  const double last = seen.back().val_metric;
+  int best = -1;
+  for (int i = 0; i < m; ++i) {
+    const double v = peer.epochs[static_cast<std::size_t>(i)].val_metric;
+    if (std::isfinite(v) &&
+        (best < 0 || std::abs(v - last) < std::abs(peer.epochs[static_cast<std::size_t>(best)].val_metric - last)))
+      best = i;
+  }
+  return best;
+}
+}  // namespace
+
 std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, const RuleSettings& rule,
-                                        const RunTraits& traits, const std::vector<PeerRun>& peers) {
+                                        const RunTraits& traits, const std::vector<PeerRun>& peers,
+                                        Alignment alignment) {
   if (seen.empty()) return std::nullopt;
   // predict_linear checks the epochs and settings, and reports a run the rule has stopped.
   const Prediction linear = predict_linear(seen, rule);
@@ -130,8 +155,9 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
     const int m = static_cast<int>(peer.epochs.size());
     if (m == 0) continue;
     const int common = std::min(n, m);
-    const double anchor = peer.epochs[static_cast<std::size_t>(common - 1)].val_metric;
-    if (!std::isfinite(anchor)) continue;
+    const int at = anchor_of(seen, peer, alignment);  // the peer's epoch at + 1 stands for the run's epoch n
+    if (at < 0) continue;
+    const double anchor = peer.epochs[static_cast<std::size_t>(at)].val_metric;
     double ss = 0.0;
     int count = 0;
     for (int i = 0; i < common; ++i) {
@@ -143,7 +169,7 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
     }
     // The peer's last finite metric: where a finished peer's curve stays.
     double end = anchor;
-    for (int i = m; i-- > common;)
+    for (int i = m; i-- > at + 1;)
       if (std::isfinite(peer.epochs[static_cast<std::size_t>(i)].val_metric)) {
         end = peer.epochs[static_cast<std::size_t>(i)].val_metric;
         break;
@@ -154,8 +180,9 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
     bool censored = false;
     for (int e = n + 1; e <= rule.max_epochs; ++e) {
       double metric;
-      if (e <= m) {
-        const double v = peer.epochs[static_cast<std::size_t>(e - 1)].val_metric;
+      const int pe = e + (at + 1 - n);  // the peer's epoch that stands for epoch e
+      if (pe <= m) {
+        const double v = peer.epochs[static_cast<std::size_t>(pe - 1)].val_metric;
         metric = std::isfinite(v) ? last + (v - anchor) : v;
       } else if (peer.finished) {
         metric = last + (end - anchor);
@@ -198,7 +225,7 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
   }
   Prediction p;
   p.epochs_seen = n;
-  p.method = "study prior";
+  p.method = alignment == Alignment::level ? "study prior by level" : "study prior";
   p.draws = static_cast<int>(draws.size());
   p.stop_epoch = weighted_interval(stops);
   p.energy_to_stop_j = weighted_interval(energies);
@@ -216,6 +243,33 @@ std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, con
   return p;
 }
 
+Prediction predict_earliest(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,
+                            const std::vector<PeerRun>& peers) {
+  // predict_linear checks the epochs and settings, and reports a run the rule has stopped.
+  Prediction p = predict_linear(seen, rule);
+  if (p.method == "stopped") return p;
+  const int n = static_cast<int>(seen.size());
+  run::ConvergenceRule r(rule_config(rule));
+  double lowest = std::numeric_limits<double>::infinity();
+  for (const auto& c : seen) {
+    r.observe(c.epoch, c.val_metric, kNaN);
+    if (std::isfinite(c.val_metric)) lowest = std::min(lowest, c.val_metric);
+  }
+  // Epochs to come at the lowest metric seen: no gain, no target reached.
+  int stop = rule.max_epochs;
+  for (int e = n + 1; e <= rule.max_epochs; ++e)
+    if (r.observe(e, std::isfinite(lowest) ? lowest : 0.0, kNaN).stop) {
+      stop = e;
+      break;
+    }
+  const double level = energy_level(seen, traits, peers);
+  const double energy = seen_energy(seen, level) + (stop - n) * level;
+  p.method = "earliest stop";
+  p.stop_epoch = {static_cast<double>(stop), static_cast<double>(stop), static_cast<double>(stop)};
+  p.energy_to_stop_j = {energy, energy, energy};
+  return p;  // the target fields as predict_linear has them: known once reached, else unknown
+}
+
 Prediction predict_with(Method m, const std::vector<CurvePoint>& seen, const RuleSettings& rule,
                         const RunTraits& traits, const std::vector<PeerRun>& peers) {
   switch (m) {
@@ -223,6 +277,10 @@ Prediction predict_with(Method m, const std::vector<CurvePoint>& seen, const Rul
     case Method::prior:
       if (auto p = predict_prior(seen, rule, traits, peers)) return *p;
       return predict_curve(seen, rule, 0);
+    case Method::level:
+      if (auto p = predict_prior(seen, rule, traits, peers, Alignment::level)) return *p;
+      return predict_curve(seen, rule, 0);
+    case Method::earliest: return predict_earliest(seen, rule, traits, peers);
     case Method::curve:
       if (static_cast<int>(seen.size()) < kMinCurveEpochs)
         if (auto p = predict_prior(seen, rule, traits, peers)) return *p;
@@ -250,8 +308,7 @@ double residual(const Prediction& p, double actual, double spent) {
 
 Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_t> leave_out, CurveCache* cache) {
   Backtest bt;
-  std::vector<double> ape[3];
-  std::vector<double> scores[3];
+  std::array<std::vector<double>, kMethodCount> ape, scores;
   for (std::size_t i = 0; i < runs.size(); ++i) {
     if (leave_out && i == *leave_out) continue;
     const auto& run = runs[i];
@@ -265,7 +322,7 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
       const int k = seen_after(share, n);
       const std::vector<CurvePoint> seen(run.epochs.begin(), run.epochs.begin() + k);
       const double spent = spent_of(seen);
-      for (Method m : {Method::curve, Method::prior, Method::linear}) {
+      for (Method m : kMethods) {
         Prediction p;
         const bool cacheable = m == Method::curve && k >= kMinCurveEpochs;
         if (cacheable && cache && cache->at.contains({i, k})) {
@@ -282,17 +339,11 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
     }
   }
   if (bt.points == 0) return bt;
-  bt.median_ape_curve = median(ape[0]);
-  bt.median_ape_prior = median(ape[1]);
-  bt.median_ape_linear = median(ape[2]);
-  // The lowest median error; the simple rule wins a tie, then the curve.
+  for (std::size_t m = 0; m < kMethodCount; ++m) bt.median_ape[m] = median(ape[m]);
+  // The lowest median error; the simple rule wins a tie, then the first in kMethods.
   bt.chosen = Method::linear;
-  double best = bt.median_ape_linear;
-  if (bt.median_ape_curve < best) {
-    bt.chosen = Method::curve;
-    best = bt.median_ape_curve;
-  }
-  if (bt.median_ape_prior < best) bt.chosen = Method::prior;
+  for (Method m : kMethods)
+    if (bt.ape(m) < bt.ape(bt.chosen)) bt.chosen = m;
   bt.calibrated = bt.runs >= kMinBacktestRuns;
   if (bt.calibrated) {
     // Split conformal, each side: the floor((N + 1) 0.1)-th smallest and the
@@ -310,6 +361,21 @@ Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_
   return bt;
 }
 
+std::string describe_errors(const Backtest& bt) {
+  std::string out;
+  for (Method m : kMethods)
+    out += fmt::format("{}{} {:.3g}%", out.empty() ? "" : ", ", m == Method::linear ? "linear rule" : to_string(m),
+                       100.0 * bt.ape(m));
+  return out;
+}
+
+std::string method_glossary() {
+  return "'study prior' continues the run with the other runs' curves (each from the same epoch; 'by level': each "
+         "from where it was at the run's level) and their energy per epoch; 'earliest stop' assumes no further gain, "
+         "so the rule stops the run when its patience runs out; 'too few epochs' is a bound (from the earliest stop "
+         "the rule allows to max_epochs) where nothing else is known";
+}
+
 Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,
                             const std::vector<PeerRun>& peers, const Backtest& bt) {
   if (!bt.calibrated) return predict_with(Method::curve, seen, rule, traits, peers);
@@ -320,6 +386,18 @@ Prediction predict_in_study(const std::vector<CurvePoint>& seen, const RuleSetti
   const double rest = to_come(e, spent);
   e.low = std::max(spent, e.mid + bt.residual_low * rest);
   e.high = e.mid + bt.residual_high * rest;
+  // A method that gives the stop as a point (the earliest stop, the linear
+  // rule) gets the stop interval of the calibrated energy at its own energy
+  // per epoch to come, within the epochs the rule allows.
+  auto& s = p.stop_epoch;
+  const int n = static_cast<int>(seen.size());
+  if (s.low == s.high && s.mid > n) {
+    const double per_epoch = (e.mid - spent) / (s.mid - n);
+    if (per_epoch > 0.0) {
+      s.low = std::clamp(std::floor(n + (e.low - spent) / per_epoch), n + 1.0, s.mid);
+      s.high = std::clamp(std::ceil(n + (e.high - spent) / per_epoch), s.mid, static_cast<double>(rule.max_epochs));
+    }
+  }
   p.method = fmt::format("{}, by backtest of {} runs", p.method, bt.runs);
   return p;
 }

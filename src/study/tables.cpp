@@ -605,16 +605,13 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
   if (bt.calibrated)
     t.notes.push_back(fmt::format(
         "Backtest on the {} finished runs (each forecast after 25% and 50% of a run from the other runs): median error "
-        "curve {}%, study prior {}%, linear rule {}%; a run of this study now gets the {} forecast, its 80% interval "
+        "{}; a run of this study now gets the {} forecast, its 80% interval "
         "the median plus {}% to {}% of the energy it predicts is still to come (split conformal on these residuals).",
-        bt.runs, format_real(100 * bt.median_ape_curve, 3), format_real(100 * bt.median_ape_prior, 3),
-        format_real(100 * bt.median_ape_linear, 3), predict::to_string(bt.chosen), format_real(100 * bt.residual_low, 3),
+        bt.runs, predict::describe_errors(bt), predict::to_string(bt.chosen), format_real(100 * bt.residual_low, 3),
         format_real(100 * bt.residual_high, 3)));
   t.notes.push_back(fmt::format(
-      "Methods: 'study prior' continues the run with the other runs' curves and their energy per epoch; "
-      "'too few epochs' is a bound (from the earliest stop the rule allows to max_epochs) where nothing else is "
-      "known; ', by backtest of N runs' marks the method the study's backtest chose (at least {} finished runs).",
-      predict::kMinBacktestRuns));
+      "Methods: {}; ', by backtest of N runs' marks the method the study's backtest chose (at least {} finished runs).",
+      predict::method_glossary(), predict::kMinBacktestRuns));
   return t;
 }
 

@@ -163,12 +163,12 @@ TEST(StudyBacktest, ChoosesTheMethodWithTheLowerMedianError) {
   EXPECT_EQ(early.points, 24);
   EXPECT_TRUE(early.calibrated);
   EXPECT_NE(early.chosen, pp::Method::linear);
-  EXPECT_LT(std::min(early.median_ape_curve, early.median_ape_prior), early.median_ape_linear);
-  EXPECT_GT(early.median_ape_linear, 0.3);
+  EXPECT_LT(std::min(early.ape(pp::Method::curve), early.ape(pp::Method::prior)), early.ape(pp::Method::linear));
+  EXPECT_GT(early.ape(pp::Method::linear), 0.3);
 
   const auto steady = pp::backtest(steady_study(5));
   EXPECT_EQ(steady.chosen, pp::Method::linear);
-  EXPECT_NEAR(steady.median_ape_linear, 0.0, 1e-12);
+  EXPECT_NEAR(steady.ape(pp::Method::linear), 0.0, 1e-12);
   // The forecast in that study is the linear rule's, labelled as chosen.
   const auto runs = steady_study(5);
   const auto p = pp::predict_in_study(first(runs[0].epochs, 2), runs[0].rule, runs[0].traits, pp::peers_of(runs, 0),
@@ -244,4 +244,135 @@ TEST(StudyForecaster, LabelsTheMethodTheBacktestChose) {
   ASSERT_TRUE(forecast);
   EXPECT_NE(forecast->method.find(", by backtest of 6 runs"), std::string::npos) << forecast->method;
   EXPECT_EQ(forecast->method.find("too few epochs"), std::string::npos) << forecast->method;
+}
+
+namespace {
+
+// A curve whose gain per epoch shrinks by 0.6 each epoch: 0.9 - 0.5 x 0.6^t at
+// "time" t. A run that starts `shift` epochs further along (a warm start, a
+// faster setting) follows the same curve from there.
+std::vector<pp::CurvePoint> shrinking(int epochs, int shift, double energy_j) {
+  std::vector<pp::CurvePoint> out;
+  for (int e = 1; e <= epochs; ++e) out.push_back({e, 0.9 - 0.5 * std::pow(0.6, e - 1 + shift), energy_j});
+  return out;
+}
+
+double total(const std::vector<pp::CurvePoint>& c) {
+  double s = 0.0;
+  for (const auto& p : c) s += p.energy_j;
+  return s;
+}
+
+}  // namespace
+
+// Peers that started from scratch; the run starts 3 epochs further along the
+// same curve, at 6 J per epoch like the peers of its batch size (those of
+// batch size 512 cost 20 J). Aligned by level, each peer continues the run from
+// the epoch where the peer was as good as the run is now: the stop and the
+// energy are exact after 1 or 2 epochs. Aligned by epoch, the peers' early, large
+// gains continue the run and it is predicted to go on longer; the linear rule
+// (to max_epochs) is further off still.
+TEST(StudyPrior, ByLevelARunFollowsItsPeersFromWhereTheyWereAsGoodAsItIs) {
+  const auto r = rule(20, 2, 0.01);
+  std::vector<pp::PeerRun> peers;
+  for (int i = 0; i < 3; ++i) peers.push_back({until_stop(shrinking(20, 0, 6.0), r), {64, "/"}, true});
+  for (int i = 0; i < 3; ++i) peers.push_back({until_stop(shrinking(20, 0, 20.0), r), {512, "/"}, true});
+  const auto truth = until_stop(shrinking(20, 3, 6.0), r);
+  const int stop = static_cast<int>(truth.size());
+  ASSERT_LT(stop, static_cast<int>(peers[0].epochs.size()));  // it stops earlier than its peers
+  for (int k : {1, 2}) {
+    const auto level = pp::predict_prior(first(truth, k), r, {64, "/"}, peers, pp::Alignment::level);
+    ASSERT_TRUE(level);
+    EXPECT_EQ(level->method, "study prior by level");
+    EXPECT_DOUBLE_EQ(level->stop_epoch.mid, stop) << "after " << k << " epochs";
+    EXPECT_NEAR(level->energy_to_stop_j.mid, total(truth), 1e-9) << "after " << k << " epochs";
+  }
+  const auto seen = first(truth, 2);
+
+  const auto by_epoch = pp::predict_prior(seen, r, {64, "/"}, peers);
+  ASSERT_TRUE(by_epoch);
+  EXPECT_GT(by_epoch->stop_epoch.mid, stop + 1.0);
+  const auto linear = pp::predict_linear(seen, r);
+  EXPECT_GT(linear.energy_to_stop_j.mid, 1.5 * total(truth));
+  // predict_with and the method's name agree.
+  EXPECT_EQ(pp::predict_with(pp::Method::level, seen, r, {64, "/"}, peers).method, "study prior by level");
+  EXPECT_EQ(pp::to_string(pp::Method::level), "study prior by level");
+}
+
+// A peer whose curve never got as high as the run's stays at its end: no gain
+// to come, the run stops when its patience runs out.
+TEST(StudyPrior, ByLevelAPeerBelowTheRunGivesNoGain) {
+  const auto r = rule(20, 2, 0.01);
+  const std::vector<pp::PeerRun> peers{{until_stop(run(20, 0.2, 0.05, 4, 5.0), r), {64, "/"}, true}};
+  const auto p = pp::predict_prior(first(run(20, 0.8, 0.1, 3, 5.0), 3), r, {64, "/"}, peers, pp::Alignment::level);
+  ASSERT_TRUE(p);
+  EXPECT_DOUBLE_EQ(p->stop_epoch.mid, 5.0);
+}
+
+// The earliest stop the rule allows: after an epoch without gain (patience 2)
+// the next; after a gain, two more; without early stopping, max_epochs. The
+// energy to come is the run's own level.
+TEST(StudyEarliest, StopsWhenThePatienceRunsOut) {
+  const auto r = rule(10, 2, 0.01);
+  const std::vector<pp::CurvePoint> flat_last{{1, 0.5, 4.0}, {2, 0.6, 5.0}, {3, 0.65, 5.0}, {4, 0.655, 5.0}};
+  auto p = pp::predict_earliest(flat_last, r, {64, "/"}, {});
+  EXPECT_EQ(p.method, "earliest stop");
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 5.0);
+  EXPECT_NEAR(p.energy_to_stop_j.mid, 19.0 + 5.0, 1e-9);
+  EXPECT_DOUBLE_EQ(p.energy_to_stop_j.low, p.energy_to_stop_j.high);
+
+  const std::vector<pp::CurvePoint> gained(flat_last.begin(), flat_last.begin() + 3);
+  p = pp::predict_earliest(gained, r, {64, "/"}, {});
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 5.0);
+  EXPECT_NEAR(p.energy_to_stop_j.mid, 14.0 + 2 * 5.0, 1e-9);
+
+  p = pp::predict_earliest(gained, rule(10, 0, 0.01), {64, "/"}, {});
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 10.0);
+
+  // Stopped already (epoch 4 was the second without gain... with patience 1, the first).
+  p = pp::predict_earliest(flat_last, rule(10, 1, 0.01), {64, "/"}, {});
+  EXPECT_EQ(p.method, "stopped");
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 4.0);
+}
+
+// The backtest compares all five methods and takes the lowest median error
+// (the linear rule on a tie); its note names them all.
+TEST(StudyBacktest, ChoosesTheLowestMedianErrorOfAllMethods) {
+  for (std::uint64_t seed : {1u, 5u, 9u}) {
+    const auto bt = pp::backtest(early_stopping_study(10, seed, 0.05));
+    ASSERT_TRUE(bt.calibrated);
+    for (pp::Method m : pp::kMethods) {
+      EXPECT_LE(bt.ape(bt.chosen), bt.ape(m)) << pp::to_string(m);
+      EXPECT_FALSE(std::isnan(bt.ape(m))) << pp::to_string(m);
+    }
+    if (bt.chosen != pp::Method::linear) {
+      EXPECT_LT(bt.ape(bt.chosen), bt.ape(pp::Method::linear));
+    }
+    const auto words = pp::describe_errors(bt);
+    for (const char* name : {"curve ", "study prior ", "study prior by level ", "earliest stop ", "linear rule "})
+      EXPECT_NE(words.find(name), std::string::npos) << words;
+  }
+}
+
+// Where the chosen method gives the stop as a point (the earliest stop), the
+// study's forecast widens it with the calibrated energy interval: a run that
+// may gain again may stop later.
+TEST(StudyCalibration, APointStopGetsTheIntervalOfTheCalibratedEnergy) {
+  const auto r = rule(20, 2, 0.01);
+  pp::Backtest bt;
+  bt.calibrated = true;
+  bt.runs = 5;
+  bt.chosen = pp::Method::earliest;
+  bt.residual_low = -0.5;
+  bt.residual_high = 2.0;
+  // Gained in epoch 3: the earliest stop is epoch 5, 2 epochs of 5 J to come.
+  const std::vector<pp::CurvePoint> seen{{1, 0.5, 5.0}, {2, 0.6, 5.0}, {3, 0.7, 5.0}};
+  const auto p = pp::predict_in_study(seen, r, {64, "/"}, {}, bt);
+  EXPECT_EQ(p.method, "earliest stop, by backtest of 5 runs");
+  EXPECT_NEAR(p.energy_to_stop_j.mid, 25.0, 1e-9);
+  EXPECT_NEAR(p.energy_to_stop_j.low, 20.0, 1e-9);   // 25 - 0.5 x 10
+  EXPECT_NEAR(p.energy_to_stop_j.high, 45.0, 1e-9);  // 25 + 2 x 10
+  EXPECT_DOUBLE_EQ(p.stop_epoch.mid, 5.0);
+  EXPECT_DOUBLE_EQ(p.stop_epoch.low, 4.0);   // 3 + 5 J / 5 J
+  EXPECT_DOUBLE_EQ(p.stop_epoch.high, 9.0);  // 3 + 30 J / 5 J
 }

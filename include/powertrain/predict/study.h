@@ -19,7 +19,9 @@
 // epochs after the first) shrunk towards that of the peers with its batch size
 // (the peers' epoch-1 over later-epoch ratio corrects a run that has seen only
 // its first epoch); the run's own epochs weigh in as they come.
+#include <array>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,19 +48,45 @@ struct PeerRun {
   bool finished = false;           ///< ended (converged, max epochs, diverged); false: still running
 };
 
+/// Where a peer's curve takes over from the run's.
+enum class Alignment {
+  /// Its epoch n continues the run's epoch n (the run has trained as long as the peer had).
+  epoch,
+  /// Its epoch whose metric is nearest the run's last continues the run (the
+  /// run has got as far as the peer had): a slow run follows a peer's curve
+  /// from where the peer was at that level, however many epochs the peer took.
+  level,
+};
+
 /// The study prior after the epochs `seen` (at least one) of a run with this
-/// rule and batch size. Method "study prior"; "stopped" when the rule has
-/// stopped the run; nullopt when no peer gives a continuation (none finished
-/// and none running long enough). Deterministic.
+/// rule and batch size. Method "study prior" ("study prior by level" with
+/// Alignment::level); "stopped" when the rule has stopped the run; nullopt
+/// when no peer gives a continuation (none finished and none running long
+/// enough). Deterministic.
 std::optional<Prediction> predict_prior(const std::vector<CurvePoint>& seen, const RuleSettings& rule,
-                                        const RunTraits& traits, const std::vector<PeerRun>& peers);
+                                        const RunTraits& traits, const std::vector<PeerRun>& peers,
+                                        Alignment alignment = Alignment::epoch);
+
+/// The earliest stop the rule allows: no epoch to come improves on the best by
+/// more than min_delta, so the rule stops the run once its patience runs out
+/// (max_epochs without early stopping). The energy of the epochs to come is the
+/// prior's (the run's own level shrunk towards its peers'). Method "earliest
+/// stop" ("stopped" when the rule has stopped the run); the intervals are the
+/// point itself (the backtest calibrates them). Where the metric is noisy
+/// around a plateau, as on small validation sets, the rule mostly stops there.
+Prediction predict_earliest(const std::vector<CurvePoint>& seen, const RuleSettings& rule, const RunTraits& traits,
+                            const std::vector<PeerRun>& peers);
 
 /// The forecast methods a backtest compares.
 enum class Method {
-  curve,  ///< the curve forecast: the study prior below kMinCurveEpochs epochs (the bound without peers), the curve ensemble from there
-  prior,  ///< the study prior at every epoch (the curve forecast where no peer continues the run)
-  linear, ///< CarbonTracker's rule (predict_linear)
+  curve,    ///< the curve forecast: the study prior below kMinCurveEpochs epochs (the bound without peers), the curve ensemble from there
+  prior,    ///< the study prior at every epoch (the curve forecast where no peer continues the run)
+  level,    ///< the study prior with its peers aligned by level (Alignment::level), else as `prior`
+  earliest, ///< the earliest stop the rule allows (predict_earliest)
+  linear,   ///< CarbonTracker's rule (predict_linear)
 };
+inline constexpr Method kMethods[] = {Method::curve, Method::prior, Method::level, Method::earliest, Method::linear};
+inline constexpr std::size_t kMethodCount = std::size(kMethods);
 std::string to_string(Method m);
 
 /// A forecast by one method, its interval as the method gives it (not calibrated).
@@ -83,10 +111,11 @@ inline constexpr int kMinBacktestRuns = 3;
 struct Backtest {
   int runs = 0;                      ///< finished runs of at least 2 epochs that were replayed
   int points = 0;                    ///< forecasts compared per method
-  double median_ape_curve = 0.0;     ///< median |predicted - actual| / actual of the total energy
-  double median_ape_prior = 0.0;
-  double median_ape_linear = 0.0;
-  Method chosen = Method::curve;     ///< lowest median error; on a tie the linear rule, then the curve
+  /// Each method's median |predicted - actual| / actual of the total energy,
+  /// indexed by Method (median_ape[static_cast<std::size_t>(Method::linear)]).
+  std::array<double, kMethodCount> median_ape{};
+  double ape(Method m) const { return median_ape[static_cast<std::size_t>(m)]; }
+  Method chosen = Method::curve;     ///< lowest median error; on a tie the linear rule, then in kMethods' order
   /// The chosen method's residuals (actual - median) / (median - energy
   /// spent), in units of the energy it said was still to come, at the
   /// backtest's 10th and 90th percentiles (split-conformal ranks): the
@@ -109,6 +138,12 @@ struct CurveCache {
 };
 Backtest backtest(const std::vector<BacktestRun>& runs, std::optional<std::size_t> leave_out = std::nullopt,
                   CurveCache* cache = nullptr);
+
+/// The backtest's median errors in words, e.g. "curve 20.1%, study prior
+/// 15.3%, ..., linear rule 46%", for the notes of `results`.
+std::string describe_errors(const Backtest& bt);
+/// What the method labels of the forecasts mean, for the notes of `results`.
+std::string method_glossary();
 
 /// Peers of a run from the backtest runs (all finished), leaving out `self`.
 std::vector<PeerRun> peers_of(const std::vector<BacktestRun>& runs, std::optional<std::size_t> self);

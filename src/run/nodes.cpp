@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -25,17 +26,27 @@ int parse_int(const std::string& text, const char* what) {
   return static_cast<int>(v);
 }
 
-// Adds another window's methods to `all` (not its partial flag).
-void add(MethodSet& all, const MethodSet& o) {
-  all.counter |= o.counter;
-  all.sampled |= o.sampled;
-  all.estimated |= o.estimated;
+// "A", "A and B", "A, B and C": the tracker's way of listing attributions.
+std::string join_list(const std::vector<std::string>& parts) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += i + 1 == parts.size() ? " and " : ", ";
+    out += parts[i];
+  }
+  return out;
 }
+
+// The attributions the tracker names, in its order (energy/attribution.cpp).
+constexpr const char* kAttributions[] = {"CPU-time share", "memory share", "GPU processes"};
 
 }  // namespace
 
 MethodSet parse_methods(const std::string& label) {
   MethodSet m;
+  constexpr std::string_view kBy = "attributed by ";
+  constexpr std::string_view kGpu = "GPU not measured";
+  const auto by = label.find(kBy);
+  const std::string head = label.substr(0, by);
   std::string word;
   auto take = [&] {
     if (word == "counter") m.counter = true;
@@ -44,12 +55,57 @@ MethodSet parse_methods(const std::string& label) {
     else if (word == "partial") m.partial = true;
     word.clear();
   };
-  for (char c : label) {
+  for (char c : head) {
     if (c == '+' || c == ',' || c == ' ') take();
     else word += c;
   }
   take();
+  m.gpu_not_measured = label.find(kGpu) != std::string::npos;
+  if (by != std::string::npos) {
+    // "attributed by A, B and C", up to a following clause (", GPU not measured").
+    std::string list = label.substr(by + kBy.size());
+    if (const auto g = list.find(", " + std::string(kGpu)); g != std::string::npos) list.resize(g);
+    std::vector<std::string> parts;
+    std::size_t from = 0;
+    while (from <= list.size()) {
+      const auto comma = list.find(", ", from);
+      const auto and_ = list.find(" and ", from);
+      const auto end = std::min(comma, and_);
+      parts.push_back(list.substr(from, end == std::string::npos ? std::string::npos : end - from));
+      if (end == std::string::npos) break;
+      from = end + (end == comma ? 2 : 5);
+    }
+    for (auto& p : parts)
+      if (!p.empty() && std::find(m.attributed_by.begin(), m.attributed_by.end(), p) == m.attributed_by.end())
+        m.attributed_by.push_back(p);
+  }
   return m;
+}
+
+void add_methods(MethodSet& all, const MethodSet& o) {
+  all.counter |= o.counter;
+  all.sampled |= o.sampled;
+  all.estimated |= o.estimated;
+  all.gpu_not_measured |= o.gpu_not_measured;
+  for (const auto& a : o.attributed_by)
+    if (std::find(all.attributed_by.begin(), all.attributed_by.end(), a) == all.attributed_by.end())
+      all.attributed_by.push_back(a);
+}
+
+std::string method_label(const MethodSet& m) {
+  std::string out = energy::join_methods(m.counter, m.sampled, m.estimated);
+  if (m.partial) out += ", partial";
+  if (!m.attributed_by.empty()) {
+    // The tracker's order first, then any other wording as it came.
+    std::vector<std::string> by;
+    for (const char* known : kAttributions)
+      if (std::find(m.attributed_by.begin(), m.attributed_by.end(), known) != m.attributed_by.end()) by.push_back(known);
+    for (const auto& a : m.attributed_by)
+      if (std::find(by.begin(), by.end(), a) == by.end()) by.push_back(a);
+    out += ", attributed by " + join_list(by);
+  }
+  if (m.gpu_not_measured) out += ", GPU not measured";
+  return out;
 }
 
 MergedWindow merge_node_windows(std::vector<NodeWindow> windows, int nodes) {
@@ -70,7 +126,7 @@ MergedWindow merge_node_windows(std::vector<NodeWindow> windows, int nodes) {
     m.train_energy_j += w.train_energy_j;
     m.eval_energy_j += w.eval_energy_j;
     const auto ms = parse_methods(w.method);
-    add(all, ms);
+    add_methods(all, ms);
     if (ms.partial || w.partial) m.partial = true;
     const double covered = w.seconds_covered();
     least_covered = least_covered < 0 ? covered : std::min(least_covered, covered);
@@ -82,8 +138,8 @@ MergedWindow merge_node_windows(std::vector<NodeWindow> windows, int nodes) {
     least_covered = 0.0;
   }
   m.covered_s = m.partial ? std::max(0.0, least_covered) : m.duration_s;
-  m.method = windows.empty() ? "none" : energy::join_methods(all.counter, all.sampled, all.estimated);
-  if (m.partial) m.method += ", partial";
+  all.partial = m.partial;
+  m.method = windows.empty() ? (m.partial ? "none, partial" : "none") : method_label(all);
   m.per_node = std::move(windows);
   return m;
 }
@@ -168,11 +224,12 @@ MergedRun merge_node_runs(const std::vector<NodeRun>& runs, int nodes) {
   MethodSet all = parse_methods(out.run.method);
   bool partial = out.run.partial;
   for (const auto& m : out.epochs) {
-    add(all, parse_methods(m.method));
+    add_methods(all, parse_methods(m.method));
     partial = partial || m.partial;
   }
   out.run.partial = partial;
-  out.run.method = energy::join_methods(all.counter, all.sampled, all.estimated) + (partial ? ", partial" : "");
+  all.partial = partial;
+  out.run.method = method_label(all);
   return out;
 }
 

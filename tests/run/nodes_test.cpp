@@ -191,6 +191,34 @@ TEST(ParseMethods, ReadsLabels) {
   EXPECT_FALSE(parse_methods("counter").partial);
 }
 
+// Issue 26: the merged label keeps how each node's share was attributed.
+TEST(ParseMethods, KeepsTheAttributionWording) {
+  const auto m = parse_methods("estimated, partial, attributed by CPU-time share, memory share and GPU processes, "
+                               "GPU not measured");
+  EXPECT_TRUE(m.estimated);
+  EXPECT_TRUE(m.partial);
+  EXPECT_EQ(m.attributed_by, (std::vector<std::string>{"CPU-time share", "memory share", "GPU processes"}));
+  EXPECT_TRUE(m.gpu_not_measured);
+  EXPECT_EQ(method_label(m), "estimated, partial, attributed by CPU-time share, memory share and GPU processes, "
+                             "GPU not measured");
+  EXPECT_EQ(method_label(parse_methods("counter")), "counter");
+}
+
+TEST(MergeNodeWindows, TheLabelKeepsEveryNodesAttribution) {
+  NodeWindow a;
+  a.node = 0;
+  a.duration_s = 2;
+  a.energy_j = 10;
+  a.method = "estimated, attributed by CPU-time share and memory share";
+  NodeWindow b = a;
+  b.node = 1;
+  b.method = "counter, attributed by CPU-time share and GPU processes";
+  const auto m = merge_node_windows({a, b}, 2);
+  EXPECT_EQ(m.method, "counter+estimated, attributed by CPU-time share, memory share and GPU processes");
+  const auto partial = merge_node_windows({a}, 2);
+  EXPECT_EQ(partial.method, "estimated, partial, attributed by CPU-time share and memory share");
+}
+
 std::function<std::optional<std::string>(const std::string&)> env_of(std::map<std::string, std::string> vars) {
   return [vars](const std::string& k) -> std::optional<std::string> {
     const auto it = vars.find(k);

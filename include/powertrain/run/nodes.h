@@ -61,12 +61,22 @@ struct MergedWindow {
 /// rank given twice.
 MergedWindow merge_node_windows(std::vector<NodeWindow> windows, int nodes);
 
-/// The methods in a label ("counter+estimated, partial"): counter, sampled,
-/// estimated; partial. Unknown words are ignored.
+/// What a method label says ("counter+estimated, partial, attributed by
+/// CPU-time share and memory share, GPU not measured"): the methods, partial,
+/// how the run's share was attributed (the tracker's wording, e.g. "CPU-time
+/// share"), and whether a GPU went unmeasured. Unknown words are ignored.
 struct MethodSet {
   bool counter = false, sampled = false, estimated = false, partial = false;
+  std::vector<std::string> attributed_by;  ///< in the tracker's order, each once
+  bool gpu_not_measured = false;
 };
 MethodSet parse_methods(const std::string& label);
+/// Adds another label's methods, attributions and GPU flag to `all` (not
+/// its partial flag: a merge decides that).
+void add_methods(MethodSet& all, const MethodSet& other);
+/// The label of a MethodSet, worded as the tracker words a window's:
+/// "counter+estimated, partial, attributed by CPU-time share and memory share".
+std::string method_label(const MethodSet& m);
 
 /// One node's own record of a whole run: what its meter recorded in its own
 /// store (the primary's run, or a secondary's node file).

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._config import config
 from . import _ranks
@@ -135,7 +135,7 @@ class _Session:
         # Called after every report with (epoch, metric, decision): powertrain.resume()'s bookkeeping.
         self.report_hooks: List[Any] = []
         self.rank = _ranks.detect()  # read once: a process does not change rank
-        self.away: Optional[bool] = None  # _elsewhere(), once known
+        self.target: Optional[Tuple[Optional[str], bool]] = None  # _target(), once known
 
     def next_epoch(self) -> int:
         """The number of the next epoch: under powertrain a continued run
@@ -153,8 +153,8 @@ class _Session:
             return None  # the other ranks of a node leave the talking to its local rank 0
         if self.sock is not None:
             return self.sock if self.owner_pid == os.getpid() else None
-        path = os.environ.get("POWERTRAIN_SOCKET")
-        if not path or self._elsewhere(path):
+        path = self._target()[0]
+        if not path:
             return None
         protocol = os.environ.get("POWERTRAIN_PROTOCOL", str(PROTOCOL))
         if protocol != str(PROTOCOL):
@@ -204,6 +204,12 @@ class _Session:
                 return
             self.gone = True
             if self.finished:
+                return
+            if self._target()[1] and not self.rank.leader:
+                # Only this node's meter is gone: the program runs on (rank 0's
+                # powertrain decides), and this node's windows end partial.
+                sys.stderr.write(f"powertrain: this node's meter is gone ({why}); its ranks go on, following rank 0\n")
+                sys.stderr.flush()
                 return
             sys.stderr.write(f"powertrain: {why}; stopping this program (SIGTERM)\n")
             sys.stderr.flush()
@@ -277,17 +283,33 @@ class _Session:
         several processes."""
         if self.gone or not active() or not self.rank.speaker:
             return False
-        if self.sock is None and self._elsewhere(os.environ["POWERTRAIN_SOCKET"]):
+        if self.sock is None and not self._target()[0]:
             return False
         return self.sock is None or self.owner_pid == os.getpid()
 
-    def _elsewhere(self, path: str) -> bool:
-        """Another node of a run started from one powertrain (srun over
-        several nodes): the socket is on rank 0's host, not on this one.
-        Looked at once (progress() asks at every step)."""
-        if self.away is None:
-            self.away = not self.rank.leader and not os.path.exists(path)
-        return self.away
+    def _target(self) -> Tuple[Optional[str], bool]:
+        """The socket this node's speaker talks to, and whether it is a meter
+        of this node only (not the powertrain that runs the program). None: no
+        meter on this node, whose ranks only follow rank 0. Looked at once
+        (progress() asks at every step).
+
+        A trial over several nodes (POWERTRAIN_NODE_SOCKETS, a folder every
+        node sees): each node's meter left "socket-<node name>" there, with
+        its socket's path, or empty on the node whose powertrain runs the
+        program (POWERTRAIN_SOCKET). Otherwise POWERTRAIN_SOCKET, unless this
+        is another node of a run started from one powertrain (srun over
+        several nodes), where that socket does not exist."""
+        if self.target is None:
+            main = os.environ.get("POWERTRAIN_SOCKET") or None
+            folder = os.environ.get("POWERTRAIN_NODE_SOCKETS")
+            if main and folder:
+                entry = _node_entry(folder)
+                self.target = (None, False) if entry is None else (main, False) if entry == "" else (entry, True)
+            elif main and not self.rank.leader and not os.path.exists(main):
+                self.target = (None, False)
+            else:
+                self.target = (main, False)
+        return self.target
 
     def agree(self, number: Optional[int], decision: Decision) -> Decision:
         """Global rank 0's decision, for every rank of a distributed run (the
@@ -301,6 +323,24 @@ class _Session:
         channel = _ranks.Channel(self.rank, folder, REPLY_TIMEOUT_S)
         shared = channel.share(number, {"stop": decision.stop, "best": decision.best, "reason": decision.reason})
         return Decision(stop=bool(shared["stop"]), best=bool(shared["best"]), reason=str(shared.get("reason", "")))
+
+
+def _node_entry(folder: str) -> Optional[str]:
+    """This node's entry in a trial's nodes folder (see _Session._target):
+    the text of socket-<node name>, None when there is none. The node's name
+    is SLURMD_NODENAME, else the host name, as powertrain's meters name it."""
+    name = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    if not name or len(name) > 100 or name.startswith(".") or any(c == "/" or ord(c) < 0x20 or c == "\x7f" for c in name):
+        return None
+    path = os.path.join(folder, "socket-" + name)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
 
 
 _session = _Session()

@@ -155,6 +155,62 @@ def test_a_node_without_powertrains_socket_follows_rank_0(monkeypatch, short_dir
     assert pt.report(0.5) == pt.Decision(stop=True, best=False, reason="patience")  # no "cannot connect"
 
 
+def node_one_of_a_trial(monkeypatch, folder: str) -> None:
+    """Global rank 1, local rank 0, on node "n2" of a Slurm trial over two nodes."""
+    for k, v in {"SLURM_JOB_ID": "7", "SLURM_STEP_ID": "1", "SLURM_PROCID": "1", "SLURM_NTASKS": "2",
+                 "SLURM_LOCALID": "0", "SLURM_NODEID": "1", "SLURMD_NODENAME": "n2",
+                 "POWERTRAIN_NODE_SOCKETS": folder}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(_ranks, "_torch_group", lambda: FakeDist({"stop": False, "best": True, "reason": ""}))
+    client._reset()
+
+
+def test_a_trial_over_nodes_talks_to_its_own_nodes_meter(fake, monkeypatch, short_dir):
+    # The node's meter left where it listens; node 0's powertrain (the fake's
+    # socket is POWERTRAIN_SOCKET here too) must not be the one talked to.
+    from conftest import FakePowertrain
+    meter = FakePowertrain(os.path.join(short_dir, "m"))
+    with open(os.path.join(short_dir, "socket-n2"), "w") as f:
+        f.write(meter.path)
+    node_one_of_a_trial(monkeypatch, short_dir)
+    try:
+        with pt.epoch():
+            pass
+        assert pt.report(0.5) == pt.Decision(stop=False, best=True, reason="")  # rank 0's, not the meter's
+        assert [e["event"] for e in meter.wait_for(3)] == ["hello", "epoch_start", "epoch_end"]
+        assert fake.events == []
+    finally:
+        client._reset()
+        meter.close()
+
+
+def test_a_node_of_a_trial_without_a_meter_follows_rank_0(fake, monkeypatch, short_dir):
+    node_one_of_a_trial(monkeypatch, short_dir)  # no socket-n2: this node has no meter
+    with pt.epoch():
+        pass
+    assert pt.report(0.5).best
+    assert fake.events == []
+
+
+def test_a_lost_node_meter_leaves_the_program_running(fake, monkeypatch, short_dir):
+    from conftest import FakePowertrain
+    meter = FakePowertrain(os.path.join(short_dir, "m"))
+    meter.hang_up_after = "epoch_start"
+    with open(os.path.join(short_dir, "socket-n2"), "w") as f:
+        f.write(meter.path)
+    node_one_of_a_trial(monkeypatch, short_dir)
+    killed = []
+    monkeypatch.setattr(client.os, "kill", lambda pid, sig: killed.append(sig))
+    try:
+        with pt.epoch():
+            pass
+        assert pt.report(0.5).best  # rank 0's decision still comes
+        assert killed == []  # only node 0's powertrain ends the program
+    finally:
+        client._reset()
+        meter.close()
+
+
 def test_resume_state_is_saved_by_rank_0_only(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")

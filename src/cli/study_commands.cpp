@@ -25,6 +25,7 @@
 #include "powertrain/search/search.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/study/spec.h"
+#include "powertrain/study/node_tables.h"
 #include "powertrain/study/tables.h"
 
 namespace powertrain::cli {
@@ -64,7 +65,7 @@ void print_heading(std::FILE* out, const store::Study& study, const std::string&
 // The per-trial table only when asked for; its notes (busy machines, quiet
 // waits) always, since they qualify every number above them.
 void print_study_table(std::FILE* out, const study::ResultTable& t, bool with_trials) {
-  if (t.name != "trials" || with_trials) {
+  if ((t.name != "trials" && t.name != study::kNodeTableName) || with_trials) {
     study::print_table(out, t);
     return;
   }
@@ -191,7 +192,9 @@ int run_results(const ResultsArgs& a) {
     const auto results = store.results_of(s.id);
     auto outcomes = study::outcomes_of(results);
     study::attach_epochs(outcomes, results, [&](std::int64_t id) { return store.epochs_of(id); });
-    const auto tables = study::study_tables(s, outcomes);
+    auto tables = study::study_tables(s, outcomes);
+    if (auto nodes = study::node_table(results, [&](std::int64_t id) { return store.node_merge_of(id); }))
+      tables.push_back(std::move(*nodes));  // trials over several nodes: each node's own record
     const std::string methods = energy_methods(results);
     print_heading(stdout, s, methods);
     for (const auto& t : tables) print_study_table(stdout, t, a.trials);

@@ -53,9 +53,23 @@ def evaluate(model, loader, loss_fn, device, multi_task):
     return (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
 
 
+def rendezvous_from_srun():
+    """Started by srun (a study's workload.launcher = "srun") rather than
+    torchrun: torch's env:// rendezvous from Slurm's variables, at the node
+    srun ran on (rank 0's) and powertrain's port for the job."""
+    env = os.environ
+    if "RANK" in env or "SLURM_PROCID" not in env or "SLURM_STEP_ID" not in env:
+        return
+    env.setdefault("MASTER_ADDR", env.get("SLURM_LAUNCH_NODE_IPADDR") or "127.0.0.1")
+    env.setdefault("MASTER_PORT", env.get("POWERTRAIN_MASTER_PORT") or "29500")
+    env["RANK"], env["WORLD_SIZE"] = env["SLURM_PROCID"], env.get("SLURM_NTASKS", "1")
+    env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+
+
 def main():
     args = single.parse_args()
     backend = "nccl" if args.device.startswith("cuda") else "gloo"
+    rendezvous_from_srun()
     dist.init_process_group(backend)
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

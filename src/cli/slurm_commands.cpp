@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "slurm_search.h"
+#include "slurm_trial_nodes.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -107,11 +108,23 @@ Submitted submit_array(store::Store& store, const study::StudySpec& spec, const 
   const auto base = folder / "jobs" / fmt::format("submit-{}-{}-{}", stamp, ::getpid(), tag);
   const auto job_file = fs::path(base.string() + ".json");
   const auto script = fs::path(base.string() + ".sh");
+  // A trial whose program srun starts on several nodes gets a meter on each
+  // (docs/cluster.md, "Trials over several nodes"): node 0's slurm-task runs
+  // it, the other nodes' meter theirs.
+  if (const auto& c = spec.base.command; c.distributed() && c.launcher == "srun" && c.nnodes > 1)
+    job.trial_nodes = c.nnodes;
   slurm::write_job_file(job_file, job);
+  const auto self = sh_quote(self_executable());
+  const std::string meters =
+      job.trial_nodes > 1
+          ? fmt::format("srun --relative=1 --nodes={0} --ntasks={0} --ntasks-per-node=1 --overlap --kill-on-bad-exit=0 "
+                        "{1} slurm-task --node-meter {2} &\n",
+                        job.trial_nodes - 1, self, sh_quote(job_file.string()))
+          : "";
   io::write_output(script,
-                   fmt::format("#!/bin/sh\n# powertrain study '{}': one array task per group of trials\n"
+                   fmt::format("#!/bin/sh\n# powertrain study '{}': one array task per group of trials\n{}"
                                "exec {} slurm-task {}\n",
-                               io::printable(spec.name), sh_quote(self_executable()), sh_quote(job_file.string())),
+                               io::printable(spec.name), meters, self, sh_quote(job_file.string())),
                    io::OutputRule{"job script", {}, 0, true});
   fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
 
@@ -324,7 +337,7 @@ void configure_segment(runner::RunOptions& ro, const study::StudySpec& spec, con
 }
 
 // One array task: its trials, each into a result file of its own.
-int run_slurm_task(const std::string& job_path, int index_arg) {
+int run_slurm_task(const std::string& job_path, int index_arg, bool node_meter) {
   const auto job = slurm::read_job_file(job_path);
   const int index = index_arg >= 0 ? index_arg : std::atoi(env_or("SLURM_ARRAY_TASK_ID", "-1").c_str());
   if (index < 0 || index >= static_cast<int>(job.tasks.size()))
@@ -332,6 +345,14 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
   const std::string job_task =
       fmt::format("{}_{}", env_or("SLURM_ARRAY_JOB_ID", env_or("SLURM_JOB_ID", "local")), index);
   const int restart = std::atoi(env_or("SLURM_RESTART_COUNT", "0").c_str());
+  // Over several nodes the program runs in a step of its own on each node:
+  // the run's share of a node is its job's, every step (a Slurm cgroup).
+  if (job.trial_nodes > 1) ::setenv("POWERTRAIN_SLURM_CGROUP", "job", 1);
+  if (node_meter) {  // another node of the trials' allocation: node 0 is the step's node before ours
+    session::StopOnSignals signals;
+    return run_node_meter_task(job, index, job_task, restart, 1 + std::atoi(env_or("SLURM_NODEID", "0").c_str()),
+                               signals.flag());
+  }
   auto spec = study::parse_spec(job.spec_text, job.spec_source, job.kind);
   spec.name = job.study;
   const fs::path results = fs::path(job.folder) / "results";
@@ -364,17 +385,21 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
       } catch (const Error&) {
       }
     }
+    const auto stem = slurm::result_stem(trial.trial_id, job_task, restart);
     if (done_before) {
       fmt::print(stderr, "{}: done already by an earlier task; not run again\n", trial.label);
+      if (job.trial_nodes > 1) skip_trial_nodes(trial_nodes_dir(job, stem));
       continue;
     }
-    const auto stem = slurm::result_stem(trial.trial_id, job_task, restart);
     const auto partial = results / (stem + slurm::kPartialSuffix);
     const auto final_path = results / (stem + ".db");
     store::TrialStatus status = store::TrialStatus::pending;
     bool stopped = false;
     {
       auto store = store::Store::open(partial, {.wal = false});
+      std::optional<PrimaryNodes> nodes;  // a trial over several nodes: a meter on each
+      if (job.trial_nodes > 1)
+        nodes.emplace(trial_nodes_dir(job, stem), job.trial_nodes, trial_nodes_wait_s(), signals.flag());
       runner::RunOptions ro;
       ro.db = job.db;
       ro.only_keys = {trial.key};
@@ -384,8 +409,15 @@ int run_slurm_task(const std::string& job_path, int index_arg) {
       ro.disabled_sources = job.disabled_sources;
       ro.placement = placement;
       if (trial.segment) configure_segment(ro, spec, trial);
+      std::int64_t run_id = 0;
+      if (nodes)
+        ro.on_trial_start = [&](const study::PlannedTrial&) {
+          run_id = std::get<std::int64_t>(store.query("SELECT max(id) FROM runs", {}).rows.at(0).at(0));
+          nodes->on_run_start(store, run_id);
+        };
       const auto r = runner::run_study(spec, store, ro);
       stopped = r.stopped;
+      if (nodes && run_id > 0) print_node_merge(run_id, nodes->finish(store, run_id), false);
       if (const auto t = store.find_trial(r.study_id, trial.key)) status = t->status;
     }
     // Whole or not at all: the finished file appears under its final name in one step.
@@ -488,8 +520,10 @@ void add_slurm_commands(CLI::App& app, Context& ctx) {
     auto* cmd = app.add_subcommand("slurm-task", "Run one array task of a study submitted with --slurm (sbatch runs it)");
     cmd->group("");  // not for users
     cmd->add_option("JOBFILE", *job, "The submission's job file")->required();
+    auto meter = std::make_shared<bool>(false);
     cmd->add_option("--index", *index, "Array index (default: $SLURM_ARRAY_TASK_ID)");
-    cmd->callback([&ctx, job, index] { ctx.exit_code = run_slurm_task(*job, *index); });
+    cmd->add_flag("--node-meter", *meter, "Meter this node of a trial over several nodes (node 0 runs the trial)");
+    cmd->callback([&ctx, job, index, meter] { ctx.exit_code = run_slurm_task(*job, *index, *meter); });
   }
   {
     auto db = std::make_shared<std::string>();

@@ -144,6 +144,7 @@ nlohmann::json to_json(const JobFile& j) {
           {"folder", j.folder},
           {"disabled_sources", j.disabled_sources},
           {"exclusive", j.exclusive},
+          {"trial_nodes", j.trial_nodes},
           {"tasks", std::move(tasks)}};
 }
 
@@ -159,6 +160,9 @@ JobFile job_from_json(const nlohmann::json& d) {
     j.folder = d.at("folder").get<std::string>();
     j.disabled_sources = d.at("disabled_sources").get<std::vector<std::string>>();
     j.exclusive = d.value("exclusive", false);
+    j.trial_nodes = d.value("trial_nodes", 1);
+    if (j.trial_nodes < 1 || j.trial_nodes > 4096)
+      throw ConfigError(fmt::format("malformed job file: trial_nodes {} is not 1 to 4096", j.trial_nodes));
     for (const auto& t : d.at("tasks")) {
       std::vector<TaskTrial> trials;
       for (const auto& x : t) {

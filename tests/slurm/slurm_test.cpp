@@ -84,12 +84,19 @@ TEST(JobFile, RoundTripsAndRefusesGarbage) {
   j.db = "/x/r.db";
   j.folder = "/x/r.db.slurm/grid";
   j.disabled_sources = {"nvml"};
+  j.trial_nodes = 2;
   j.tasks = group_tasks({{1, "k1", "a"}, {2, "k2", "b"}, {3, "k3", "c"}}, 2);
   ASSERT_EQ(j.tasks.size(), 2u);
   EXPECT_EQ(j.tasks[1][0].trial_id, 3);
   write_job_file(dir / "job.json", j);
   const auto back = read_job_file(dir / "job.json");
   EXPECT_EQ(to_json(back), to_json(j));
+  EXPECT_EQ(back.trial_nodes, 2);
+  auto doc = to_json(j);
+  doc.erase("trial_nodes");  // a job file from before trials over nodes: one node
+  EXPECT_EQ(job_from_json(doc).trial_nodes, 1);
+  doc["trial_nodes"] = 0;
+  EXPECT_THROW(job_from_json(doc), ConfigError);
   EXPECT_THROW(job_from_json(nlohmann::json{{"study", "x"}}), ConfigError);
   EXPECT_THROW(group_tasks({}, 0), ConfigError);
 }

@@ -64,6 +64,10 @@ struct JobFile {
   std::string folder;       ///< the shared folder
   std::vector<std::string> disabled_sources;
   bool exclusive = false;   ///< whole nodes (--exclusive): node-wide energy is the trial's alone
+  /// Nodes each trial spans, one meter on each (docs/cluster.md, "Trials over
+  /// several nodes"): > 1 when the job script starts `slurm-task --node-meter`
+  /// on the other nodes of the allocation beside node 0's `slurm-task`.
+  int trial_nodes = 1;
   std::vector<std::vector<TaskTrial>> tasks;  ///< per array index
 };
 nlohmann::json to_json(const JobFile& j);

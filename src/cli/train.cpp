@@ -259,7 +259,7 @@ void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool
   if (quiet || !m.run) return;
   for (const auto& n : m.run->run.per_node)
     fmt::print(stderr, "  node {} {}: {:.1f} J over {:.1f} s ({}{})\n", n.node, n.host, n.energy_j, n.duration_s,
-               n.method, n.partial ? ", partial" : "");
+               n.method.empty() ? "its record not finished" : n.method, n.partial ? ", partial" : "");
   fmt::print(stderr, "  all {} nodes: {:.1f} J, {:.1f} s (the longest node's), {}\n", m.run->nodes,
              m.run->run.energy_j, m.run->run.duration_s, m.run->run.method);
 }

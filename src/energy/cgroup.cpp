@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -73,9 +74,17 @@ class CgroupRunUsage final : public UsageSource {
     return std::max(0.0, *usage - keyed(memory_dir_ / "memory.stat", "total_inactive_file").value_or(0.0));
   }
   std::vector<int> pids() override {
+    // Its own processes and those of the cgroups below it (a Slurm job's
+    // cgroup holds its processes in its steps').
     std::vector<int> out;
-    std::ifstream in(dir_ / "cgroup.procs");
-    for (int p; in >> p;) out.push_back(p);
+    auto add = [&](const fs::path& procs) {
+      std::ifstream in(procs);
+      for (int p; in >> p;) out.push_back(p);
+    };
+    add(dir_ / "cgroup.procs");
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().filename() == "cgroup.procs" && it->path().parent_path() != dir_) add(it->path());
     return out;
   }
 
@@ -178,8 +187,18 @@ std::unique_ptr<UsageSource> cgroup_usage(const fs::path& dir, int version, std:
   return std::make_unique<CgroupRunUsage>(dir, version, std::move(label), memory_dir, logical_cpus);
 }
 
+// ".../job_41/step_0/user/task_0" -> ".../job_41": every step of the job on this node.
+std::string job_level(const std::string& path) {
+  const auto j = path.find("job_");
+  const auto end = path.find('/', j);
+  return end == std::string::npos ? path : path.substr(0, end);
+}
+
 std::unique_ptr<UsageSource> slurm_cgroup(const fs::path& proc_root, const fs::path& sysfs_root) {
-  const auto lines = read_self_cgroup(proc_root);
+  auto lines = read_self_cgroup(proc_root);
+  if (const char* scope = std::getenv("POWERTRAIN_SLURM_CGROUP"); scope && std::string_view(scope) == "job")
+    for (auto& l : lines)
+      if (is_slurm(l.path)) l.path = job_level(l.path);
   std::optional<fs::path> memory_dir;
   for (const auto& l : lines)
     if (has_controller(l.controllers, "memory") && is_slurm(l.path))

@@ -3,11 +3,13 @@
 // powertrain's own) and the reserved CPUs. GPUs are in gpu_share_test.cpp.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -251,6 +253,36 @@ TEST(RunCgroups, ASlurmStepUnderCgroupV2) {
   // The counter moves: a later read sees the step's later CPU time.
   write_file(dir / "cpu.stat", "usage_usec 4000000\n");
   EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 4.0);
+}
+
+// Issue 26: a meter of a Slurm trial over several nodes counts every step of
+// the job on its node (the program's ranks run in a step of their own).
+TEST(RunCgroups, TheWholeSlurmJobWhenAsked) {
+  TempDir d;
+  const std::string job = "/system.slice/slurmstepd.scope/job_41";
+  write_file(d / "proc/self/cgroup", "0::" + job + "/step_0/user/task_0\n");
+  write_file(d / "sys/fs/cgroup/cgroup.procs", "1\n");
+  write_file(d / "sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+  const auto dir = d / ("sys/fs/cgroup" + job);
+  write_file(dir / "cpu.stat", "usage_usec 9000000\n");
+  write_file(dir / "step_0/user/task_0/cpu.stat", "usage_usec 1000000\n");
+  write_file(dir / "step_0/user/task_0/cgroup.procs", "101\n");
+  write_file(dir / "step_1/user/task_0/cgroup.procs", "201\n202\n");
+  write_file(dir / "cgroup.procs", "");
+  {
+    powertrain::testing::ScopedEnv scope("POWERTRAIN_SLURM_CGROUP", "job");
+    auto u = slurm_cgroup(d / "proc", d / "sys");
+    ASSERT_NE(u, nullptr);
+    EXPECT_EQ(u->covers(), "the cgroup of Slurm job 41");
+    EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 9.0);
+    auto pids = u->pids();
+    std::sort(pids.begin(), pids.end());
+    EXPECT_EQ(pids, (std::vector<int>{101, 201, 202}));
+  }
+  powertrain::testing::ScopedEnv scope("POWERTRAIN_SLURM_CGROUP", nullptr);
+  auto step = slurm_cgroup(d / "proc", d / "sys");
+  ASSERT_NE(step, nullptr);
+  EXPECT_DOUBLE_EQ(step->cpu_busy_seconds(), 1.0);  // without it: the meter's own step
 }
 
 TEST(RunCgroups, ASlurmJobUnderCgroupV1) {

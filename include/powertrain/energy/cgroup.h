@@ -21,6 +21,9 @@ std::unique_ptr<UsageSource> cgroup_usage(const std::filesystem::path& dir, int 
 /// The Slurm job or step cgroup this process runs in (a path holding
 /// "slurm" and "job_" under the unified hierarchy or cpuacct), read from
 /// PROC_ROOT/self/cgroup and SYSFS_ROOT/fs/cgroup; nullptr outside one.
+/// With POWERTRAIN_SLURM_CGROUP=job in the environment: the job's cgroup on
+/// this node, every step of it (a meter of a Slurm trial over several nodes,
+/// whose program runs in a step srun started beside the meter's).
 std::unique_ptr<UsageSource> slurm_cgroup(const std::filesystem::path& proc_root = "/proc",
                                           const std::filesystem::path& sysfs_root = "/sys");
 

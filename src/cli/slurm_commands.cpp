@@ -455,13 +455,8 @@ int run_status(const StatusArgs& a) {
       live_note = e.what();
     }
     std::map<std::int64_t, std::string> node_of;
-    const auto nodes = store.query(
-        "SELECT trial_id, node FROM imports WHERE outcome = 'imported' AND trial_id IN (SELECT id FROM trials WHERE "
-        "study_id = ?) ORDER BY imported_at",
-        {s.id});
-    for (const auto& row : nodes.rows)
-      if (std::holds_alternative<std::int64_t>(row[0]) && std::holds_alternative<std::string>(row[1]))
-        node_of[std::get<std::int64_t>(row[0])] = std::get<std::string>(row[1]);
+    for (const auto& i : store.imports_of(s.id))
+      if (i.outcome == store::ImportOutcome::imported) node_of[i.trial_id] = i.node;
 
     study::ResultTable t;
     t.name = "status";

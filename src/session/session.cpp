@@ -22,12 +22,12 @@
 
 namespace powertrain::session {
 
-void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
+void save_timeline(store::Runs& runs, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
                    std::int64_t end_ns) {
   std::vector<energy::TimelineSample> part;
   for (auto& s : tracker.timeline())
     if (s.t_ns >= start_ns && s.t_ns <= end_ns) part.push_back(std::move(s));
-  if (!part.empty()) store.add_timeline(run_id, tracker.channels(), part, start_ns);
+  if (!part.empty()) runs.add_timeline(run_id, tracker.channels(), part, start_ns);
 }
 
 RunSession::RunSession(store::Store& store, SessionOptions options) : store_(store), options_(std::move(options)) {

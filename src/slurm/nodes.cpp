@@ -137,7 +137,7 @@ namespace {
 
 // Takes in the nodes of `ranks` whose files are there: finished files, and
 // with `unfinished` also files their node never finished.
-NodeMergeResult take_in(store::Store& store, std::int64_t run_id, const fs::path& dir, const std::vector<int>& ranks,
+NodeMergeResult take_in(store::Runs& runs, std::int64_t run_id, const fs::path& dir, const std::vector<int>& ranks,
                         bool unfinished) {
   NodeMergeResult r;
   std::vector<run::NodeRun> found;
@@ -159,14 +159,14 @@ NodeMergeResult take_in(store::Store& store, std::int64_t run_id, const fs::path
       r.missing.push_back(k);
     }
   }
-  if (!found.empty() || unfinished) r.run = store.record_nodes(run_id, found);
+  if (!found.empty() || unfinished) r.run = runs.record_nodes(run_id, found);
   return r;
 }
 
 }  // namespace
 
-NodeMergeResult merge_nodes(store::Store& store, std::int64_t run_id, double wait_s, const std::atomic<bool>* stop) {
-  const auto nodes = store.run_nodes(run_id);
+NodeMergeResult merge_nodes(store::Runs& runs, std::int64_t run_id, double wait_s, const std::atomic<bool>* stop) {
+  const auto nodes = runs.run_nodes(run_id);
   if (nodes.nodes < 2) return {};
   const fs::path dir = nodes.dir;
   std::vector<int> ranks;
@@ -178,20 +178,20 @@ NodeMergeResult merge_nodes(store::Store& store, std::int64_t run_id, double wai
     if (all || std::chrono::steady_clock::now() >= deadline || (stop && stop->load())) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return take_in(store, run_id, dir, ranks, true);
+  return take_in(runs, run_id, dir, ranks, true);
 }
 
-std::vector<std::pair<std::int64_t, NodeMergeResult>> collect_nodes(store::Store& store) {
+std::vector<std::pair<std::int64_t, NodeMergeResult>> collect_nodes(store::Runs& runs) {
   std::vector<std::pair<std::int64_t, NodeMergeResult>> out;
-  for (const auto run_id : store.runs_awaiting_nodes()) {
-    const auto nodes = store.run_nodes(run_id);
+  for (const auto run_id : runs.runs_awaiting_nodes()) {
+    const auto nodes = runs.run_nodes(run_id);
     std::vector<int> ranks;
     for (int k = 1; k < nodes.nodes; ++k)
       if (std::find(nodes.complete.begin(), nodes.complete.end(), k) == nodes.complete.end() &&
           exists_no_follow(node_file(nodes.dir, k)))
         ranks.push_back(k);
     if (ranks.empty()) continue;
-    out.emplace_back(run_id, take_in(store, run_id, nodes.dir, ranks, false));
+    out.emplace_back(run_id, take_in(runs, run_id, nodes.dir, ranks, false));
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #pragma once
 // Sample records and raw SQLite helpers shared by the store tests.
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "powertrain/store/json.h"
 #include "powertrain/store/records.h"
 #include "powertrain/run/records.h"
 
@@ -84,6 +86,27 @@ inline run::EpochRecord sample_epoch(int epoch, int channels = 3) {
     e.channels.push_back(ch);
   }
   return e;
+}
+
+/// The summary of a run that converged after 3 epochs.
+inline run::RunSummary converged_summary() {
+  run::RunSummary s;
+  s.status = run::RunStatus::converged;
+  s.epochs = 3;
+  s.best_epoch = 2;
+  s.duration_s = 36.5;
+  s.energy_j = 6100.25;
+  s.energy_to_target_j = 2000.0;
+  s.time_to_target_s = 12.0;
+  s.best_val_metric = 0.91;
+  s.test_metric = 0.9;
+  s.method = "counter+estimated";
+  s.message = "";
+  return s;
+}
+
+inline void expect_config_eq(const run::RunConfig& a, const run::RunConfig& b) {
+  EXPECT_EQ(store::config_json(a), store::config_json(b));
 }
 
 /// A raw connection for checks that bypass the store.

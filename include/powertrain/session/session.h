@@ -34,17 +34,17 @@ namespace powertrain::session {
 /// Writes every finished epoch to the store, one transaction each.
 class StoreObserver final : public run::RunObserver {
  public:
-  StoreObserver(store::Store& store, std::int64_t run_id) : store_(store), run_id_(run_id) {}
-  void on_epoch(const run::EpochRecord& epoch) override { store_.add_epoch(run_id_, epoch); }
+  StoreObserver(store::Runs& runs, std::int64_t run_id) : runs_(runs), run_id_(run_id) {}
+  void on_epoch(const run::EpochRecord& epoch) override { runs_.add_epoch(run_id_, epoch); }
 
  private:
-  store::Store& store_;
+  store::Runs& runs_;
   std::int64_t run_id_;
 };
 
 /// Stores the part of the tracker's timeline between start_ns and end_ns as the
 /// run's power timeline (times relative to start_ns).
-void save_timeline(store::Store& store, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
+void save_timeline(store::Runs& runs, std::int64_t run_id, const energy::Tracker& tracker, std::int64_t start_ns,
                    std::int64_t end_ns);
 
 struct SessionOptions {

@@ -70,13 +70,13 @@ struct NodeMergeResult {
 /// what there is, and merges. A node whose finished file has not come by
 /// then is taken in from its unfinished file if there is one (its epochs so
 /// far) or counted missing; `collect` takes its finished file in later.
-NodeMergeResult merge_nodes(store::Store& store, std::int64_t run_id, double wait_s,
+NodeMergeResult merge_nodes(store::Runs& runs, std::int64_t run_id, double wait_s,
                             const std::atomic<bool>* stop = nullptr);
 
 /// `collect`: every run of the database waiting for a node whose finished
 /// file has come since (late nodes). Unfinished files are not taken in here
 /// (merge_nodes did, when the run ended). One result per run that changed.
-std::vector<std::pair<std::int64_t, NodeMergeResult>> collect_nodes(store::Store& store);
+std::vector<std::pair<std::int64_t, NodeMergeResult>> collect_nodes(store::Runs& runs);
 
 /// collect_nodes on the database at `db`, opened for writing only when a run
 /// waits for a node.

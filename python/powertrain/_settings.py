@@ -27,6 +27,7 @@ SETTINGS = (
     ("optimizer", "POWERTRAIN_OPTIMIZER", "string"),
     ("momentum", "POWERTRAIN_MOMENTUM", "float"),
     ("weight_decay", "POWERTRAIN_WEIGHT_DECAY", "float"),
+    ("nesterov", "POWERTRAIN_NESTEROV", "boolean"),
     ("subset", "POWERTRAIN_SUBSET", "float"),
     ("nproc_per_node", "POWERTRAIN_NPROC_PER_NODE", "integer"),
     ("nnodes", "POWERTRAIN_NNODES", "integer"),
@@ -69,6 +70,8 @@ class Settings:
     """SGD momentum."""
     weight_decay: Optional[float] = None
     """Weight decay (L2)."""
+    nesterov: Optional[bool] = None
+    """SGD with Nesterov momentum (with a momentum above 0)."""
     subset: Optional[float] = None
     """Fraction of the training split used."""
     nproc_per_node: Optional[int] = None

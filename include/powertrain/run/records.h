@@ -38,6 +38,7 @@ struct RunConfig {
   double learning_rate = 0.01;
   double momentum = 0.9;
   double weight_decay = 0.0;
+  bool nesterov = false;         ///< SGD with Nesterov momentum
   std::int64_t batch_size = 64;
   int max_epochs = 20;
   int patience = 3;              ///< epochs without improvement before stopping

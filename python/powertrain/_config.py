@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._settings import SETTINGS, Settings
+
 
 def _opt_str(raw: str) -> Optional[str]:
     return raw or None
@@ -32,60 +34,32 @@ def _list(raw: str) -> List[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-# Field -> (environment variable, parser). An empty value means "not given"
-# (None), except for the task list, where it means "no tasks".
-_FIELDS: Dict[str, Tuple[str, Callable[[str], Any]]] = {
-    "run_id": ("POWERTRAIN_RUN_ID", _opt_str),
-    "batch_size": ("POWERTRAIN_BATCH_SIZE", _int),
-    "learning_rate": ("POWERTRAIN_LEARNING_RATE", _float),
-    "seed": ("POWERTRAIN_SEED", _int),
-    "max_epochs": ("POWERTRAIN_MAX_EPOCHS", _int),
-    "device": ("POWERTRAIN_DEVICE", _opt_str),
-    "threads": ("POWERTRAIN_THREADS", _int),
-    "tasks": ("POWERTRAIN_TASKS", _list),
-    "init_encoder": ("POWERTRAIN_INIT_ENCODER", _opt_str),
-    "freeze_encoder": ("POWERTRAIN_FREEZE_ENCODER", _bool),
-    "checkpoint": ("POWERTRAIN_CHECKPOINT", _opt_str),
+_PARSERS: Dict[str, Callable[[str], Any]] = {
+    "integer": _int, "float": _float, "boolean": _bool, "string": _opt_str, "list": _list}
+
+# Field -> (environment variable, parser): the run settings of powertrain's
+# table (_settings.py, generated from it), and what powertrain adds for a run.
+# An empty value means "not given" (None), except for the task list, where it
+# means "no tasks".
+_FIELDS: Dict[str, Tuple[str, Callable[[str], Any]]] = {"run_id": ("POWERTRAIN_RUN_ID", _opt_str)}
+_FIELDS.update({name: (var, _PARSERS[kind]) for name, var, kind in SETTINGS})
+_FIELDS.update({
     "encoder_checkpoint": ("POWERTRAIN_ENCODER_CHECKPOINT", _opt_str),
-    "data_dir": ("POWERTRAIN_DATA_DIR", _opt_str),
-    "optimizer": ("POWERTRAIN_OPTIMIZER", _opt_str),
-    "momentum": ("POWERTRAIN_MOMENTUM", _float),
-    "weight_decay": ("POWERTRAIN_WEIGHT_DECAY", _float),
-    "subset": ("POWERTRAIN_SUBSET", _float),
     "start_epoch": ("POWERTRAIN_START_EPOCH", _int),
-    "resume_from": ("POWERTRAIN_RESUME_FROM", _opt_str),
-    "save_state": ("POWERTRAIN_SAVE_STATE", _opt_str),
-}
+})
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Settings):
     """A trial's settings. Every attribute is None outside powertrain, and
     None under powertrain when the variable is missing or empty."""
 
     run_id: Optional[str] = None
-    batch_size: Optional[int] = None
-    learning_rate: Optional[float] = None
-    seed: Optional[int] = None
-    max_epochs: Optional[int] = None
-    device: Optional[str] = None
-    threads: Optional[int] = None
-    tasks: Optional[List[str]] = None
-    init_encoder: Optional[str] = None
-    freeze_encoder: Optional[bool] = None
-    checkpoint: Optional[str] = None
+    """The run's id in powertrain's results store."""
     encoder_checkpoint: Optional[str] = None
-    data_dir: Optional[str] = None
-    optimizer: Optional[str] = None
-    momentum: Optional[float] = None
-    weight_decay: Optional[float] = None
-    subset: Optional[float] = None
+    """Where to save the best model's encoder (beside checkpoint)."""
     start_epoch: Optional[int] = None
     """A continued run (a search's later segment): the first epoch it trains."""
-    resume_from: Optional[str] = None
-    """A continued run: the state file its earlier segment saved."""
-    save_state: Optional[str] = None
-    """Where to write the run's state when it stops at its epoch limit."""
 
     def get(self, name: str, default: Any = None) -> Any:
         """The setting `name`, or `default` where it is None (e.g. outside

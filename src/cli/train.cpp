@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -22,6 +24,7 @@
 #include "powertrain/io/text.h"
 #include "powertrain/session/session.h"
 #include "powertrain/run/nodes.h"
+#include "powertrain/run/settings.h"
 #include "powertrain/session/signals.h"
 #include "powertrain/slurm/nodes.h"
 #include "powertrain/store/store.h"
@@ -38,15 +41,10 @@ struct TrainArgs {
   int interval_ms = 100;
   std::vector<std::string> data_options;  // key=value
   bool quiet = false;
-  std::optional<double> target;
   std::vector<std::string> disable;
   // The user's own program.
   std::vector<std::string> command;
-  std::string workdir;
   std::vector<std::string> env;  // key=value
-  int nproc_per_node = 0;        // >0: started through the launcher, this many processes per node
-  int nnodes = 1;
-  std::string launcher;
   external::CommandOptions command_options;
   // A run over several nodes (docs/cluster.md, "Several nodes").
   int node_rank = -1;
@@ -156,7 +154,6 @@ void apply_config_file(CLI::App& cmd, const std::string& file) {
 
 int run_train(TrainArgs& a) {
   auto& c = a.config;
-  c.target_metric = a.target;
   for (const auto& kv : a.data_options) c.data_options.push_back(key_value(kv, "--data"));
   // Out-of-range numbers (--lr 1e300, --threads 100000) and an unwritable
   // checkpoint are one line now, not a failed run after the training.
@@ -185,17 +182,14 @@ int run_train(TrainArgs& a) {
     c.dataset.clear();
     c.model.clear();
     c.command.argv = a.command;
-    c.command.workdir = a.workdir;
     for (const auto& kv : a.env) c.command.env.push_back(key_value(kv, "--env"));
-    c.command.nproc_per_node = a.nproc_per_node;
-    c.command.nnodes = a.nnodes;
-    c.command.launcher = a.launcher;
     external::validate(c.command);
     a.command_options.output = a.quiet ? nullptr : stderr;
     workload = std::make_unique<external::CommandWorkload>(c, a.command_options);
   } else {
-    if (!a.workdir.empty() || !a.env.empty() || a.nproc_per_node > 0)
+    if (!c.command.workdir.empty() || !a.env.empty() || c.command.nproc_per_node > 0)
       throw ConfigError("--workdir, --env and --nproc-per-node go with a command after --");
+    c.command = {};  // --nnodes and --launcher mean nothing without one
     dataset = data::load_dataset(train::dataset_options(c));
     workload = std::make_unique<train::Trainer>(c, *dataset);
   }
@@ -242,6 +236,30 @@ int run_train(TrainArgs& a) {
   return 0;
 }
 
+// Every run setting with flags (run/settings.h), bound to its field in `c`;
+// numbers and text show their default in --help.
+void add_setting_options(CLI::App& cmd, run::RunConfig& c) {
+  for (const auto& s : run::settings()) {
+    if (s.flags.empty()) continue;
+    const std::string flags(s.flags), help(s.help);
+    std::visit(
+        [&](auto* field) {
+          using F = std::remove_pointer_t<decltype(field)>;
+          if constexpr (std::is_same_v<F, bool>) {
+            cmd.add_flag(flags, *field, help);
+          } else {
+            auto* o = cmd.add_option(flags, *field, help);
+            if constexpr (std::is_same_v<F, std::string>) {
+              if (!field->empty()) o->capture_default_str();
+            } else if constexpr (!std::is_same_v<F, std::optional<double>>) {
+              o->capture_default_str();
+            }
+          }
+        },
+        s.field(c));
+  }
+}
+
 }  // namespace
 
 void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool quiet) {
@@ -270,39 +288,13 @@ void add_train_command(CLI::App& app, Context& ctx) {
       "train", "Train one model (built in, or your own program after --), measured epoch by epoch, and record it in the store");
   cmd->add_option("--config", a->config_file,
                   "TOML file with any of these options as keys (e.g. batch_size = 64); the command line wins");
-  auto& c = a->config;
-  cmd->add_option("--dataset", c.dataset, "fashion-mnist, celeba, pamap2, synthetic-images, synthetic-sensors")
-      ->capture_default_str();
-  cmd->add_option("--data-dir", c.data_dir, "Dataset root (default: the dataset's standard location)");
+  add_setting_options(*cmd, a->config);
   cmd->add_option("--data", a->data_options, "Further dataset option KEY=VALUE, e.g. max_samples=2000 (repeatable)");
-  cmd->add_option("--model", c.model, "image-cnn or sensor-cnn")->capture_default_str();
-  cmd->add_option("--optimizer", c.optimizer, "sgd (with momentum) or adam")->capture_default_str();
-  cmd->add_option("--lr,--learning-rate", c.learning_rate, "Learning rate")->capture_default_str();
-  cmd->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
-  cmd->add_option("--weight-decay", c.weight_decay, "Weight decay")->capture_default_str();
-  cmd->add_option("--batch-size", c.batch_size, "Batch size")->capture_default_str();
-  cmd->add_option("--max-epochs", c.max_epochs, "Epoch limit")->capture_default_str();
-  cmd->add_option("--patience", c.patience, "Epochs without improvement before stopping")->capture_default_str();
-  cmd->add_option("--min-delta", c.min_delta, "Smallest validation-metric gain that counts")->capture_default_str();
-  cmd->add_option("--target", a->target, "Validation metric whose first reaching is reported (time and energy to target)");
-  cmd->add_option("--seed", c.seed, "Seed of initialization, shuffling and data subsets")->capture_default_str();
-  cmd->add_option("--threads", c.threads, "LibTorch threads (0: all cores)")->capture_default_str();
-  cmd->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--subset", c.subset, "Fraction of the training split used")->capture_default_str();
-  cmd->add_option("--tasks", c.tasks, "Label subset for multi-label data, comma-separated");
-  cmd->add_option("--checkpoint", c.checkpoint, "Save the best model here (and its encoder beside it)");
-  cmd->add_option("--init-encoder", c.init_encoder, "Start from this encoder checkpoint");
-  cmd->add_flag("--freeze-encoder", c.freeze_encoder, "Keep the initial encoder fixed");
   cmd->add_option("--db", a->db, "Results database (SQLite)")->capture_default_str();
   cmd->add_option("--interval", a->interval_ms, "Sampling interval in ms")->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress output");
   cmd->add_option("--disable", a->disable, "Energy source to skip (repeatable), e.g. nvml")->allow_extra_args(false);
-  cmd->add_option("--workdir", a->workdir, "Working directory of the command");
   cmd->add_option("--env", a->env, "Environment variable KEY=VALUE for the command (repeatable)")->allow_extra_args(false);
-  cmd->add_option("--nproc-per-node", a->nproc_per_node,
-                  "Start the command through torchrun (or --launcher srun) with this many processes per node");
-  cmd->add_option("--nnodes", a->nnodes, "Nodes the distributed command spans (with --nproc-per-node)");
-  cmd->add_option("--launcher", a->launcher, "torchrun (default) or srun (with --nproc-per-node)");
   cmd->add_option("--timeout", a->command_options.timeout_s, "The command's longest run in seconds (0: none)");
   cmd->add_option("--idle-timeout", a->command_options.idle_timeout_s,
                   "The command's longest silence between events in seconds (0: none)");

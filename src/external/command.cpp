@@ -13,62 +13,66 @@
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/run/settings.h"
 
 namespace powertrain::external {
 namespace {
-
-std::string number(double v) { return fmt::format("{}", v); }  // shortest round-trip form
 
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
-// Placeholders of a segment (a paused run continued): in the environment only
-// when the run is one, so that other runs' programs see what they always did.
-bool segment_setting(const std::string& name) {
-  return name == "resume_from" || name == "save_state" || name == "start_epoch";
+const run::Setting* setting_named(std::string_view name) {
+  for (const auto& s : run::settings())
+    if (s.name == name) return &s;
+  return nullptr;
 }
+
+// Placeholders that are no run setting, computed for each run: each follows
+// the setting it is listed after (docs/external.md's order); "" : at the end.
+struct Derived {
+  const char* name;
+  const char* after;
+};
+constexpr Derived kDerived[] = {{"encoder_checkpoint", "checkpoint"},
+                                {"start_epoch", "save_state"},
+                                {"python", "subset"},
+                                {"master_port", ""},
+                                {"rdzv_endpoint", ""}};
 
 }  // namespace
 
 const std::vector<std::string>& placeholder_names() {
-  static const std::vector<std::string> names{
-      "batch_size", "learning_rate", "seed",       "max_epochs",         "device",   "threads",
-      "tasks",      "init_encoder",  "freeze_encoder", "checkpoint",     "encoder_checkpoint",
-      "resume_from", "save_state",   "start_epoch",
-      "data_dir",   "optimizer",     "momentum",   "weight_decay",       "subset",   "python",
-      "nproc_per_node", "nnodes",    "master_port", "rdzv_endpoint"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    auto add_derived_after = [&](std::string_view after) {
+      for (const auto& d : kDerived)
+        if (after == d.after) out.emplace_back(d.name);
+    };
+    for (const auto& s : run::settings()) {
+      if (!s.placeholder) continue;
+      out.emplace_back(s.name);
+      add_derived_after(s.name);
+    }
+    add_derived_after("");
+    return out;
+  }();
   return names;
 }
 
 std::map<std::string, std::string> placeholder_values(const run::RunConfig& c, int start_epoch) {
-  return {
-      {"batch_size", std::to_string(c.batch_size)},
-      {"learning_rate", number(c.learning_rate)},
-      {"seed", std::to_string(c.seed)},
-      {"max_epochs", std::to_string(c.max_epochs)},
-      {"device", c.device},
-      {"threads", std::to_string(c.threads)},
-      {"tasks", c.tasks},
-      {"init_encoder", c.init_encoder},
-      {"freeze_encoder", c.freeze_encoder ? "true" : "false"},
-      {"checkpoint", c.checkpoint},
-      {"encoder_checkpoint", c.checkpoint.empty() ? "" : run::encoder_checkpoint_path(c.checkpoint).string()},
-      {"resume_from", c.resume_from},
-      {"save_state", c.save_state},
-      {"start_epoch", std::to_string(start_epoch)},
-      {"data_dir", c.data_dir},
-      {"optimizer", c.optimizer},
-      {"momentum", number(c.momentum)},
-      {"weight_decay", number(c.weight_decay)},
-      {"subset", number(c.subset)},
-      {"python", python_interpreter()},
-      {"nproc_per_node", std::to_string(std::max(1, c.command.nproc_per_node))},
-      {"nnodes", std::to_string(c.command.nnodes)},
-      {"master_port", std::to_string(master_port(c.command.nnodes))},
-      {"rdzv_endpoint", fmt::format("{}:{}", rendezvous_host(c.command.nnodes), master_port(c.command.nnodes))},
-  };
+  std::map<std::string, std::string> values;
+  for (const auto& s : run::settings())
+    if (s.placeholder) values.emplace(s.name, run::text(s, c));
+  // A command that is not distributed runs as one process.
+  values["nproc_per_node"] = std::to_string(std::max(1, c.command.nproc_per_node));
+  values["encoder_checkpoint"] = c.checkpoint.empty() ? "" : run::encoder_checkpoint_path(c.checkpoint).string();
+  values["start_epoch"] = std::to_string(start_epoch);
+  values["python"] = python_interpreter();
+  values["master_port"] = std::to_string(master_port(c.command.nnodes));
+  values["rdzv_endpoint"] = fmt::format("{}:{}", rendezvous_host(c.command.nnodes), master_port(c.command.nnodes));
+  return values;
 }
 
 int master_port(int nnodes) {
@@ -149,15 +153,12 @@ std::string expand(std::string_view text, const std::map<std::string, std::strin
 void validate(const run::Command& command) {
   if (command.argv.empty() || command.argv.front().empty())
     throw ConfigError("a command needs at least the program to run");
-  if (command.nproc_per_node < 0 || command.nproc_per_node > 1024)
-    throw ConfigError(fmt::format("processes per node must be 1 to 1024, not {}", command.nproc_per_node));
-  if (command.nnodes < 1 || command.nnodes > 4096)
-    throw ConfigError(fmt::format("nodes must be 1 to 4096, not {}", command.nnodes));
-  if (!command.launcher.empty() && command.launcher != "torchrun" && command.launcher != "srun")
-    throw ConfigError(fmt::format("launcher '{}' is not torchrun or srun", command.launcher));
+  run::RunConfig probe;
+  probe.command = command;
+  run::validate(probe);  // the ranges of nproc_per_node, nnodes and launcher (run/settings.h)
   if (!command.distributed() && (command.nnodes != 1 || !command.launcher.empty()))
     throw ConfigError("nodes and launcher go with processes per node (nproc_per_node)");
-  run::RunConfig probe;
+  probe.command = {};
   const auto values = placeholder_values(probe);
   for (const auto& a : command.argv) (void)expand(a, values);
   for (const auto& [name, value] : command.env) {
@@ -206,17 +207,18 @@ std::vector<std::pair<std::string, std::string>> program_environment(const run::
                                                                      int start_epoch) {
   const auto values = placeholder_values(config, start_epoch);
   std::vector<std::pair<std::string, std::string>> env{{"POWERTRAIN_PROTOCOL", "1"}};
+  // A segment's settings (a paused run continued) only when the run is one,
+  // so that other runs' programs see what they always did.
+  const bool segment = !config.resume_from.empty();
   for (const auto& name : placeholder_names()) {
-    if (segment_setting(name)) continue;
     auto v = values.at(name);
-    if (name == "freeze_encoder") v = config.freeze_encoder ? "1" : "0";
+    if (name == "start_epoch" && !segment) continue;
+    if (const auto* s = setting_named(name)) {
+      if (s->presence == run::Presence::when_set && !run::present(*s, config)) continue;
+      if (s->type == run::SettingType::boolean) v = v == "true" ? "1" : "0";
+    }
     env.emplace_back("POWERTRAIN_" + upper(name), v);
   }
-  if (!config.resume_from.empty()) {
-    env.emplace_back("POWERTRAIN_RESUME_FROM", config.resume_from);
-    env.emplace_back("POWERTRAIN_START_EPOCH", values.at("start_epoch"));
-  }
-  if (!config.save_state.empty()) env.emplace_back("POWERTRAIN_SAVE_STATE", config.save_state);
   // powertrain in a Slurm step (a meter per node): the program inherits the
   // step's SLURM_PROCID, which is powertrain's task, not a rank of the
   // program. Named here so that the package tells the two apart (a program

@@ -1,6 +1,4 @@
-// RunStatus names and the limits of a run's settings (declared in powertrain/run/records.h).
-#include <cmath>
-#include <limits>
+// RunStatus names, data option keys and the thread limit (declared in powertrain/run/records.h).
 #include <string>
 
 #include <fmt/format.h>
@@ -55,32 +53,5 @@ std::filesystem::path encoder_checkpoint_path(const std::filesystem::path& check
 
 
 int max_threads() { return kThreadsPerCpu * available_cpus(); }
-
-void validate(const RunConfig& c) {
-  auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
-  if (!(in(c.learning_rate, 0.0, kMaxLearningRate) && c.learning_rate > 0.0))
-    throw ConfigError(fmt::format("learning rate must be positive and at most {}, got {}", kMaxLearningRate, c.learning_rate));
-  if (!(in(c.momentum, 0.0, 1.0) && c.momentum < 1.0))
-    throw ConfigError(fmt::format("momentum must be in [0, 1), got {}", c.momentum));
-  if (!in(c.weight_decay, 0.0, std::numeric_limits<double>::max()))
-    throw ConfigError(fmt::format("weight decay must be a finite number >= 0, got {}", c.weight_decay));
-  if (c.batch_size < 1 || c.batch_size > kMaxBatchSize)
-    throw ConfigError(fmt::format("batch size must be between 1 and {}, got {}", kMaxBatchSize, c.batch_size));
-  if (c.max_epochs < 1 || c.max_epochs > kMaxEpochs)
-    throw ConfigError(fmt::format("max epochs must be between 1 and {}, got {}", kMaxEpochs, c.max_epochs));
-  if (c.patience < 0) throw ConfigError(fmt::format("patience must be >= 0 (0: no early stopping), got {}", c.patience));
-  if (!in(c.min_delta, 0.0, std::numeric_limits<double>::max()))
-    throw ConfigError(fmt::format("min_delta must be a finite number >= 0, got {}", c.min_delta));
-  if (c.target_metric && !std::isfinite(*c.target_metric))
-    throw ConfigError(fmt::format("target metric must be a finite number, got {}", *c.target_metric));
-  if (c.seed > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    throw ConfigError(fmt::format("seed must be between 0 and {}, got {} (a negative or too large number?)",
-                                  std::numeric_limits<std::int64_t>::max(), c.seed));
-  if (c.threads < 0 || c.threads > max_threads())
-    throw ConfigError(fmt::format("threads must be between 0 (all CPUs) and {} ({} per available CPU), got {}",
-                                  max_threads(), kThreadsPerCpu, c.threads));
-  if (!(in(c.subset, 0.0, 1.0) && c.subset > 0.0))
-    throw ConfigError(fmt::format("subset must be in (0, 1], got {}", c.subset));
-}
 
 }  // namespace powertrain::run

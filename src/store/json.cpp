@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/run/settings.h"
 
 namespace powertrain::store {
 namespace {
@@ -28,46 +30,27 @@ void require_object(const json& j, std::string_view what) {
   if (!j.is_object()) throw StoreError(fmt::format("stored JSON: {} is not an object", what));
 }
 
+// A setting's value as JSON, of its field's own type (an unset optional: null).
+json setting_json(const run::Setting& s, const run::RunConfig& c) {
+  return std::visit(
+      [](auto* field) -> json {
+        using F = std::remove_pointer_t<decltype(field)>;
+        if constexpr (std::is_same_v<F, std::optional<double>>) return *field ? json(**field) : json(nullptr);
+        else return json(*field);
+      },
+      s.field(const_cast<run::RunConfig&>(c)));  // read only
+}
+
 }  // namespace
 
 json config_json(const run::RunConfig& c) {
-  json j = {
-      {"dataset", c.dataset},
-      {"data_dir", c.data_dir},
-      {"model", c.model},
-      {"optimizer", c.optimizer},
-      {"learning_rate", c.learning_rate},
-      {"momentum", c.momentum},
-      {"weight_decay", c.weight_decay},
-      {"batch_size", c.batch_size},
-      {"max_epochs", c.max_epochs},
-      {"patience", c.patience},
-      {"min_delta", c.min_delta},
-      {"target_metric", nullptr},
-      {"seed", c.seed},
-      {"threads", c.threads},
-      {"device", c.device},
-      {"subset", c.subset},
-      {"checkpoint", c.checkpoint},
-      {"init_encoder", c.init_encoder},
-      {"freeze_encoder", c.freeze_encoder},
-      {"tasks", c.tasks},
-      {"data_options", c.data_options},  // [[name, value], ...] in the config's order
-  };
-  if (c.target_metric) j["target_metric"] = *c.target_metric;
-  if (c.stop_at_target) j["stop_at_target"] = true;  // only when set: other documents keep their form
-  // Only when set: documents of runs that are not segments keep their form.
-  if (!c.resume_from.empty()) j["resume_from"] = c.resume_from;
-  if (!c.save_state.empty()) j["save_state"] = c.save_state;
+  json j = json::object();
+  for (const auto& s : run::settings())
+    if (run::present(s, c)) j[std::string(s.name)] = setting_json(s, c);
+  j["data_options"] = c.data_options;  // [[name, value], ...] in the config's order
   if (!c.command.empty()) {  // only then: documents of built-in runs keep their form
     j["command"] = c.command.argv;
-    j["workdir"] = c.command.workdir;
     j["env"] = c.command.env;
-    if (c.command.distributed()) {  // only then: other documents keep their form
-      j["nproc_per_node"] = c.command.nproc_per_node;
-      j["nnodes"] = c.command.nnodes;
-      j["launcher"] = c.command.launcher;
-    }
   }
   return j;
 }
@@ -75,45 +58,36 @@ json config_json(const run::RunConfig& c) {
 run::RunConfig config_from_json(const json& j) {
   require_object(j, "a run configuration");
   run::RunConfig c;
-  read(j, "dataset", c.dataset);
-  read(j, "data_dir", c.data_dir);
-  read(j, "model", c.model);
-  read(j, "optimizer", c.optimizer);
-  read(j, "learning_rate", c.learning_rate);
-  read(j, "momentum", c.momentum);
-  read(j, "weight_decay", c.weight_decay);
-  read(j, "batch_size", c.batch_size);
-  read(j, "max_epochs", c.max_epochs);
-  read(j, "patience", c.patience);
-  read(j, "min_delta", c.min_delta);
-  double target = 0.0;
-  if (j.contains("target_metric") && !j["target_metric"].is_null()) {
-    read(j, "target_metric", target);
-    c.target_metric = target;
+  for (const auto& s : run::settings()) {
+    const char* key = s.name.data();  // the table's names are literals
+    std::visit(
+        [&](auto* field) {
+          using F = std::remove_pointer_t<decltype(field)>;
+          if constexpr (std::is_same_v<F, std::optional<double>>) {
+            double v = 0.0;
+            if (j.contains(key) && !j[key].is_null()) {
+              read(j, key, v);
+              *field = v;
+            }
+          } else {
+            read(j, key, *field);
+          }
+        },
+        s.field(c));
   }
-  if (j.contains("stop_at_target")) read(j, "stop_at_target", c.stop_at_target);
-  read(j, "seed", c.seed);
-  read(j, "threads", c.threads);
-  read(j, "device", c.device);
-  read(j, "subset", c.subset);
-  read(j, "checkpoint", c.checkpoint);
-  read(j, "init_encoder", c.init_encoder);
-  read(j, "freeze_encoder", c.freeze_encoder);
-  read(j, "tasks", c.tasks);
-  read(j, "resume_from", c.resume_from);
-  read(j, "save_state", c.save_state);
   read(j, "data_options", c.data_options);
   if (j.contains("command")) {
     read(j, "command", c.command.argv);
-    read(j, "workdir", c.command.workdir);
     read(j, "env", c.command.env);
-    if (j.contains("nproc_per_node")) {
-      read(j, "nproc_per_node", c.command.nproc_per_node);
-      read(j, "nnodes", c.command.nnodes);
-      read(j, "launcher", c.command.launcher);
-    }
   }
   return c;
+}
+
+json experiment_json(const run::RunConfig& c) {
+  json j = config_json(c);
+  for (const auto& s : run::settings())
+    if (!s.trial_key) j.erase(std::string(s.name));
+  return j;
 }
 
 json environment_json(const run::Environment& e) {
@@ -174,13 +148,7 @@ std::vector<double> metrics_from_json(const json& j) {
 std::string trial_key(const run::RunConfig& c) {
   auto sorted = c;
   std::sort(sorted.data_options.begin(), sorted.data_options.end());
-  json j = config_json(sorted);
-  j.erase("data_dir");
-  j.erase("checkpoint");
-  // Segments of one setup are one trial: where their state lives is not part of it.
-  j.erase("resume_from");
-  j.erase("save_state");
-  return j.dump();  // nlohmann::json objects keep their keys sorted
+  return experiment_json(sorted).dump();  // nlohmann::json objects keep their keys sorted
 }
 
 }  // namespace powertrain::store

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powertrain/io/output.h"
+#include "powertrain/store/json.h"
 #include "powertrain/study/analysis.h"
 
 namespace powertrain::study {
@@ -50,46 +51,18 @@ std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, cons
                           const std::string& task, const std::vector<std::string>& classes) {
   nlohmann::json data = nlohmann::json::object();
   for (const auto& [k, v] : c.data_options) data[k] = v;
-  nlohmann::json j = {
-      {"batch_size", c.batch_size},
-      {"classes", classes},
-      {"data", data},
-      {"data_seed", data_seed},
-      {"dataset", c.dataset},
-      {"device", c.device},
-      {"freeze_encoder", c.freeze_encoder},
-      {"init_encoder", !c.init_encoder.empty()},
-      {"learning_rate", c.learning_rate},
-      {"max_epochs", c.max_epochs},
-      {"min_delta", c.min_delta},
-      {"model", c.model},
-      {"momentum", c.momentum},
-      {"optimizer", c.optimizer},
-      {"patience", c.patience},
-      {"phase", phase},
-      {"seed", c.seed},
-      {"step", step},
-      {"subset", c.subset},
-      {"target_metric", c.target_metric ? nlohmann::json(*c.target_metric) : nlohmann::json(nullptr)},
-      {"task", task},
-      {"tasks", c.tasks},
-      {"threads", c.threads},
-      {"weight_decay", c.weight_decay},
-  };
-  // Stopping at the target trains other epochs; keys without it stay what they were.
-  if (c.stop_at_target) j["stop_at_target"] = true;
-  // A command is part of the experiment (another program is another trial);
-  // keys of built-in studies stay what they were.
-  if (!c.command.empty()) {
-    j["command"] = c.command.argv;
-    j["workdir"] = c.command.workdir;
-    j["env"] = c.command.env;
-    if (c.command.distributed()) {  // keys of one-process commands stay what they were
-      j["nproc_per_node"] = c.command.nproc_per_node;
-      j["nnodes"] = c.command.nnodes;
-      j["launcher"] = c.command.launcher;
-    }
-  }
+  // The run settings that define the experiment (run/settings.h), as the
+  // store's trial keys have them, with the trial's place in the study.
+  nlohmann::json j = store::experiment_json(c);
+  j.erase("data_options");
+  j["data"] = data;
+  // Whether the trial starts from the pretrained encoder, not where that lies.
+  j["init_encoder"] = !c.init_encoder.empty();
+  j["classes"] = classes;
+  j["data_seed"] = data_seed;
+  j["phase"] = phase;
+  j["step"] = step;
+  j["task"] = task;
   return j.dump();  // objects keep their keys sorted; doubles print shortest round-trip
 }
 

@@ -14,6 +14,7 @@
 #include "powertrain/external/command.h"
 #include "powertrain/run/environment.h"
 #include "powertrain/run/records.h"
+#include "powertrain/run/settings.h"
 
 namespace powertrain::study {
 namespace {
@@ -293,6 +294,120 @@ void read_search_space(const Parser& p, Table& t, search::Space& space) {
   }
 }
 
+namespace {
+
+// Reads the key of run setting `s` (run/settings.h) from its table `t` into
+// `c`: a value of the wrong type or out of the setting's range fails at its line.
+void read_setting(const Parser& p, Table& t, const run::Setting& s, run::RunConfig& c) {
+  const auto key = s.toml_key.substr(s.toml_key.find('.') + 1);
+  run::SettingValue v;
+  switch (s.type) {
+    case run::SettingType::integer:
+      if (auto x = t.integer(key)) v = *x;
+      else return;
+      break;
+    case run::SettingType::number:
+    case run::SettingType::optional_number:
+      if (auto x = t.number(key)) v = *x;
+      else return;
+      break;
+    case run::SettingType::boolean:
+      if (auto x = t.boolean(key)) v = *x;
+      else return;
+      break;
+    case run::SettingType::text:
+      if (auto x = t.string(key)) v = *x;
+      else return;
+      break;
+    case run::SettingType::text_list:
+      if (auto x = t.strings(key)) v = join(*x, ",");
+      else return;
+      break;
+  }
+  if (auto why = run::range_error(s, v)) p.fail(t.take(key), fmt::format("'{}' {}", s.toml_key, *why));
+  run::set(s, c, v);
+}
+
+/// Every run setting of [section] but the swept ones when `skip_swept`; returns the keys skipped.
+std::vector<std::string> read_settings(const Parser& p, Table& t, std::string_view section, run::RunConfig& c,
+                                       bool skip_swept = false) {
+  std::vector<std::string> skipped;
+  for (const auto& s : run::settings()) {
+    if (s.toml_key.empty() || s.toml_key.substr(0, s.toml_key.find('.')) != section) continue;
+    if (skip_swept && s.swept) skipped.emplace_back(s.toml_key.substr(section.size() + 1));
+    else read_setting(p, t, s, c);
+  }
+  return skipped;
+}
+
+}  // namespace
+
+/// [workload] and [training]: the run settings of every trial (the rows of
+/// run/settings.h), the data options and the user's own program.
+void read_run_settings(const Parser& p, Table& top, StudySpec& spec) {
+  auto& c = spec.base;
+  if (const auto* w = top.table("workload")) {
+    Table t(p, *w, "workload");
+    read_settings(p, t, "workload", c);
+    if (!c.command.distributed() && (w->contains("nnodes") || w->contains("launcher")))
+      p.fail(w, "'workload.nnodes' and 'workload.launcher' go with 'workload.nproc_per_node'");
+    if (const auto* d = t.table("data")) c.data_options = read_data_options(p, *d, "workload.data");
+    // The user's own program instead of the built-in trainer (docs/external.md).
+    if (auto argv = t.strings("command")) {
+      const auto* n = t.take("command");
+      if (argv->empty() || argv->front().empty()) p.fail(n, "'workload.command' needs at least the program to run");
+      std::vector<std::string> builtin{"data"};
+      for (const auto& s : run::settings())
+        if (s.builtin_only && s.toml_key.rfind("workload.", 0) == 0) builtin.emplace_back(s.toml_key.substr(9));
+      for (const auto& key : builtin)
+        if (w->contains(key))
+          p.fail(w->get(key), fmt::format("'workload.{}' is for the built-in trainer; a command loads its own data "
+                                          "(pass settings as arguments)", key));
+      c.dataset.clear();
+      c.model.clear();
+      c.command.argv = *argv;
+      try {
+        external::validate(c.command);
+      } catch (const ConfigError& e) {
+        p.fail(n, e.what());
+      }
+    }
+    if (const auto* env = t.table("env")) {
+      for (const auto& [k, v] : *env) {
+        if (!v.is_string()) p.fail(&v, fmt::format("'workload.env.{}' must be a string, got {}", k.str(), type_name(v)));
+        c.command.env.emplace_back(std::string(k.str()), v.as_string()->get());
+      }
+      std::sort(c.command.env.begin(), c.command.env.end());
+      try {
+        external::validate(c.command);
+      } catch (const ConfigError& e) {
+        p.fail(env, e.what());
+      }
+    }
+    // torchrun over several nodes needs its ranks on the other nodes started
+    // too, one powertrain per node (docs/cluster.md): not what a study's trial does.
+    if (c.command.nnodes > 1 && c.command.launcher != "srun")
+      p.fail(w, "'workload.nnodes' above 1 in a study needs launcher = \"srun\" (Slurm starts the ranks on every "
+                "node); torchrun over several nodes is run by hand, a powertrain per node (docs/cluster.md)");
+    if (c.command.empty() && c.command.distributed())
+      p.fail(w, "'workload.nproc_per_node' goes with 'workload.command' (the built-in trainer is one process)");
+    if (c.command.empty() && (!c.command.workdir.empty() || !c.command.env.empty()))
+      p.fail(w, "'workload.workdir' and 'workload.env' go with 'workload.command'");
+    t.finish({});
+  }
+  if (c.dataset.empty() && c.command.empty()) p.fail(nullptr, "'workload.dataset' must not be empty");
+
+  if (const auto* tr = top.table("training")) {
+    Table t(p, *tr, "training");
+    // A grid sweeps the swept settings and a search chooses them: their keys are not used there.
+    const bool grid = spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search;
+    const auto swept = read_settings(p, t, "training", c, grid);
+    t.finish(swept, spec.kind == store::StudyKind::search
+                        ? "a search chooses them: set search.learning_rates and search.batch_sizes"
+                        : "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
+  }
+}
+
 StudySpec parse_spec(std::string_view text, std::string_view source, std::optional<store::StudyKind> expected) {
   Parser p{std::string(source)};
   toml::table root;
@@ -356,136 +471,7 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
 
   auto& c = spec.base;
   c.seed = 0;
-  // [workload]
-  if (const auto* w = top.table("workload")) {
-    Table t(p, *w, "workload");
-    c.dataset = t.string("dataset").value_or(c.dataset);
-    c.data_dir = t.string("data_dir").value_or(c.data_dir);
-    c.model = t.string("model").value_or(c.model);
-    if (auto subset = t.number("subset")) {
-      if (!(*subset > 0.0 && *subset <= 1.0)) p.fail(t.take("subset"), "'workload.subset' must be in (0, 1]");
-      c.subset = *subset;
-    }
-    if (auto tasks = t.strings("tasks")) c.tasks = join(*tasks, ",");
-    if (const auto* d = t.table("data")) c.data_options = read_data_options(p, *d, "workload.data");
-    // The user's own program instead of the built-in trainer (docs/external.md).
-    if (auto argv = t.strings("command")) {
-      const auto* n = t.take("command");
-      if (argv->empty() || argv->front().empty()) p.fail(n, "'workload.command' needs at least the program to run");
-      for (const char* key : {"dataset", "data_dir", "model", "subset", "data"})
-        if (w->contains(key))
-          p.fail(w->get(key), fmt::format("'workload.{}' is for the built-in trainer; a command loads its own data "
-                                          "(pass settings as arguments)", key));
-      c.dataset.clear();
-      c.model.clear();
-      c.command.argv = *argv;
-      try {
-        external::validate(c.command);
-      } catch (const ConfigError& e) {
-        p.fail(n, e.what());
-      }
-    }
-    if (auto dir = t.string("workdir")) c.command.workdir = *dir;
-    if (const auto* env = t.table("env")) {
-      for (const auto& [k, v] : *env) {
-        if (!v.is_string()) p.fail(&v, fmt::format("'workload.env.{}' must be a string, got {}", k.str(), type_name(v)));
-        c.command.env.emplace_back(std::string(k.str()), v.as_string()->get());
-      }
-      std::sort(c.command.env.begin(), c.command.env.end());
-      try {
-        external::validate(c.command);
-      } catch (const ConfigError& e) {
-        p.fail(env, e.what());
-      }
-    }
-    // A distributed program: every trial started through torchrun (or srun).
-    auto processes = [&](const char* key, int& field, int lo, int hi) {
-      if (auto v = t.integer(key)) {
-        if (*v < lo || *v > hi) p.fail(t.take(key), fmt::format("'workload.{}' must be between {} and {}", key, lo, hi));
-        field = static_cast<int>(*v);
-      }
-    };
-    processes("nproc_per_node", c.command.nproc_per_node, 1, 1024);
-    processes("nnodes", c.command.nnodes, 1, 4096);
-    if (auto v = t.string("launcher")) {
-      if (*v != "torchrun" && *v != "srun")
-        p.fail(t.take("launcher"), fmt::format("'workload.launcher' must be \"torchrun\" or \"srun\", not \"{}\"", *v));
-      c.command.launcher = *v;
-    }
-    if (!c.command.distributed() && (w->contains("nnodes") || w->contains("launcher")))
-      p.fail(w, "'workload.nnodes' and 'workload.launcher' go with 'workload.nproc_per_node'");
-    // torchrun over several nodes needs its ranks on the other nodes started
-    // too, one powertrain per node (docs/cluster.md): not what a study's trial does.
-    if (c.command.nnodes > 1 && c.command.launcher != "srun")
-      p.fail(w, "'workload.nnodes' above 1 in a study needs launcher = \"srun\" (Slurm starts the ranks on every "
-                "node); torchrun over several nodes is run by hand, a powertrain per node (docs/cluster.md)");
-    if (c.command.empty() && c.command.distributed())
-      p.fail(w, "'workload.nproc_per_node' goes with 'workload.command' (the built-in trainer is one process)");
-    if (c.command.empty() && (!c.command.workdir.empty() || !c.command.env.empty()))
-      p.fail(w, "'workload.workdir' and 'workload.env' go with 'workload.command'");
-    t.finish({});
-  }
-  if (c.dataset.empty() && c.command.empty()) p.fail(nullptr, "'workload.dataset' must not be empty");
-
-  // [training]
-  if (const auto* tr = top.table("training")) {
-    Table t(p, *tr, "training");
-    if (auto v = t.string("optimizer")) {
-      if (*v != "sgd" && *v != "adam") p.fail(t.take("optimizer"), fmt::format("'training.optimizer' must be sgd or adam, got '{}'", *v));
-      c.optimizer = *v;
-    }
-    const bool grid = spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search;
-    if (!grid) {
-      if (auto v = t.number("learning_rate")) {
-        if (!(*v > 0.0 && *v <= run::kMaxLearningRate))
-          p.fail(t.take("learning_rate"), fmt::format("'training.learning_rate' must be positive and at most {}", run::kMaxLearningRate));
-        c.learning_rate = *v;
-      }
-      if (auto v = t.integer("batch_size")) {
-        if (*v < 1 || *v > run::kMaxBatchSize)
-          p.fail(t.take("batch_size"), fmt::format("'training.batch_size' must be between 1 and {}", run::kMaxBatchSize));
-        c.batch_size = *v;
-      }
-    }
-    if (auto v = t.number("momentum")) {
-      if (!(*v >= 0.0 && *v < 1.0)) p.fail(t.take("momentum"), "'training.momentum' must be in [0, 1)");
-      c.momentum = *v;
-    }
-    if (auto v = t.number("weight_decay")) {
-      if (!(*v >= 0.0) || !std::isfinite(*v)) p.fail(t.take("weight_decay"), "'training.weight_decay' must be a finite number >= 0");
-      c.weight_decay = *v;
-    }
-    if (auto v = t.integer("max_epochs")) {
-      if (*v < 1 || *v > run::kMaxEpochs)
-        p.fail(t.take("max_epochs"), fmt::format("'training.max_epochs' must be between 1 and {}", run::kMaxEpochs));
-      c.max_epochs = static_cast<int>(*v);
-    }
-    if (auto v = t.integer("patience")) {
-      if (*v < 1 || *v > 100000) p.fail(t.take("patience"), "'training.patience' must be at least 1");
-      c.patience = static_cast<int>(*v);
-    }
-    if (auto v = t.number("min_delta")) {
-      if (!(*v >= 0.0) || !std::isfinite(*v)) p.fail(t.take("min_delta"), "'training.min_delta' must be a finite number >= 0");
-      c.min_delta = *v;
-    }
-    if (auto v = t.number("target_metric")) {
-      if (!std::isfinite(*v)) p.fail(t.take("target_metric"), "'training.target_metric' must be a finite number");
-      c.target_metric = *v;
-    }
-    if (auto v = t.string("device")) {
-      if (v->empty()) p.fail(t.take("device"), "'training.device' must not be empty");
-      c.device = *v;
-    }
-    if (auto v = t.integer("threads")) {
-      if (*v < 0 || *v > run::max_threads())
-        p.fail(t.take("threads"), fmt::format("'training.threads' must be between 0 (all CPUs) and {} ({} per available CPU)",
-                                              run::max_threads(), run::kThreadsPerCpu));
-      c.threads = static_cast<int>(*v);
-    }
-    t.finish({"learning_rate", "batch_size"}, spec.kind == store::StudyKind::search
-                                                  ? "a search chooses them: set search.learning_rates and search.batch_sizes"
-                                                  : "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
-  }
+  read_run_settings(p, top, spec);
 
   // The kind's own table; the other kinds' tables are refused.
   std::vector<std::string> kind_tables{"grid", "pretrain", "multitask", "search"};
@@ -764,76 +750,68 @@ std::int64_t planned_trial_count(const StudySpec& s) {
 }
 
 const std::vector<SpecKey>& spec_keys() {
-  static const std::vector<SpecKey> keys = {
-      {"name", "string", "the file's stem", "Study name, unique in the database; a study runs again under its name"},
-      {"kind", "string", "the command's kind", "grid, pretrain, multitask or search"},
-      {"description", "string", "\"\"", "Free text"},
-      {"seeds", "array of integers", "[0]", "Training seeds: every configuration is trained once per seed"},
-      {"repeats", "integer", "1", "Instead of seeds: seeds 0 .. repeats-1"},
-      {"data_seed", "integer", "0", "Seed of the data layer (subsets, validation split, synthetic data), one for every trial"},
-      {"workload.dataset", "string", "\"fashion-mnist\"", "fashion-mnist, celeba, pamap2, synthetic-images, synthetic-sensors"},
-      {"workload.data_dir", "string", "\"\"", "Dataset root; empty: the dataset's standard location"},
-      {"workload.model", "string", "\"image-cnn\"", "image-cnn or sensor-cnn"},
-      {"workload.subset", "float", "1.0", "Fraction of the training split used"},
-      {"workload.tasks", "array of strings", "[]", "Grid/pretrain: label subset of multi-label data (e.g. CelebA attributes)"},
-      {"workload.data.KEY", "string/number/boolean/array", "the data layer's", "Data options (run::data_option_keys), e.g. max_samples = 3000"},
-      {"workload.command", "array of strings", "none", "Your own training program instead of the built-in trainer, with {placeholders} (docs/external.md)"},
-      {"workload.workdir", "string", "the spec's folder", "Working directory of the command (relative: to the spec's folder)"},
-      {"workload.env", "table of strings", "{}", "Environment variables added for the command ({placeholders} allowed)"},
-      {"workload.nproc_per_node", "integer", "none (one process)", "Processes per node of a distributed command: each trial runs through the launcher (docs/external.md)"},
-      {"workload.nnodes", "integer", "1", "Nodes each trial spans (with nproc_per_node)"},
-      {"workload.launcher", "string", "\"torchrun\"", "torchrun (python -m torch.distributed.run) or srun"},
-      {"training.optimizer", "string", "\"sgd\"", "sgd (with momentum) or adam"},
-      {"training.learning_rate", "float", "0.01", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},
-      {"training.batch_size", "integer", "64", "Pretrain and multitask studies (a grid sweeps it, a search chooses it)"},
-      {"training.momentum", "float", "0.9", "SGD momentum"},
-      {"training.weight_decay", "float", "0.0", "Weight decay"},
-      {"training.max_epochs", "integer", "20", "Epoch limit of a trial"},
-      {"training.patience", "integer", "3", "Epochs without a validation gain of min_delta before a trial has converged"},
-      {"training.min_delta", "float", "0.001", "Smallest validation-metric gain that counts"},
-      {"training.target_metric", "float", "none", "Validation metric whose first reaching is reported (time and energy to target)"},
-      {"training.device", "string", "\"cpu\"", "cpu, cuda or cuda:N"},
-      {"training.threads", "integer", "0", "LibTorch threads; 0: all cores"},
-      {"grid.batch_sizes", "array of integers", "[16, 64, 256, 512]", "Batch sizes swept"},
-      {"grid.learning_rates", "array of floats", "[0.0001, 0.001, 0.01, 0.1]", "Learning rates swept"},
-      {"pretrain.source", "table", "every class", "Pretraining task: {classes = [...]} or {tasks = [...]}, optional data = {...}, name"},
-      {"pretrain.steps", "array of tables", "required", "Downstream tasks, one per recycling step, as pretrain.source"},
-      {"pretrain.variants", "array of strings", "[\"scratch\", \"finetune\", \"frozen\"]", "How each step is trained"},
-      {"multitask.tasks", "array of strings", "required (2 or more)", "Tasks: CelebA attributes, or derived tasks of single-label data (data/multitask.h)"},
-      {"execution.cooldown_s", "float", "0", "Idle seconds before each trial after the first"},
-      {"execution.warmup_s", "float", "0", "Seconds of load before each trial"},
-      {"execution.warmup_load", "string", "\"auto\"", "auto (the trial's device), cpu or device"},
-      {"execution.interval_ms", "integer", "100", "Energy sampling interval"},
-      {"execution.artifacts_dir", "string", "\"<db>.artifacts/<name>\"", "Where pretrained encoders are written"},
-      {"execution.max_trials", "integer", "10000", "Largest plan accepted; a spec planning more is refused before anything is written"},
-      {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
-      {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
-      {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
-      {"grid.metric_tolerance", "float", "0.01", "Without training.target_metric: setups within this of the top metric qualify; the cheapest is chosen"},
-      {"search.batch_sizes", "array of integers", "(search) required, or batch_size_range", "Batch sizes a search chooses from (a grid spec: grid.batch_sizes)"},
-      {"search.batch_size_range", "array of 2 integers", "-", "[low, high]: the powers of two between"},
-      {"search.learning_rates", "array of floats", "(search) required, or learning_rate_range", "Learning rates a search chooses from (a grid spec: grid.learning_rates)"},
-      {"search.learning_rate_range", "array of 2 floats", "-", "[low, high]: learning rates drawn log-uniform, three significant digits"},
-      {"search.threads", "array of integers", "training.threads", "CPU threads a search chooses from"},
-      {"search.strategy", "string", "halving", "halving (successive halving over rungs of epochs) or random (whole runs in random order)"},
-      {"search.setups", "integer", "16 (at most the space's size)", "Setups sampled: the budget in trials"},
-      {"search.budget_j", "float", "none", "Energy budget in joules: no segment starts once the search spent it"},
-      {"search.min_epochs", "integer", "1", "Epochs of the first rung"},
-      {"search.eta", "float", "4", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
-      {"search.beta", "float", "2", "Stop a setup predicted to need more than beta x the best energy to the target (Zeus)"},
-      {"search.seed", "integer", "0", "Which setups are sampled, in what order"},
-      {"search.metric_tolerance", "float", "grid.metric_tolerance", "Without a target: setups within this of the best metric qualify"},
-      {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
-      {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},
-      {"execution.slurm.memory", "string", "Slurm's default", "Memory per array task (--mem)"},
-      {"execution.slurm.time_limit", "string", "the partition's", "Time limit per array task (--time)"},
-      {"execution.slurm.exclusive", "boolean", "false", "Whole nodes per task (--exclusive), so node-wide energy is the trial's alone"},
-      {"execution.slurm.trials_per_task", "integer", "1", "Trials one array task runs in turn"},
-      {"execution.slurm.options", "array of strings", "[]", "Further sbatch options, e.g. [\"--partition=gpu\"]"},
-      {"execution.slurm.dir", "string", "<db>.slurm/<name>", "Shared folder for job files, result files and logs"},
-      {"execution.quiet_cpus", "float", "0.5", "Other processes' CPU use (in CPUs) at or below which the machine counts as quiet"},
-      {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},
-  };
+  static const std::vector<SpecKey> keys = [] {
+    std::vector<SpecKey> out = {
+        {"name", "string", "the file's stem", "Study name, unique in the database; a study runs again under its name"},
+        {"kind", "string", "the command's kind", "grid, pretrain, multitask or search"},
+        {"description", "string", "\"\"", "Free text"},
+        {"seeds", "array of integers", "[0]", "Training seeds: every configuration is trained once per seed"},
+        {"repeats", "integer", "1", "Instead of seeds: seeds 0 .. repeats-1"},
+        {"data_seed", "integer", "0", "Seed of the data layer (subsets, validation split, synthetic data), one for every trial"},
+        {"workload.data.KEY", "string/number/boolean/array", "the data layer's", "Data options (run::data_option_keys), e.g. max_samples = 3000"},
+        {"workload.command", "array of strings", "none", "Your own training program instead of the built-in trainer, with {placeholders} (docs/external.md)"},
+        {"workload.env", "table of strings", "{}", "Environment variables added for the command ({placeholders} allowed)"},
+        {"grid.batch_sizes", "array of integers", "[16, 64, 256, 512]", "Batch sizes swept"},
+        {"grid.learning_rates", "array of floats", "[0.0001, 0.001, 0.01, 0.1]", "Learning rates swept"},
+        {"pretrain.source", "table", "every class", "Pretraining task: {classes = [...]} or {tasks = [...]}, optional data = {...}, name"},
+        {"pretrain.steps", "array of tables", "required", "Downstream tasks, one per recycling step, as pretrain.source"},
+        {"pretrain.variants", "array of strings", "[\"scratch\", \"finetune\", \"frozen\"]", "How each step is trained"},
+        {"multitask.tasks", "array of strings", "required (2 or more)", "Tasks: CelebA attributes, or derived tasks of single-label data (data/multitask.h)"},
+        {"execution.cooldown_s", "float", "0", "Idle seconds before each trial after the first"},
+        {"execution.warmup_s", "float", "0", "Seconds of load before each trial"},
+        {"execution.warmup_load", "string", "\"auto\"", "auto (the trial's device), cpu or device"},
+        {"execution.interval_ms", "integer", "100", "Energy sampling interval"},
+        {"execution.artifacts_dir", "string", "\"<db>.artifacts/<name>\"", "Where pretrained encoders are written"},
+        {"execution.max_trials", "integer", "10000", "Largest plan accepted; a spec planning more is refused before anything is written"},
+        {"execution.timeout_s", "float", "0 (none)", "A command's longest run; past it the trial fails"},
+        {"execution.idle_timeout_s", "float", "0 (none)", "A command's longest silence between events; past it the trial fails"},
+        {"execution.quiet_wait_s", "float", "0 (none)", "Before every trial, wait up to this long for other processes to leave the CPUs"},
+        {"grid.metric_tolerance", "float", "0.01", "Without training.target_metric: setups within this of the top metric qualify; the cheapest is chosen"},
+        {"search.batch_sizes", "array of integers", "(search) required, or batch_size_range", "Batch sizes a search chooses from (a grid spec: grid.batch_sizes)"},
+        {"search.batch_size_range", "array of 2 integers", "-", "[low, high]: the powers of two between"},
+        {"search.learning_rates", "array of floats", "(search) required, or learning_rate_range", "Learning rates a search chooses from (a grid spec: grid.learning_rates)"},
+        {"search.learning_rate_range", "array of 2 floats", "-", "[low, high]: learning rates drawn log-uniform, three significant digits"},
+        {"search.threads", "array of integers", "training.threads", "CPU threads a search chooses from"},
+        {"search.strategy", "string", "halving", "halving (successive halving over rungs of epochs) or random (whole runs in random order)"},
+        {"search.setups", "integer", "16 (at most the space's size)", "Setups sampled: the budget in trials"},
+        {"search.budget_j", "float", "none", "Energy budget in joules: no segment starts once the search spent it"},
+        {"search.min_epochs", "integer", "1", "Epochs of the first rung"},
+        {"search.eta", "float", "4", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
+        {"search.beta", "float", "2", "Stop a setup predicted to need more than beta x the best energy to the target (Zeus)"},
+        {"search.seed", "integer", "0", "Which setups are sampled, in what order"},
+        {"search.metric_tolerance", "float", "grid.metric_tolerance", "Without a target: setups within this of the best metric qualify"},
+        {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
+        {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},
+        {"execution.slurm.memory", "string", "Slurm's default", "Memory per array task (--mem)"},
+        {"execution.slurm.time_limit", "string", "the partition's", "Time limit per array task (--time)"},
+        {"execution.slurm.exclusive", "boolean", "false", "Whole nodes per task (--exclusive), so node-wide energy is the trial's alone"},
+        {"execution.slurm.trials_per_task", "integer", "1", "Trials one array task runs in turn"},
+        {"execution.slurm.options", "array of strings", "[]", "Further sbatch options, e.g. [\"--partition=gpu\"]"},
+        {"execution.slurm.dir", "string", "<db>.slurm/<name>", "Shared folder for job files, result files and logs"},
+        {"execution.quiet_cpus", "float", "0.5", "Other processes' CPU use (in CPUs) at or below which the machine counts as quiet"},
+        {"execution.grace_s", "float", "60", "Seconds a command has after the stop reply to send its test metric and exit"},
+    };
+    // The run settings' keys (run/settings.h), after the workload's own.
+    auto at = std::find_if(out.begin(), out.end(), [](const SpecKey& k) { return k.key == "workload.env"; }) + 1;
+    for (const auto& s : run::settings()) {
+      if (s.toml_key.empty()) continue;
+      std::string meaning(s.help);
+      if (s.swept) meaning += " (pretrain and multitask studies: a grid sweeps it, a search chooses it)";
+      if (const auto range = run::range_text(s); !range.empty()) meaning += "; " + range;
+      at = out.insert(at, {std::string(s.toml_key), std::string(run::type_name(s.type)), run::default_text(s), meaning}) + 1;
+    }
+    return out;
+  }();
   return keys;
 }
 

@@ -159,13 +159,13 @@ void FlatAdam::load_state(torch::serialize::InputArchive& a) {
 }
 
 std::unique_ptr<FlatOptimizer> make_optimizer(const std::string& name, const std::vector<torch::Tensor>& params,
-                                              double lr, double momentum, double weight_decay) {
+                                              double lr, double momentum, double weight_decay, bool nesterov) {
   if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("learning rate must be > 0, got {}", lr));
   if (!(weight_decay >= 0.0)) throw ConfigError(fmt::format("weight decay must be >= 0, got {}", weight_decay));
   if (name == "sgd") {
     if (!(momentum >= 0.0 && momentum < 1.0))
       throw ConfigError(fmt::format("momentum must be in [0, 1), got {}", momentum));
-    return std::make_unique<FlatSgd>(params, SgdOptions{lr, momentum, weight_decay, false});
+    return std::make_unique<FlatSgd>(params, SgdOptions{lr, momentum, weight_decay, nesterov});
   }
   if (name == "adam") return std::make_unique<FlatAdam>(params, AdamOptions{lr, 0.9, 0.999, 1e-8, weight_decay});
   throw ConfigError(fmt::format("unknown optimizer '{}' (known: sgd, adam)", name));

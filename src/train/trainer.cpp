@@ -204,7 +204,7 @@ Trainer::Trainer(run::RunConfig config, const data::Dataset& dataset, TrainOptio
   put(dataset.test, st.test_x, st.test_y);
 
   st.optimizer = make_optimizer(c.optimizer, model_->trainable_parameters(), c.learning_rate, c.momentum,
-                                c.weight_decay);
+                                c.weight_decay, c.nesterov);
   st.generator = at::detail::createCPUGenerator(c.seed);
   const std::int64_t b = std::min(c.batch_size, st.train_x.size(0));
   auto shape = st.train_x.sizes().vec();

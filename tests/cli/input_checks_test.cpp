@@ -115,8 +115,8 @@ TEST_F(InputChecks, MeasureEstimateFlagsAreChecked) {
 TEST_F(InputChecks, TrainNumbersOutOfRangeAreOneLineBeforeTraining) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--threads", "100000"}, "threads must be between 0"},
-      {{"--lr", "1e300"}, "learning rate"},
-      {{"--lr", "nan"}, "learning rate"},
+      {{"--lr", "1e300"}, "learning_rate must be in (0, 1000000], got 1e+300"},
+      {{"--lr", "nan"}, "learning_rate must be"},
       {{"--min-delta", "nan"}, "min_delta"},
       {{"--batch-size", "99999999999999999999"}, "batch"},
       {{"--seed", "-1"}, "seed"},

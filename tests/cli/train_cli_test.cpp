@@ -4,8 +4,12 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <string>
 
+#include <fmt/format.h>
+
+#include "powertrain/run/settings.h"
 #include "run_cli.h"
 #include "temp_dir.h"
 
@@ -57,6 +61,37 @@ TEST(TrainCli, OutOfMemoryIsOneLine) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_EQ(r.err.rfind("powertrain: out of memory: you tried to allocate", 0), 0u) << r.err;
+}
+
+// The flags of `powertrain train` are the table's (run/settings.h): each row's
+// flags are there, and each is bound to its setting, whose one range check
+// refuses a value past it in one line before anything runs.
+TEST(TrainCli, EveryRunSettingHasItsFlagBoundToItsField) {
+  const auto help = run_program(powertrain_binary(), {"train", "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  int refused = 0;
+  for (const auto& s : powertrain::run::settings()) {
+    if (s.flags.empty()) continue;
+    SCOPED_TRACE(std::string(s.name));
+    const std::string flag(s.flags.substr(0, s.flags.find(',')));
+    EXPECT_NE(help.out.find(flag), std::string::npos) << help.out;
+    std::string bad;
+    if (s.type == powertrain::run::SettingType::integer && s.range.low > 0) {
+      bad = std::to_string(static_cast<long long>(s.range.low) - 1);
+    } else if (s.type == powertrain::run::SettingType::number && std::isfinite(s.range.low)) {
+      bad = fmt::format("{}", s.range.low_open ? s.range.low : s.range.low - 1);
+    } else if (!s.choices.empty()) {
+      bad = "nonsense";
+    } else {
+      continue;
+    }
+    const auto r = run_program(powertrain_binary(), {"train", flag + "=" + bad, "--quiet"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(fmt::format("{} must be", s.name)), std::string::npos) << r.err;
+    ++refused;
+  }
+  EXPECT_GE(refused, 8);
 }
 
 }  // namespace

@@ -39,16 +39,16 @@ TEST(RunLimits, DefaultsAndSaneValuesPass) {
 TEST(RunLimits, OutOfRangeAndNonFiniteAreRefused) {
   const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
   const std::vector<std::pair<std::function<void(RunConfig&)>, std::string>> cases = {
-      {[](RunConfig& c) { c.learning_rate = 1e300; }, "learning rate"},
-      {[&](RunConfig& c) { c.learning_rate = nan; }, "learning rate"},
-      {[](RunConfig& c) { c.learning_rate = 0; }, "learning rate"},
+      {[](RunConfig& c) { c.learning_rate = 1e300; }, "learning_rate"},
+      {[&](RunConfig& c) { c.learning_rate = nan; }, "learning_rate"},
+      {[](RunConfig& c) { c.learning_rate = 0; }, "learning_rate"},
       {[&](RunConfig& c) { c.min_delta = nan; }, "min_delta"},
       {[&](RunConfig& c) { c.min_delta = inf; }, "min_delta"},
       {[&](RunConfig& c) { c.momentum = nan; }, "momentum"},
-      {[](RunConfig& c) { c.weight_decay = -1; }, "weight decay"},
-      {[](RunConfig& c) { c.batch_size = std::numeric_limits<std::int64_t>::max(); }, "batch size"},
-      {[](RunConfig& c) { c.batch_size = 0; }, "batch size"},
-      {[](RunConfig& c) { c.max_epochs = 0; }, "max epochs"},
+      {[](RunConfig& c) { c.weight_decay = -1; }, "weight_decay"},
+      {[](RunConfig& c) { c.batch_size = std::numeric_limits<std::int64_t>::max(); }, "batch_size"},
+      {[](RunConfig& c) { c.batch_size = 0; }, "batch_size"},
+      {[](RunConfig& c) { c.max_epochs = 0; }, "max_epochs"},
       {[](RunConfig& c) { c.patience = -1; }, "patience"},
       {[&](RunConfig& c) { c.target_metric = nan; }, "target"},
       {[](RunConfig& c) { c.seed = std::numeric_limits<std::uint64_t>::max(); }, "seed"},

@@ -145,7 +145,7 @@ TEST(Spec, WrongTypeNamesTheKeyTheTypesAndTheLine) {
 }
 
 TEST(Spec, ValuesOutOfRange) {
-  EXPECT_EQ(error_of("[training]\nmax_epochs = 0\n"), "spec.toml:2: 'training.max_epochs' must be between 1 and 100000");
+  EXPECT_EQ(error_of("[training]\nmax_epochs = 0\n"), "spec.toml:2: 'training.max_epochs' must be between 1 and 100000, got 0");
   EXPECT_EQ(error_of("[grid]\nlearning_rates = [0.1, -1]\n"), "spec.toml:2: 'grid.learning_rates' must be positive and at most 1000000");
   EXPECT_EQ(error_of("[grid]\nbatch_sizes = [16, 16]\n"), "spec.toml:2: 'grid.batch_sizes' lists a value twice");
   EXPECT_EQ(error_of("seeds = [1]\nrepeats = 2\n"), "spec.toml:2: give either 'seeds' or 'repeats', not both");
@@ -408,9 +408,13 @@ launcher = "srun"
   EXPECT_NE(ps::plan_trials(s).front().spec.key.find("\"nproc_per_node\":2"), std::string::npos);
   EXPECT_EQ(ps::plan_trials(plain).front().spec.key.find("nproc_per_node"), std::string::npos);
 
-  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 0\n").find("'workload.nproc_per_node' must be between 1 and 1024"), std::string::npos);
+  EXPECT_EQ(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2000\n"),
+            "spec.toml:3: 'workload.nproc_per_node' must be between 0 (one process) and 1024, got 2000");
+  // 0 is one process, as the command line's --nproc-per-node 0 (the table's one range; the spec refused it before).
+  EXPECT_FALSE(ps::parse_spec("[workload]\ncommand = [\"p\"]\nnproc_per_node = 0\n", "spec.toml", StudyKind::grid)
+                   .base.command.distributed());
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnnodes = 2\n").find("go with 'workload.nproc_per_node'"), std::string::npos);
-  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nlauncher = \"mpirun\"\n").find("must be \"torchrun\" or \"srun\""), std::string::npos);
+  EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nlauncher = \"mpirun\"\n").find("'workload.launcher' must be torchrun or srun, got 'mpirun'"), std::string::npos);
   EXPECT_NE(error_of("[workload]\nnproc_per_node = 2\n").find("goes with 'workload.command'"), std::string::npos);
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nnnodes = 2\n").find("needs launcher = \"srun\""),
             std::string::npos);

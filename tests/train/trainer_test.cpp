@@ -305,6 +305,20 @@ TEST(FlatOptimizer, PlainSgdAndNesterovMatchTorch) {
             1e-5);
 }
 
+// training.nesterov / --nesterov (RunConfig::nesterov) reaches the optimizer the trainer makes.
+TEST(FlatOptimizer, MakeOptimizerTakesNesterov) {
+  auto torch_nesterov = [](std::vector<torch::Tensor> p) {
+    return std::make_unique<torch::optim::SGD>(p, torch::optim::SGDOptions(0.05).momentum(0.8).nesterov(true));
+  };
+  EXPECT_LT(max_difference(torch_nesterov,
+                           [](std::vector<torch::Tensor> p) { return pt::make_optimizer("sgd", p, 0.05, 0.8, 0.0, true); }),
+            1e-5);
+  // Without it, the same momentum is another update.
+  EXPECT_GT(max_difference(torch_nesterov,
+                           [](std::vector<torch::Tensor> p) { return pt::make_optimizer("sgd", p, 0.05, 0.8, 0.0); }),
+            1e-4);
+}
+
 TEST(FlatOptimizer, AdamMatchesTorch) {
   const double d = max_difference(
       [](std::vector<torch::Tensor> p) {

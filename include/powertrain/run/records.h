@@ -38,6 +38,7 @@ struct RunConfig {
   double learning_rate = 0.01;
   double momentum = 0.9;
   double weight_decay = 0.0;
+  bool nesterov = false;         ///< SGD with Nesterov momentum
   std::int64_t batch_size = 64;
   int max_epochs = 20;
   int patience = 3;              ///< epochs without improvement before stopping
@@ -82,11 +83,10 @@ inline constexpr int kThreadsPerCpu = 4;  ///< threads: at most this many per av
 /// The most threads a run may ask for here: kThreadsPerCpu per available CPU.
 int max_threads();
 
-/// Throws ConfigError with one line, naming the setting, when a number of `c`
-/// is not finite or out of its range: learning rate (0, 1e6], momentum [0, 1),
-/// weight decay >= 0, batch size 1 to 2^24, max epochs 1 to 100000, patience
-/// >= 0, min_delta >= 0, target finite, seed below 2^63, threads 0 to
-/// max_threads(), subset (0, 1].
+/// Throws ConfigError with one line, naming the setting, when a setting of
+/// `c` is out of its range (the ranges are those of the table of run
+/// settings, run/settings.h): e.g. "patience must be between 0 (no early
+/// stopping) and 100000, got -1". Defined in settings.cpp.
 void validate(const RunConfig& c);
 
 /// Where a run was heading after an epoch (predict::predict_curve): the epoch

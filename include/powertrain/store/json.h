@@ -10,8 +10,9 @@
 
 namespace powertrain::store {
 
-/// Every field of `c`, keys named as the struct's fields; target_metric is
-/// null when unset; data_options is an array of [name, value] pairs.
+/// Every run setting of `c` (run/settings.h: each row present in `c`, under
+/// its name; target_metric null when unset), data_options as an array of
+/// [name, value] pairs, and a command's argv ("command") and "env".
 nlohmann::json config_json(const run::RunConfig& c);
 /// Inverse of config_json. Missing keys keep their defaults, so older and newer
 /// documents both read; a key of the wrong type throws StoreError.
@@ -25,6 +26,10 @@ run::Environment environment_from_json(const nlohmann::json& j);
 nlohmann::json metrics_json(const std::vector<double>& values);
 /// Inverse of metrics_json (null reads as NaN). Throws StoreError.
 std::vector<double> metrics_from_json(const nlohmann::json& j);
+
+/// config_json without the settings that do not define the experiment (a
+/// row's trial_key false: where files live, a segment's state).
+nlohmann::json experiment_json(const run::RunConfig& c);
 
 /// A canonical trial key: the compact JSON of every field of `c` that defines
 /// the experiment, keys sorted, seed included. Leaves out where files live

@@ -100,10 +100,10 @@ class FlatAdam final : public FlatOptimizer {
   std::int64_t steps_ = 0;
 };
 
-/// "sgd" (momentum as given) or "adam" (momentum ignored). Throws ConfigError
-/// for another name or values out of range (lr <= 0, momentum outside [0, 1),
-/// weight_decay < 0).
+/// "sgd" (momentum as given, Nesterov's when `nesterov`) or "adam" (momentum
+/// and nesterov ignored). Throws ConfigError for another name or values out of
+/// range (lr <= 0, momentum outside [0, 1), weight_decay < 0).
 std::unique_ptr<FlatOptimizer> make_optimizer(const std::string& name, const std::vector<torch::Tensor>& params,
-                                              double lr, double momentum, double weight_decay);
+                                              double lr, double momentum, double weight_decay, bool nesterov = false);
 
 }  // namespace powertrain::train

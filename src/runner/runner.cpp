@@ -388,7 +388,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   if (existing) {
     if (existing->kind != spec.kind)
       throw ConfigError(fmt::format("study '{}' in {} is a {} study, not {}; choose another name", spec.name,
-                                    db.string(), store::to_string(existing->kind), store::to_string(spec.kind)));
+                                    db.string(), existing->kind, spec.kind));
     std::string stored_fp;
     try {
       stored_fp = study::plan_fingerprint(
@@ -639,8 +639,8 @@ std::function<std::optional<std::string>(const run::EpochRecord&)> segment_stop_
 }
 
 SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOptions& o) {
-  if (spec.kind != store::StudyKind::search)
-    throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, store::to_string(spec.kind)));
+  if (spec.kind != "search")
+    throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, spec.kind));
   SearchRun out;
   out.setups = study::search_setups(spec);
   auto options = o;

@@ -74,7 +74,7 @@ Study read_study(const Query& q, int c) {
   Study s;
   s.id = q.int64(c);
   s.name = q.text(c + 1);
-  s.kind = parse_stored<StudyKind>(q.text(c + 2), "study kind", study_kind_from_string);
+  s.kind = q.text(c + 2);
   s.spec = q.text(c + 3);
   s.environment = environment_from_json(parse_json(q.text(c + 4), "study environment"));
   s.created_at = q.text(c + 5);
@@ -351,7 +351,7 @@ int Store::schema_version() const {
 
 // --- studies -------------------------------------------------------------------
 
-std::int64_t Store::create_study(std::string_view name, StudyKind kind, std::string_view spec,
+std::int64_t Store::create_study(std::string_view name, std::string_view kind, std::string_view spec,
                                  const run::Environment& environment) {
   const std::string purpose = fmt::format("create study '{}'", name);
   impl_->require_writable(purpose);
@@ -363,7 +363,7 @@ std::int64_t Store::create_study(std::string_view name, StudyKind kind, std::str
     if (q.step()) conn.fail(purpose, fmt::format("a study of that name exists already (id {})", q.int64(0)));
   }
   auto q = conn.cached("INSERT INTO studies (name, kind, spec, environment) VALUES (?, ?, ?, ?)", purpose);
-  q.bind(1, name).bind(2, to_string(kind)).bind(3, spec).bind(4, environment_json(environment).dump());
+  q.bind(1, name).bind(2, kind).bind(3, spec).bind(4, environment_json(environment).dump());
   q.run();
   auto id = sqlite3_last_insert_rowid(conn.get());
   tx.commit();

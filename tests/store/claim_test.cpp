@@ -33,7 +33,7 @@ class ClaimTest : public ::testing::Test {
  protected:
   TempDir dir;
   Store store = Store::open(dir / "r.db", {.durability = Durability::normal});
-  std::int64_t study = store.create_study("s", StudyKind::grid, "", {});
+  std::int64_t study = store.create_study("s", "grid", "", {});
   std::int64_t trial = store.upsert_trial(study, trial_spec("a"));
 };
 

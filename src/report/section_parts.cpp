@@ -215,20 +215,7 @@ void add_trials(Section& sec, const StudyData& s, const std::vector<study::Trial
   sec.blocks.push_back(Block::end_details());
   // The cluster's own energy accounting beside powertrain's, where it has one.
   if (const auto c = study::cluster_energy_table(outcomes)) {
-    HtmlTable t;
-    t.name = study_prefix(s) + "-cluster-energy";
-    t.caption = c->title;
-    for (const auto& col : c->columns) t.header.push_back(col.header);
-    for (const auto& row : c->rows) {
-      std::vector<Cell> cells;
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        Cell cell(study::cell_text(row[i], c->columns[i]));
-        cell.numeric = std::holds_alternative<double>(row[i].value) || std::holds_alternative<std::int64_t>(row[i].value);
-        cells.push_back(std::move(cell));
-      }
-      t.rows.push_back(std::move(cells));
-    }
-    sec.blocks.push_back(Block::of(std::move(t)));
+    sec.blocks.push_back(Block::of(html_of(*c, study_prefix(s) + "-cluster-energy")));
     for (const auto& note : c->notes) sec.blocks.push_back(paragraph(note));
   }
 }

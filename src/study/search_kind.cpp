@@ -65,10 +65,10 @@ void read_search_space(const Parser& p, Table& t, search::Space& space) {
   }
 }
 
-void read_search_table(KindParse& k, bool own) {
-  const Parser& p = k.parser;
-  auto& top = k.top;
-  auto& spec = k.spec;
+void read_search_table(KindParse& kp, bool own) {
+  const Parser& p = kp.parser;
+  auto& top = kp.top;
+  auto& spec = kp.spec;
   const auto& c = spec.base;
   if (!own) {
     spec.search_space.batch_sizes = spec.batch_sizes;

@@ -255,6 +255,6 @@ struct KindParse;
 namespace detail {
 /// The [search] table (search_kind.cpp): a search's space and budget (`own`),
 /// or the budget of `powertrain search` over a grid spec's own lists.
-void read_search_table(KindParse& k, bool own);
+void read_search_table(KindParse& kp, bool own);
 }  // namespace detail
 }  // namespace powertrain::study

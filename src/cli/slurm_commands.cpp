@@ -318,7 +318,7 @@ namespace {
 // lacks) and the state the last of them saved beside the study's database,
 // with Zeus's rule against the best measured when it went out.
 void configure_segment(runner::RunOptions& ro, const study::StudySpec& spec, const slurm::TaskTrial& trial) {
-  if (spec.kind != store::StudyKind::search) throw ConfigError("a segment of a study that is not a search");
+  if (spec.kind != "search") throw ConfigError("a segment of a study that is not a search");
   const auto& job = *trial.segment;
   auto planned = study::segment_trial(spec, job.segment);
   if (planned.spec.key != trial.key)
@@ -460,7 +460,7 @@ int run_status(const StatusArgs& a) {
 
     study::ResultTable t;
     t.name = "status";
-    t.title = fmt::format("Study '{}' ({}): trials", io::printable(s.name), store::to_string(s.kind));
+    t.title = fmt::format("Study '{}' ({}): trials", io::printable(s.name), s.kind);
     t.columns = {{"trial", "trial", 0},   {"phase", "phase", 0},      {"batch_size", "batch", 0},
                  {"learning_rate", "lr", 0}, {"seed", "seed", 0},   {"status", "status", 0},
                  {"slurm_job", "job", 0},   {"slurm_state", "slurm", 0}, {"node", "node", 0}};

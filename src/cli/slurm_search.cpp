@@ -240,10 +240,10 @@ int submit_search(const study::StudySpec& spec, const std::string& db_arg, const
 
 void print_search_rungs(const store::Store& store, const store::Study& s, const LiveState* live,
                         nlohmann::json* json) {
-  if (s.kind != store::StudyKind::search) return;
+  if (s.kind != "search") return;
   study::StudySpec spec;
   try {
-    spec = study::parse_spec(s.spec, fmt::format("<stored spec of study '{}'>", s.name), store::StudyKind::search);
+    spec = study::parse_spec(s.spec, fmt::format("<stored spec of study '{}'>", s.name), "search");
   } catch (const ConfigError&) {
     return;
   }

@@ -21,6 +21,7 @@
 #include "powertrain/io/text.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/analysis.h"
+#include "powertrain/study/kind.h"
 #include "powertrain/runner/runner.h"
 #include "powertrain/search/search.h"
 #include "powertrain/session/signals.h"
@@ -55,7 +56,7 @@ std::string energy_methods(const std::vector<store::TrialResult>& results) {
 
 // The heading of one study, with the method behind every energy figure under it.
 void print_heading(std::FILE* out, const store::Study& study, const std::string& methods) {
-  fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", io::printable(study.name), store::to_string(study.kind),
+  fmt::print(out, "\n== study '{}' ({}), created {}{}{}\n", io::printable(study.name), study.kind,
              study.created_at, study.environment.host.empty() ? "" : " on ", io::printable(study.environment.host));
   if (methods.empty()) return;
   fmt::print(out, "energy method of its runs: {}{}\n", methods,
@@ -85,7 +86,7 @@ void print_study(std::FILE* out, const store::Store& store, const store::Study& 
 
 namespace {
 
-int run_study_command(StudyArgs& a, store::StudyKind kind) {
+int run_study_command(StudyArgs& a, const std::string& kind) {
   check_source_names(a.disable);
   auto spec = study::load_spec(a.spec, kind);
   if (!a.name.empty()) spec.name = a.name;
@@ -118,7 +119,7 @@ int run_study_command(StudyArgs& a, store::StudyKind kind) {
 // `powertrain search SPEC`: a search spec, or a grid spec whose lists are searched.
 int run_search_command(StudyArgs& a) {
   check_source_names(a.disable);
-  auto spec = study::load_spec(a.spec, store::StudyKind::search);
+  auto spec = study::load_spec(a.spec, "search");
   if (!a.name.empty()) spec.name = a.name;
   if (!a.slurm && (a.wait || !a.slurm_opts.empty())) throw ConfigError("--wait and --slurm-opt go with --slurm");
   if (a.slots_given && !a.slurm) throw ConfigError("--slots goes with --slurm");
@@ -201,7 +202,7 @@ int run_results(const ResultsArgs& a) {
     // The name as a file name: no '/', no "..": nothing lands outside DIR.
     if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, io::safe_file_name(s.name) + "_", tables, a.force);
     nlohmann::json js = {{"name", s.name},
-                         {"kind", std::string(store::to_string(s.kind))},
+                         {"kind", s.kind},
                          {"created_at", s.created_at},
                          {"host", s.environment.host},
                          {"energy_method", methods},
@@ -224,21 +225,17 @@ void add_study_commands(CLI::App& app, Context& ctx) {
     auto a = std::make_shared<StudyArgs>();
     auto* cmd = app.add_subcommand("sweep", "Grid study: batch sizes x learning rates, each trained to convergence and measured");
     add_run_options(cmd, a);
-    cmd->callback([&ctx, a] { ctx.exit_code = run_study_command(*a, store::StudyKind::grid); });
+    cmd->callback([&ctx, a] { ctx.exit_code = run_study_command(*a, "grid"); });
   }
   {
     auto* study = app.add_subcommand("study", "Run one of the paper's studies (resumable; see docs/studies.md)");
     study->require_subcommand(1);
-    const std::vector<std::tuple<const char*, const char*, store::StudyKind>> kinds = {
-        {"grid", "Batch sizes x learning rates (same as `powertrain sweep`)", store::StudyKind::grid},
-        {"pretrain", "Pretrain an encoder, then reuse it (fine-tuned or frozen) vs training from scratch", store::StudyKind::pretrain},
-        {"multitask", "K single-task models vs one shared model with K heads", store::StudyKind::multitask},
-    };
-    for (const auto& [name, help, kind] : kinds) {
+    for (const auto* kind : study::study_kinds()) {
+      if (!kind->study_command) continue;
       auto a = std::make_shared<StudyArgs>();
-      auto* cmd = study->add_subcommand(name, help);
+      auto* cmd = study->add_subcommand(kind->name, kind->help);
       add_run_options(cmd, a);
-      cmd->callback([&ctx, a, kind = kind] { ctx.exit_code = run_study_command(*a, kind); });
+      cmd->callback([&ctx, a, name = kind->name] { ctx.exit_code = run_study_command(*a, name); });
     }
   }
   {

@@ -126,7 +126,7 @@ Section overview_section(const ReportData& data, const SectionContext& ctx) {
   for (const auto& s : data.studies) {
     int done = 0;
     for (const auto& tr : s.trials) done += store::is_done(tr.trial.status) ? 1 : 0;
-    row(s.study.name, std::string(store::to_string(s.study.kind)), std::to_string(s.trials.size()), std::to_string(done),
+    row(s.study.name, s.study.kind, std::to_string(s.trials.size()), std::to_string(done),
         runs_of(s), format_time(s.study.created_at));
   }
   if (!data.other_runs.empty()) {
@@ -292,6 +292,15 @@ Section method_section(const ReportData& data, const SectionContext& ctx) {
   return sec;
 }
 
+SectionBuilder section_builder(std::string_view kind) {
+  // The kinds with a section of their own; any other kind's section shows its tables.
+  static const std::vector<std::pair<std::string_view, SectionBuilder>> builders = {
+      {"grid", grid_section}, {"pretrain", pretrain_section}, {"multitask", multitask_section}, {"search", search_section}};
+  for (const auto& [name, builder] : builders)
+    if (name == kind) return builder;
+  return study_tables_section;
+}
+
 BuiltReport build_report(const ReportData& data, const ReportOptions& options, const std::string& generated_at) {
   SectionContext ctx;
   ctx.carbon = options.carbon;
@@ -335,14 +344,7 @@ BuiltReport build_report(const ReportData& data, const ReportOptions& options, c
 
   page.sections.push_back(overview_section(data, ctx));
   for (const auto& s : data.studies) {
-    BuiltSection b;
-    switch (s.study.kind) {
-      case store::StudyKind::grid: b = grid_section(s, ctx); break;
-      case store::StudyKind::pretrain: b = pretrain_section(s, ctx); break;
-      case store::StudyKind::multitask: b = multitask_section(s, ctx); break;
-      case store::StudyKind::search: b = search_section(s, ctx); break;
-      case store::StudyKind::train: b = runs_study_section(s, ctx); break;
-    }
+    BuiltSection b = section_builder(s.study.kind)(s, ctx);
     for (auto& f : b.extra_figures) out.figures.push_back(std::move(f));
     page.sections.push_back(std::move(b.section));
   }

@@ -375,39 +375,217 @@ void warm_up(const StudySpec& spec, const run::RunConfig& c, const RunOptions& o
 
 }  // namespace
 
+namespace {
+
+// 1. The study as stored must be the same experiment (same kind, same plan).
+void check_same_experiment(const StudySpec& spec, const store::Study& existing, const std::filesystem::path& db) {
+  if (existing.kind != spec.kind)
+    throw ConfigError(fmt::format("study '{}' in {} is a {} study, not {}; choose another name", spec.name,
+                                  db.string(), existing.kind, spec.kind));
+  std::string stored_fp;
+  try {
+    stored_fp = study::plan_fingerprint(
+        study::parse_spec(existing.spec, fmt::format("<stored spec of study '{}'>", spec.name), existing.kind));
+  } catch (const ConfigError&) {
+    stored_fp.clear();
+  }
+  if (stored_fp != study::plan_fingerprint(spec))
+    throw ConfigError(fmt::format(
+        "study '{}' in {} was created from a specification that trains other trials; "
+        "give this one another name (name = \"...\" in the spec, or --name) or use another database",
+        spec.name, db.string()));
+}
+
+// 2. Data and models of the trials that will run (`todo`): bad settings fail
+// here, before any write. A command's data is its own business; its settings
+// are checked by building the workload.
+void check_trials(const std::vector<PlannedTrial>& plan, const std::vector<bool>& todo, bool external,
+                  const external::CommandOptions& command_options, DataCache& cache) {
+  std::map<std::string, bool> checked;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (!todo[i]) continue;
+    if (external) {
+      (void)external::CommandWorkload(plan[i].spec.config, command_options);
+      continue;
+    }
+    const auto& ds = cache.view(plan[i]);
+    const auto k = plan[i].spec.config.model + "|" + plan[i].spec.config.device + "|" + data_key(plan[i].spec.config) +
+                   "|" + plan[i].spec.config.tasks + "|" + std::to_string(plan[i].classes.size());
+    if (!checked[k]) preflight(plan[i], ds);
+    checked[k] = true;
+  }
+}
+
+// What one trial of a study run shares with the others.
+struct StudyContext {
+  const StudySpec& spec;
+  store::Store& store;
+  const RunOptions& o;
+  const std::vector<PlannedTrial>& plan;
+  const std::vector<std::int64_t>& trial_ids;
+  std::int64_t study_id = 0;
+  std::filesystem::path artifacts;
+  std::filesystem::path spec_dir;  ///< a command's relative working directory is taken from here
+  bool external = false;
+  external::CommandOptions command_options;
+  DataCache& cache;
+};
+
+// A trial ready to run: its settings and workload, and what the session records with it.
+struct PreparedTrial {
+  run::RunConfig config;
+  std::unique_ptr<run::Workload> workload;
+  std::optional<double> quiet_wait_s;
+  std::vector<run::EpochRecord> prior_epochs;
+  std::string note;  ///< stored with the run's message
+};
+
+// A search's later segment: the earlier segments' epochs and the state the last one saved.
+void continue_segment(const StudyContext& c, const PlannedTrial& t, const std::string& label, PreparedTrial& p) {
+  auto& config = p.config;
+  auto& prior_epochs = p.prior_epochs;
+  const auto& o = c.o;
+  const auto& artifacts = c.artifacts;
+  for (const auto& key : t.continues) {
+    const auto earlier = c.store.find_trial(c.study_id, key);
+    const auto handed = o.earlier_epochs.find(key);
+    std::vector<run::EpochRecord> epochs;
+    if (earlier && earlier->run_id && store::is_done(earlier->status)) epochs = c.store.epochs_of(*earlier->run_id);
+    else if (!earlier && handed != o.earlier_epochs.end()) epochs = handed->second;
+    else throw ConfigError(fmt::format("its earlier segment ({}) has not ended", key));
+    for (auto& e : epochs)
+      if (e.epoch == static_cast<int>(prior_epochs.size()) + 1) prior_epochs.push_back(std::move(e));
+  }
+  const auto state = study::segment_state_path(artifacts, t.continues.back());
+  if (std::filesystem::exists(state)) {
+    check_state_owner(state, t.continues.back(), t.label);
+    config.resume_from = state.string();
+  } else if (c.external) {
+    // The user's program wrote no state (docs/external.md, Continuing a
+    // paused run): the setup is trained again from epoch 1, which costs
+    // its earlier epochs once more but ranks it on the epochs it needs.
+    prior_epochs.clear();
+    p.note = fmt::format("trained again from epoch 1: the program saved no state at the end of its earlier "
+                       "segment ({})",
+                       state.string());
+    if (o.log) fmt::print(o.log, "{}: {}\n", label, p.note);
+  } else {
+    throw IoError(fmt::format("the state its earlier segment saved ({}) is missing", state.string()));
+  }
+}
+
+// A pretraining study's downstream trial: the encoder its pretraining wrote.
+std::string pretrained_encoder(const StudyContext& c, const PlannedTrial& t) {
+  const auto& src = c.plan[static_cast<std::size_t>(t.encoder_from)];
+  const auto pre = c.store.trial(c.trial_ids[static_cast<std::size_t>(t.encoder_from)]);
+  const bool pre_usable = pre.status == store::TrialStatus::converged || pre.status == store::TrialStatus::max_epochs;
+  if (!pre_usable && !(c.o.encoder_from_file && pre.status == store::TrialStatus::pending))
+    throw ConfigError(fmt::format("its pretraining ({}) has no usable encoder: {}", src.label, store::to_string(pre.status)));
+  const auto encoder = run::encoder_checkpoint_path(c.artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
+  if (!std::filesystem::exists(encoder))
+    throw IoError(fmt::format("the pretrained encoder {} is missing", encoder.string()));
+  return encoder.string();
+}
+
+// A trial's settings where this study run keeps its files.
+run::RunConfig trial_config(const StudyContext& c, const PlannedTrial& t) {
+  auto config = t.spec.config;
+  if (config.data_dir.empty()) config.data_dir = c.spec.base.data_dir;
+  if (t.spec.phase == study::kPhasePretrain)
+    config.checkpoint = (c.artifacts / fmt::format("pretrain-seed{}.pt", config.seed)).string();
+  if (c.external) {
+    auto& dir = config.command.workdir;
+    if (!c.spec_dir.empty()) dir = (c.spec_dir / dir).lexically_normal().string();
+    if (t.spec.phase == study::kPhasePretrain) std::filesystem::create_directories(c.artifacts);
+  }
+  return config;
+}
+
+// Everything before the run starts, which may fail the trial without a run
+// (a ConfigError or IoError; a StoreError is the database's and ends the study).
+PreparedTrial prepare_trial(const StudyContext& c, const PlannedTrial& t, const std::string& label,
+                            run::RunConfig config_in) {
+  const auto& spec = c.spec;
+  const auto& o = c.o;
+  const auto& artifacts = c.artifacts;
+  PreparedTrial p;
+  auto& config = p.config;
+  config = std::move(config_in);
+  if (t.saves_state || !t.continues.empty()) std::filesystem::create_directories(artifacts / "search");
+  if (t.saves_state) config.save_state = study::segment_state_path(artifacts, t.spec.key).string();
+  if (!t.continues.empty()) continue_segment(c, t, label, p);
+  if (t.encoder_from >= 0) config.init_encoder = pretrained_encoder(c, t);
+  if (spec.execution.quiet_wait_s > 0) {
+    energy::QuietRule rule;
+    rule.max_wait_s = spec.execution.quiet_wait_s;
+    rule.max_busy_cpus = spec.execution.quiet_cpus;
+    p.quiet_wait_s = session::wait_for_quiet_machine(rule, o.log, o.stop);
+  }
+  warm_up(spec, config, o);
+  if (c.external) {
+    p.workload = std::make_unique<external::CommandWorkload>(config, c.command_options);
+  } else {
+    p.workload = std::make_unique<train::Trainer>(config, c.cache.view(t));
+  }
+  return p;
+}
+
+// Runs a prepared trial in a session that records it; nullopt when another
+// process claimed it first, or finished it.
+std::optional<session::RunOutcome> run_prepared(const StudyContext& c, const PlannedTrial& t, std::int64_t trial_id,
+                                                const std::string& label, PreparedTrial p) {
+  const auto& spec = c.spec;
+  const auto& o = c.o;
+  auto& config = p.config;
+  auto& workload = p.workload;
+  // A segment that saves its state records it as its own before the
+  // session records the segment as ended.
+  if (t.saves_state) {
+    // An earlier attempt's state and record go: what this attempt saves (or
+    // does not) is what the next segment finds.
+    std::error_code ec;
+    std::filesystem::remove(state_record_path(config.save_state), ec);
+    std::filesystem::remove_all(config.save_state, ec);
+    workload = std::make_unique<RecordsItsState>(std::move(workload), config.save_state, t.spec.key);
+  }
+
+  session::SessionOptions so;
+  so.interval = std::chrono::milliseconds(spec.execution.interval_ms);
+  so.disabled_sources = o.disabled_sources;
+  so.stop = o.stop;
+  so.log = o.log;
+  so.terminal = o.terminal;
+  so.label = label;
+  so.quiet_wait_s = p.quiet_wait_s;
+  so.placement = o.placement;
+  so.prior_epochs = std::move(p.prior_epochs);
+  so.note = p.note;
+  so.stop_rule = o.stop_rule;
+  so.on_run_start = [&](std::int64_t) {
+    if (o.on_trial_start) o.on_trial_start(t);
+  };
+  session::RunSession session(c.store, so);
+  const auto outcome = session.run_trial(trial_id, config, *workload);
+  workload.reset();
+  if (!outcome.ran) return std::nullopt;
+  return outcome;
+}
+
+}  // namespace
+
 StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions& o) {
   StudyRun r;
   const auto plan = o.plan ? *o.plan : study::plan_trials(spec);
   r.planned = static_cast<int>(plan.size());
   const std::filesystem::path db = o.db.empty() ? store.path() : o.db;
-  const auto artifacts = study::artifacts_dir(spec, db);
   const bool external = !spec.base.command.empty();
 
   // 1. The study: new, or the same experiment as stored.
   const auto existing = store.find_study(spec.name);
-  if (existing) {
-    if (existing->kind != spec.kind)
-      throw ConfigError(fmt::format("study '{}' in {} is a {} study, not {}; choose another name", spec.name,
-                                    db.string(), store::to_string(existing->kind), store::to_string(spec.kind)));
-    std::string stored_fp;
-    try {
-      stored_fp = study::plan_fingerprint(
-          study::parse_spec(existing->spec, fmt::format("<stored spec of study '{}'>", spec.name), existing->kind));
-    } catch (const ConfigError&) {
-      stored_fp.clear();
-    }
-    if (stored_fp != study::plan_fingerprint(spec))
-      throw ConfigError(fmt::format(
-          "study '{}' in {} was created from a specification that trains other trials; "
-          "give this one another name (name = \"...\" in the spec, or --name) or use another database",
-          spec.name, db.string()));
-  }
+  if (existing) check_same_experiment(spec, *existing, db);
 
-  // 2. Data and models for the trials that will run: bad settings fail here,
-  // before any write. A command's data is its own business; its settings are
-  // checked by building the workload.
+  // 2. Data and models for the trials that will run, before any write.
   auto cache_holder = o.data_cache ? o.data_cache : std::make_shared<DataCache>(spec.data_seed);
-  auto& cache = *cache_holder;
   std::vector<bool> todo(plan.size(), true);
   const auto selected = [&](std::size_t i) { return o.only_keys.empty() || o.only_keys.count(plan[i].spec.key) > 0; };
   for (std::size_t i = 0; i < plan.size(); ++i) todo[i] = selected(i);
@@ -419,21 +597,7 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   command_options.idle_timeout_s = spec.execution.idle_timeout_s;
   command_options.grace_s = spec.execution.grace_s;
   external::validate(command_options);
-  {
-    std::map<std::string, bool> checked;
-    for (std::size_t i = 0; i < plan.size(); ++i) {
-      if (!todo[i]) continue;
-      if (external) {
-        (void)external::CommandWorkload(plan[i].spec.config, command_options);
-        continue;
-      }
-      const auto& ds = cache.view(plan[i]);
-      const auto k = plan[i].spec.config.model + "|" + plan[i].spec.config.device + "|" + data_key(plan[i].spec.config) +
-                     "|" + plan[i].spec.config.tasks + "|" + std::to_string(plan[i].classes.size());
-      if (!checked[k]) preflight(plan[i], ds);
-      checked[k] = true;
-    }
-  }
+  check_trials(plan, todo, external, command_options, *cache_holder);
 
   // 3. Store: the study, its trials, and trials a dead process left running.
   if (existing) {
@@ -450,10 +614,11 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
   r.reset = store.reset_interrupted(r.study_id);
   if (o.plan_only) return r;
 
+  StudyContext c{spec, store, o, plan, trial_ids, r.study_id, study::artifacts_dir(spec, db), {}, external,
+                 command_options, *cache_holder};
   // A command's relative working directory is taken from the spec's folder.
-  std::filesystem::path spec_dir;
   if (external && !spec.source.empty() && spec.source.front() != '<')
-    spec_dir = std::filesystem::absolute(std::filesystem::path(spec.source)).parent_path();
+    c.spec_dir = std::filesystem::absolute(std::filesystem::path(spec.source)).parent_path();
 
   // 4. The trials, in plan order. Trials another live process holds are
   // passed over, and looked at again once the others are through: their
@@ -498,76 +663,10 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
     ++ran;
     const std::string label = fmt::format("[{}/{}] {}", i + 1, plan.size(), t.label);
 
-    auto config = t.spec.config;
-    if (config.data_dir.empty()) config.data_dir = spec.base.data_dir;
-    if (t.spec.phase == study::kPhasePretrain)
-      config.checkpoint = (artifacts / fmt::format("pretrain-seed{}.pt", config.seed)).string();
-    if (external) {
-      auto& dir = config.command.workdir;
-      if (!spec_dir.empty()) dir = (spec_dir / dir).lexically_normal().string();
-      if (t.spec.phase == study::kPhasePretrain) std::filesystem::create_directories(artifacts);
-    }
-
-    // Everything before the run starts may fail the trial without a run.
-    std::unique_ptr<run::Workload> workload;
-    std::optional<double> quiet_wait_s;
-    std::vector<run::EpochRecord> prior_epochs;
-    std::string note;  // stored with the run's message
+    auto config = trial_config(c, t);
+    PreparedTrial prepared;
     try {
-      if (t.saves_state || !t.continues.empty()) std::filesystem::create_directories(artifacts / "search");
-      if (t.saves_state) config.save_state = study::segment_state_path(artifacts, t.spec.key).string();
-      if (!t.continues.empty()) {
-        // A search's later segment: the earlier segments' epochs and the state the last one saved.
-        for (const auto& key : t.continues) {
-          const auto earlier = store.find_trial(r.study_id, key);
-          const auto handed = o.earlier_epochs.find(key);
-          std::vector<run::EpochRecord> epochs;
-          if (earlier && earlier->run_id && store::is_done(earlier->status)) epochs = store.epochs_of(*earlier->run_id);
-          else if (!earlier && handed != o.earlier_epochs.end()) epochs = handed->second;
-          else throw ConfigError(fmt::format("its earlier segment ({}) has not ended", key));
-          for (auto& e : epochs)
-            if (e.epoch == static_cast<int>(prior_epochs.size()) + 1) prior_epochs.push_back(std::move(e));
-        }
-        const auto state = study::segment_state_path(artifacts, t.continues.back());
-        if (std::filesystem::exists(state)) {
-          check_state_owner(state, t.continues.back(), t.label);
-          config.resume_from = state.string();
-        } else if (external) {
-          // The user's program wrote no state (docs/external.md, Continuing a
-          // paused run): the setup is trained again from epoch 1, which costs
-          // its earlier epochs once more but ranks it on the epochs it needs.
-          prior_epochs.clear();
-          note = fmt::format("trained again from epoch 1: the program saved no state at the end of its earlier "
-                             "segment ({})",
-                             state.string());
-          if (o.log) fmt::print(o.log, "{}: {}\n", label, note);
-        } else {
-          throw IoError(fmt::format("the state its earlier segment saved ({}) is missing", state.string()));
-        }
-      }
-      if (t.encoder_from >= 0) {
-        const auto& src = plan[static_cast<std::size_t>(t.encoder_from)];
-        const auto pre = store.trial(trial_ids[static_cast<std::size_t>(t.encoder_from)]);
-        const bool pre_usable = pre.status == store::TrialStatus::converged || pre.status == store::TrialStatus::max_epochs;
-        if (!pre_usable && !(o.encoder_from_file && pre.status == store::TrialStatus::pending))
-          throw ConfigError(fmt::format("its pretraining ({}) has no usable encoder: {}", src.label, store::to_string(pre.status)));
-        const auto encoder = run::encoder_checkpoint_path(artifacts / fmt::format("pretrain-seed{}.pt", src.spec.config.seed));
-        if (!std::filesystem::exists(encoder))
-          throw IoError(fmt::format("the pretrained encoder {} is missing", encoder.string()));
-        config.init_encoder = encoder.string();
-      }
-      if (spec.execution.quiet_wait_s > 0) {
-        energy::QuietRule rule;
-        rule.max_wait_s = spec.execution.quiet_wait_s;
-        rule.max_busy_cpus = spec.execution.quiet_cpus;
-        quiet_wait_s = session::wait_for_quiet_machine(rule, o.log, o.stop);
-      }
-      warm_up(spec, config, o);
-      if (external) {
-        workload = std::make_unique<external::CommandWorkload>(config, command_options);
-      } else {
-        workload = std::make_unique<train::Trainer>(config, cache.view(t));
-      }
+      prepared = prepare_trial(c, t, label, std::move(config));
     } catch (const StoreError&) {
       throw;
     } catch (const std::exception& e) {
@@ -576,43 +675,14 @@ StudyRun run_study(const StudySpec& spec, store::Store& store, const RunOptions&
       if (o.log) fmt::print(o.log, "{}: failed: {}\n", label, e.what());
       continue;
     }
-
-    // A segment that saves its state records it as its own before the
-    // session records the segment as ended.
-    if (t.saves_state) {
-      // An earlier attempt's state and record go: what this attempt saves (or
-      // does not) is what the next segment finds.
-      std::error_code ec;
-      std::filesystem::remove(state_record_path(config.save_state), ec);
-      std::filesystem::remove_all(config.save_state, ec);
-      workload = std::make_unique<RecordsItsState>(std::move(workload), config.save_state, t.spec.key);
-    }
-
-    session::SessionOptions so;
-    so.interval = std::chrono::milliseconds(spec.execution.interval_ms);
-    so.disabled_sources = o.disabled_sources;
-    so.stop = o.stop;
-    so.log = o.log;
-    so.terminal = o.terminal;
-    so.label = label;
-    so.quiet_wait_s = quiet_wait_s;
-    so.placement = o.placement;
-    so.prior_epochs = std::move(prior_epochs);
-    so.note = note;
-    so.stop_rule = o.stop_rule;
-    so.on_run_start = [&](std::int64_t) {
-      if (o.on_trial_start) o.on_trial_start(t);
-    };
-    session::RunSession session(store, so);
-    const auto outcome = session.run_trial(trial_id, config, *workload);
-    workload.reset();
-    if (!outcome.ran) {  // another process claimed it first, or finished it
+    const auto outcome = run_prepared(c, t, trial_id, label, std::move(prepared));
+    if (!outcome) {  // another process claimed it first, or finished it
       --ran;
       if (!store::is_done(store.trial(trial_id).status)) ++r.busy;
       continue;
     }
 
-    switch (outcome.summary.status) {
+    switch (outcome->summary.status) {
       case run::RunStatus::converged:
       case run::RunStatus::max_epochs:
       case run::RunStatus::stopped: ++r.completed; break;  // stopped on purpose (a search's rule): a result
@@ -639,8 +709,8 @@ std::function<std::optional<std::string>(const run::EpochRecord&)> segment_stop_
 }
 
 SearchRun run_search(const StudySpec& spec, store::Store& store, const RunOptions& o) {
-  if (spec.kind != store::StudyKind::search)
-    throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, store::to_string(spec.kind)));
+  if (spec.kind != "search")
+    throw ConfigError(fmt::format("study '{}' is a {} study, not a search", spec.name, spec.kind));
   SearchRun out;
   out.setups = study::search_setups(spec);
   auto options = o;

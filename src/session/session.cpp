@@ -68,7 +68,7 @@ StudyRuns study_runs(const store::Store& store, std::int64_t trial_id) {
   StudyRuns out;
   if (trial_id <= 0) return out;
   const auto self = store.trial(trial_id);
-  if (store.study(self.study_id).kind == store::StudyKind::search) return out;
+  if (store.study(self.study_id).kind == "search") return out;
   for (const auto& tr : store.results_of(self.study_id)) {
     if (tr.trial.id == trial_id || !tr.run) continue;
     const auto status = tr.trial.status;

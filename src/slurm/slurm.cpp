@@ -137,7 +137,7 @@ nlohmann::json to_json(const JobFile& j) {
   }
   return {{"powertrain_job", 1},
           {"study", j.study},
-          {"kind", std::string(store::to_string(j.kind))},
+          {"kind", j.kind},
           {"spec_text", j.spec_text},
           {"spec_source", j.spec_source},
           {"db", j.db},
@@ -153,7 +153,7 @@ JobFile job_from_json(const nlohmann::json& d) {
     if (!d.is_object() || d.value("powertrain_job", 0) != 1) throw ConfigError("not a powertrain job file");
     JobFile j;
     j.study = d.at("study").get<std::string>();
-    j.kind = store::study_kind_from_string(d.at("kind").get<std::string>());
+    j.kind = d.at("kind").get<std::string>();
     j.spec_text = d.at("spec_text").get<std::string>();
     j.spec_source = d.at("spec_source").get<std::string>();
     j.db = d.at("db").get<std::string>();

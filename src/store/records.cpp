@@ -6,27 +6,6 @@
 
 namespace powertrain::store {
 
-std::string_view to_string(StudyKind k) {
-  switch (k) {
-    case StudyKind::grid: return "grid";
-    case StudyKind::pretrain: return "pretrain";
-    case StudyKind::multitask: return "multitask";
-    case StudyKind::train: return "train";
-    case StudyKind::search: return "search";
-  }
-  return "unknown";
-}
-
-StudyKind study_kind_from_string(std::string_view s) {
-  if (s == "grid") return StudyKind::grid;
-  if (s == "pretrain") return StudyKind::pretrain;
-  if (s == "multitask") return StudyKind::multitask;
-  if (s == "train") return StudyKind::train;
-  if (s == "search") return StudyKind::search;
-  throw ConfigError("unknown study kind '" + std::string(s) +
-                    "' (expected grid, pretrain, multitask, search or train)");
-}
-
 std::string_view to_string(TrialStatus s) {
   switch (s) {
     case TrialStatus::pending: return "pending";

@@ -41,10 +41,6 @@ TrialStatus trial_status_of(const std::string& s) {
   return parse_stored<TrialStatus>(s, "trial status", trial_status_from_string);
 }
 
-StudyKind study_kind_of(const std::string& s) {
-  return parse_stored<StudyKind>(s, "study kind", study_kind_from_string);
-}
-
 energy::Component component_of(const std::string& s) {
   using energy::Component;
   for (Component c : {Component::gpu, Component::cpu, Component::dram, Component::psys, Component::board}) {
@@ -73,7 +69,7 @@ Study read_study(const Query& q, int c) {
   Study s;
   s.id = q.int64(c);
   s.name = q.text(c + 1);
-  s.kind = study_kind_of(q.text(c + 2));
+  s.kind = q.text(c + 2);
   s.spec = q.text(c + 3);
   s.environment = environment_from_json(parse_json(q.text(c + 4), "study environment"));
   s.created_at = q.text(c + 5);

@@ -22,7 +22,6 @@ nlohmann::json parse_json(const std::string& text, std::string_view what);
 /// Throw StoreError for a value this build does not know.
 run::RunStatus run_status_of(const std::string& s);
 TrialStatus trial_status_of(const std::string& s);
-StudyKind study_kind_of(const std::string& s);
 energy::Component component_of(const std::string& s);
 energy::Method method_of(const std::string& s);
 

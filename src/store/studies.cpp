@@ -17,7 +17,7 @@ using sql::Transaction;
 
 // --- studies -------------------------------------------------------------------
 
-std::int64_t Studies::create_study(std::string_view name, StudyKind kind, std::string_view spec,
+std::int64_t Studies::create_study(std::string_view name, std::string_view kind, std::string_view spec,
                                    const run::Environment& environment) {
   const std::string purpose = fmt::format("create study '{}'", name);
   db().require_writable(purpose);
@@ -29,7 +29,7 @@ std::int64_t Studies::create_study(std::string_view name, StudyKind kind, std::s
     if (q.step()) conn.fail(purpose, fmt::format("a study of that name exists already (id {})", q.int64(0)));
   }
   auto q = conn.cached("INSERT INTO studies (name, kind, spec, environment) VALUES (?, ?, ?, ?)", purpose);
-  q.bind(1, name).bind(2, to_string(kind)).bind(3, spec).bind(4, environment_json(environment).dump());
+  q.bind(1, name).bind(2, kind).bind(3, spec).bind(4, environment_json(environment).dump());
   q.run();
   auto id = sqlite3_last_insert_rowid(conn.get());
   tx.commit();

@@ -309,11 +309,15 @@ double GridAnalysis::objective_j(std::size_t i) const {
   return target_metric ? configs[i].energy_to_target_j.mean : configs[i].energy_j.mean;
 }
 
-std::pair<double, std::optional<double>> grid_objective(const store::Study& study) {
+std::pair<double, std::optional<double>> grid_objective(const store::Study& study, std::string* problem) {
   try {
     const auto spec = parse_spec(study.spec, "<stored spec>", study.kind);
     return {spec.metric_tolerance, spec.base.target_metric};
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    if (problem)
+      *problem = fmt::format("The stored specification no longer reads ({}): the default metric tolerance ({}) "
+                             "and no target metric were used.",
+                             e.what(), kDefaultMetricTolerance);
     return {kDefaultMetricTolerance, std::nullopt};
   }
 }

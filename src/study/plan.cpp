@@ -9,15 +9,9 @@
 #include "powertrain/io/output.h"
 #include "powertrain/store/json.h"
 #include "powertrain/study/analysis.h"
+#include "powertrain/study/kind.h"
 
 namespace powertrain::study {
-namespace {
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
-  return out;
-}
 
 /// The workload's data options with a task source's overrides on top, sorted by key.
 std::vector<std::pair<std::string, std::string>> merged_data(const run::RunConfig& base, const TaskSource& src) {
@@ -45,8 +39,6 @@ PlannedTrial make_trial(const StudySpec& s, run::RunConfig config, const std::st
   return t;
 }
 
-}  // namespace
-
 std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, const std::string& phase, int step,
                           const std::string& task, const std::vector<std::string>& classes) {
   nlohmann::json data = nlohmann::json::object();
@@ -66,72 +58,7 @@ std::string canonical_key(const run::RunConfig& c, std::uint64_t data_seed, cons
   return j.dump();  // objects keep their keys sorted; doubles print shortest round-trip
 }
 
-std::vector<PlannedTrial> plan_trials(const StudySpec& s) {
-  std::vector<PlannedTrial> plan;
-  switch (s.kind) {
-    case store::StudyKind::grid:
-    case store::StudyKind::train: {
-      for (auto seed : s.seeds)
-        for (auto bs : s.batch_sizes)
-          for (auto lr : s.learning_rates) {
-            auto c = s.base;
-            c.seed = seed;
-            c.batch_size = bs;
-            c.learning_rate = lr;
-            plan.push_back(make_trial(s, c, "", 0, "", {}, fmt::format("bs={} lr={:g} seed={}", bs, lr, seed)));
-          }
-      break;
-    }
-    case store::StudyKind::pretrain: {
-      for (auto seed : s.seeds) {
-        auto c = s.base;
-        c.seed = seed;
-        c.data_options = merged_data(s.base, s.pretrain_source);
-        if (!s.pretrain_source.tasks.empty()) c.tasks = s.pretrain_source.tasks;
-        const int pretrain_index = static_cast<int>(plan.size());
-        plan.push_back(make_trial(s, c, kPhasePretrain, 0, s.pretrain_source.name, s.pretrain_source.classes,
-                                  fmt::format("pretrain seed={}", seed)));
-        for (std::size_t i = 0; i < s.downstream.size(); ++i) {
-          const auto& d = s.downstream[i];
-          const int step = static_cast<int>(i) + 1;
-          for (const auto& variant : s.variants) {
-            auto dc = s.base;
-            dc.seed = seed;
-            dc.data_options = merged_data(s.base, d);
-            if (!d.tasks.empty()) dc.tasks = d.tasks;
-            const bool reuse = variant != kPhaseScratch;
-            dc.freeze_encoder = variant == kPhaseFrozen;
-            // Marks the key as "from the pretrained encoder"; the runner puts the real path here.
-            if (reuse) dc.init_encoder = "pretrained";
-            auto t = make_trial(s, dc, variant, step, d.name, d.classes,
-                                fmt::format("step {} {} seed={}", step, variant, seed));
-            if (reuse) t.encoder_from = pretrain_index;
-            t.spec.config.init_encoder.clear();
-            plan.push_back(std::move(t));
-          }
-        }
-      }
-      break;
-    }
-    case store::StudyKind::search: break;  // planned as results come in (segment_trial)
-    case store::StudyKind::multitask: {
-      for (auto seed : s.seeds) {
-        for (const auto& task : s.tasks) {
-          auto c = s.base;
-          c.seed = seed;
-          c.tasks = task;
-          plan.push_back(make_trial(s, c, kPhaseSingle, 0, task, {}, fmt::format("single {} seed={}", task, seed)));
-        }
-        auto c = s.base;
-        c.seed = seed;
-        c.tasks = join(s.tasks, ",");
-        plan.push_back(make_trial(s, c, kPhaseMulti, 0, c.tasks, {}, fmt::format("shared model seed={}", seed)));
-      }
-      break;
-    }
-  }
-  return plan;
-}
+std::vector<PlannedTrial> plan_trials(const StudySpec& s) { return study_kind(s.kind).plan(s); }
 
 std::vector<search::Setup> search_setups(const StudySpec& spec) {
   search::validate(spec.search, spec.search_space);
@@ -236,8 +163,9 @@ std::filesystem::path segment_state_path(const std::filesystem::path& artifacts,
 }
 
 std::string plan_fingerprint(const StudySpec& spec) {
-  if (spec.kind == store::StudyKind::search) return search_fingerprint(spec);
-  nlohmann::json j = {{"kind", std::string(store::to_string(spec.kind))}, {"trials", nlohmann::json::array()}};
+  const auto& kind = study_kind(spec.kind);
+  if (kind.fingerprint) return kind.fingerprint(spec);
+  nlohmann::json j = {{"kind", spec.kind}, {"trials", nlohmann::json::array()}};
   for (const auto& t : plan_trials(spec)) j["trials"].push_back(t.spec.key);
   return j.dump();
 }

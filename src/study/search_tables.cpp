@@ -17,10 +17,10 @@
 namespace powertrain::study {
 
 std::optional<SearchView> search_view(const store::Study& study, const std::vector<TrialOutcome>& trials) {
-  if (study.kind != store::StudyKind::search) return std::nullopt;
+  if (study.kind != "search") return std::nullopt;
   StudySpec spec;
   try {
-    spec = parse_spec(study.spec, fmt::format("<stored spec of study '{}'>", study.name), store::StudyKind::search);
+    spec = parse_spec(study.spec, fmt::format("<stored spec of study '{}'>", study.name), "search");
   } catch (const ConfigError&) {
     return std::nullopt;
   }

@@ -15,284 +15,17 @@
 #include "powertrain/run/environment.h"
 #include "powertrain/run/records.h"
 #include "powertrain/run/settings.h"
+#include "powertrain/study/kind.h"
+#include "powertrain/study/spec_reader.h"
 
 namespace powertrain::study {
-namespace {
 
-std::string type_name(const toml::node& n) {
-  switch (n.type()) {
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    default: return "nothing";
-  }
-}
-
-std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
-  return out;
-}
-
-class Parser {
- public:
-  explicit Parser(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const toml::node* at, const std::string& what) const {
-    const auto line = at ? at->source().begin.line : 0u;
-    if (line > 0) throw ConfigError(fmt::format("{}:{}: {}", source_, line, what));
-    throw ConfigError(fmt::format("{}: {}", source_, what));
-  }
-
-  const std::string& source() const { return source_; }
-
- private:
-  std::string source_;
-};
-
-/// Reads one TOML table: values by key, with typed checks, then unknown keys.
-class Table {
- public:
-  Table(const Parser& p, const toml::table& t, std::string prefix) : p_(p), t_(t), prefix_(std::move(prefix)) {}
-
-  std::string path(std::string_view key) const { return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key); }
-
-  const toml::node* take(std::string_view key) {
-    taken_.insert(std::string(key));
-    return t_.get(key);
-  }
-  bool has(std::string_view key) const { return t_.contains(key); }
-
-  [[noreturn]] void wrong_type(const toml::node* n, std::string_view key, std::string_view expected) const {
-    p_.fail(n, fmt::format("'{}' must be {}, got {}", path(key), expected, type_name(*n)));
-  }
-
-  std::optional<std::string> string(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return std::nullopt;
-    if (!n->is_string()) wrong_type(n, key, "a string");
-    return n->as_string()->get();
-  }
-  std::optional<std::int64_t> integer(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return std::nullopt;
-    if (!n->is_integer()) wrong_type(n, key, "an integer");
-    return n->as_integer()->get();
-  }
-  std::optional<double> number(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return std::nullopt;
-    if (n->is_integer()) return static_cast<double>(n->as_integer()->get());
-    if (!n->is_floating_point()) wrong_type(n, key, "a number");
-    return n->as_floating_point()->get();
-  }
-  std::optional<bool> boolean(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return std::nullopt;
-    if (!n->is_boolean()) wrong_type(n, key, "true or false");
-    return n->as_boolean()->get();
-  }
-  const toml::table* table(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return nullptr;
-    if (!n->is_table()) wrong_type(n, key, "a table");
-    return n->as_table();
-  }
-  const toml::array* array(std::string_view key) {
-    const auto* n = take(key);
-    if (!n) return nullptr;
-    if (!n->is_array()) wrong_type(n, key, "an array");
-    return n->as_array();
-  }
-  std::optional<std::vector<std::int64_t>> integers(std::string_view key) {
-    const auto* a = array(key);
-    if (!a) return std::nullopt;
-    std::vector<std::int64_t> out;
-    for (const auto& e : *a) {
-      if (!e.is_integer()) p_.fail(&e, fmt::format("'{}' must be an array of integers, got an element of type {}", path(key), type_name(e)));
-      out.push_back(e.as_integer()->get());
-    }
-    return out;
-  }
-  std::optional<std::vector<double>> numbers(std::string_view key) {
-    const auto* a = array(key);
-    if (!a) return std::nullopt;
-    std::vector<double> out;
-    for (const auto& e : *a) {
-      if (e.is_integer()) out.push_back(static_cast<double>(e.as_integer()->get()));
-      else if (e.is_floating_point()) out.push_back(e.as_floating_point()->get());
-      else p_.fail(&e, fmt::format("'{}' must be an array of numbers, got an element of type {}", path(key), type_name(e)));
-    }
-    return out;
-  }
-  /// An array of strings; integers are accepted and kept as their text when
-  /// `allow_integers` (class indices).
-  std::optional<std::vector<std::string>> strings(std::string_view key, bool allow_integers = false) {
-    const auto* n = t_.get(key);
-    if (n && n->is_string()) {  // "a,b,c" is accepted too
-      taken_.insert(std::string(key));
-      std::vector<std::string> out;
-      std::stringstream ss(n->as_string()->get());
-      for (std::string item; std::getline(ss, item, ',');) {
-        const auto b = item.find_first_not_of(' ');
-        const auto e = item.find_last_not_of(' ');
-        if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-      }
-      return out;
-    }
-    const auto* a = array(key);
-    if (!a) return std::nullopt;
-    std::vector<std::string> out;
-    for (const auto& e : *a) {
-      if (e.is_string()) out.push_back(e.as_string()->get());
-      else if (allow_integers && e.is_integer()) out.push_back(std::to_string(e.as_integer()->get()));
-      else
-        p_.fail(&e, fmt::format("'{}' must be an array of strings{}, got an element of type {}", path(key),
-                                allow_integers ? " or integers" : "", type_name(e)));
-    }
-    return out;
-  }
-
-  /// Every key of the table not taken is unknown: a ConfigError naming it and its line.
-  void finish(const std::vector<std::string>& valid, std::string_view note = {}) const {
-    for (const auto& [k, v] : t_) {
-      const std::string key(k.str());
-      if (taken_.count(key)) continue;
-      const bool known_elsewhere = std::find(valid.begin(), valid.end(), key) != valid.end();
-      if (known_elsewhere)
-        p_.fail(&v, fmt::format("key '{}' is not used here{}", path(key), note.empty() ? "" : fmt::format(" ({})", note)));
-      std::vector<std::string> mine;
-      for (const auto& t : taken_) mine.push_back(t);
-      std::sort(mine.begin(), mine.end());
-      p_.fail(&v, fmt::format("unknown key '{}' (valid here: {})", path(key), join(mine)));
-    }
-  }
-
-  const Parser& parser() const { return p_; }
-  const toml::table& raw() const { return t_; }
-
- private:
-  const Parser& p_;
-  const toml::table& t_;
-  std::string prefix_;
-  std::set<std::string> taken_;
-};
-
-std::string number_text(double v) { return fmt::format("{}", v); }
-
-/// [workload.data] or a task source's `data`: data options as text, checked against the data layer's keys.
-std::vector<std::pair<std::string, std::string>> read_data_options(const Parser& p, const toml::table& t,
-                                                                   const std::string& prefix) {
-  const auto& keys = run::data_option_keys();
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [k, v] : t) {
-    const std::string key(k.str());
-    const std::string path = prefix + "." + key;
-    if (std::find(keys.begin(), keys.end(), key) == keys.end())
-      p.fail(&v, fmt::format("unknown data option '{}' (valid: {})", path, join(keys)));
-    std::string text;
-    auto scalar = [&](const toml::node& n) -> std::string {
-      if (n.is_string()) return n.as_string()->get();
-      if (n.is_integer()) return std::to_string(n.as_integer()->get());
-      if (n.is_floating_point()) return number_text(n.as_floating_point()->get());
-      if (n.is_boolean()) return n.as_boolean()->get() ? "true" : "false";
-      p.fail(&n, fmt::format("'{}' must be a string, number, boolean or an array of them, got {}", path, type_name(n)));
-    };
-    if (v.is_array()) {
-      for (const auto& e : *v.as_array()) text += (text.empty() ? "" : ",") + scalar(e);
-    } else {
-      text = scalar(v);
-    }
-    out.emplace_back(key, text);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-TaskSource read_task_source(const Parser& p, const toml::node& n, const std::string& prefix) {
-  if (!n.is_table()) p.fail(&n, fmt::format("'{}' must be a table, got {}", prefix, type_name(n)));
-  Table t(p, *n.as_table(), prefix);
-  TaskSource s;
-  s.name = t.string("name").value_or("");
-  s.classes = t.strings("classes", true).value_or(std::vector<std::string>{});
-  if (auto tasks = t.strings("tasks")) s.tasks = join(*tasks, ",");
-  if (const auto* d = t.table("data")) s.data = read_data_options(p, *d, prefix + ".data");
-  t.finish({});
-  if (!s.classes.empty() && !s.tasks.empty())
-    p.fail(&n, fmt::format("'{}' sets both classes and tasks; choose one", prefix));
-  if (s.name.empty()) {
-    if (!s.classes.empty()) s.name = "classes " + join(s.classes, ",");
-    else if (!s.tasks.empty()) s.name = "tasks " + s.tasks;
-  }
-  return s;
-}
-
-template <typename T>
-void require_unique(const Parser& p, const toml::node* at, const std::string& key, const std::vector<T>& v) {
-  auto sorted = v;
-  std::sort(sorted.begin(), sorted.end());
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
-    p.fail(at, fmt::format("'{}' lists a value twice", key));
-}
-
-}  // namespace
-
-/// The space of a search from its [search] table: lists, or ranges.
-void read_search_space(const Parser& p, Table& t, search::Space& space) {
-  if (t.has("batch_sizes") && t.has("batch_size_range"))
-    p.fail(t.take("batch_size_range"), "give either 'search.batch_sizes' or 'search.batch_size_range', not both");
-  if (t.has("learning_rates") && t.has("learning_rate_range"))
-    p.fail(t.take("learning_rate_range"), "give either 'search.learning_rates' or 'search.learning_rate_range', not both");
-  if (auto v = t.integers("batch_sizes")) {
-    const auto* n = t.take("batch_sizes");
-    if (v->empty()) p.fail(n, "'search.batch_sizes' must not be empty");
-    for (auto b : *v)
-      if (b < 1 || b > run::kMaxBatchSize) p.fail(n, fmt::format("'search.batch_sizes' must be between 1 and {}", run::kMaxBatchSize));
-    require_unique(p, n, "search.batch_sizes", *v);
-    space.batch_sizes = *v;
-  }
-  if (auto v = t.integers("batch_size_range")) {  // [low, high]: the powers of two between
-    const auto* n = t.take("batch_size_range");
-    if (v->size() != 2 || (*v)[0] < 1 || (*v)[1] < (*v)[0] || (*v)[1] > run::kMaxBatchSize)
-      p.fail(n, fmt::format("'search.batch_size_range' must be [low, high] with 1 <= low <= high <= {}", run::kMaxBatchSize));
-    space.batch_sizes.clear();
-    for (std::int64_t b = 1; b <= (*v)[1]; b *= 2)
-      if (b >= (*v)[0]) space.batch_sizes.push_back(b);
-    if (space.batch_sizes.empty()) p.fail(n, "'search.batch_size_range' holds no power of two");
-  }
-  if (auto v = t.numbers("learning_rates")) {
-    const auto* n = t.take("learning_rates");
-    if (v->empty()) p.fail(n, "'search.learning_rates' must not be empty");
-    for (auto lr : *v)
-      if (!(lr > 0.0 && lr <= run::kMaxLearningRate))
-        p.fail(n, fmt::format("'search.learning_rates' must be positive and at most {}", run::kMaxLearningRate));
-    require_unique(p, n, "search.learning_rates", *v);
-    space.learning_rates = *v;
-  }
-  if (auto v = t.numbers("learning_rate_range")) {  // [low, high], log-uniform
-    const auto* n = t.take("learning_rate_range");
-    if (v->size() != 2 || !((*v)[0] > 0.0) || !((*v)[1] > (*v)[0]) || (*v)[1] > run::kMaxLearningRate)
-      p.fail(n, fmt::format("'search.learning_rate_range' must be [low, high] with 0 < low < high <= {}", run::kMaxLearningRate));
-    space.learning_rates.clear();
-    space.lr_min = (*v)[0];
-    space.lr_max = (*v)[1];
-  }
-  if (auto v = t.integers("threads")) {
-    const auto* n = t.take("threads");
-    if (v->empty()) p.fail(n, "'search.threads' must not be empty");
-    for (auto x : *v)
-      if (x < 1 || x > run::max_threads())
-        p.fail(n, fmt::format("'search.threads' must be between 1 and {} ({} per available CPU)", run::max_threads(), run::kThreadsPerCpu));
-    require_unique(p, n, "search.threads", *v);
-    space.threads.assign(v->begin(), v->end());
-  }
-}
+using detail::Parser;
+using detail::Table;
+using detail::require_unique;
+using detail::join;
+using detail::read_data_options;
+using detail::type_name;
 
 namespace {
 
@@ -340,12 +73,11 @@ std::vector<std::string> read_settings(const Parser& p, Table& t, std::string_vi
   return skipped;
 }
 
-}  // namespace
-
 /// [workload] and [training]: the run settings of every trial (the rows of
 /// run/settings.h), the data options and the user's own program.
-void read_run_settings(const Parser& p, Table& top, StudySpec& spec) {
+void parse_run_settings(const Parser& p, Table& top, StudySpec& spec) {
   auto& c = spec.base;
+  c.seed = 0;
   if (const auto* w = top.table("workload")) {
     Table t(p, *w, "workload");
     read_settings(p, t, "workload", c);
@@ -400,162 +132,14 @@ void read_run_settings(const Parser& p, Table& top, StudySpec& spec) {
   if (const auto* tr = top.table("training")) {
     Table t(p, *tr, "training");
     // A grid sweeps the swept settings and a search chooses them: their keys are not used there.
-    const bool grid = spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search;
-    const auto swept = read_settings(p, t, "training", c, grid);
-    t.finish(swept, spec.kind == store::StudyKind::search
-                        ? "a search chooses them: set search.learning_rates and search.batch_sizes"
-                        : "a grid study sweeps them: set grid.learning_rates and grid.batch_sizes");
+    const auto& kind = study_kind(spec.kind);
+    const auto swept = read_settings(p, t, "training", c, !kind.chooses_setup.empty());
+    t.finish(swept, kind.chooses_setup);
   }
 }
 
-StudySpec parse_spec(std::string_view text, std::string_view source, std::optional<store::StudyKind> expected) {
-  Parser p{std::string(source)};
-  toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    const auto& s = e.source();
-    throw ConfigError(fmt::format("{}:{}:{}: {}", source, s.begin.line, s.begin.column, e.description()));
-  }
-
-  StudySpec spec;
-  bool searched_grid = false;
-  spec.source = std::string(source);
-  spec.text = std::string(text);
-  Table top(p, root, "");
-
-  if (auto name = top.string("name")) {
-    if (name->empty()) p.fail(top.take("name"), "'name' must not be empty");
-    spec.name = *name;
-  } else {
-    spec.name = std::filesystem::path(std::string(source)).stem().string();
-  }
-  if (auto kind = top.string("kind")) {
-    const auto* n = top.take("kind");
-    if (*kind != "grid" && *kind != "pretrain" && *kind != "multitask" && *kind != "search")
-      p.fail(n, fmt::format("'kind' must be grid, pretrain, multitask or search, got '{}'", *kind));
-    spec.kind = store::study_kind_from_string(*kind);
-    // A grid spec searched (powertrain search): its lists are the space.
-    searched_grid = spec.kind == store::StudyKind::grid && expected == store::StudyKind::search;
-    if (expected && *expected != spec.kind && !searched_grid)
-      p.fail(n, fmt::format("this is a {} study; this command runs {} studies", *kind, store::to_string(*expected)));
-  } else if (expected) {
-    spec.kind = *expected;
-  } else {
-    p.fail(nullptr, "'kind' is missing (grid, pretrain, multitask or search)");
-  }
-  spec.description = top.string("description").value_or("");
-
-  // Seeds: a list, or a number of repeats (seeds 0 .. repeats-1).
-  if (top.has("seeds") && top.has("repeats"))
-    p.fail(top.take("repeats"), "give either 'seeds' or 'repeats', not both");
-  if (auto seeds = top.integers("seeds")) {
-    const auto* n = top.take("seeds");
-    if (seeds->empty()) p.fail(n, "'seeds' must not be empty");
-    spec.seeds.clear();
-    for (auto s : *seeds) {
-      if (s < 0) p.fail(n, "'seeds' must not be negative");
-      spec.seeds.push_back(static_cast<std::uint64_t>(s));
-    }
-    require_unique(p, n, "seeds", spec.seeds);
-  }
-  if (auto repeats = top.integer("repeats")) {
-    if (*repeats < 1 || *repeats > 1000) p.fail(top.take("repeats"), "'repeats' must be between 1 and 1000");
-    spec.seeds.clear();
-    for (std::int64_t s = 0; s < *repeats; ++s) spec.seeds.push_back(static_cast<std::uint64_t>(s));
-  }
-  if (auto ds = top.integer("data_seed")) {
-    if (*ds < 0) p.fail(top.take("data_seed"), "'data_seed' must not be negative");
-    spec.data_seed = static_cast<std::uint64_t>(*ds);
-  }
-
-  auto& c = spec.base;
-  c.seed = 0;
-  read_run_settings(p, top, spec);
-
-  // The kind's own table; the other kinds' tables are refused.
-  std::vector<std::string> kind_tables{"grid", "pretrain", "multitask", "search"};
-  if (spec.kind == store::StudyKind::grid) {
-    if (const auto* g = top.table("grid")) {
-      Table t(p, *g, "grid");
-      if (auto v = t.integers("batch_sizes")) {
-        const auto* n = t.take("batch_sizes");
-        if (v->empty()) p.fail(n, "'grid.batch_sizes' must not be empty");
-        for (auto b : *v)
-          if (b < 1 || b > run::kMaxBatchSize)
-            p.fail(n, fmt::format("'grid.batch_sizes' must be between 1 and {}", run::kMaxBatchSize));
-        require_unique(p, n, "grid.batch_sizes", *v);
-        spec.batch_sizes = *v;
-      }
-      if (auto v = t.numbers("learning_rates")) {
-        const auto* n = t.take("learning_rates");
-        if (v->empty()) p.fail(n, "'grid.learning_rates' must not be empty");
-        for (auto lr : *v)
-          if (!(lr > 0.0 && lr <= run::kMaxLearningRate))
-            p.fail(n, fmt::format("'grid.learning_rates' must be positive and at most {}", run::kMaxLearningRate));
-        require_unique(p, n, "grid.learning_rates", *v);
-        spec.learning_rates = *v;
-      }
-      if (auto v = t.number("metric_tolerance")) {
-        if (!(*v >= 0.0) || *v > 1e9)
-          p.fail(t.take("metric_tolerance"), "'grid.metric_tolerance' must be 0 or more");
-        spec.metric_tolerance = *v;
-      }
-      t.finish({});
-    }
-  } else if (spec.kind == store::StudyKind::pretrain) {
-    const auto* pt = top.table("pretrain");
-    if (!pt) p.fail(nullptr, "a pretrain study needs a [pretrain] table with 'source' and 'steps'");
-    Table t(p, *pt, "pretrain");
-    if (const auto* s = t.take("source")) spec.pretrain_source = read_task_source(p, *s, "pretrain.source");
-    if (spec.pretrain_source.name.empty()) spec.pretrain_source.name = "source";
-    const auto* steps = t.array("steps");
-    if (!steps || steps->empty()) p.fail(steps ? static_cast<const toml::node*>(steps) : pt, "'pretrain.steps' needs at least one downstream task");
-    int i = 0;
-    for (const auto& s : *steps) {
-      ++i;
-      auto src = read_task_source(p, s, fmt::format("pretrain.steps[{}]", i - 1));
-      if (src.name.empty()) src.name = fmt::format("step {}", i);
-      spec.downstream.push_back(std::move(src));
-    }
-    if (auto v = t.strings("variants")) {
-      const auto* n = t.take("variants");
-      if (v->empty()) p.fail(n, "'pretrain.variants' must not be empty");
-      for (const auto& x : *v)
-        if (x != "scratch" && x != "finetune" && x != "frozen")
-          p.fail(n, fmt::format("'pretrain.variants': unknown variant '{}' (scratch, finetune, frozen)", x));
-      require_unique(p, n, "pretrain.variants", *v);
-      spec.variants.clear();
-      for (const char* x : {"scratch", "finetune", "frozen"})  // canonical order
-        if (std::find(v->begin(), v->end(), x) != v->end()) spec.variants.push_back(x);
-    }
-    t.finish({});
-  } else if (spec.kind == store::StudyKind::multitask) {
-    const auto* mt = top.table("multitask");
-    if (!mt) p.fail(nullptr, "a multitask study needs a [multitask] table with 'tasks'");
-    Table t(p, *mt, "multitask");
-    auto tasks = t.strings("tasks");
-    const auto* n = t.take("tasks");
-    if (!tasks || tasks->size() < 2) p.fail(n ? n : mt, "'multitask.tasks' needs at least two tasks");
-    require_unique(p, n, "multitask.tasks", *tasks);
-    for (const auto& task : *tasks)
-      if (task.empty() || task.find(',') != std::string::npos) p.fail(n, fmt::format("'multitask.tasks': bad task '{}'", task));
-    spec.tasks = *tasks;
-    t.finish({});
-    if (!c.tasks.empty()) p.fail(nullptr, "a multitask study sets its tasks in multitask.tasks, not workload.tasks");
-  }
-
-  // A command gets its trial's labels as {tasks}; class filters and data
-  // overrides are applied by the built-in trainer's data layer only.
-  if (!c.command.empty()) {
-    std::vector<const TaskSource*> sources{&spec.pretrain_source};
-    for (const auto& d : spec.downstream) sources.push_back(&d);
-    for (const auto* src : sources)
-      if (!src->classes.empty() || !src->data.empty())
-        p.fail(nullptr, fmt::format("task '{}': a command gets its task as {{tasks}}; use tasks = [...] (classes "
-                                    "and data overrides are for the built-in trainer)", src->name));
-  }
-
+/// [execution]: how trials are run (not part of any trial's key).
+void parse_execution(const Parser& p, Table& top, StudySpec& spec) {
   // [execution]
   if (const auto* ex = top.table("execution")) {
     Table t(p, *ex, "execution");
@@ -634,93 +218,99 @@ StudySpec parse_spec(std::string_view text, std::string_view source, std::option
     }
     t.finish({});
   }
+}
+
+}  // namespace
+
+StudySpec parse_spec(std::string_view text, std::string_view source, const std::optional<std::string>& expected) {
+  Parser p{std::string(source)};
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& s = e.source();
+    throw ConfigError(fmt::format("{}:{}:{}: {}", source, s.begin.line, s.begin.column, e.description()));
+  }
+
+  StudySpec spec;
+  bool adopted = false;
+  spec.source = std::string(source);
+  spec.text = std::string(text);
+  Table top(p, root, "");
+
+  if (auto name = top.string("name")) {
+    if (name->empty()) p.fail(top.take("name"), "'name' must not be empty");
+    spec.name = *name;
+  } else {
+    spec.name = std::filesystem::path(std::string(source)).stem().string();
+  }
+  if (auto kind = top.string("kind")) {
+    const auto* n = top.take("kind");
+    const auto* info = find_study_kind(*kind);
+    if (!info) p.fail(n, fmt::format("'kind' must be {}, got '{}'", study_kind_names(), *kind));
+    spec.kind = *kind;
+    // A spec another kind's command also runs (a grid spec searched: its lists are the space).
+    adopted = expected && *expected != spec.kind && info->also_runs_as == *expected;
+    if (expected && *expected != spec.kind && !adopted)
+      p.fail(n, fmt::format("this is a {} study; this command runs {} studies", *kind, *expected));
+  } else if (expected) {
+    spec.kind = *expected;
+  } else {
+    p.fail(nullptr, fmt::format("'kind' is missing ({})", study_kind_names()));
+  }
+  spec.description = top.string("description").value_or("");
+
+  // Seeds: a list, or a number of repeats (seeds 0 .. repeats-1).
+  if (top.has("seeds") && top.has("repeats"))
+    p.fail(top.take("repeats"), "give either 'seeds' or 'repeats', not both");
+  if (auto seeds = top.integers("seeds")) {
+    const auto* n = top.take("seeds");
+    if (seeds->empty()) p.fail(n, "'seeds' must not be empty");
+    spec.seeds.clear();
+    for (auto s : *seeds) {
+      if (s < 0) p.fail(n, "'seeds' must not be negative");
+      spec.seeds.push_back(static_cast<std::uint64_t>(s));
+    }
+    require_unique(p, n, "seeds", spec.seeds);
+  }
+  if (auto repeats = top.integer("repeats")) {
+    if (*repeats < 1 || *repeats > 1000) p.fail(top.take("repeats"), "'repeats' must be between 1 and 1000");
+    spec.seeds.clear();
+    for (std::int64_t s = 0; s < *repeats; ++s) spec.seeds.push_back(static_cast<std::uint64_t>(s));
+  }
+  if (auto ds = top.integer("data_seed")) {
+    if (*ds < 0) p.fail(top.take("data_seed"), "'data_seed' must not be negative");
+    spec.data_seed = static_cast<std::uint64_t>(*ds);
+  }
+
+  parse_run_settings(p, top, spec);
+  const auto& kind = study_kind(spec.kind);
+  KindParse kp{p, top, spec};
+  kind.parse(kp);  // the kind's own tables
+  parse_execution(p, top, spec);
 
   if (const auto n = planned_trial_count(spec); n > spec.execution.max_trials)
     p.fail(nullptr, fmt::format("the spec plans {} trials, more than execution.max_trials = {}; check its lists, "
                                 "or raise execution.max_trials if you mean it",
                                 n, spec.execution.max_trials));
 
-  // [search]: a search's space and budget; a grid spec may carry the budget
-  // of `powertrain search` over its own lists.
-  if (spec.kind == store::StudyKind::grid || spec.kind == store::StudyKind::search) {
-    const bool own = spec.kind == store::StudyKind::search;
-    if (!own) {
-      spec.search_space.batch_sizes = spec.batch_sizes;
-      spec.search_space.learning_rates = spec.learning_rates;
-    }
-    auto& s = spec.search;
-    if (const auto* st = top.table("search")) {
-      Table t(p, *st, "search");
-      if (!own)
-        for (const char* k : {"batch_sizes", "batch_size_range", "learning_rates", "learning_rate_range", "threads"})
-          if (t.has(k))
-            p.fail(t.take(k), fmt::format("'search.{}': a grid spec's search space is its [grid] lists; "
-                                          "give kind = \"search\" to search another space", k));
-      read_search_space(p, t, spec.search_space);
-      if (auto v = t.string("strategy")) {
-        if (*v != "halving" && *v != "random")
-          p.fail(t.take("strategy"), fmt::format("'search.strategy' must be halving or random, got '{}'", *v));
-        s.strategy = *v;
-      }
-      if (auto v = t.integer("setups")) {
-        if (*v < 1 || *v > 100000) p.fail(t.take("setups"), "'search.setups' must be between 1 and 100000");
-        s.setups = static_cast<int>(*v);
-      }
-      if (auto v = t.number("budget_j")) {
-        if (!(*v > 0.0) || !std::isfinite(*v)) p.fail(t.take("budget_j"), "'search.budget_j' must be a positive number of joules");
-        s.budget_j = *v;
-      }
-      if (auto v = t.integer("min_epochs")) {
-        if (*v < 1 || *v > c.max_epochs)
-          p.fail(t.take("min_epochs"), fmt::format("'search.min_epochs' must be between 1 and training.max_epochs ({})", c.max_epochs));
-        s.min_epochs = static_cast<int>(*v);
-      }
-      if (auto v = t.number("eta")) {
-        if (!(*v > 1.0) || *v > 1000) p.fail(t.take("eta"), "'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
-        s.eta = *v;
-      }
-      if (auto v = t.number("beta")) {
-        if (!(*v >= 1.0) || !std::isfinite(*v)) p.fail(t.take("beta"), "'search.beta' must be at least 1");
-        s.beta = *v;
-      }
-      if (auto v = t.integer("seed")) {
-        if (*v < 0) p.fail(t.take("seed"), "'search.seed' must not be negative");
-        s.seed = static_cast<std::uint64_t>(*v);
-      }
-      if (auto v = t.number("metric_tolerance")) {
-        if (!(*v >= 0.0) || *v > 1e9) p.fail(t.take("metric_tolerance"), "'search.metric_tolerance' must be 0 or more");
-        spec.metric_tolerance = *v;
-      }
-      t.finish({});
-    } else if (own) {
-      p.fail(nullptr, "a search needs a [search] table with its space (batch_sizes, learning_rates or learning_rate_range)");
-    }
-    if (own && spec.search_space.batch_sizes.empty())
-      p.fail(nullptr, "'search.batch_sizes' (or batch_size_range) is missing");
-    if (own && !spec.search_space.finite() && !(spec.search_space.lr_max > 0.0))
-      p.fail(nullptr, "'search.learning_rates' (or learning_rate_range) is missing");
-    if (own && spec.seeds.size() > 1)
-      p.fail(top.take("seeds"), "a search trains each setup once: give one seed");
-    // Segments stop at the target (study::segment_trial): the rule the search predicts with does too.
-    s.rule = {c.max_epochs, c.patience, c.min_delta, c.target_metric, c.target_metric.has_value()};
-    s.metric_tolerance = spec.metric_tolerance;
-    if (spec.search_space.finite()) s.setups = static_cast<int>(std::min<std::int64_t>(s.setups, spec.search_space.size()));
-  }
-
+  if (kind.finish) kind.finish(kp);
+  // The other kinds' tables are refused.
   std::vector<std::string> other_tables;
-  for (const auto& k : kind_tables)
-    if (k != store::to_string(spec.kind) && !(k == "search" && spec.kind == store::StudyKind::grid))
-      other_tables.push_back(k);
-  top.finish(other_tables, fmt::format("a {} study", store::to_string(spec.kind)));
-  if (searched_grid) {
-    spec.kind = store::StudyKind::search;
-    spec.name += "-search";  // beside the grid study in one database
-    if (spec.seeds.size() > 1) p.fail(nullptr, "a search trains each setup once: the grid's seeds list must hold one seed");
+  for (const auto* k : study_kinds())
+    for (const auto& t : k->tables)
+      if (std::find(kind.tables.begin(), kind.tables.end(), t) == kind.tables.end() &&
+          std::find(other_tables.begin(), other_tables.end(), t) == other_tables.end())
+        other_tables.push_back(t);
+  top.finish(other_tables, fmt::format("a {} study", spec.kind));
+  if (adopted) {
+    const auto& runs_as = study_kind(*expected);
+    if (runs_as.adopt) runs_as.adopt(kp);
   }
   return spec;
 }
 
-StudySpec load_spec(const std::filesystem::path& path, std::optional<store::StudyKind> expected) {
+StudySpec load_spec(const std::filesystem::path& path, const std::optional<std::string>& expected) {
   // A directory opens as an empty stream: it would read as an empty spec, the default study.
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
@@ -735,19 +325,7 @@ StudySpec load_spec(const std::filesystem::path& path, std::optional<store::Stud
   return parse_spec(ss.str(), path.string(), expected);
 }
 
-std::int64_t planned_trial_count(const StudySpec& s) {
-  const auto seeds = static_cast<std::int64_t>(s.seeds.size());
-  switch (s.kind) {
-    case store::StudyKind::grid:
-      return seeds * static_cast<std::int64_t>(s.batch_sizes.size()) * static_cast<std::int64_t>(s.learning_rates.size());
-    case store::StudyKind::pretrain:
-      return seeds * (1 + static_cast<std::int64_t>(s.downstream.size()) * static_cast<std::int64_t>(s.variants.size()));
-    case store::StudyKind::multitask: return seeds * (static_cast<std::int64_t>(s.tasks.size()) + 1);
-    case store::StudyKind::search:  // at most one segment per setup and rung
-      return static_cast<std::int64_t>(s.search.setups) * static_cast<std::int64_t>(search::rungs(s.search).size());
-    default: return 0;
-  }
-}
+std::int64_t planned_trial_count(const StudySpec& s) { return study_kind(s.kind).planned_count(s); }
 
 const std::vector<SpecKey>& spec_keys() {
   static const std::vector<SpecKey> keys = [] {

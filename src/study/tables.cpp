@@ -1,7 +1,7 @@
 // Result tables of the studies and their console, CSV and JSON forms.
 #include "powertrain/study/tables.h"
 
-#include "powertrain/study/search_view.h"
+#include "powertrain/study/kind.h"
 
 #include <algorithm>
 #include <cmath>
@@ -466,23 +466,13 @@ std::vector<ResultTable> multitask_tables(const MultitaskAnalysis& a) {
 std::vector<ResultTable> study_tables(const store::Study& study, const std::vector<TrialOutcome>& trials) {
   std::vector<ResultTable> out;
   out.push_back(trials_table(trials));
+  // A kind no longer registered (a database from another build) keeps the tables every study has.
+  const auto* kind = find_study_kind(study.kind);
   std::vector<ResultTable> more;
-  switch (study.kind) {
-    case store::StudyKind::grid:
-    case store::StudyKind::train: {
-      const auto [tolerance, target] = grid_objective(study);
-      more = grid_tables(analyze_grid(trials, tolerance, target));
-      break;
-    }
-    case store::StudyKind::pretrain: more = pretrain_tables(analyze_pretrain(trials)); break;
-    case store::StudyKind::multitask: more = multitask_tables(analyze_multitask(trials)); break;
-    case store::StudyKind::search:
-      if (auto v = search_view(study, trials)) more = search_tables(*v);
-      break;
-  }
+  if (kind) more = kind->tables_of(study, trials);
   for (auto& t : more) out.push_back(std::move(t));
   // A search's segments are parts of runs: their forecasts are judged in the setups' table.
-  if (study.kind != store::StudyKind::search)
+  if (!kind || kind->judges_forecasts)
     if (auto p = prediction_table(trials)) out.push_back(std::move(*p));
   if (auto c = cluster_energy_table(trials)) out.push_back(std::move(*c));
   return out;

@@ -91,7 +91,7 @@ Segments check_segments(const fs::path& db, const std::string& study) {
   auto store = pst::Store::open_readonly(db);
   const auto s = store.find_study(study);
   if (!s) return out;
-  EXPECT_EQ(s->kind, pst::StudyKind::search);
+  EXPECT_EQ(s->kind, "search");
   std::set<std::string> keys;
   for (const auto& r : store.results_of(s->id)) {
     ++out.trials;
@@ -190,7 +190,7 @@ eta = 2
   auto store = pst::Store::open_readonly(db);
   const auto s = store.find_study("small-grid-search");
   ASSERT_TRUE(s.has_value());
-  EXPECT_EQ(s->kind, pst::StudyKind::search);
+  EXPECT_EQ(s->kind, "search");
   EXPECT_FALSE(store.find_study("small-grid").has_value()) << "the grid itself is not run";
   // The grid's four setups are the space: each has a first segment.
   int first_segments = 0;

@@ -240,7 +240,7 @@ TEST(StudyCli, ResultsJsonSurvivesAMessageThatIsNotUtf8) {
   const auto db = (dir / "r.db").string();
   {
     auto store = powertrain::store::Store::open(db);
-    const auto study = store.create_study("latin", powertrain::store::StudyKind::grid, "", {});
+    const auto study = store.create_study("latin", "grid", "", {});
     powertrain::store::TrialSpec t;
     t.key = "only";
     const auto trial = store.upsert_trial(study, t);

@@ -130,7 +130,7 @@ inline void add_trial(store::Store& db, std::int64_t study, const std::string& p
 /// setup is batch size 256 with learning rate 0.01 (metric 0.823); the
 /// recommended one, cheapest within 0.01 of the top metric, is 64 with 0.1 (0.873).
 inline void add_grid_study(store::Store& db, const std::string& name = "grid") {
-  const auto id = db.create_study(name, store::StudyKind::grid, "kind = \"grid\"", report_environment());
+  const auto id = db.create_study(name, "grid", "kind = \"grid\"", report_environment());
   for (std::int64_t bs : {16, 64, 256}) {
     for (double lr : {0.001, 0.01, 0.1}) {
       for (std::uint64_t seed : {1, 2}) {
@@ -156,7 +156,7 @@ inline void add_grid_study(store::Store& db, const std::string& name = "grid") {
 /// Pretraining once (5 epochs at 50 W), then three steps each trained from
 /// scratch (4 epochs), fine-tuned (2) and with a frozen encoder (3, cheaper per epoch).
 inline void add_pretrain_study(store::Store& db, const std::string& name = "pretrain") {
-  const auto id = db.create_study(name, store::StudyKind::pretrain, "kind = \"pretrain\"", report_environment());
+  const auto id = db.create_study(name, "pretrain", "kind = \"pretrain\"", report_environment());
   FakeRun pre;
   pre.epochs = 5;
   pre.power_w = 50.0;
@@ -182,7 +182,7 @@ inline void add_pretrain_study(store::Store& db, const std::string& name = "pret
 /// Three single-task models and one shared model for the three tasks.
 inline void add_multitask_study(store::Store& db, const std::string& name = "multitask",
                                 const std::vector<std::string>& tasks = {"smiling", "eyeglasses", "male"}) {
-  const auto id = db.create_study(name, store::StudyKind::multitask, "kind = \"multitask\"", report_environment());
+  const auto id = db.create_study(name, "multitask", "kind = \"multitask\"", report_environment());
   std::string all;
   std::vector<double> metrics;
   for (std::size_t i = 0; i < tasks.size(); ++i) {

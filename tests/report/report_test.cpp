@@ -190,14 +190,14 @@ TEST_F(Report, StudiesWithoutResultsStillRender) {
   {
     auto db = store::Store::open(db_path(), fast());
     const auto env = testing::report_environment();
-    for (auto kind : {store::StudyKind::grid, store::StudyKind::pretrain, store::StudyKind::multitask}) {
-      const auto id = db.create_study(std::string(store::to_string(kind)), kind, "", env);
+    for (const std::string kind : {"grid", "pretrain", "multitask"}) {
+      const auto id = db.create_study(kind, kind, "", env);
       store::TrialSpec spec;
       spec.config = testing::report_config(64, 0.01, 1);
       spec.key = "pending";
-      spec.phase = kind == store::StudyKind::grid ? "" : kind == store::StudyKind::pretrain ? "scratch" : "single";
-      spec.step = kind == store::StudyKind::pretrain ? 1 : 0;
-      spec.task = kind == store::StudyKind::multitask ? "smiling" : "";
+      spec.phase = kind == "grid" ? "" : kind == "pretrain" ? "scratch" : "single";
+      spec.step = kind == "pretrain" ? 1 : 0;
+      spec.task = kind == "multitask" ? "smiling" : "";
       db.upsert_trial(id, spec);
       spec.key = "failed";
       spec.config.seed = 2;
@@ -306,7 +306,7 @@ TEST_F(Report, ExistingOutputDirectoryKeepsOtherFilesAndReplacesTheReport) {
 TEST_F(Report, AStudyOfAProgramNamesItsProgram) {
   {
     auto db = store::Store::open(db_path(), fast());
-    const auto id = db.create_study("ext", store::StudyKind::grid, "kind = \"grid\"", testing::report_environment());
+    const auto id = db.create_study("ext", "grid", "kind = \"grid\"", testing::report_environment());
     for (std::int64_t bs : {16, 64}) {
       auto c = testing::report_config(bs, 0.01, 1);
       c.dataset.clear();

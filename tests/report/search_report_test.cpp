@@ -63,7 +63,7 @@ Curve curve_of(const search::Setup& s) {
 std::int64_t add_search_study(store::Store& db) {
   const auto spec = study::parse_spec(kSpec, "search.toml");
   const auto env = testing::report_environment();
-  const auto id = db.create_study(spec.name, store::StudyKind::search, spec.text, env);
+  const auto id = db.create_study(spec.name, "search", spec.text, env);
   const auto setups = study::search_setups(spec);
   for (int round = 0; round < 20; ++round) {
     const auto d = search::decide(spec.search, setups, study::observe_search(db, id, spec), 0.0);

@@ -18,7 +18,6 @@
 namespace ps = powertrain::study;
 namespace pr = powertrain::runner;
 namespace pst = powertrain::store;
-using pst::StudyKind;
 using pst::TrialStatus;
 
 namespace {
@@ -70,7 +69,7 @@ std::string grid_spec(const std::string& name, const std::string& grid = "batch_
 TEST(Runner, GridStudyRunsEveryConfigurationAndResumesWithNothingToDo) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
-  const auto spec = ps::parse_spec(grid_spec("grid"), "grid.toml", StudyKind::grid);
+  const auto spec = ps::parse_spec(grid_spec("grid"), "grid.toml", "grid");
   const auto r = pr::run_study(spec, store, quiet());
   EXPECT_TRUE(r.created);
   EXPECT_EQ(r.planned, 4);
@@ -101,7 +100,7 @@ TEST(Runner, GridStudyRunsEveryConfigurationAndResumesWithNothingToDo) {
 TEST(Runner, StopFlagInterruptsTheRunningTrialAndTheNextRunFinishesIt) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
-  const auto spec = ps::parse_spec(grid_spec("stop"), "stop.toml", StudyKind::grid);
+  const auto spec = ps::parse_spec(grid_spec("stop"), "stop.toml", "grid");
   std::atomic<bool> stop{false};
   int started = 0;
   auto o = quiet();
@@ -130,7 +129,7 @@ TEST(Runner, StopFlagInterruptsTheRunningTrialAndTheNextRunFinishesIt) {
 TEST(Runner, TrialsLeftRunningByADeadProcessAreRunAgain) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
-  const auto spec = ps::parse_spec(grid_spec("dead", "batch_sizes = [32]\nlearning_rates = [0.01, 0.05]\n"), "d.toml", StudyKind::grid);
+  const auto spec = ps::parse_spec(grid_spec("dead", "batch_sizes = [32]\nlearning_rates = [0.01, 0.05]\n"), "d.toml", "grid");
   auto o = quiet();
   o.max_trials = 0;  // create the study and its trials, run none
   const auto r0 = pr::run_study(spec, store, o);
@@ -151,15 +150,15 @@ TEST(Runner, AnotherExperimentUnderTheSameNameIsRefused) {
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
   auto o = quiet();
   o.max_trials = 0;
-  pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32]\nlearning_rates = [0.01]\n"), "a.toml", StudyKind::grid), store, o);
+  pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32]\nlearning_rates = [0.01]\n"), "a.toml", "grid"), store, o);
   // Comments and execution settings may change...
   EXPECT_NO_THROW(pr::run_study(
       ps::parse_spec("# note\n" + grid_spec("same", "batch_sizes = [32]\nlearning_rates = [1e-2]\n") + "[execution]\ncooldown_s = 0\n",
-                     "b.toml", StudyKind::grid),
+                     "b.toml", "grid"),
       store, o));
   // ...the trials may not.
   try {
-    pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32, 64]\nlearning_rates = [0.01]\n"), "c.toml", StudyKind::grid),
+    pr::run_study(ps::parse_spec(grid_spec("same", "batch_sizes = [32, 64]\nlearning_rates = [0.01]\n"), "c.toml", "grid"),
                   store, o);
     FAIL() << "expected ConfigError";
   } catch (const powertrain::ConfigError& e) {
@@ -171,7 +170,7 @@ TEST(Runner, AnotherExperimentUnderTheSameNameIsRefused) {
 TEST(Runner, BadDataSettingsFailBeforeAnythingIsWritten) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
-  auto spec = ps::parse_spec(grid_spec("bad"), "bad.toml", StudyKind::grid);
+  auto spec = ps::parse_spec(grid_spec("bad"), "bad.toml", "grid");
   spec.base.model = "no-such-model";
   EXPECT_THROW(pr::run_study(spec, store, quiet()), powertrain::ConfigError);
   EXPECT_TRUE(store.list_studies().empty());
@@ -187,7 +186,7 @@ learning_rate = 0.05
 source = { classes = [0, 1] }
 steps = [ { classes = [2, 3] } ]
 )",
-                                   "pre.toml", StudyKind::pretrain);
+                                   "pre.toml", "pretrain");
   const auto r = pr::run_study(spec, store, quiet());
   EXPECT_EQ(r.failed, 0);
   expect_complete(store, r.study_id, 4);
@@ -224,7 +223,7 @@ learning_rate = 100000.0
 source = { classes = [0, 1] }
 steps = [ { classes = [2, 3] } ]
 )",
-                                   "boom.toml", StudyKind::pretrain);
+                                   "boom.toml", "pretrain");
   const auto r = pr::run_study(spec, store, quiet());
   EXPECT_FALSE(r.stopped);
   const auto trials = store.trials_of(r.study_id);
@@ -246,7 +245,7 @@ learning_rate = 0.05
 [multitask]
 tasks = ["class_0", "pair=1+2"]
 )",
-                                   "multi.toml", StudyKind::multitask);
+                                   "multi.toml", "multitask");
   const auto r = pr::run_study(spec, store, quiet());
   EXPECT_EQ(r.failed, 0);
   expect_complete(store, r.study_id, 3);
@@ -277,7 +276,7 @@ TEST(Runner, CooldownAndWarmupRunBeforeTrials) {
   auto store = pst::Store::open(dir / "r.db", {.durability = pst::Durability::normal});
   const auto spec = ps::parse_spec(grid_spec("warm", "batch_sizes = [64]\nlearning_rates = [0.01, 0.05]\n") +
                                        "[execution]\ncooldown_s = 0.3\nwarmup_s = 0.3\nwarmup_load = \"cpu\"\n",
-                                   "w.toml", StudyKind::grid);
+                                   "w.toml", "grid");
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = pr::run_study(spec, store, quiet());
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

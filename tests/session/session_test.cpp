@@ -119,7 +119,7 @@ TEST(RunSession, AStopRequestEndsTheRunInterrupted) {
 TEST(RunSession, TrialsAreCompletedInTheStudy) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir.path() / "r.db");
-  const auto study = store.create_study("s", pst::StudyKind::grid, "name = \"s\"", {});
+  const auto study = store.create_study("s", "grid", "name = \"s\"", {});
   pst::TrialSpec spec;
   spec.key = "k1";
   spec.config = config();
@@ -172,7 +172,7 @@ prun::RunConfig early_stopping() {
 TEST(RunSession, ATrialAfterItsFirstEpochsGetsTheStudyPriorFromTheFinishedTrials) {
   powertrain::testing::TempDir dir;
   auto store = pst::Store::open(dir.path() / "r.db");
-  const auto study = store.create_study("s", pst::StudyKind::grid, "name = \"s\"", {});
+  const auto study = store.create_study("s", "grid", "name = \"s\"", {});
   std::vector<std::int64_t> trials;
   for (int i = 0; i < 4; ++i) {
     pst::TrialSpec spec;

@@ -78,7 +78,7 @@ TEST(JobFile, RoundTripsAndRefusesGarbage) {
   TempDir dir;
   JobFile j;
   j.study = "grid";
-  j.kind = store::StudyKind::pretrain;
+  j.kind = "pretrain";
   j.spec_text = "name = \"grid\"\n";
   j.spec_source = "/x/grid.toml";
   j.db = "/x/r.db";
@@ -108,7 +108,7 @@ TEST(JobFile, CarriesASearchSegmentWithItsEarlierEpochs) {
   TempDir dir;
   JobFile j;
   j.study = "s";
-  j.kind = store::StudyKind::search;
+  j.kind = "search";
   TaskTrial t;
   t.trial_id = 7;
   t.key = "seg1";
@@ -161,7 +161,7 @@ TEST(Folder, BesideTheDatabaseOrWhereTheSpecSays) {
 // trial's run with `epochs` epochs, finished (or left running).
 void write_result(const fs::path& file, const std::string& key, int epochs, bool finish, const std::string& host) {
   auto s = store::Store::open(file, {.wal = false});
-  const auto study = s.create_study("grid", store::StudyKind::grid, "", {});
+  const auto study = s.create_study("grid", "grid", "", {});
   store::TrialSpec other;
   other.key = "other";
   s.upsert_trial(study, other);
@@ -204,7 +204,7 @@ void make_old(const fs::path& p) {
 struct MainDb {
   TempDir dir;
   store::Store store = store::Store::open(dir / "main.db");
-  std::int64_t study = store.create_study("grid", store::StudyKind::grid, "", {});
+  std::int64_t study = store.create_study("grid", "grid", "", {});
   std::int64_t trial_a = add("a");
   std::int64_t trial_b = add("b");
   fs::path folder = dir / "main.db.slurm" / "grid";

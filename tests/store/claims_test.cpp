@@ -35,7 +35,7 @@ run::RunSummary converged() {
 
 class StoreClaims : public powertrain::testing::StoreFixture {
  protected:
-  std::int64_t study = store.create_study("s", StudyKind::grid, "", {});
+  std::int64_t study = store.create_study("s", "grid", "", {});
   std::int64_t trial = store.upsert_trial(study, trial_spec("a"));
 };
 
@@ -126,7 +126,7 @@ TEST_F(StoreClaims, AReusedPidIsNotTakenForItsOldOwner) {
 class StoreTrialLife : public powertrain::testing::StoreFixture {};
 
 TEST_F(StoreTrialLife, TrialLifeCycle) {
-  auto study = store.create_study("pre", StudyKind::pretrain, "", {});
+  auto study = store.create_study("pre", "pretrain", "", {});
   auto t1 = store.upsert_trial(study, trial_spec("scratch", sample_config(), "scratch", 0));
   auto t2 = store.upsert_trial(study, trial_spec("ft", sample_config(0.2), "finetune", 1, "smile"));
   auto t3 = store.upsert_trial(study, trial_spec("frozen", sample_config(0.3), "frozen", 1));
@@ -189,8 +189,8 @@ TEST_F(StoreTrialLife, TrialLifeCycle) {
 }
 
 TEST_F(StoreTrialLife, ResetInterruptedMarksRunningTrials) {
-  auto study = store.create_study("g", StudyKind::grid, "", {});
-  auto other = store.create_study("o", StudyKind::grid, "", {});
+  auto study = store.create_study("g", "grid", "", {});
+  auto other = store.create_study("o", "grid", "", {});
   auto done = store.upsert_trial(study, trial_spec("done"));
   auto killed = store.upsert_trial(study, trial_spec("killed"));
   auto pending = store.upsert_trial(study, trial_spec("pending"));

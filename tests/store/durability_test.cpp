@@ -144,7 +144,7 @@ TEST(StoreConcurrency, TwoWritersClaimEachTrialOnce) {
   std::int64_t study = 0;
   {
     auto s = Store::open(path);
-    study = s.create_study("shared", StudyKind::grid, "", {});
+    study = s.create_study("shared", "grid", "", {});
   }
   auto engine = [&](int worker, std::atomic<int>& ran) {
     auto store = Store::open(path, {.durability = Durability::normal});
@@ -201,7 +201,7 @@ TEST(StoreDurability, KilledWriterLosesAtMostTheEpochInFlight) {
       try {
         auto store = Store::open(path);  // durability full, as in real use
         auto found = store.find_study("grid");
-        auto study = found ? found->id : store.create_study("grid", StudyKind::grid, "", {});
+        auto study = found ? found->id : store.create_study("grid", "grid", "", {});
         store.reset_interrupted(study);
         auto trial = store.upsert_trial(study, trial_spec(key, sample_config()));
         auto run = store.start_trial(trial, sample_config(), {});

@@ -24,7 +24,7 @@ using ::testing::HasSubstr;
 
 class StoreImports : public powertrain::testing::StoreFixture {
  protected:
-  std::int64_t study = store.create_study("s", StudyKind::grid, "", {});
+  std::int64_t study = store.create_study("s", "grid", "", {});
   std::int64_t trial = store.upsert_trial(study, trial_spec("a", sample_config()));
 
   // A result file as a Slurm task leaves it: one run of two epochs with a
@@ -161,7 +161,7 @@ TEST_F(StoreImports, SlurmTasksAndTheClustersEnergy) {
   EXPECT_EQ(tasks[0].job_id, "1234");
   EXPECT_EQ(tasks[1].array_index, 1);
   EXPECT_FALSE(tasks[1].submitted_at.empty());
-  EXPECT_TRUE(store.slurm_tasks_of(store.create_study("t", StudyKind::grid, "", {})).empty());
+  EXPECT_TRUE(store.slurm_tasks_of(store.create_study("t", "grid", "", {})).empty());
 
   store.import_run(request("task-1.db", result_file("task-1.db")));
   const auto run = *store.trial(trial).run_id;

@@ -134,7 +134,7 @@ TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
   const auto path = dir / "r.db";
   {
     auto store = Store::open(path, {.schema_version = 6});
-    store.create_study("old-grid", StudyKind::grid, "spec", powertrain::testing::sample_environment());
+    store.create_study("old-grid", "grid", "spec", powertrain::testing::sample_environment());
   }
   {
     // Version 6 refuses the kind.
@@ -143,9 +143,9 @@ TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
   }
   auto store = Store::open(path);
   EXPECT_EQ(store.schema_version(), kSchemaVersion);
-  const auto id = store.create_study("a-search", StudyKind::search, "spec", powertrain::testing::sample_environment());
-  EXPECT_EQ(store.study(id).kind, StudyKind::search);
-  EXPECT_EQ(store.find_study("old-grid")->kind, StudyKind::grid);
+  const auto id = store.create_study("a-search", "search", "spec", powertrain::testing::sample_environment());
+  EXPECT_EQ(store.study(id).kind, "search");
+  EXPECT_EQ(store.find_study("old-grid")->kind, "grid");
   // Another connection sees the widened definition; the check still refuses other kinds.
   powertrain::testing::RawDb raw(path);
   EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");

@@ -69,7 +69,7 @@ TEST(StoreOpen, ReopenKeepsData) {
   std::int64_t id = 0;
   {
     auto store = Store::open(dir / "r.db");
-    id = store.create_study("grid-1", StudyKind::grid, "lr = [0.1]", {});
+    id = store.create_study("grid-1", "grid", "lr = [0.1]", {});
   }
   auto store = Store::open(dir / "r.db");
   ASSERT_TRUE(store.find_study("grid-1"));
@@ -154,12 +154,12 @@ TEST(StoreOpen, ReadOnly) {
   EXPECT_FALSE(std::filesystem::exists(path));
   {
     auto w = Store::open(path);
-    w.create_study("s", StudyKind::train, "", {});
+    w.create_study("s", "train", "", {});
   }
   auto ro = Store::open_readonly(path);
   EXPECT_TRUE(ro.read_only());
   EXPECT_EQ(ro.list_studies().size(), 1u);
-  auto msg = store_error([&] { ro.create_study("t", StudyKind::grid, "", {}); });
+  auto msg = store_error([&] { ro.create_study("t", "grid", "", {}); });
   EXPECT_EQ(msg, path.string() + ": create study 't': the database was opened read-only");
   EXPECT_THAT(store_error([&] { ro.begin_run({}, {}); }), HasSubstr("read-only"));
 }
@@ -201,7 +201,7 @@ void leave_hot_journal(const std::filesystem::path& path) {
 TEST(StoreOpen, AHotJournalIsRolledBackWhenReading) {
   TempDir dir;
   auto path = dir / "r.db";
-  Store::open(path, {.wal = false}).create_study("kept", StudyKind::grid, "", {});
+  Store::open(path, {.wal = false}).create_study("kept", "grid", "", {});
   leave_hot_journal(path);
   auto store = Store::open_readonly(path);
   const auto studies = store.list_studies();
@@ -216,7 +216,7 @@ TEST(StoreOpen, MovedStoreWorks) {
   TempDir dir;
   auto a = Store::open(dir / "r.db");
   Store b = std::move(a);
-  b.create_study("s", StudyKind::grid, "", {});
+  b.create_study("s", "grid", "", {});
   EXPECT_EQ(b.list_studies().size(), 1u);
 }
 

@@ -35,10 +35,6 @@ TEST(TrialStatusNames, RoundTripAndDone) {
   EXPECT_FALSE(is_done(TrialStatus::interrupted));
   EXPECT_FALSE(is_done(TrialStatus::failed));
   EXPECT_EQ(trial_status(run::RunStatus::diverged), TrialStatus::diverged);
-  for (auto k : {StudyKind::grid, StudyKind::pretrain, StudyKind::multitask, StudyKind::train}) {
-    EXPECT_EQ(study_kind_from_string(to_string(k)), k);
-  }
-  EXPECT_THROW(study_kind_from_string("sweep"), ConfigError);
 }
 
 TEST(StoreJson, ConfigAndEnvironmentRoundTrip) {

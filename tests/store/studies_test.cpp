@@ -23,12 +23,12 @@ class StoreStudies : public powertrain::testing::StoreFixture {};
 
 TEST_F(StoreStudies, Studies) {
   auto env = sample_environment();
-  auto id = store.create_study("grid-a", StudyKind::grid, "[grid]\nlr = [0.1, 0.01]", env);
-  store.create_study("pre", StudyKind::pretrain, "", {});
+  auto id = store.create_study("grid-a", "grid", "[grid]\nlr = [0.1, 0.01]", env);
+  store.create_study("pre", "pretrain", "", {});
   auto s = store.find_study("grid-a");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->id, id);
-  EXPECT_EQ(s->kind, StudyKind::grid);
+  EXPECT_EQ(s->kind, "grid");
   EXPECT_EQ(s->spec, "[grid]\nlr = [0.1, 0.01]");
   EXPECT_EQ(environment_json(s->environment), environment_json(env));
   EXPECT_EQ(s->created_at.size(), 24u) << s->created_at;  // 2024-01-02T03:04:05.678Z
@@ -38,7 +38,7 @@ TEST_F(StoreStudies, Studies) {
   EXPECT_THROW(store.study(999), StoreError);
 
   try {
-    store.create_study("grid-a", StudyKind::grid, "", {});
+    store.create_study("grid-a", "grid", "", {});
     FAIL();
   } catch (const StoreError& e) {
     EXPECT_THAT(e.what(), HasSubstr("create study 'grid-a': a study of that name exists already"));
@@ -46,13 +46,13 @@ TEST_F(StoreStudies, Studies) {
   auto all = store.list_studies();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].study.name, "grid-a");
-  EXPECT_EQ(all[1].study.kind, StudyKind::pretrain);
+  EXPECT_EQ(all[1].study.kind, "pretrain");
   EXPECT_EQ(all[0].trials.total, 0);
 }
 
 TEST_F(StoreStudies, TrialUpsertIsUniqueByKey) {
-  auto study = store.create_study("g", StudyKind::grid, "", {});
-  auto other = store.create_study("h", StudyKind::grid, "", {});
+  auto study = store.create_study("g", "grid", "", {});
+  auto other = store.create_study("h", "grid", "", {});
   auto spec = trial_spec(trial_key(sample_config(0.1)), sample_config(0.1), "", 3);
   auto a = store.upsert_trial(study, spec);
   spec.step = 9;  // a second upsert leaves the row as it was
@@ -75,7 +75,7 @@ TEST_F(StoreStudies, TrialUpsertIsUniqueByKey) {
 }
 
 TEST_F(StoreStudies, StudyOverviewCounts) {
-  auto study = store.create_study("g", StudyKind::grid, "", {});
+  auto study = store.create_study("g", "grid", "", {});
   for (int i = 0; i < 5; ++i) store.upsert_trial(study, trial_spec("k" + std::to_string(i)));
   auto trials = store.trials_of(study);
   store.start_trial(trials[0].id, {}, {});
@@ -102,7 +102,7 @@ TEST_F(StoreStudies, StudyOverviewCounts) {
 }
 
 TEST_F(StoreStudies, QueryAndResultsTable) {
-  auto study = store.create_study("g", StudyKind::grid, "", {});
+  auto study = store.create_study("g", "grid", "", {});
   auto t = store.upsert_trial(study, trial_spec("k", sample_config(0.1, 32)));
   store.upsert_trial(study, trial_spec("later", {}, "", 1));
   store.start_trial(t, sample_config(0.1, 32), sample_environment());

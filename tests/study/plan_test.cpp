@@ -8,11 +8,10 @@
 #include "powertrain/study/spec.h"
 
 namespace ps = powertrain::study;
-using powertrain::store::StudyKind;
 
 TEST(Plan, GridIsTheCartesianProductSeedsOutermost) {
   const auto s = ps::parse_spec("seeds = [3, 4]\n[grid]\nbatch_sizes = [8, 16]\nlearning_rates = [0.1, 0.01, 0.001]\n", "g.toml",
-                                StudyKind::grid);
+                                "grid");
   const auto plan = ps::plan_trials(s);
   ASSERT_EQ(plan.size(), 12u);
   EXPECT_EQ(plan[0].spec.config.seed, 3u);
@@ -37,7 +36,7 @@ image_size = 16
 batch_sizes = [16]
 learning_rates = [0.01]
 )",
-                                "a.toml", StudyKind::grid);
+                                "a.toml", "grid");
   const auto b = ps::parse_spec(R"(# a comment
 [grid]
 learning_rates = [1e-2]
@@ -47,7 +46,7 @@ data = { image_size = "16", max_samples = 300 }
 [execution]
 cooldown_s = 5   # execution settings are not part of a key
 )",
-                                "b.toml", StudyKind::grid);
+                                "b.toml", "grid");
   const auto pa = ps::plan_trials(a);
   const auto pb = ps::plan_trials(b);
   ASSERT_EQ(pa.size(), 1u);
@@ -84,8 +83,8 @@ TEST(Plan, KeysDifferWhenTheExperimentDiffers) {
   EXPECT_NE(base, ps::canonical_key(c, 0, "scratch", 1, "", {}));
   EXPECT_NE(base, ps::canonical_key(c, 0, "", 0, "", {"1"}));
   EXPECT_EQ(base, ps::canonical_key(where, 0, "", 0, "", {})) << "where files live is not part of a key";
-  const auto s1 = ps::parse_spec("[grid]\nbatch_sizes=[16]\nlearning_rates=[0.1]\n", "a.toml", StudyKind::grid);
-  const auto s2 = ps::parse_spec("[grid]\nbatch_sizes=[16, 32]\nlearning_rates=[0.1]\n", "a.toml", StudyKind::grid);
+  const auto s1 = ps::parse_spec("[grid]\nbatch_sizes=[16]\nlearning_rates=[0.1]\n", "a.toml", "grid");
+  const auto s2 = ps::parse_spec("[grid]\nbatch_sizes=[16, 32]\nlearning_rates=[0.1]\n", "a.toml", "grid");
   EXPECT_NE(ps::plan_fingerprint(s1), ps::plan_fingerprint(s2));
 }
 
@@ -133,7 +132,7 @@ TEST(Plan, MultitaskPlanTrainsEachTaskThenTheSharedModel) {
 }
 
 TEST(Plan, ArtifactsGoBesideTheDatabase) {
-  auto s = ps::parse_spec("name = \"n\"\n", "a.toml", StudyKind::grid);
+  auto s = ps::parse_spec("name = \"n\"\n", "a.toml", "grid");
   EXPECT_EQ(ps::artifacts_dir(s, "/x/r.db"), std::filesystem::path("/x/r.db.artifacts/n"));
   s.execution.artifacts_dir = "/y";
   EXPECT_EQ(ps::artifacts_dir(s, "/x/r.db"), std::filesystem::path("/y/n"));

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::string error_of(const std::string& text) {
   try {
-    (void)parse_spec(text, "spec.toml", store::StudyKind::grid);
+    (void)parse_spec(text, "spec.toml", "grid");
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -28,12 +28,12 @@ std::string error_of(const std::string& text) {
 TEST(SpecInput, DirectoryIsNotAnEmptySpec) {
   testing::TempDir dir;
   try {
-    (void)load_spec(dir.path(), store::StudyKind::grid);
+    (void)load_spec(dir.path(), "grid");
     FAIL() << "a directory was read as a spec";
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
   }
-  EXPECT_THROW((void)load_spec(dir / "missing.toml", store::StudyKind::grid), IoError);
+  EXPECT_THROW((void)load_spec(dir / "missing.toml", "grid"), IoError);
 }
 
 TEST(SpecInput, NumbersEveryTrialWouldFailOnAreRefused) {

@@ -13,11 +13,10 @@
 
 namespace ps = powertrain::study;
 using powertrain::ConfigError;
-using powertrain::store::StudyKind;
 
 namespace {
 
-std::string error_of(const std::string& text, std::optional<StudyKind> kind = StudyKind::grid) {
+std::string error_of(const std::string& text, std::optional<std::string> kind = "grid") {
   try {
     ps::parse_spec(text, "spec.toml", kind);
   } catch (const ConfigError& e) {
@@ -29,9 +28,9 @@ std::string error_of(const std::string& text, std::optional<StudyKind> kind = St
 }  // namespace
 
 TEST(Spec, DefaultsOfAnEmptyGridSpec) {
-  const auto s = ps::parse_spec("", "dir/my-grid.toml", StudyKind::grid);
+  const auto s = ps::parse_spec("", "dir/my-grid.toml", "grid");
   EXPECT_EQ(s.name, "my-grid");
-  EXPECT_EQ(s.kind, StudyKind::grid);
+  EXPECT_EQ(s.kind, "grid");
   EXPECT_EQ(s.seeds, std::vector<std::uint64_t>{0});
   EXPECT_EQ(s.data_seed, 0u);
   EXPECT_EQ(s.batch_sizes, (std::vector<std::int64_t>{16, 64, 256, 512}));
@@ -175,8 +174,8 @@ source = { classes = [0, 1, "Pullover"] }
 steps = [ { classes = [5, 6] }, { classes = ["Bag", "Sneaker"], name = "bags" } ]
 variants = ["frozen", "scratch"]
 )",
-                                "p.toml", StudyKind::pretrain);
-  EXPECT_EQ(s.kind, StudyKind::pretrain);
+                                "p.toml", "pretrain");
+  EXPECT_EQ(s.kind, "pretrain");
   EXPECT_EQ(s.base.batch_size, 32);
   EXPECT_DOUBLE_EQ(s.base.learning_rate, 0.05);
   EXPECT_EQ(s.pretrain_source.classes, (std::vector<std::string>{"0", "1", "Pullover"}));
@@ -194,7 +193,7 @@ variants = ["frozen", "scratch"]
 
 TEST(Spec, MultitaskSpec) {
   const auto s = ps::parse_spec("kind = \"multitask\"\n[multitask]\ntasks = [\"top\", \"footwear\", \"bag\"]\n", "m.toml");
-  EXPECT_EQ(s.kind, StudyKind::multitask);
+  EXPECT_EQ(s.kind, "multitask");
   EXPECT_EQ(s.tasks, (std::vector<std::string>{"top", "footwear", "bag"}));
   EXPECT_EQ(error_of("kind = \"multitask\"\n[multitask]\ntasks = [\"top\"]\n", std::nullopt),
             "spec.toml:3: 'multitask.tasks' needs at least two tasks");
@@ -203,11 +202,11 @@ TEST(Spec, MultitaskSpec) {
 TEST(Spec, LoadSpecReadsAFile) {
   powertrain::testing::TempDir dir;
   powertrain::testing::write_file(dir / "quick.toml", "[training]\nmax_epochs = 2\n");
-  const auto s = ps::load_spec(dir / "quick.toml", StudyKind::grid);
+  const auto s = ps::load_spec(dir / "quick.toml", "grid");
   EXPECT_EQ(s.name, "quick");
   EXPECT_EQ(s.base.max_epochs, 2);
   EXPECT_EQ(s.text, "[training]\nmax_epochs = 2\n");
-  EXPECT_THROW(ps::load_spec(dir / "missing.toml", StudyKind::grid), powertrain::IoError);
+  EXPECT_THROW(ps::load_spec(dir / "missing.toml", "grid"), powertrain::IoError);
 }
 
 TEST(Spec, EveryDocumentedKeyIsListed) {
@@ -228,7 +227,7 @@ TEST(Spec, ExampleSpecsParse) {
     EXPECT_NO_THROW({
       const auto s = ps::load_spec(e.path());
       // A search plans its segments as results come in: it has setups instead.
-      if (s.kind == powertrain::store::StudyKind::search) EXPECT_FALSE(ps::search_setups(s).empty());
+      if (s.kind == "search") EXPECT_FALSE(ps::search_setups(s).empty());
       else EXPECT_FALSE(ps::plan_trials(s).empty());
     });
     ++n;
@@ -276,7 +275,7 @@ beta = 1.5
 budget_j = 5000
 )",
                                 "s.toml");
-  EXPECT_EQ(s.kind, StudyKind::search);
+  EXPECT_EQ(s.kind, "search");
   EXPECT_EQ(s.name, "s");
   // [12, 128]: the powers of two inside it.
   EXPECT_EQ(s.search_space.batch_sizes, (std::vector<std::int64_t>{16, 32, 64, 128}));
@@ -333,8 +332,8 @@ min_epochs = 2
 eta = 2
 seed = 5
 )";
-  const auto s = ps::parse_spec(grid, "g.toml", StudyKind::search);
-  EXPECT_EQ(s.kind, StudyKind::search);
+  const auto s = ps::parse_spec(grid, "g.toml", "search");
+  EXPECT_EQ(s.kind, "search");
   EXPECT_EQ(s.name, "g-search") << "beside the grid study in one database";
   EXPECT_EQ(s.search_space.batch_sizes, (std::vector<std::int64_t>{16, 64}));
   EXPECT_EQ(s.search_space.learning_rates, (std::vector<double>{0.1, 0.01, 0.001}));
@@ -348,44 +347,44 @@ seed = 5
   for (const auto& x : setups) seen.insert({x.batch_size, x.learning_rate});
   EXPECT_EQ(seen.size(), 6u);
   // The same text run as a grid keeps its [search] table and is a grid.
-  const auto g = ps::parse_spec(grid, "g.toml", StudyKind::grid);
-  EXPECT_EQ(g.kind, StudyKind::grid);
+  const auto g = ps::parse_spec(grid, "g.toml", "grid");
+  EXPECT_EQ(g.kind, "grid");
   EXPECT_EQ(g.name, "g");
   EXPECT_EQ(ps::plan_trials(g).size(), 6u);
 }
 
 TEST(SearchSpec, ErrorsNameTheKeyAndItsLine) {
   // A grid's space is its lists: [search] may only say how to search them.
-  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nbatch_sizes = [16]\n", StudyKind::search),
+  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nbatch_sizes = [16]\n", "search"),
             "spec.toml:3: 'search.batch_sizes': a grid spec's search space is its [grid] lists; give kind = \"search\" "
             "to search another space");
-  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nlearning_rate_range = [0.001, 0.1]\n", StudyKind::search).rfind(
+  EXPECT_EQ(error_of("kind = \"grid\"\n[search]\nlearning_rate_range = [0.001, 0.1]\n", "search").rfind(
                 "spec.toml:3: 'search.learning_rate_range': a grid spec's search space", 0),
             0u);
   // A list and a range of one dimension.
   const std::string both_lr =
       "kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\nlearning_rate_range = [0.001, 0.1]\n";
-  EXPECT_EQ(error_of(both_lr, StudyKind::search),
+  EXPECT_EQ(error_of(both_lr, "search"),
             "spec.toml:5: give either 'search.learning_rates' or 'search.learning_rate_range', not both");
   const std::string both_bs =
       "kind = \"search\"\n[search]\nbatch_sizes = [16]\nbatch_size_range = [16, 64]\nlearning_rates = [0.1]\n";
-  EXPECT_EQ(error_of(both_bs, StudyKind::search),
+  EXPECT_EQ(error_of(both_bs, "search"),
             "spec.toml:4: give either 'search.batch_sizes' or 'search.batch_size_range', not both");
   // A search without its space.
-  EXPECT_EQ(error_of("kind = \"search\"\n", StudyKind::search),
+  EXPECT_EQ(error_of("kind = \"search\"\n", "search"),
             "spec.toml: a search needs a [search] table with its space (batch_sizes, learning_rates or "
             "learning_rate_range)");
-  EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\n", StudyKind::search),
+  EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\n", "search"),
             "spec.toml: 'search.learning_rates' (or learning_rate_range) is missing");
   // One seed: a search trains each setup once.
   EXPECT_EQ(error_of("kind = \"search\"\nseeds = [0, 1]\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\n",
-                     StudyKind::search),
+                     "search"),
             "spec.toml:2: a search trains each setup once: give one seed");
-  EXPECT_EQ(error_of("kind = \"grid\"\nseeds = [0, 1]\n", StudyKind::search),
+  EXPECT_EQ(error_of("kind = \"grid\"\nseeds = [0, 1]\n", "search"),
             "spec.toml: a search trains each setup once: the grid's seeds list must hold one seed");
   // Out of range, and a search spec given to another command.
   EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\neta = 1\n",
-                     StudyKind::search),
+                     "search"),
             "spec.toml:5: 'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
   EXPECT_EQ(error_of("kind = \"search\"\n"), "spec.toml:1: this is a search study; this command runs grid studies");
 }
@@ -398,11 +397,11 @@ command = ["{python}", "ddp.py"]
 nproc_per_node = 2
 nnodes = 2
 launcher = "srun"
-)", "spec.toml", StudyKind::grid);
+)", "spec.toml", "grid");
   EXPECT_EQ(s.base.command.nproc_per_node, 2);
   EXPECT_EQ(s.base.command.nnodes, 2);
   EXPECT_EQ(s.base.command.launcher, "srun");
-  const auto plain = ps::parse_spec("[workload]\ncommand = [\"p\"]\n", "spec.toml", StudyKind::grid);
+  const auto plain = ps::parse_spec("[workload]\ncommand = [\"p\"]\n", "spec.toml", "grid");
   EXPECT_FALSE(plain.base.command.distributed());
   // A trial's key says how it was started; one-process keys stay what they were.
   EXPECT_NE(ps::plan_trials(s).front().spec.key.find("\"nproc_per_node\":2"), std::string::npos);
@@ -411,7 +410,7 @@ launcher = "srun"
   EXPECT_EQ(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2000\n"),
             "spec.toml:3: 'workload.nproc_per_node' must be between 0 (one process) and 1024, got 2000");
   // 0 is one process, as the command line's --nproc-per-node 0 (the table's one range; the spec refused it before).
-  EXPECT_FALSE(ps::parse_spec("[workload]\ncommand = [\"p\"]\nnproc_per_node = 0\n", "spec.toml", StudyKind::grid)
+  EXPECT_FALSE(ps::parse_spec("[workload]\ncommand = [\"p\"]\nnproc_per_node = 0\n", "spec.toml", "grid")
                    .base.command.distributed());
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnnodes = 2\n").find("go with 'workload.nproc_per_node'"), std::string::npos);
   EXPECT_NE(error_of("[workload]\ncommand = [\"p\"]\nnproc_per_node = 2\nlauncher = \"mpirun\"\n").find("'workload.launcher' must be torchrun or srun, got 'mpirun'"), std::string::npos);

@@ -2,6 +2,7 @@
 // The page's sections, one builder per kind of study, each a pure function of
 // the loaded data. Numbers come from the study analyses (powertrain/study/analysis.h).
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "powertrain/energy/carbon.h"
@@ -35,8 +36,14 @@ BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx);
 /// Search: its choice and what finding it cost, every started setup's
 /// validation metric against its cumulative energy, the search's tables.
 BuiltSection search_section(const StudyData& s, const SectionContext& ctx);
-/// A study of kind train: its runs.
-BuiltSection runs_study_section(const StudyData& s, const SectionContext& ctx);
+/// A study of a kind without a section of its own (one registered outside the
+/// built-in four): the kind's tables (study::study_tables), its runs and their power.
+BuiltSection study_tables_section(const StudyData& s, const SectionContext& ctx);
+
+using SectionBuilder = BuiltSection (*)(const StudyData&, const SectionContext&);
+/// The section builder of a study kind: its own for grid, pretrain,
+/// multitask and search, study_tables_section for any other.
+SectionBuilder section_builder(std::string_view kind);
 /// Runs outside studies.
 BuiltSection other_runs_section(const std::vector<RunData>& runs, const SectionContext& ctx);
 

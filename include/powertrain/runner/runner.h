@@ -6,7 +6,7 @@
 //
 //   auto store = store::Store::open("results.db");
 //   RunOptions o;  o.stop = &stop_flag;
-//   StudyRun r = run_study(load_spec("grid.toml", store::StudyKind::grid), store, o);
+//   StudyRun r = run_study(load_spec("grid.toml", "grid"), store, o);
 //
 // Resuming: the study is found by name. Its stored specification must plan the
 // same trials (plan_fingerprint); otherwise ConfigError (choose another name).

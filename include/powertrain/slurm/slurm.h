@@ -57,7 +57,7 @@ struct TaskTrial {
 /// A submission: what each array task runs. Written before sbatch, read by the tasks.
 struct JobFile {
   std::string study;        ///< the study's name
-  store::StudyKind kind = store::StudyKind::grid;
+  std::string kind = "grid";
   std::string spec_text;    ///< the specification as stored with the study
   std::string spec_source;  ///< its file (relative command folders are taken from it)
   std::string db;           ///< the study's database (artifacts go beside it)

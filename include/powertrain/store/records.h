@@ -11,18 +11,6 @@
 
 namespace powertrain::store {
 
-/// What a study sweeps.
-enum class StudyKind {
-  grid,       ///< batch size x learning rate
-  pretrain,   ///< pretraining vs training from scratch
-  multitask,  ///< one model for several tasks vs one per task
-  train,      ///< a plain list of runs
-  search,     ///< a multi-fidelity search for the efficient setup (powertrain search)
-};
-std::string_view to_string(StudyKind k);
-/// Parses "grid" / "pretrain" / "multitask" / "train" / "search"; throws ConfigError otherwise.
-StudyKind study_kind_from_string(std::string_view s);
-
 /// Where a trial stands. The terminal values mirror run::RunStatus.
 enum class TrialStatus {
   pending,      ///< not started yet
@@ -47,7 +35,7 @@ bool is_done(TrialStatus s);
 struct Study {
   std::int64_t id = 0;
   std::string name;             ///< unique in a database
-  StudyKind kind = StudyKind::grid;
+  std::string kind = "grid";  ///< the study kind's name (powertrain/study/kind.h), as text
   std::string spec;             ///< the study's specification text, as given
   run::Environment environment;  ///< where the study was created
   std::string created_at;       ///< ISO 8601 UTC, e.g. "2024-01-02T03:04:05.678Z"

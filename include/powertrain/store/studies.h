@@ -20,7 +20,7 @@ class Studies : protected Aggregate {
   // --- studies -------------------------------------------------------------
 
   /// Adds a study; throws StoreError if one has that name already.
-  std::int64_t create_study(std::string_view name, StudyKind kind, std::string_view spec,
+  std::int64_t create_study(std::string_view name, std::string_view kind, std::string_view spec,
                             const run::Environment& environment);
   std::optional<Study> find_study(std::string_view name) const;
   /// Throws StoreError if there is no study `study_id`.

@@ -221,8 +221,9 @@ GridAnalysis analyze_grid(const std::vector<TrialOutcome>& trials,
                           double metric_tolerance = kDefaultMetricTolerance,
                           std::optional<double> target_metric = std::nullopt);
 /// The objective a stored study asks for: its grid.metric_tolerance and
-/// training.target_metric (the defaults when its spec cannot be read).
-std::pair<double, std::optional<double>> grid_objective(const store::Study& study);
+/// training.target_metric. When its spec cannot be read any more, the
+/// defaults; `problem` (when given) then says so, for a note beside the tables.
+std::pair<double, std::optional<double>> grid_objective(const store::Study& study, std::string* problem = nullptr);
 
 // --- pretraining study ----------------------------------------------------------
 

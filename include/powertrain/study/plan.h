@@ -39,11 +39,19 @@ struct PlannedTrial {
 /// The phase of a search's segments.
 inline constexpr const char* kPhaseSearch = "search";
 
-/// Every trial of the study in the order it runs. Grid: seeds (outer) x batch
-/// sizes x learning rates. Pretrain: per seed the pretraining, then per step
-/// scratch, finetune, frozen. Multitask: per seed one single-task model per
-/// task, then the shared model.
+/// Every trial of the study in the order it runs, as its kind plans them
+/// (powertrain/study/kind.h). Grid: seeds (outer) x batch sizes x learning
+/// rates. Pretrain: per seed the pretraining, then per step scratch, finetune,
+/// frozen. Multitask: per seed one single-task model per task, then the shared
+/// model. Search: none (segments are proposed as results come in).
 std::vector<PlannedTrial> plan_trials(const StudySpec& spec);
+
+/// A trial of the spec's study: its canonical key from the config and the
+/// rest, phase, step, task and label set (for the kinds' planners).
+PlannedTrial make_trial(const StudySpec& s, run::RunConfig config, const std::string& phase, int step,
+                        const std::string& task, std::vector<std::string> classes, std::string label);
+/// The workload's data options with a task source's overrides on top, sorted by key.
+std::vector<std::pair<std::string, std::string>> merged_data(const run::RunConfig& base, const TaskSource& src);
 
 /// The canonical key of a trial: compact JSON, keys sorted, of every field
 /// that defines the experiment: the RunConfig's experiment fields (not where

@@ -2,11 +2,12 @@
 // Study specifications: TOML files that name a study's workload, what it
 // sweeps, its seeds, its convergence rule and how trials are run. No torch.
 //
-//   StudySpec s = load_spec("examples/grid-quick.toml", store::StudyKind::grid);
+//   StudySpec s = load_spec("examples/grid-quick.toml", "grid");
 //
 // docs/studies.md documents every key with its default. An unknown key, a
 // value of the wrong type or out of range, and a TOML syntax error are each a
 // ConfigError whose message starts with "<file>:<line>:".
+#include <any>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -86,7 +87,9 @@ struct Execution {
 
 struct StudySpec {
   std::string name;            ///< unique in a database; default: the file's stem
-  store::StudyKind kind = store::StudyKind::grid;
+  /// A registered study kind (powertrain/study/kind.h): "grid", "pretrain",
+  /// "multitask", "search", or one registered elsewhere.
+  std::string kind = "grid";
   std::string description;
   std::string source;          ///< the file it came from ("<string>" for text)
   std::string text;            ///< the TOML as given (stored with the study)
@@ -122,6 +125,9 @@ struct StudySpec {
   // multitask
   std::vector<std::string> tasks;  ///< task specs (CelebA attributes, or see data/multitask.h)
 
+  /// The settings of a kind registered outside the built-in four, as its parser keeps them.
+  std::any kind_settings;
+
   Execution execution;
 };
 
@@ -129,10 +135,10 @@ struct StudySpec {
 /// the kind the command runs; a spec without `kind` gets it, one with another
 /// kind is a ConfigError. Throws ConfigError (see the file comment).
 StudySpec parse_spec(std::string_view text, std::string_view source,
-                     std::optional<store::StudyKind> expected = std::nullopt);
+                     const std::optional<std::string>& expected = std::nullopt);
 /// Reads and parses a file; its stem is the default name. Throws IoError when
 /// unreadable, ConfigError as parse_spec.
-StudySpec load_spec(const std::filesystem::path& path, std::optional<store::StudyKind> expected = std::nullopt);
+StudySpec load_spec(const std::filesystem::path& path, const std::optional<std::string>& expected = std::nullopt);
 
 /// One documented key of the specification format (docs and `--help`).
 struct SpecKey {

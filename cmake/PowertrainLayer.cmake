@@ -54,7 +54,10 @@ function(powertrain_use_torch_pch target)
     return()
   endif()
   if(NOT TARGET powertrain_torch_pch)
-    file(WRITE ${PROJECT_BINARY_DIR}/torch_pch.cpp "// anchor of the shared LibTorch precompiled header\n")
+    # Written only when its text changes, so a re-run of CMake leaves the
+    # anchor's time alone and nothing that depends on it is rebuilt.
+    file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/torch_pch.cpp
+         CONTENT "// anchor of the shared LibTorch precompiled header\n")
     add_library(powertrain_torch_pch STATIC ${PROJECT_BINARY_DIR}/torch_pch.cpp)
     target_link_libraries(powertrain_torch_pch PUBLIC ${TORCH_LIBRARIES})
     target_precompile_headers(powertrain_torch_pch PRIVATE <torch/torch.h>)

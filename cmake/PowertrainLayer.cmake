@@ -40,8 +40,7 @@ function(powertrain_layer_tests name)
   target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                                                POWERTRAIN_TEST_PYTHON="${POWERTRAIN_PYTHON}")
   if(L_CLI)
-    target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_BINARY="$<TARGET_FILE:powertrain>"
-                                                 POWERTRAIN_TEST_TRAINING_BINARY="$<TARGET_FILE:powertrain-train>")
+    target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_BINARY="$<TARGET_FILE:powertrain>")
     add_dependencies(${target} powertrain powertrain-train)
   endif()
   gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120)

@@ -18,7 +18,8 @@ endfunction()
 
 # powertrain_layer_tests(NAME DEPS ...): one GoogleTest binary per layer from
 # every .cpp in the calling folder, registered with ctest. CLI: the suite runs the
-# powertrain executable (its path in $POWERTRAIN_BINARY). TORCH: the suite includes
+# powertrain executable (its path in $POWERTRAIN_BINARY), which hands the
+# commands that train to powertrain-train beside it. TORCH: the suite includes
 # LibTorch and shares its precompiled header.
 function(powertrain_layer_tests name)
   cmake_parse_arguments(L "CLI;TORCH" "" "DEPS" ${ARGN})
@@ -40,7 +41,7 @@ function(powertrain_layer_tests name)
                                                POWERTRAIN_TEST_PYTHON="${POWERTRAIN_PYTHON}")
   if(L_CLI)
     target_compile_definitions(${target} PRIVATE POWERTRAIN_TEST_BINARY="$<TARGET_FILE:powertrain>")
-    add_dependencies(${target} powertrain)
+    add_dependencies(${target} powertrain powertrain-train)
   endif()
   gtest_discover_tests(${target} DISCOVERY_TIMEOUT 120)
 endfunction()

@@ -16,7 +16,7 @@ and the next one runs:
                build folder that has one), with the libraries of --deps (.deb
                files, default .gpu-carry/deps) unpacked into it; --no-build
                takes a carried build folder as it is
-  version      `powertrain --version` and `powertrain devices --json`
+  version      `powertrain --version`, `powertrain-train --version` and `powertrain devices --json`
   measure      `powertrain measure` of a steady GPU load, with NVML's energy
                counter read directly around it: joules and percent apart
   windows      power samples integrated against the counter over 0.1 s, 1 s
@@ -959,7 +959,7 @@ class Check:
         if r.rc != 0 and not r.timed_out and "benchmark" in r.out and "POWERTRAIN_BUILD_BENCH" not in " ".join(cmd):
             md.append(f"The build with the benchmarks failed ({one_line(r.out)}); again without them "
                       "(no race against Python then).\n")
-            env["POWERTRAIN_BUILD_TARGETS"] = "powertrain"
+            env["POWERTRAIN_BUILD_TARGETS"] = "powertrain powertrain-train"
             cmd = cmd + ["-DPOWERTRAIN_BUILD_BENCH=OFF"]
             r = self.run(cmd, env=env, cwd=ROOT, stop_signal=signal.SIGTERM)
         seconds = time.monotonic() - t0
@@ -1029,7 +1029,10 @@ class Check:
     # --- version -----------------------------------------------------------------------
     def step_version(self):
         v = self.must(self.pt("--version"), "powertrain --version", timeout=60)
-        self.env["powertrain_version"] = " / ".join(v.out.strip().splitlines())
+        # The training executable loads LibTorch: its line says how many GPUs CUDA sees.
+        trainer = str(self.powertrain.with_name("powertrain-train"))
+        vt = self.must([trainer, "--version"], "powertrain-train --version", timeout=60)
+        self.env["powertrain_version"] = " / ".join(vt.out.strip().splitlines())
         d = self.must(self.pt("devices", "--json"), "powertrain devices --json", timeout=60)
         try:
             doc = json.loads(d.out[d.out.index("["):] if d.out.lstrip().startswith("[") else d.out[d.out.index("{"):])
@@ -1039,19 +1042,20 @@ class Check:
         rows = [(s.get("source"), "yes" if s.get("available") else "no",
                  one_line(s.get("reason") or s.get("description") or "", 160),
                  len(s.get("channels") or [])) for s in sources]
-        md = ["    $ powertrain --version", *("    " + ln for ln in v.out.strip().splitlines()), "",
+        md = ["    $ powertrain --version", *("    " + ln for ln in v.out.strip().splitlines()),
+              "    $ powertrain-train --version", *("    " + ln for ln in vt.out.strip().splitlines()), "",
               "`powertrain devices --json`, summarized:", "",
               md_table(["source", "available", "reason", "channels"], rows), "",
               "and as printed:", "",
               *("    " + ln for ln in json.dumps(doc, indent=1).splitlines())]
         nvml = [s for s in sources if s.get("source") == "nvml"]
         status = "passed"
-        note = v.out.strip().splitlines()[-1] if v.out.strip() else ""
+        note = vt.out.strip().splitlines()[-1] if vt.out.strip() else ""
         if not self.dry and not (nvml and nvml[0].get("available")):
             status, note = "failed", "powertrain does not find NVML: " + one_line(str(nvml[0].get("reason")) if nvml
                                                                                   else "no nvml source")
         return {"md": "\n".join(md), "title": "powertrain --version and devices", "status": status, "note": note,
-                "figures": {"version": v.out.strip(), "devices": doc}}
+                "figures": {"version": v.out.strip(), "training_version": vt.out.strip(), "devices": doc}}
 
     # --- measure against the counter ---------------------------------------------------
     def idle_power(self, seconds):
@@ -1652,7 +1656,8 @@ def main(argv=None):
     p.add_argument("--out", help="folder of the report (default: $OUT, else gpu-check-out)")
     p.add_argument("--build-dir", help="the build folder (default: build-gpu-check); the documented build "
                                        "runs there, incrementally, unless --no-build or --dry-run")
-    p.add_argument("--build-targets", default="powertrain bench_train", help="what the build step builds "
+    p.add_argument("--build-targets", default="powertrain powertrain-train bench_train",
+                   help="what the build step builds "
                    "(then the Python module, if it can)")
     p.add_argument("--no-build", action="store_true", help="use --build-dir as it is (a carried build that "
                                                            "runs on this PyTorch)")

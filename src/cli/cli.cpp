@@ -1,3 +1,5 @@
+// `powertrain`: the commands that train nothing run here, without LibTorch;
+// those that train are handed over to `powertrain-train` (dispatch.h).
 #include "powertrain/cli/cli.h"
 
 #include <cstdio>
@@ -5,14 +7,9 @@
 #include <new>
 #include <string>
 
-#include <c10/util/Exception.h>
-
-#include <fmt/format.h>
-
 #include "commands.h"
+#include "dispatch.h"
 #include "powertrain/error.h"
-#include "powertrain/train/device.h"
-#include "powertrain/train/device.h"
 
 namespace powertrain::cli {
 namespace {
@@ -21,22 +18,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 
 }  // namespace
 
-int run_cli(int argc, char** argv) {
-  CLI::App app{"powertrain: measure, explain and cut the energy of neural-network training"};
-  // The LibTorch line asks CUDA for its devices, so it is built only when asked.
-  app.set_version_flag("--version", [] {
-    return fmt::format("powertrain {} ({})\nLibTorch {}: {}", POWERTRAIN_VERSION, POWERTRAIN_GIT_COMMIT,
-                       train::torch_version(), train::describe(train::cuda_support()));
-  });
-  app.require_subcommand(1);
-  Context ctx;
-  add_devices_command(app, ctx);
-  add_measure_command(app, ctx);
-  add_burn_command(app, ctx);
-  add_train_command(app, ctx);
-  add_study_commands(app, ctx);
-  add_report_command(app, ctx);
-  add_slurm_commands(app, ctx);
+int run_app(CLI::App& app, Context& ctx, int argc, char** argv, const ErrorTranslator& translate) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -57,29 +39,43 @@ int run_cli(int argc, char** argv) {
   } catch (const Error& e) {
     std::fprintf(stderr, "powertrain: %s\n", e.what());
     return 1;
-  } catch (const c10::OutOfMemoryError& e) {
-    // LibTorch's message goes on with a backtrace: its first line is the news.
-    std::fprintf(stderr, "powertrain: out of memory: %s\n", first_line(e.what_without_backtrace()).c_str());
-    return 1;
-  } catch (const c10::Error& e) {
-    const std::string what = first_line(e.what_without_backtrace());
-    // The CPU allocator reports a failed allocation as a plain c10::Error.
-    if (what.find("can't allocate memory") != std::string::npos) {
-      const auto at = what.find("you tried to allocate");
-      std::fprintf(stderr, "powertrain: out of memory: %s\n",
-                   (at == std::string::npos ? what : what.substr(at)).c_str());
-      return 1;
-    }
-    std::fprintf(stderr, "powertrain: internal error: %s\n", what.c_str());
-    return 70;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "powertrain: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
+    if (translate)
+      if (const auto code = translate(e)) return *code;
     std::fprintf(stderr, "powertrain: internal error: %s\n", first_line(e.what()).c_str());
     return 70;
   }
   return ctx.exit_code;
+}
+
+int run_cli(int argc, char** argv) {
+  if (const auto* command = training_command_of(argc, argv)) {
+    try {
+      hand_over(*command, argv);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "powertrain: %s\n", e.what());
+      return 1;
+    }
+  }
+  CLI::App app{kAbout};
+  // Named, not loaded: the LibTorch built against, as the build found it.
+  app.set_version_flag("--version", version_text(POWERTRAIN_LIBTORCH_LINE));
+  app.require_subcommand(1);
+  Context ctx;
+  // In the order of the training executable's (run_training_cli), so that
+  // --help lists the same commands the same way.
+  add_devices_command(app, ctx);
+  add_measure_command(app, ctx);
+  add_burn_command(app, ctx);
+  for (const char* name : {"train", "sweep", "study", "search"}) add_handed_over_command(app, name, argv);
+  add_results_command(app, ctx);
+  add_report_command(app, ctx);
+  add_handed_over_command(app, "slurm-task", argv);
+  add_slurm_commands(app, ctx);
+  return run_app(app, ctx, argc, argv);
 }
 
 }  // namespace powertrain::cli

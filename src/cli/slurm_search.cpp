@@ -43,39 +43,6 @@ using Clock = std::chrono::steady_clock;
 // How long a task just submitted counts as held although squeue does not list it yet.
 constexpr auto kListedWithin = std::chrono::seconds(10);
 
-std::string segment_key(const study::StudySpec& spec, const search::Observed& ob) {
-  const auto R = search::rungs(spec.search);
-  const int k = ob.rung;
-  return study::segment_trial(spec, {ob.setup, k, k == 0 ? 1 : R[static_cast<std::size_t>(k - 1)] + 1,
-                                     R[static_cast<std::size_t>(k)]})
-      .spec.key;
-}
-
-bool segment_ended(search::SegmentState s) {
-  using S = search::SegmentState;
-  return s != S::none && s != S::pending && s != S::running;
-}
-
-// The search's records, with segments Slurm holds (queued or running) as
-// running, and those this call gave up on as failed.
-std::vector<search::Observed> observe_with_slurm(const store::Store& store, std::int64_t study_id,
-                                                 const study::StudySpec& spec, const LiveState* live,
-                                                 const std::set<std::string>& given_up) {
-  auto observed = study::observe_search(store, study_id, spec);
-  for (auto& ob : observed) {
-    if (ob.rung < 0 || segment_ended(ob.state)) continue;
-    const auto key = segment_key(spec, ob);
-    if (given_up.count(key)) {
-      ob.state = search::SegmentState::failed;
-      continue;
-    }
-    if (!live) continue;
-    if (const auto t = store.find_trial(study_id, key); t && live->by_trial.count(t->id))
-      ob.state = search::SegmentState::running;
-  }
-  return observed;
-}
-
 // One line per pass: where each rung stands.
 std::string rungs_line(const search::Settings& s, const std::vector<search::Observed>& observed) {
   std::string out;
@@ -236,33 +203,6 @@ int submit_search(const study::StudySpec& spec, const std::string& db_arg, const
   }
   print_study(stdout, store, store.study(study.id), false);
   return given_up.empty() ? 0 : 1;
-}
-
-void print_search_rungs(const store::Store& store, const store::Study& s, const LiveState* live,
-                        nlohmann::json* json) {
-  if (s.kind != "search") return;
-  study::StudySpec spec;
-  try {
-    spec = study::parse_spec(s.spec, fmt::format("<stored spec of study '{}'>", s.name), "search");
-  } catch (const ConfigError&) {
-    return;
-  }
-  spec.name = s.name;
-  const auto observed = observe_with_slurm(store, s.id, spec, live, {});
-  study::ResultTable t;
-  t.name = "rungs";
-  t.title = fmt::format("Search '{}': rungs", io::printable(s.name));
-  t.columns = {{"rung", "rung", 0},         {"end_epoch", "to epoch", 0}, {"setups", "setups", 0},
-               {"finished", "finished", 0}, {"running", "running", 0},    {"waiting", "waiting", 0},
-               {"promoted", "promoted", 0}};
-  auto integer = [](std::int64_t v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
-  for (const auto& r : search::rung_summary(spec.search, observed))
-    t.rows.push_back({integer(r.rung + 1), integer(r.end_epoch), integer(r.setups), integer(r.finished),
-                      integer(r.running), integer(r.waiting), integer(r.promoted)});
-  const auto sampled = study::search_setups(spec);
-  t.notes.push_back(fmt::format("{} setups sampled; running: queued or running in Slurm, or running here", sampled.size()));
-  study::print_table(stdout, t);
-  if (json) (*json)["rungs"] = study::to_json(t);
 }
 
 }  // namespace powertrain::cli

@@ -1,16 +1,18 @@
 #pragma once
 // What `search --slurm` (slurm_search.cpp) shares with the study commands'
-// Slurm submission (slurm_commands.cpp).
+// Slurm submission (slurm_submit.cpp) and with `status` (slurm_commands.cpp).
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "powertrain/search/search.h"
 #include "powertrain/slurm/slurm.h"
 #include "powertrain/store/store.h"
 #include "powertrain/study/spec.h"
@@ -36,9 +38,14 @@ struct Submitted {
 Submitted submit_array(store::Store& store, const study::StudySpec& spec, const std::filesystem::path& db,
                        const std::filesystem::path& folder, const std::vector<slurm::TaskTrial>& trials,
                        const SlurmSubmit& o, const std::optional<std::string>& after_ok, const std::string& tag);
+/// A search's records, with segments Slurm holds (queued or running) as
+/// running, and those in `given_up` (their trial keys) as failed (slurm_commands.cpp).
+std::vector<search::Observed> observe_with_slurm(const store::Store& store, std::int64_t study_id,
+                                                 const study::StudySpec& spec, const LiveState* live,
+                                                 const std::set<std::string>& given_up);
 /// What a collect() took in, on standard error (slurm_commands.cpp).
 void print_collect(const slurm::CollectResult& c, bool quiet);
-/// Search studies in `status`: where each rung stands (slurm_search.cpp).
+/// Search studies in `status`: where each rung stands (slurm_commands.cpp).
 void print_search_rungs(const store::Store& store, const store::Study& study, const LiveState* live,
                         nlohmann::json* json);
 

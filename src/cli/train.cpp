@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "commands.h"
+#include "dispatch.h"
 #include "powertrain/data/load.h"
 #include "powertrain/error.h"
 #include "powertrain/external/command.h"
@@ -262,30 +263,9 @@ void add_setting_options(CLI::App& cmd, run::RunConfig& c) {
 
 }  // namespace
 
-void print_node_merge(std::int64_t run_id, const slurm::NodeMergeResult& m, bool quiet) {
-  for (const auto& why : m.unreadable) fmt::print(stderr, "run {}: a node's file not taken in: {}\n", run_id, why);
-  const auto ranks = [](const std::vector<int>& v) {
-    std::string out;
-    for (const int k : v) out += (out.empty() ? "" : ", ") + std::to_string(k);
-    return out;
-  };
-  if (!m.missing.empty() || !m.unfinished.empty())
-    fmt::print(stderr, "run {}: {}{}{}; its windows are partial until `powertrain collect` takes the nodes' files in\n",
-               run_id, m.missing.empty() ? "" : "no record of node " + ranks(m.missing),
-               !m.missing.empty() && !m.unfinished.empty() ? ", " : "",
-               m.unfinished.empty() ? "" : "node " + ranks(m.unfinished) + " never finished its record (taken in as it was)");
-  if (quiet || !m.run) return;
-  for (const auto& n : m.run->run.per_node)
-    fmt::print(stderr, "  node {} {}: {:.1f} J over {:.1f} s ({}{})\n", n.node, n.host, n.energy_j, n.duration_s,
-               n.method.empty() ? "its record not finished" : n.method, n.partial ? ", partial" : "");
-  fmt::print(stderr, "  all {} nodes: {:.1f} J, {:.1f} s (the longest node's), {}\n", m.run->nodes,
-             m.run->run.energy_j, m.run->run.duration_s, m.run->run.method);
-}
-
 void add_train_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<TrainArgs>();
-  auto* cmd = app.add_subcommand(
-      "train", "Train one model (built in, or your own program after --), measured epoch by epoch, and record it in the store");
+  auto* cmd = app.add_subcommand("train", training_help("train"));
   cmd->add_option("--config", a->config_file,
                   "TOML file with any of these options as keys (e.g. batch_size = 64); the command line wins");
   add_setting_options(*cmd, a->config);

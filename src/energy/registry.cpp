@@ -95,4 +95,16 @@ Probe probe_sources(const ProbeOptions& options) {
   return probe;
 }
 
+const std::vector<std::string>& source_names() {
+  static const std::vector<std::string> names{"nvml", "rapl", "perf", "rails", "estimate"};
+  return names;
+}
+
+void check_source_names(const std::vector<std::string>& disabled) {
+  const auto& known = source_names();
+  for (const auto& d : disabled)
+    if (std::find(known.begin(), known.end(), d) == known.end())
+      throw ConfigError("--disable: no energy source named '" + d + "' (nvml, rapl, perf, rails or estimate)");
+}
+
 }  // namespace powertrain::energy

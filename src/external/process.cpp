@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -262,7 +264,8 @@ std::string new_token() {
 
 }  // namespace
 
-Child::Child(const ChildSpec& spec) {
+Child::Child(const ChildSpec& spec)
+    : contained_(spec.contained), program_(spec.argv.empty() ? "" : spec.argv.front()), workdir_(spec.workdir) {
   if (spec.argv.empty()) throw WorkloadError("no program to run");
   // Everything the child needs is built before fork: after it, only
   // async-signal-safe calls (the parent has other threads).
@@ -277,9 +280,11 @@ Child::Child(const ChildSpec& spec) {
     if (eq != std::string::npos) env_map[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) env_map[k] = v;
-  // Every process the program starts carries this: found by it, wherever it went.
-  token_ = fmt::format("{}={}", kTokenVariable, new_token());
-  env_map[kTokenVariable] = token_.substr(token_.find('=') + 1);
+  if (contained_ && spec.token) {
+    // Every process the program starts carries this: found by it, wherever it went.
+    token_ = fmt::format("{}={}", kTokenVariable, new_token());
+    env_map[kTokenVariable] = token_.substr(token_.find('=') + 1);
+  }
   // Descendants whose parent exits come to powertrain rather than to init.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   std::vector<std::string> env_strings;
@@ -287,42 +292,61 @@ Child::Child(const ChildSpec& spec) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  // execvpe with PATH of the child's environment.
+  // execve of the program given, else execvpe with PATH of the child's environment.
+  const char* program = spec.program.empty() ? nullptr : spec.program.c_str();
   const char* workdir = spec.workdir.empty() ? nullptr : spec.workdir.c_str();
 
-  int out[2], err[2], status_pipe[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw WorkloadError(fmt::format("cannot make a pipe: {}", std::strerror(errno)));
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]), ::close(out[1]);
-    throw WorkloadError(fmt::format("cannot make a pipe: {}", std::strerror(errno)));
+  // Pipes: the program's output (contained), why exec failed, the gate (held).
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, status_pipe[2] = {-1, -1}, gate[2] = {-1, -1};
+  const auto close_all = [&] {
+    for (int* p : {out, err, status_pipe, gate})
+      for (int k = 0; k < 2; ++k)
+        if (p[k] >= 0) ::close(p[k]);
+  };
+  for (int* p : {out, err, status_pipe, gate}) {
+    if ((p == out || p == err) && !contained_) continue;
+    if (p == gate && !spec.held) continue;
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      const int e = errno;
+      close_all();
+      throw WorkloadError(fmt::format("cannot make a pipe: {}", std::strerror(e)));
+    }
   }
-  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
-    ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
-    throw WorkloadError(fmt::format("cannot make a pipe: {}", std::strerror(errno)));
-  }
+  // Output buffered here must not come after the program's.
+  std::fflush(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
-    for (int fd : {out[0], out[1], err[0], err[1], status_pipe[0], status_pipe[1]}) ::close(fd);
-    throw WorkloadError(fmt::format("cannot start a process: {}", std::strerror(errno)));
+    const int e = errno;
+    close_all();
+    throw WorkloadError(fmt::format("cannot start a process: {}", std::strerror(e)));
   }
   if (pid == 0) {
-    // The child. Its own process group, so that powertrain can signal every
-    // process it starts, and death with the parent.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
-    // Default signal handling and an empty mask, whatever the parent had.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::dup2(out[1], STDOUT_FILENO);
-    ::dup2(err[1], STDERR_FILENO);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    if (contained_) {
+      // The child. Its own process group, so that powertrain can signal every
+      // process it starts, and death with the parent.
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+      // Default signal handling and an empty mask, whatever the parent had.
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD}) ::sigaction(sig, &dfl, nullptr);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      const int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    }
+    if (gate[0] >= 0) {
+      // Held: runs its program when the parent closes the gate.
+      ::close(gate[1]);
+      char c;
+      while (::read(gate[0], &c, 1) < 0 && errno == EINTR) {
+      }
+    }
     int e = 0;
     if (workdir && ::chdir(workdir) != 0) {
       e = errno;
@@ -331,43 +355,56 @@ Child::Child(const ChildSpec& spec) {
       (void)!::write(status_pipe[1], &e, sizeof e);
       ::_exit(127);
     }
-    ::execvpe(argv[0], argv.data(), envp.data());
+    if (program) ::execve(program, argv.data(), envp.data());
+    else ::execvpe(argv[0], argv.data(), envp.data());
     e = errno;
     const char tag = 'x';
     (void)!::write(status_pipe[1], &tag, 1);
     (void)!::write(status_pipe[1], &e, sizeof e);
     ::_exit(127);
   }
-  ::setpgid(pid, pid);  // also from here: no race with the first signal
+  if (contained_) ::setpgid(pid, pid);  // also from here: no race with the first signal
   pid_ = pid;
   set_live(pid_, true);
-  ::close(out[1]);
-  ::close(err[1]);
-  ::close(status_pipe[1]);
+  for (int fd : {out[1], err[1], status_pipe[1], gate[0]})
+    if (fd >= 0) ::close(fd);
   out_fd_ = out[0];
   err_fd_ = err[0];
-  // exec succeeded when the status pipe closes without a byte.
+  status_fd_ = status_pipe[0];
+  gate_fd_ = gate[1];
+  for (int fd : {out_fd_, err_fd_})
+    if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  if (gate_fd_ < 0) wait_for_exec();
+  if (contained_) start_guardian();
+}
+
+void Child::release() {
+  if (gate_fd_ < 0) return;
+  close_fd(gate_fd_);
+  wait_for_exec();
+}
+
+// exec succeeded when the status pipe closes without a byte; otherwise the
+// child has exited: it is reaped and the reason thrown.
+void Child::wait_for_exec() {
   char tag = 0;
   int e = 0;
   ssize_t n;
-  do n = ::read(status_pipe[0], &tag, 1);
+  do n = ::read(status_fd_, &tag, 1);
   while (n < 0 && errno == EINTR);
-  if (n == 1) (void)!::read(status_pipe[0], &e, sizeof e);
-  ::close(status_pipe[0]);
-  ::fcntl(out_fd_, F_SETFL, ::fcntl(out_fd_, F_GETFL) | O_NONBLOCK);
-  ::fcntl(err_fd_, F_SETFL, ::fcntl(err_fd_, F_GETFL) | O_NONBLOCK);
-  if (n != 1) start_guardian();
-  if (n == 1) {
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    status_ = st;
-    set_live(pid_, false);
-    close_fd(out_fd_);
-    close_fd(err_fd_);
-    if (tag == 'd')
-      throw WorkloadError(fmt::format("cannot enter the working directory {}: {}", spec.workdir, std::strerror(e)));
-    throw WorkloadError(fmt::format("cannot run {}: {}", spec.argv.front(), std::strerror(e)));
+  if (n == 1) (void)!::read(status_fd_, &e, sizeof e);
+  close_fd(status_fd_);
+  if (n != 1) return;
+  int st = 0;
+  while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
   }
+  status_ = st;
+  set_live(pid_, false);
+  close_fd(out_fd_);
+  close_fd(err_fd_);
+  if (tag == 'd')
+    throw WorkloadError(fmt::format("cannot enter the working directory {}: {}", workdir_, std::strerror(e)));
+  throw WorkloadError(fmt::format("cannot run {}: {}", program_, std::strerror(e)));
 }
 
 // The guardian: a forked copy of powertrain that only waits for the end of a
@@ -391,6 +428,10 @@ void Child::start_guardian() {
   const char* procs = cgroup_procs_.c_str();
   if (g == 0) {
     ::close(p[1]);
+    // A held child's gate (and what says whether it ran) are the parent's alone:
+    // open here, the gate would never close.
+    if (gate_fd_ >= 0) ::close(gate_fd_);
+    if (status_fd_ >= 0) ::close(status_fd_);
     char c = 0;
     ssize_t n;
     do n = ::read(p[0], &c, 1);
@@ -411,6 +452,19 @@ void Child::start_guardian() {
 }
 
 Child::~Child() {
+  if (!contained_) {
+    // A foreground command: itself alone (what it started is its own affair, as under a shell).
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      int st = 0;
+      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+    set_live(pid_, false);
+    close_fd(gate_fd_);  // after the kill: a held child never runs its program
+    close_fd(status_fd_);
+    return;
+  }
   if (pid_ > 0 && !status_) {
     ::kill(-pid_, SIGKILL);
     int st = 0;
@@ -419,6 +473,8 @@ Child::~Child() {
   } else if (pid_ > 0) {
     ::kill(-pid_, SIGKILL);  // what is left of its group (the leader has exited)
   }
+  close_fd(gate_fd_);
+  close_fd(status_fd_);
   // Nothing the program started outlives the run: what left its group too.
   if (pid_ > 0) {
     auto keep = live_except(pid_, guardian_);
@@ -455,9 +511,59 @@ std::optional<int> Child::poll_exit() {
 
 void Child::signal_group(int sig) {
   if (pid_ <= 0) return;
+  if (!contained_) {
+    if (!status_) ::kill(pid_, sig);
+    return;
+  }
   // The group may outlive its leader (e.g. a DataLoader worker): signal it
   // even after the leader exited, and ignore "no such process".
   ::kill(-pid_, sig);
+}
+
+Finished run_to_end(const ChildSpec& spec, double timeout_s) {
+  ChildSpec contained = spec;
+  contained.contained = true;
+  contained.held = false;
+  Child child(contained);
+  Finished f;
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = timeout_s > 0 ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                           std::chrono::duration<double>(timeout_s))
+                                      : Clock::time_point::max();
+  std::optional<Clock::time_point> exited_at;
+  const auto drain = [&](int fd, std::string& into, bool out) {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n > 0) {
+        into.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) out ? child.close_stdout() : child.close_stderr();
+      return;
+    }
+  };
+  for (;;) {
+    pollfd fds[2];
+    nfds_t n = 0;
+    for (int fd : {child.stdout_fd(), child.stderr_fd()})
+      if (fd >= 0) fds[n++] = pollfd{fd, POLLIN, 0};
+    if (n > 0) ::poll(fds, n, 20);
+    if (child.stdout_fd() >= 0) drain(child.stdout_fd(), f.out, true);
+    if (child.stderr_fd() >= 0) drain(child.stderr_fd(), f.err, false);
+    const bool open = child.stdout_fd() >= 0 || child.stderr_fd() >= 0;
+    if (child.poll_exit() && !exited_at) exited_at = Clock::now();
+    if (exited_at && (!open || Clock::now() - *exited_at > std::chrono::seconds(1))) break;
+    if (!exited_at && Clock::now() > deadline) {
+      child.signal_group(SIGKILL);
+      f.timed_out = true;
+      while (!child.poll_exit()) ::poll(nullptr, 0, 5);
+      break;
+    }
+    if (n == 0) ::poll(nullptr, 0, 5);
+  }
+  f.wait_status = *child.poll_exit();
+  return f;  // ~Child: what is left of its group, and what it started elsewhere, is killed
 }
 
 std::string describe_exit(int st) {

@@ -1,22 +1,19 @@
 #include "powertrain/report/gnuplot.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include <fmt/format.h>
 
-extern char** environ;
+#include "powertrain/error.h"
+#include "powertrain/external/process.h"
 
 namespace powertrain::report {
 namespace fs = std::filesystem;
@@ -155,54 +152,32 @@ RenderedFigure render(const fs::path& gnuplot, const Figure& f, const fs::path& 
   script += body;
   script += "\nunset output\n";
   const fs::path script_path = dir / (f.name + ".gp");
-  const fs::path err_path = dir / (f.name + ".gp.err");
   write_text(script_path, script);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   // Absolute: the child changes directory before exec.
-  const std::string prog = fs::absolute(gnuplot).string();
-  const std::string script_arg = script_path.filename().string();
-  char* argv[] = {const_cast<char*>(prog.c_str()), const_cast<char*>(script_arg.c_str()), nullptr};
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, prog.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw FigureError(fmt::format("cannot run {}: {}", prog, std::strerror(rc)));
-
-  // A figure takes gnuplot well under a second; a minute means it hangs.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  int status = 0;
-  bool timed_out = false;
-  while (true) {
-    const pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) throw FigureError(fmt::format("waiting for gnuplot: {}", std::strerror(errno)));
-    if (std::chrono::steady_clock::now() > deadline && !timed_out) {
-      ::kill(pid, SIGKILL);
-      timed_out = true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  external::ChildSpec spec;
+  spec.argv = {fs::absolute(gnuplot).string(), script_path.filename().string()};
+  spec.program = spec.argv.front();
+  spec.workdir = dir.string();
+  external::Finished run;
+  try {
+    // A figure takes gnuplot well under a second; a minute means it hangs.
+    run = external::run_to_end(spec, 60.0);
+  } catch (const WorkloadError& e) {
+    throw FigureError(e.what());
   }
-  if (timed_out) throw FigureError(fmt::format("figure {}: gnuplot took more than 60 s and was stopped", f.name));
+  if (run.timed_out) throw FigureError(fmt::format("figure {}: gnuplot took more than 60 s and was stopped", f.name));
+  const int status = run.wait_status;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     const std::string how = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
                                               : fmt::format("signal {}", WTERMSIG(status));
-    const std::string message = first_error_line(read_text(err_path));
-    std::error_code ec;
-    fs::remove(err_path, ec);
-    throw FigureError(fmt::format("figure {}: gnuplot failed ({}): {}", f.name, how, message));
+    throw FigureError(fmt::format("figure {}: gnuplot failed ({}): {}", f.name, how, first_error_line(run.out + run.err)));
   }
   for (const auto& p : {out.svg, out.png}) {
     std::error_code ec;
     const auto size = fs::file_size(p, ec);
     if (ec || size == 0) throw FigureError(fmt::format("figure {}: gnuplot left {} empty", f.name, p.filename().string()));
   }
-  std::error_code ec;
-  fs::remove(err_path, ec);
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "powertrain/error.h"
+#include "powertrain/external/process.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
 #include "powertrain/study/spec.h"
@@ -242,48 +243,25 @@ std::string parse_job_id(const std::string& out) {
   throw ConfigError(fmt::format("sbatch gave no job id (it said: {})", io::printable(first)));
 }
 
-namespace {
-std::string slurp_fd(int fd) {
-  std::string s;
-  ::lseek(fd, 0, SEEK_SET);
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) s.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  return s;
-}
-int temp_fd() {
-  char name[] = "/tmp/powertrain-tool-XXXXXX";
-  const int fd = ::mkstemp(name);
-  if (fd < 0) throw IoError("cannot create a temporary file for a tool's output");
-  ::unlink(name);
-  return fd;
-}
-}  // namespace
-
 ToolResult run_tool(const std::vector<std::string>& argv) {
   if (argv.empty()) throw ConfigError("no program to run");
-  const int out = temp_fd(), err = temp_fd();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw IoError("fork failed");
-  if (pid == 0) {
-    const int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  external::ChildSpec spec;
+  spec.argv = argv;
+  // sbatch exports its environment to the jobs it submits: no token in it,
+  // or ending the tool would take the jobs for its own processes.
+  spec.token = false;
   ToolResult r;
-  r.out = slurp_fd(out);
-  r.err = slurp_fd(err);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.started = r.exit_code != 127 || !r.err.empty() || !r.out.empty();
+  external::Finished f;
+  try {
+    f = external::run_to_end(spec);
+  } catch (const WorkloadError&) {
+    r.started = false;  // not installed here
+    r.exit_code = 127;
+    return r;
+  }
+  r.out = std::move(f.out);
+  r.err = std::move(f.err);
+  r.exit_code = WIFEXITED(f.wait_status) ? WEXITSTATUS(f.wait_status) : 128 + WTERMSIG(f.wait_status);
   return r;
 }
 

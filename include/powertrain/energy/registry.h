@@ -48,6 +48,12 @@ struct ProbeOptions {
   std::vector<std::string> disabled;
 };
 
+/// The sources ProbeOptions::disabled may name: nvml, rapl, perf, rails, estimate.
+const std::vector<std::string>& source_names();
+/// Throws ConfigError for a `--disable` value that names no source (a typo
+/// would otherwise disable nothing, silently).
+void check_source_names(const std::vector<std::string>& disabled);
+
 /// Result of probing: a status for every source, and the meters that opened.
 struct Probe {
   std::vector<SourceStatus> statuses;

@@ -8,6 +8,13 @@
 // parent exits, and every process the program starts carries a token in its
 // environment (POWERTRAIN_CHILD_TOKEN) by which it is found; after a kill -9
 // of powertrain only the token (and the group) remain to find it by.
+//
+// A command run in the foreground, as `powertrain measure` runs it, is not
+// contained: it keeps powertrain's standard input and output and its process
+// group (a terminal's Ctrl-C reaches both), its signal dispositions, and
+// outlives a powertrain killed with -9, as it would under a shell. Either kind
+// may be held: it is started at once but runs its program only on release(),
+// so that meters started in between see its first instruction.
 #include <sys/types.h>
 
 #include <optional>
@@ -18,10 +25,23 @@
 namespace powertrain::external {
 
 struct ChildSpec {
-  std::vector<std::string> argv;  ///< argv[0] is looked up on PATH
+  std::vector<std::string> argv;  ///< argv[0] is looked up on PATH (of the child's environment)
+  /// The executable to run with `argv` (argv[0] then only names it); empty:
+  /// argv[0] looked up on PATH.
+  std::string program;
   std::string workdir;            ///< empty: the current directory
   /// Added to (or replacing in) the current environment.
   std::vector<std::pair<std::string, std::string>> env;
+  /// Contained (see above): its own process group, output on pipes, standard
+  /// input from /dev/null, killed with everything it started. false: a
+  /// foreground command with powertrain's own group, input and output.
+  bool contained = true;
+  /// Runs its program only once release() is called.
+  bool held = false;
+  /// A contained child carries the token in its environment (POWERTRAIN_CHILD_TOKEN);
+  /// false for a tool whose environment travels on (sbatch exports it to the
+  /// jobs it submits, which must not be taken for the tool's processes).
+  bool token = true;
 };
 
 class Child {
@@ -29,13 +49,20 @@ class Child {
   /// Starts the program. Throws WorkloadError when it cannot be started (not
   /// found, not executable, bad working directory), with the reason.
   explicit Child(const ChildSpec& spec);
-  /// Kills the process group (SIGKILL) if the child still runs, and reaps it.
+  /// Kills the process group (SIGKILL; a child not contained: the process) if
+  /// the child still runs, and reaps it.
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return pid_; }
-  /// Read ends of the child's stdout and stderr (non-blocking; -1 once closed).
+  /// A held child: lets it run its program, and returns once it does. Throws
+  /// WorkloadError (the child then has exited) when the program cannot be
+  /// run, as the constructor does for a child not held. Nothing once released.
+  void release();
+
+  /// Read ends of the child's stdout and stderr (non-blocking; -1 once closed,
+  /// and for a child not contained).
   int stdout_fd() const { return out_fd_; }
   int stderr_fd() const { return err_fd_; }
   void close_stdout();
@@ -44,20 +71,41 @@ class Child {
   /// The wait status once the child has exited (reaped once, then remembered).
   std::optional<int> poll_exit();
   bool exited() const { return status_.has_value(); }
-  /// Sends `sig` to the child's process group (ignored once it is gone).
+  /// Sends `sig` to the child's process group (ignored once it is gone); to
+  /// the child alone when it is not contained (its group is powertrain's).
   void signal_group(int sig);
 
  private:
   pid_t pid_ = -1;
+  bool contained_ = true;
   int out_fd_ = -1;
   int err_fd_ = -1;
+  int gate_fd_ = -1;    ///< a held child's gate: closed, it runs its program
+  int status_fd_ = -1;  ///< says why exec failed; closes without a byte when it succeeds
+  std::string program_;  ///< for the messages
+  std::string workdir_;
   std::optional<int> status_;
   pid_t guardian_ = -1;
   int guardian_fd_ = -1;
   std::string token_;  ///< "POWERTRAIN_CHILD_TOKEN=<value>" in the program's environment
   std::string cgroup_procs_;  ///< cgroup.procs of powertrain's own run cgroup, or empty
   void start_guardian();
+  void wait_for_exec();
 };
+
+/// A program run to its end (run_to_end): how it ended and what it printed.
+struct Finished {
+  int wait_status = 0;
+  std::string out;         ///< its standard output
+  std::string err;         ///< its standard error
+  bool timed_out = false;  ///< it ran past the time given and was killed (its whole group)
+};
+
+/// Runs `spec` (contained) to its end, reading its output as it comes, and
+/// kills it after `timeout_s` seconds (0: never). What it left holding its
+/// output open is given a second after it exits, then killed with its group.
+/// Throws WorkloadError when it cannot be started (not found, not executable).
+Finished run_to_end(const ChildSpec& spec, double timeout_s = 0);
 
 /// "exited with status 3", "was killed by signal 9 (Killed)".
 std::string describe_exit(int wait_status);

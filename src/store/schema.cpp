@@ -294,6 +294,16 @@ CREATE TABLE epoch_nodes (
 ) WITHOUT ROWID;
 )sql";
 
+// A study's kind is the name of a registered kind (study/kind.h): any new kind,
+// not a list fixed in the schema. Only widens, so edited in place as in 7.
+constexpr std::string_view kV10 = R"sql(
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, 'CHECK (kind IN (''grid'', ''pretrain'', ''multitask'', ''train'', ''search''))',
+                     'CHECK (kind <> '''')')
+ WHERE type = 'table' AND name = 'studies';
+)sql";
+
 #undef PT_NOW
 
 constexpr Migration kMigrations[] = {
@@ -306,6 +316,7 @@ constexpr Migration kMigrations[] = {
     {7, "studies of kind search, status stopped; runs know their trial", kV7, true},
     {8, "the run's own energy beside the machine's", kV8},
     {9, "runs over several nodes: per-node records", kV9},
+    {10, "a study's kind is any registered kind's name", kV10, true},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

@@ -141,8 +141,8 @@ TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
     powertrain::testing::RawDb raw(path);
     EXPECT_ANY_THROW(raw.exec("INSERT INTO studies (name, kind) VALUES ('s', 'search')"));
   }
-  auto store = Store::open(path);
-  EXPECT_EQ(store.schema_version(), kSchemaVersion);
+  auto store = Store::open(path, {.schema_version = 7});
+  EXPECT_EQ(store.schema_version(), 7);
   const auto id = store.create_study("a-search", "search", "spec", powertrain::testing::sample_environment());
   EXPECT_EQ(store.study(id).kind, "search");
   EXPECT_EQ(store.find_study("old-grid")->kind, "grid");
@@ -160,4 +160,24 @@ TEST(StoreMigration, VersionSevenAcceptsSearchStudiesAndKeepsTheOthers) {
 }
 
 }  // namespace
+// Version 10: a kind registered by a new study kind file is stored without a
+// schema change; an empty kind is still refused, and the rows stay as they were.
+TEST(StoreMigration, VersionTenTakesAnyKindsName) {
+  powertrain::testing::TempDir dir;
+  const auto path = dir / "r.db";
+  {
+    auto store = Store::open(path, {.schema_version = 9});
+    store.create_study("old-grid", "grid", "spec", powertrain::testing::sample_environment());
+    EXPECT_ANY_THROW(store.create_study("new", "a-kind-of-its-own", "spec", {}));
+  }
+  auto store = Store::open(path);
+  EXPECT_EQ(store.schema_version(), kSchemaVersion);
+  const auto id = store.create_study("new", "a-kind-of-its-own", "spec", {});
+  EXPECT_EQ(store.study(id).kind, "a-kind-of-its-own");
+  EXPECT_EQ(store.find_study("old-grid")->kind, "grid");
+  powertrain::testing::RawDb raw(path);
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+  EXPECT_ANY_THROW(raw.exec("INSERT INTO studies (name, kind) VALUES ('empty', '')"));
+}
+
 }  // namespace powertrain::store

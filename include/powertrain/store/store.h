@@ -29,7 +29,7 @@
 namespace powertrain::store {
 
 /// Schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 9;
+inline constexpr int kSchemaVersion = 10;
 /// PRAGMA application_id of a powertrain database ("PWTR").
 inline constexpr std::int32_t kApplicationId = 0x50575452;
 

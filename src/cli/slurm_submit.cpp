@@ -362,8 +362,8 @@ int run_slurm_task(const std::string& job_path, int index_arg, bool node_meter) 
       if (trial.segment) configure_segment(ro, spec, trial);
       std::int64_t run_id = 0;
       if (nodes)
-        ro.on_trial_start = [&](const study::PlannedTrial&) {
-          run_id = std::get<std::int64_t>(store.query("SELECT max(id) FROM runs", {}).rows.at(0).at(0));
+        ro.on_trial_start = [&](const study::PlannedTrial&, std::int64_t started) {
+          run_id = started;
           nodes->on_run_start(store, run_id);
         };
       const auto r = runner::run_study(spec, store, ro);

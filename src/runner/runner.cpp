@@ -561,8 +561,8 @@ std::optional<session::RunOutcome> run_prepared(const StudyContext& c, const Pla
   so.prior_epochs = std::move(p.prior_epochs);
   so.note = p.note;
   so.stop_rule = o.stop_rule;
-  so.on_run_start = [&](std::int64_t) {
-    if (o.on_trial_start) o.on_trial_start(t);
+  so.on_run_start = [&](std::int64_t run_id) {
+    if (o.on_trial_start) o.on_trial_start(t, run_id);
   };
   session::RunSession session(c.store, so);
   const auto outcome = session.run_trial(trial_id, config, *workload);

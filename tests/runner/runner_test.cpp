@@ -105,7 +105,7 @@ TEST(Runner, StopFlagInterruptsTheRunningTrialAndTheNextRunFinishesIt) {
   int started = 0;
   auto o = quiet();
   o.stop = &stop;
-  o.on_trial_start = [&](const ps::PlannedTrial&) {
+  o.on_trial_start = [&](const ps::PlannedTrial&, std::int64_t) {
     if (++started == 2) stop = true;  // the second trial is stopped at its first batch
   };
   const auto r = pr::run_study(spec, store, o);

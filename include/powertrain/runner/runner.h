@@ -48,8 +48,9 @@ struct RunOptions {
   bool terminal = false;  ///< live progress line on `log`
   /// Run at most this many trials, then stop as if stopped (tests); < 0: all.
   int max_trials = -1;
-  /// Called before each trial starts (after it is claimed in the store).
-  std::function<void(const PlannedTrial&)> on_trial_start;
+  /// Called before each trial starts (after it is claimed in the store),
+  /// with the id of the run its claim began.
+  std::function<void(const PlannedTrial&, std::int64_t run_id)> on_trial_start;
   /// Energy sources to skip (energy::ProbeOptions::disabled), e.g. {"nvml"}.
   std::vector<std::string> disabled_sources;
   /// Only these trials (canonical keys) run; the rest of the plan is stored

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    const auto spec = pt::study::load_spec(spec_path, pt::store::StudyKind::search);
+    const auto spec = pt::study::load_spec(spec_path, "search");
     auto store = pt::store::Store::open(db);
     const auto g = load_grid(store, grid_name, spec.search);
     fmt::print("grid '{}': {} setups, {:.0f} J in all; best energy to the target {:.1f} J ({})\n\n", grid_name,

@@ -279,6 +279,21 @@ std::unique_ptr<UsageSource> RunCgroup::usage() const {
 std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const fs::path& proc_root,
                                        const fs::path& sysfs_root) {
   if (auto s = slurm_cgroup(proc_root, sysfs_root)) return s;
+  // A meter of a Slurm trial over several nodes where Slurm keeps no cgroups
+  // (proctrack/linuxproc): the program's tasks on this node are the job's
+  // processes that srun started beside the meter, found by their SLURM_JOB_ID
+  // and this node's SLURMD_NODENAME (several slurmd may share a host).
+  const char* whole_job = std::getenv("POWERTRAIN_SLURM_CGROUP");
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (whole_job && std::string_view(whole_job) == "job" && job && *job) {
+    std::vector<std::string> entries{std::string("SLURM_JOB_ID=") + job};
+    if (const char* node = std::getenv("SLURMD_NODENAME"); node && *node)
+      entries.push_back(std::string("SLURMD_NODENAME=") + node);
+    return environment_usage(proc_root, pid, std::move(entries),
+                             fmt::format("the processes of Slurm job {} on this node (by SLURM_JOB_ID; no Slurm "
+                                         "cgroup)",
+                                         job));
+  }
   if (scope != nullptr) {
     auto u = std::make_unique<CgroupRunUsage>(scope->dir(), scope->version(),
                                               "powertrain's own cgroup " + scope->dir().filename().string(), fs::path{},

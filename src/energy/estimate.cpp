@@ -182,7 +182,11 @@ std::unique_ptr<UsageSource> confining_cgroup(const std::filesystem::path& proc_
 // smaps_rollup cannot be read.
 class ProcessUsage final : public UsageSource {
  public:
-  ProcessUsage(std::filesystem::path proc, int pid) : proc_(std::move(proc)), root_(pid) {
+  // `with_environment` ("KEY=VALUE" entries, may be empty): processes whose
+  // environment holds them all are roots too, each with its descendants.
+  ProcessUsage(std::filesystem::path proc, int pid, std::vector<std::string> with_environment = {},
+               std::string label = {})
+      : proc_(std::move(proc)), root_(pid), environment_(std::move(with_environment)), label_(std::move(label)) {
     cpus_ = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
     ticks_per_s_ = static_cast<double>(sysconf(_SC_CLK_TCK));
     page_bytes_ = static_cast<double>(sysconf(_SC_PAGESIZE));
@@ -200,6 +204,7 @@ class ProcessUsage final : public UsageSource {
     scan(true);
     return memory_bytes_;
   }
+  std::string covers() const override { return label_; }
   std::vector<int> pids() override {
     std::vector<int> out;
     out.reserve(members_.size());
@@ -258,6 +263,36 @@ class ProcessUsage final : public UsageSource {
     return std::nullopt;
   }
 
+  // Whether /proc/PID/environ holds every entry of `environment_` (unreadable: no).
+  bool has_environment(int pid) const {
+    std::ifstream in(proc_ / std::to_string(pid) / "environ", std::ios::binary);
+    std::size_t found = 0;
+    for (std::string entry; std::getline(in, entry, '\0');)
+      found += std::count(environment_.begin(), environment_.end(), entry) > 0 ? 1 : 0;
+    return found == environment_.size();
+  }
+
+  // The roots of this scan: the process, and those whose environment holds
+  // `environment_`. Each process's environment is read once (it is fixed at
+  // exec); a pid that left /proc is forgotten, so a reused one is read again.
+  std::vector<int> roots() {
+    std::vector<int> out{root_};
+    if (environment_.empty()) return out;
+    std::unordered_map<int, bool> seen;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(proc_, ec)) {
+      const auto name = entry.path().filename().string();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+      const int pid = std::stoi(name);
+      const auto known = environment_checked_.find(pid);
+      const bool match = known != environment_checked_.end() ? known->second : has_environment(pid);
+      seen[pid] = match;
+      if (match && pid != root_) out.push_back(pid);
+    }
+    environment_checked_ = std::move(seen);
+    return out;
+  }
+
   // The children of `pid` from /proc/PID/task/*/children (one file per
   // thread); false when the kernel does not offer those files.
   bool list_children(int pid, std::vector<int>& out) const {
@@ -290,8 +325,9 @@ class ProcessUsage final : public UsageSource {
     // Fast: walk down from the root through the children files (a few reads
     // for a few processes). Else, or when a file is missing: every process in /proc.
     bool walked = use_children_files_;
+    const std::vector<int> start = roots();
     if (walked) {
-      std::vector<int> stack{root_};
+      std::vector<int> stack = start;
       while (!stack.empty() && walked) {
         const int pid = stack.back();
         stack.pop_back();
@@ -331,7 +367,7 @@ class ProcessUsage final : public UsageSource {
     }
     std::unordered_map<int, Member> members;
     double ticks = 0, memory_bytes = 0;
-    std::vector<int> stack{root_};
+    std::vector<int> stack = start;
     while (!stack.empty()) {
       const int pid = stack.back();
       stack.pop_back();
@@ -358,6 +394,9 @@ class ProcessUsage final : public UsageSource {
 
   std::filesystem::path proc_;
   int root_;
+  std::vector<std::string> environment_;  // "KEY=VALUE": their holders are roots too (empty: none)
+  std::string label_;        // covers()
+  std::unordered_map<int, bool> environment_checked_;  // pid -> holds environment_
   long cpus_ = 1;
   double ticks_per_s_ = 100, page_bytes_ = 4096;
   double scanned_at_ = -1, busy_s_ = 0, last_busy_s_ = 0, memory_bytes_ = 0;
@@ -464,6 +503,12 @@ std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root
 
 std::unique_ptr<UsageSource> process_usage(const std::filesystem::path& proc_root, int pid) {
   return std::make_unique<ProcessUsage>(proc_root, pid);
+}
+
+std::unique_ptr<UsageSource> environment_usage(const std::filesystem::path& proc_root, int pid,
+                                               std::vector<std::string> entries, std::string label) {
+  if (entries.empty()) throw ConfigError("environment_usage needs at least one KEY=VALUE entry");
+  return std::make_unique<ProcessUsage>(proc_root, pid, std::move(entries), std::move(label));
 }
 
 std::unique_ptr<Meter> make_estimate_meter(const EstimateModel& model, std::unique_ptr<UsageSource> usage,

@@ -285,6 +285,55 @@ TEST(RunCgroups, TheWholeSlurmJobWhenAsked) {
   EXPECT_DOUBLE_EQ(step->cpu_busy_seconds(), 1.0);  // without it: the meter's own step
 }
 
+// /proc/PID/stat with the fields ProcessUsage reads: ppid, utime + stime, rss.
+std::string proc_stat(int pid, int ppid, int ticks, int rss) {
+  std::string s = std::to_string(pid) + " (rank) S " + std::to_string(ppid);
+  for (int f = 5; f <= 13; ++f) s += " 0";
+  s += " " + std::to_string(ticks) + " 0 0 0";
+  for (int f = 18; f <= 23; ++f) s += " 0";
+  return s + " " + std::to_string(rss) + " 0 0\n";
+}
+
+// A Slurm without cgroups (proctrack/linuxproc): a node's meter is charged with
+// the job's processes there, which srun started under slurmstepd, outside the
+// meter's tree: found by SLURM_JOB_ID and the node's SLURMD_NODENAME, each with
+// its children; another job's processes and those of another slurmd on the same
+// host stay out, and a task that ends keeps the time it used.
+TEST(RunCgroups, WithoutSlurmCgroupsAJobsProcessesAreFoundByItsJobId) {
+  TempDir d;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  write_file(d / "proc/self/cgroup", "0::/user.slice\n");
+  write_file(d / "proc/10/stat", proc_stat(10, 1, 5, 1));  // the meter
+  const std::string node1("SLURMD_NODENAME=node1\0", 22);
+  write_file(d / "proc/10/environ", std::string("SLURM_JOB_ID=41\0PATH=/bin\0", 26) + node1);
+  write_file(d / "proc/20/stat", proc_stat(20, 2, 300, 1));  // a rank, slurmstepd's child
+  write_file(d / "proc/20/environ", node1 + std::string("HOME=/h\0SLURM_JOB_ID=41\0", 24));
+  write_file(d / "proc/21/stat", proc_stat(21, 20, 100, 1));  // its data loader
+  write_file(d / "proc/30/stat", proc_stat(30, 2, 9000, 1));  // another job's rank
+  write_file(d / "proc/30/environ", std::string("SLURM_JOB_ID=411\0", 17));
+  write_file(d / "proc/40/stat", proc_stat(40, 1, 7000, 1));  // no environment to read
+  write_file(d / "proc/50/stat", proc_stat(50, 2, 8000, 1));  // the job's rank on another slurmd here
+  write_file(d / "proc/50/environ", std::string("SLURM_JOB_ID=41\0SLURMD_NODENAME=node0\0", 38));
+  powertrain::testing::ScopedEnv scope("POWERTRAIN_SLURM_CGROUP", "job");
+  powertrain::testing::ScopedEnv job("SLURM_JOB_ID", "41");
+  powertrain::testing::ScopedEnv node("SLURMD_NODENAME", "node1");
+  auto u = run_usage(10, nullptr, d / "proc", d / "sys");
+  ASSERT_NE(u, nullptr);
+  EXPECT_THAT(u->covers(), HasSubstr("Slurm job 41 on this node"));
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 405 / hz);
+  auto pids = u->pids();
+  std::sort(pids.begin(), pids.end());
+  EXPECT_EQ(pids, (std::vector<int>{10, 20, 21}));
+  // The rank and its loader end; slurmstepd reaps them: their time stays counted.
+  std::filesystem::remove_all(d / "proc/20");
+  std::filesystem::remove_all(d / "proc/21");
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_DOUBLE_EQ(u->cpu_busy_seconds(), 405 / hz);
+  // Without the trial-over-nodes setting the meter's own tree is its scope.
+  powertrain::testing::ScopedEnv off("POWERTRAIN_SLURM_CGROUP", nullptr);
+  EXPECT_DOUBLE_EQ(run_usage(10, nullptr, d / "proc", d / "sys")->cpu_busy_seconds(), 5 / hz);
+}
+
 TEST(RunCgroups, ASlurmJobUnderCgroupV1) {
   TempDir d;
   write_file(d / "proc/self/cgroup",

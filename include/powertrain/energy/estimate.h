@@ -59,6 +59,15 @@ std::unique_ptr<UsageSource> system_usage(const std::filesystem::path& proc_root
 /// descendants, read from `proc_root`.
 std::unique_ptr<UsageSource> process_usage(const std::filesystem::path& proc_root, int pid);
 
+/// process_usage() of `pid` and of every process whose environment holds all
+/// of `entries` ("KEY=VALUE", read from /proc/PID/environ: this user's
+/// processes), each with its descendants; covers() says `label`. A Slurm job's
+/// processes on a node whose Slurm keeps no cgroups: srun starts a step's tasks
+/// under slurmstepd, outside the meter's process tree, with the job's
+/// SLURM_JOB_ID and the node's SLURMD_NODENAME.
+std::unique_ptr<UsageSource> environment_usage(const std::filesystem::path& proc_root, int pid,
+                                               std::vector<std::string> entries, std::string label);
+
 /// Meter with an estimated cpu channel and/or an estimated dram channel.
 std::unique_ptr<Meter> make_estimate_meter(const EstimateModel& model,
                                            std::unique_ptr<UsageSource> usage, bool cpu,

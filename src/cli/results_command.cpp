@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "powertrain/table/print.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -40,9 +41,9 @@ void print_heading(std::FILE* out, const store::Study& study, const std::string&
 
 // The per-trial table only when asked for; its notes (busy machines, quiet
 // waits) always, since they qualify every number above them.
-void print_study_table(std::FILE* out, const study::ResultTable& t, bool with_trials) {
+void print_study_table(std::FILE* out, const table::Table& t, bool with_trials) {
   if ((t.name != "trials" && t.name != study::kNodeTableName) || with_trials) {
-    study::print_table(out, t);
+    table::print_console(out, t);
     return;
   }
   if (!t.notes.empty()) fmt::print(out, "\n");
@@ -99,7 +100,7 @@ int run_results(const ResultsArgs& a) {
     print_heading(stdout, s, methods);
     for (const auto& t : tables) print_study_table(stdout, t, a.trials);
     // The name as a file name: no '/', no "..": nothing lands outside DIR.
-    if (!a.csv_dir.empty()) study::write_csv_files(a.csv_dir, io::safe_file_name(s.name) + "_", tables, a.force);
+    if (!a.csv_dir.empty()) table::write_csv_files(a.csv_dir, io::safe_file_name(s.name) + "_", tables, a.force);
     nlohmann::json js = {{"name", s.name},
                          {"kind", s.kind},
                          {"created_at", s.created_at},
@@ -107,7 +108,7 @@ int run_results(const ResultsArgs& a) {
                          {"energy_method", methods},
                          {"spec", s.spec},
                          {"tables", nlohmann::json::object()}};
-    for (const auto& t : tables) js["tables"][t.name] = study::to_json(t);
+    for (const auto& t : tables) js["tables"][t.name] = table::to_json(t);
     doc["studies"].push_back(std::move(js));
   }
   // Text in the store may predate its UTF-8 checks: what is not valid is replaced, never fatal.

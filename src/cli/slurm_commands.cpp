@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "slurm_search.h"
+#include "powertrain/table/print.h"
 #include "powertrain/error.h"
 #include "powertrain/io/output.h"
 #include "powertrain/io/text.h"
@@ -125,20 +126,20 @@ void print_search_rungs(const store::Store& store, const store::Study& s, const 
   }
   spec.name = s.name;
   const auto observed = observe_with_slurm(store, s.id, spec, live, {});
-  study::ResultTable t;
+  table::Table t;
   t.name = "rungs";
   t.title = fmt::format("Search '{}': rungs", io::printable(s.name));
   t.columns = {{"rung", "rung", 0},         {"end_epoch", "to epoch", 0}, {"setups", "setups", 0},
                {"finished", "finished", 0}, {"running", "running", 0},    {"waiting", "waiting", 0},
                {"promoted", "promoted", 0}};
-  auto integer = [](std::int64_t v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
+  auto integer = [](std::int64_t v) { return table::Cell{store::Value(v), store::Value(std::monostate{})}; };
   for (const auto& r : search::rung_summary(spec.search, observed))
     t.rows.push_back({integer(r.rung + 1), integer(r.end_epoch), integer(r.setups), integer(r.finished),
                       integer(r.running), integer(r.waiting), integer(r.promoted)});
   const auto sampled = study::search_setups(spec);
   t.notes.push_back(fmt::format("{} setups sampled; running: queued or running in Slurm, or running here", sampled.size()));
-  study::print_table(stdout, t);
-  if (json) (*json)["rungs"] = study::to_json(t);
+  table::print_console(stdout, t);
+  if (json) (*json)["rungs"] = table::to_json(t);
 }
 
 void collect_before_reading(const std::string& db, bool quiet) {
@@ -181,15 +182,15 @@ int run_status(const StatusArgs& a) {
     for (const auto& i : store.imports_of(s.id))
       if (i.outcome == store::ImportOutcome::imported) node_of[i.trial_id] = i.node;
 
-    study::ResultTable t;
+    table::Table t;
     t.name = "status";
     t.title = fmt::format("Study '{}' ({}): trials", io::printable(s.name), s.kind);
     t.columns = {{"trial", "trial", 0},   {"phase", "phase", 0},      {"batch_size", "batch", 0},
                  {"learning_rate", "lr", 0}, {"seed", "seed", 0},   {"status", "status", 0},
                  {"slurm_job", "job", 0},   {"slurm_state", "slurm", 0}, {"node", "node", 0}};
     std::map<std::string, int> by_state;
-    auto text = [](const std::string& v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
-    auto integer = [](std::int64_t v) { return study::Cell{store::Value(v), store::Value(std::monostate{})}; };
+    auto text = [](const std::string& v) { return table::Cell{store::Value(v), store::Value(std::monostate{})}; };
+    auto integer = [](std::int64_t v) { return table::Cell{store::Value(v), store::Value(std::monostate{})}; };
     for (const auto& tr : store.trials_of(s.id)) {
       std::string job, state, node;
       const bool held = live && live->by_trial.count(tr.id) > 0;
@@ -208,7 +209,7 @@ int run_status(const StatusArgs& a) {
         bucket = live->by_trial.at(tr.id).state == "PENDING" ? "queued in Slurm" : "running in Slurm";
       ++by_state[bucket];
       t.rows.push_back({integer(tr.id), text(tr.phase), integer(tr.config.batch_size),
-                        study::Cell{study::real(tr.config.learning_rate), store::Value(std::monostate{})},
+                        table::Cell{table::real(tr.config.learning_rate), store::Value(std::monostate{})},
                         integer(static_cast<std::int64_t>(tr.config.seed)), text(status), text(job), text(state),
                         text(node)});
     }
@@ -216,8 +217,8 @@ int run_status(const StatusArgs& a) {
     for (const auto& [k, n] : by_state) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, k);
     t.notes.push_back(counts);
     if (!live_note.empty()) t.notes.push_back(live_note);
-    study::print_table(stdout, t);
-    auto js = study::to_json(t);
+    table::print_console(stdout, t);
+    auto js = table::to_json(t);
     js["study"] = s.name;
     print_search_rungs(store, s, live ? &*live : nullptr, &js);
     doc["studies"].push_back(std::move(js));

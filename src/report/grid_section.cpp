@@ -213,7 +213,7 @@ Block grid_pareto(const GridView& v) {
 }
 
 // The setups ranked by energy to convergence, then those without a rank.
-HtmlTable grid_ranking(const GridView& v) {
+table::Table grid_ranking(const GridView& v) {
   const auto& g = v.g;
   const auto& s = v.s;
   const auto& outcomes = v.outcomes;
@@ -221,12 +221,12 @@ HtmlTable grid_ranking(const GridView& v) {
   const auto& epoch_unit = v.epoch_unit;
   const auto& prefix = v.prefix;
   const auto& ctx = v.ctx;
-  HtmlTable t;
+  table::Table t;
   t.name = prefix + "-configurations";
-  t.caption = "Setups ranked by energy to convergence (mean ± sample sd over seeds)";
-  t.header = {"rank", "batch size", "learning rate", "results / trials", fmt::format("energy / epoch ({})", epoch_unit.name),
+  t.title = "Setups ranked by energy to convergence (mean ± sample sd over seeds)";
+  t.columns = table::headed({"rank", "batch size", "learning rate", "results / trials", fmt::format("energy / epoch ({})", epoch_unit.name),
               "epochs", fmt::format("energy to convergence ({})", unit.name), "time (s)", "final metric", "CO2e (g)",
-              "notes", "method"};
+              "notes", "method"});
   std::set<std::size_t> front(g.pareto.begin(), g.pareto.end());
   std::vector<std::size_t> order = g.ranking;
   order.insert(order.end(), g.unranked.begin(), g.unranked.end());
@@ -263,15 +263,15 @@ HtmlTable grid_ranking(const GridView& v) {
 }
 
 // How each factor moves energy per epoch and epochs.
-HtmlTable grid_factor_effects(const GridView& v) {
+table::Table grid_factor_effects(const GridView& v) {
   const auto& g = v.g;
   const auto& unit = v.unit;
   const auto& epoch_unit = v.epoch_unit;
-  HtmlTable t;
+  table::Table t;
   t.name = v.prefix + "-factor-effects";
-  t.caption = "Effect of each factor: means over the setups at each level";
-  t.header = {"factor", "level", "setups", fmt::format("energy per epoch ({})", epoch_unit.name), "epochs to convergence",
-              fmt::format("energy to convergence ({})", unit.name)};
+  t.title = "Effect of each factor: means over the setups at each level";
+  t.columns = table::headed({"factor", "level", "setups", fmt::format("energy per epoch ({})", epoch_unit.name), "epochs to convergence",
+              fmt::format("energy to convergence ({})", unit.name)});
   for (const auto* fe : {&g.batch_size, &g.learning_rate}) {
     const bool bs = fe->factor == "batch_size";
     for (const auto& l : fe->levels) {

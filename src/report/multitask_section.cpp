@@ -99,11 +99,11 @@ BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx) {
     sec.blocks.push_back(Block::of(bar_figure(in)));
   }
   {
-    HtmlTable t;
+    table::Table t;
     t.name = prefix + "-tasks";
-    t.caption = "Each task: its own model against its head on the shared model (mean ± sample sd over seeds)";
-    t.header = {"task", "results", fmt::format("energy ({})", unit.name), "epochs", "time (s)", "metric (single)",
-                "metric (multitask)", "metric change", "CO2e (g)"};
+    t.title = "Each task: its own model against its head on the shared model (mean ± sample sd over seeds)";
+    t.columns = table::headed({"task", "results", fmt::format("energy ({})", unit.name), "epochs", "time (s)", "metric (single)",
+                "metric (multitask)", "metric change", "CO2e (g)"});
     for (const auto& tc : m.tasks) {
       t.rows.push_back({tc.task, Cell::number(std::to_string(tc.single.results)),
                         Cell::number(stat_text(tc.single.energy_j, unit.joules)), Cell::number(stat_text(tc.single.epochs)),
@@ -114,10 +114,10 @@ BuiltSection multitask_section(const StudyData& s, const SectionContext& ctx) {
     sec.blocks.push_back(Block::of(std::move(t)));
   }
   {
-    HtmlTable t;
+    table::Table t;
     t.name = prefix + "-comparison";
-    t.caption = "Totals: the single-task models together against the shared model";
-    t.header = {"approach", fmt::format("energy ({})", unit.name), "epochs", "time (s)", "mean metric", "CO2e (g)", "saving"};
+    t.title = "Totals: the single-task models together against the shared model";
+    t.columns = table::headed({"approach", fmt::format("energy ({})", unit.name), "epochs", "time (s)", "mean metric", "CO2e (g)", "saving"});
     const bool multi_wins = std::isfinite(m.saving_pct) && m.saving_pct > 0;
     const bool single_wins = std::isfinite(m.saving_pct) && m.saving_pct < 0;
     t.rows.push_back({Cell(fmt::format("{} single-task models", n)),

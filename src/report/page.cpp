@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "powertrain/table/print.h"
+
 namespace powertrain::report {
 
 namespace {
@@ -99,7 +101,7 @@ Block Block::markup(std::string html) {
   return b;
 }
 
-Block Block::of(HtmlTable t) {
+Block Block::of(table::Table t) {
   Block b;
   b.kind = Kind::table;
   b.table = std::move(t);
@@ -156,7 +158,7 @@ std::string render_html(const Page& page, const std::map<std::string, DrawnFigur
     for (const auto& b : s.blocks) {
       switch (b.kind) {
         case Block::Kind::html: out += b.html + "\n"; break;
-        case Block::Kind::table: out += to_html(b.table); break;
+        case Block::Kind::table: out += table::to_html(b.table); break;
         case Block::Kind::figure: out += render_figure(b.figure, figures); break;
         case Block::Kind::details_begin: out += "<details><summary>" + b.html + "</summary>\n"; break;
         case Block::Kind::details_end: out += "</details>\n"; break;

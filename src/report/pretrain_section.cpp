@@ -59,13 +59,13 @@ Block pretrain_cumulative(const study::PretrainAnalysis& a, const std::string& p
 }
 
 // Break-even: reuses after which the pretraining is paid back.
-HtmlTable pretrain_break_even(const study::PretrainAnalysis& a, const std::string& prefix, const EnergyUnit& unit) {
-  HtmlTable t;
+table::Table pretrain_break_even(const study::PretrainAnalysis& a, const std::string& prefix, const EnergyUnit& unit) {
+  table::Table t;
   t.name = prefix + "-break-even";
-  t.caption = "Break-even: reuses after which the pretraining is paid back";
-  t.header = {"reuse", fmt::format("pretraining ({})", unit.name), fmt::format("per task from scratch ({})", unit.name),
+  t.title = "Break-even: reuses after which the pretraining is paid back";
+  t.columns = table::headed({"reuse", fmt::format("pretraining ({})", unit.name), fmt::format("per task from scratch ({})", unit.name),
               fmt::format("per task reused ({})", unit.name), fmt::format("saving per reuse ({})", unit.name),
-              "break-even reuses N*", "tasks needed"};
+              "break-even reuses N*", "tasks needed"});
   for (const auto* be : {&a.finetune, &a.frozen}) {
     t.rows.push_back({be->variant, Cell::number(format_number(be->pretrain_energy_j / unit.joules)),
                       Cell::number(format_number(be->scratch_energy_j / unit.joules)),
@@ -142,11 +142,11 @@ BuiltSection pretrain_section(const StudyData& s, const SectionContext& ctx) {
 
   // Per-step table.
   {
-    HtmlTable t;
+    table::Table t;
     t.name = prefix + "-steps";
-    t.caption = "Pretraining and each recycling step (mean ± sample sd over seeds)";
-    t.header = {"step", "task", "variant", "results", "diverged", "missing", fmt::format("energy ({})", unit.name), "epochs",
-                "time (s)", "metric", "saving vs scratch", "CO2e (g)"};
+    t.title = "Pretraining and each recycling step (mean ± sample sd over seeds)";
+    t.columns = table::headed({"step", "task", "variant", "results", "diverged", "missing", fmt::format("energy ({})", unit.name), "epochs",
+                "time (s)", "metric", "saving vs scratch", "CO2e (g)"});
     const auto row = [&](const std::string& step, const std::string& task, const study::VariantSummary& v, double saving) {
       t.rows.push_back({Cell::number(step), task.empty() ? "-" : task, v.variant, Cell::number(std::to_string(v.results)),
                         Cell::number(std::to_string(v.diverged)), Cell::number(std::to_string(v.missing)),

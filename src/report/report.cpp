@@ -15,6 +15,7 @@
 #include "powertrain/report/output.h"
 #include "powertrain/report/sections.h"
 #include "powertrain/store/store.h"
+#include "powertrain/table/print.h"
 
 namespace powertrain::report {
 namespace fs = std::filesystem;
@@ -99,16 +100,16 @@ Section overview_section(const ReportData& data, const SectionContext& ctx) {
   Section sec;
   sec.id = "overview";
   sec.title = "Overview";
-  HtmlTable t;
+  table::Table t;
   t.name = "studies";
-  t.caption = "Studies in this report (energy of each trial's latest run, finished or not)";
+  t.title = "Studies in this report (energy of each trial's latest run, finished or not)";
   // Whole kWh read well for real studies; the small ones get Wh.
   double largest = 0.0;
   for (const auto& s : data.studies) largest = std::max(largest, total_energy(runs_of(s)));
   for (const auto& r : data.other_runs) largest = std::max(largest, r.run.summary.energy_j);
   const bool kwh = largest >= 3.6e6;
-  t.header = {"study", "kind", "trials", "with a result", "runs", "energy (J)", kwh ? "energy (kWh)" : "energy (Wh)",
-              "CO2e (g)", "method", "created"};
+  t.columns = table::headed({"study", "kind", "trials", "with a result", "runs", "energy (J)", kwh ? "energy (kWh)" : "energy (Wh)",
+              "CO2e (g)", "method", "created"});
   const auto row = [&](const std::string& name, const std::string& kind, const std::string& trials, const std::string& done,
                        const std::vector<const RunData*>& runs, const std::string& created) {
     const double e = total_energy(runs);
@@ -117,11 +118,11 @@ Section overview_section(const ReportData& data, const SectionContext& ctx) {
       if (!r->run.summary.method.empty() && std::find(ms.begin(), ms.end(), r->run.summary.method) == ms.end())
         ms.push_back(r->run.summary.method);
     Cell method(ms.empty() ? "-" : join(ms, " / "));
-    if (method.text.find("estimated") != std::string::npos) method.css_class = "estimate";
+    if (method.shown->find("estimated") != std::string::npos) method.mark = "estimate";
     t.rows.push_back({name, kind, Cell::number(trials), Cell::number(done), Cell::number(std::to_string(runs.size())),
                       Cell::number(format_number(e)), Cell::number(format_number(e / (kwh ? 3.6e6 : 3600.0))),
                       Cell::number(format_number(energy::carbon_of(e, ctx.carbon).emissions_kg * 1000.0, 3)), method,
-                      Cell(created).with_class("nowrap")});
+                      Cell(created).with_mark("nowrap")});
   };
   for (const auto& s : data.studies) {
     int done = 0;
@@ -165,9 +166,9 @@ Section environment_section(const ReportData& data) {
   sec.blocks.push_back(Block::markup(
       "<p>Where the runs ran, as each run recorded it when it started. Energy figures from different machines are not "
       "comparable.</p>"));
-  HtmlTable t;
+  table::Table t;
   t.name = "environment";
-  t.header = {"runs", "host", "OS", "CPU", "logical CPUs", "GPU", "torch", "commit", "threads", "sampling"};
+  t.columns = table::headed({"runs", "host", "OS", "CPU", "logical CPUs", "GPU", "torch", "commit", "threads", "sampling"});
   for (const auto& x : envs) {
     const auto& e = x.e;
     const std::string who = !x.runs.empty() ? id_ranges(x.runs) : "study " + join(x.studies);
@@ -207,10 +208,10 @@ void attribution_blocks(Section& sec, const std::vector<const RunData*>& runs) {
       "slices for a MIG instance); GPUs used only by others are left out. What the meters read, the "
       "<strong>machine's</strong> figure, is kept beside it. The split is an attribution, not a separate "
       "measurement.</p>"));
-  HtmlTable t;
+  table::Table t;
   t.name = "attribution";
-  t.caption = "The runs' own energy beside the machine's";
-  t.header = {"runs", "own J", "machine J", "own / machine", "how the run was told apart"};
+  t.title = "The runs' own energy beside the machine's";
+  t.columns = table::headed({"runs", "own J", "machine J", "own / machine", "how the run was told apart"});
   for (const auto& [how, g] : groups)
     t.rows.push_back({id_ranges(g.ids), Cell::number(format_number(g.own_j)), Cell::number(format_number(g.machine_j)),
                       Cell::number(g.machine_j > 0 ? fmt::format("{:.0f}%", 100.0 * g.own_j / g.machine_j) : "-"),
@@ -230,10 +231,10 @@ Section method_section(const ReportData& data, const SectionContext& ctx) {
       "of power from utilization; nothing was measured). A run's energy is the sum of its channels that count in "
       "totals; parts that overlap another channel (RAPL core and uncore inside a package, psys, single board rails) "
       "are shown but not added.</p>"));
-  HtmlTable t;
+  table::Table t;
   t.name = "method";
-  t.caption = "How each component's energy was obtained";
-  t.header = {"component", "method", "how", "devices", "channels", "in totals", "runs", "sampling"};
+  t.title = "How each component's energy was obtained";
+  t.columns = table::headed({"component", "method", "how", "devices", "channels", "in totals", "runs", "sampling"});
   const std::string sampling = sampling_of(runs);
   for (const auto& c : comps) {
     std::vector<const RunData*> mine;
@@ -241,7 +242,7 @@ Section method_section(const ReportData& data, const SectionContext& ctx) {
       if (std::binary_search(c.runs.begin(), c.runs.end(), r->run.id)) mine.push_back(r);
     const std::string m(energy::to_string(c.method));
     Cell method(m);
-    if (c.method == energy::Method::estimated) method.css_class = "estimate";
+    if (c.method == energy::Method::estimated) method.mark = "estimate";
     t.rows.push_back({std::string(energy::to_string(c.component)), method, method_description({m}), join(c.devices),
                       join(c.channels), c.in_total ? "yes" : "no", id_ranges(c.runs), sampling_of(mine)});
   }
@@ -281,10 +282,10 @@ Section method_section(const ReportData& data, const SectionContext& ctx) {
                               default_intensity ? ", the default world average" : "")) +
       ", computed with powertrain's energy layer (<code>powertrain/energy/carbon.h</code>). Change them with "
       "<code>--pue</code>, <code>--region</code> or <code>--carbon-intensity</code>.</p>"));
-  HtmlTable ct;
+  table::Table ct;
   ct.name = "carbon";
-  ct.caption = "Carbon of every run in this report";
-  ct.header = {"energy (kWh)", "PUE", "intensity (gCO2e/kWh)", "intensity source", "emissions (kg CO2e)"};
+  ct.title = "Carbon of every run in this report";
+  ct.columns = table::headed({"energy (kWh)", "PUE", "intensity (gCO2e/kWh)", "intensity source", "emissions (kg CO2e)"});
   ct.rows.push_back({Cell::number(format_number(total.energy_kwh)), Cell::number(format_number(total.pue)),
                      Cell::number(format_number(total.intensity_g_per_kwh)), total.intensity_source,
                      Cell::number(format_number(total.emissions_kg))});
@@ -403,7 +404,7 @@ ReportResult write_report(const ReportOptions& options) {
   const fs::path figures_dir = staged.path() / "figures";
   const fs::path tables_dir = staged.path() / "tables";
   fs::create_directories(tables_dir);
-  for (const auto& t : built.tables) write_file(tables_dir / (t.name + ".csv"), to_csv(t));
+  for (const auto& t : built.tables) write_file(tables_dir / (t.name + ".csv"), table::to_shown_csv(t));
 
   std::map<std::string, DrawnFigure> drawn;
   if (!gp.path) {

@@ -42,7 +42,7 @@ bool estimated_method(const std::string& m) { return m.find("estimated") != std:
 
 Cell method_cell(const std::string& method) {
   Cell c(method.empty() ? "-" : method);
-  if (estimated_method(method)) c.css_class = "estimate";
+  if (estimated_method(method)) c.mark = "estimate";
   return c;
 }
 
@@ -156,12 +156,12 @@ std::string others_cpu_text(const study::TrialOutcome& o) {
 }
 
 // Every trial of a study, one row each (collapsed in the page, CSV in full).
-HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
-  HtmlTable t;
+table::Table trials_table(const StudyData& s, const std::vector<study::TrialOutcome>& outcomes) {
+  table::Table t;
   t.name = study_prefix(s) + "-trials";
-  t.caption = "Every trial (latest attempt)";
-  t.header = {"trial", "phase", "step", "task", "batch size", "learning rate", "seed", "status", "epochs",
-              "energy (J)", "time (s)", "metric", "method", "others' CPU", "message"};
+  t.title = "Every trial (latest attempt)";
+  t.columns = table::headed({"trial", "phase", "step", "task", "batch size", "learning rate", "seed", "status", "epochs",
+              "energy (J)", "time (s)", "metric", "method", "others' CPU", "message"});
   for (std::size_t i = 0; i < s.trials.size() && i < outcomes.size(); ++i) {
     const auto& tr = s.trials[i];
     const auto& o = outcomes[i];
@@ -178,21 +178,11 @@ HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome
   return t;
 }
 
-// A study table as it appears in the page (its CSV beside it under `name`).
-HtmlTable html_of(const study::ResultTable& r, const std::string& name) {
-  HtmlTable t;
+// A study table as it appears in the page: the same table (its cells shown as
+// on the console), its CSV beside the page under `name`.
+table::Table html_of(const table::Table& r, const std::string& name) {
+  table::Table t = r;
   t.name = name;
-  t.caption = r.title;
-  for (const auto& col : r.columns) t.header.push_back(col.header);
-  for (const auto& row : r.rows) {
-    std::vector<Cell> cells;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      Cell cell(study::cell_text(row[i], r.columns[i]));
-      cell.numeric = std::holds_alternative<double>(row[i].value) || std::holds_alternative<std::int64_t>(row[i].value);
-      cells.push_back(std::move(cell));
-    }
-    t.rows.push_back(std::move(cells));
-  }
   return t;
 }
 

@@ -38,9 +38,9 @@ void add_timelines(BuiltSection& out, const std::vector<const RunData*>& runs, c
                    const std::string& highlight_why, const std::string& prefix, const SectionContext& ctx);
 /// Others' share of the CPU time while a trial ran: "62% (busy)" when material.
 std::string others_cpu_text(const study::TrialOutcome& o);
-HtmlTable trials_table(const StudyData& s, const std::vector<study::TrialOutcome>& outcomes);
+table::Table trials_table(const StudyData& s, const std::vector<study::TrialOutcome>& outcomes);
 /// A study table as it appears in the page (its CSV beside it under `name`).
-HtmlTable html_of(const study::ResultTable& r, const std::string& name);
+table::Table html_of(const table::Table& r, const std::string& name);
 /// The outcomes of a study's trials with their runs' epochs.
 std::vector<study::TrialOutcome> outcomes_with_epochs(const StudyData& s);
 /// The "every trial" block of a section, after a note when some trials ran on a busy machine.

@@ -20,13 +20,13 @@ using namespace detail;
 
 namespace {
 
-HtmlTable runs_table(const std::string& name, const std::string& caption, const std::vector<const RunData*>& runs,
+table::Table runs_table(const std::string& name, const std::string& caption, const std::vector<const RunData*>& runs,
                      const energy::CarbonOptions& carbon) {
-  HtmlTable t;
+  table::Table t;
   t.name = name;
-  t.caption = caption;
-  t.header = {"run", "dataset", "model", "batch size", "learning rate", "status", "epochs", "energy (J)", "time (s)",
-              "best val metric", "test metric", "CO2e (g)", "method", "started"};
+  t.title = caption;
+  t.columns = table::headed({"run", "dataset", "model", "batch size", "learning rate", "status", "epochs", "energy (J)", "time (s)",
+              "best val metric", "test metric", "CO2e (g)", "method", "started"});
   for (const auto* r : runs) {
     const auto& s = r->run.summary;
     t.rows.push_back({Cell::number(std::to_string(r->run.id)), r->run.config.dataset, r->run.config.model,
@@ -34,7 +34,7 @@ HtmlTable runs_table(const std::string& name, const std::string& caption, const 
                       std::string(run::to_string(s.status)), Cell::number(std::to_string(s.epochs)),
                       Cell::number(format_number(s.energy_j)), Cell::number(format_number(s.duration_s)),
                       Cell::number(format_number(s.best_val_metric)), Cell::number(format_number(s.test_metric)),
-                      Cell::number(grams_co2(s.energy_j, carbon)), method_cell(s.method), Cell(format_time(r->run.started_at)).with_class("nowrap")});
+                      Cell::number(grams_co2(s.energy_j, carbon)), method_cell(s.method), Cell(format_time(r->run.started_at)).with_mark("nowrap")});
   }
   return t;
 }
@@ -76,8 +76,8 @@ BuiltSection other_runs_section(const std::vector<RunData>& runs, const SectionC
   return out;
 }
 
-std::vector<HtmlTable> tables_of(const Section& s) {
-  std::vector<HtmlTable> out;
+std::vector<table::Table> tables_of(const Section& s) {
+  std::vector<table::Table> out;
   for (const auto& b : s.blocks)
     if (b.kind == Block::Kind::table) out.push_back(b.table);
   return out;

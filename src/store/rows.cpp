@@ -137,7 +137,7 @@ std::string first_word(std::string_view sql_text) {
 
 }  // namespace
 
-Table select(sql::Connection& conn, std::string_view sql_text, const std::vector<Value>& params) {
+table::Table select(sql::Connection& conn, std::string_view sql_text, const std::vector<Value>& params) {
   static constexpr std::string_view kPurpose = "query";
   sql::StmtHandle owner;
   auto q = conn.once(sql_text, kPurpose, owner);
@@ -157,11 +157,14 @@ Table select(sql::Connection& conn, std::string_view sql_text, const std::vector
       else q.bind(idx, v);
     }, params[i]);
   }
-  Table t;
+  table::Table t;
   int n = sqlite3_column_count(q.get());
-  for (int c = 0; c < n; ++c) t.columns.emplace_back(sqlite3_column_name(q.get(), c));
+  for (int c = 0; c < n; ++c) {
+    const std::string name = sqlite3_column_name(q.get(), c);
+    t.columns.push_back(table::Column{name, name, 0, false});
+  }
   while (q.step()) {
-    std::vector<Value> row;
+    std::vector<table::Cell> row;
     row.reserve(static_cast<std::size_t>(n));
     for (int c = 0; c < n; ++c) {
       switch (sqlite3_column_type(q.get(), c)) {

@@ -53,6 +53,6 @@ RunRecord read_run(const sql::Query& q, int c);
 
 /// Runs one read-only statement with `?` parameters (Store::query). Throws
 /// StoreError for a statement that would write, or the wrong number of parameters.
-Table select(sql::Connection& conn, std::string_view sql_text, const std::vector<Value>& params);
+table::Table select(sql::Connection& conn, std::string_view sql_text, const std::vector<Value>& params);
 
 }  // namespace powertrain::store::rows

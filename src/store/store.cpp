@@ -192,7 +192,7 @@ int Store::schema_version() const {
   return static_cast<int>(owned_->conn.scalar_int("PRAGMA user_version", "read schema version"));
 }
 
-Table Store::query(std::string_view sql_text, const std::vector<Value>& params) const {
+table::Table Store::query(std::string_view sql_text, const std::vector<Value>& params) const {
   return rows::select(owned_->conn, sql_text, params);
 }
 

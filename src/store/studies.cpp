@@ -175,7 +175,7 @@ double Studies::energy_of_study(std::int64_t study_id) const {
   return q.opt_real(0).value_or(0.0);
 }
 
-Table Studies::results_table(std::int64_t study_id) const {
+table::Table Studies::results_table(std::int64_t study_id) const {
   return rows::select(db().conn, "SELECT * FROM trial_results WHERE study_id = ? ORDER BY step, trial_id", {study_id});
 }
 

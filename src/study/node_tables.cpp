@@ -20,7 +20,7 @@ Cell number(double v) { return Cell{real(v), store::Value(std::monostate{})}; }
 
 }  // namespace
 
-std::optional<ResultTable> node_table(const std::vector<store::TrialResult>& results,
+std::optional<table::Table> node_table(const std::vector<store::TrialResult>& results,
                                       const std::function<run::MergedRun(std::int64_t run_id)>& merge_of) {
   std::vector<NodeRow> rows;
   int runs = 0;

@@ -159,7 +159,7 @@ StudyKindInfo search_kind() {
   k.plan = [](const StudySpec&) { return std::vector<PlannedTrial>{}; };
   k.fingerprint = search_fingerprint;
   k.tables_of = [](const store::Study& study, const std::vector<TrialOutcome>& trials) {
-    std::vector<ResultTable> out;
+    std::vector<table::Table> out;
     if (auto v = search_view(study, trials)) out = search_tables(*v);
     return out;
   };

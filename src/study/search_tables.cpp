@@ -82,8 +82,8 @@ std::string basis_text(const search::Standing& s) {
 
 }  // namespace
 
-std::vector<ResultTable> search_tables(const SearchView& v) {
-  std::vector<ResultTable> out;
+std::vector<table::Table> search_tables(const SearchView& v) {
+  std::vector<table::Table> out;
   const bool with_target = v.settings.rule.target_metric.has_value();
   std::vector<SetupRow> rows;
   for (std::size_t i = 0; i < v.decision.verdicts.size(); ++i) {

@@ -1,4 +1,4 @@
-// Result tables of the studies and their console, CSV and JSON forms.
+// Result tables of the studies (printed by table/print.h).
 #include "powertrain/study/tables.h"
 
 #include "powertrain/study/kind.h"
@@ -15,13 +15,9 @@
 #include "powertrain/io/output.h"
 #include "powertrain/predict/predict.h"
 #include "powertrain/predict/study.h"
+#include "powertrain/table/print.h"
 
 namespace powertrain::study {
-
-store::Value real(double v) {
-  if (!std::isfinite(v)) return std::monostate{};
-  return v;
-}
 
 Cell stat_cell(const Stat& s) {
   // One value has no spread: the sd cell stays empty (NULL) rather than 0.
@@ -40,51 +36,6 @@ Cell cell(Value v) { return {std::move(v), std::monostate{}}; }
 
 Column col(std::string name, std::string header, int digits = 3, bool sd = false) {
   return Column{std::move(name), std::move(header), digits, sd};
-}
-
-/// Console text of a number: `digits` significant digits without exponent for
-/// ordinary magnitudes.
-std::string format_real(double v, int digits) {
-  if (v == 0.0) return "0";
-  if (digits <= 0) return fmt::format("{}", v);  // shortest exact form: learning rates, levels
-  const double a = std::fabs(v);
-  if (a >= 1e-3 && a < 1e15) {
-    const int magnitude = static_cast<int>(std::floor(std::log10(a)));
-    const int decimals = std::max(0, digits - 1 - magnitude);
-    return fmt::format("{:.{}f}", v, decimals);
-  }
-  return fmt::format("{:.{}g}", v, digits);
-}
-
-std::string console_value(const Value& v, int digits) {
-  if (std::holds_alternative<std::monostate>(v)) return "-";
-  if (const auto* d = std::get_if<double>(&v)) return format_real(*d, digits);
-  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
-  return std::get<std::string>(v);
-}
-
-std::string console_cell(const Cell& c, const Column& col) {
-  std::string s = io::printable(console_value(c.value, col.digits));  // names come from users' specs
-  if (col.has_sd && !std::holds_alternative<std::monostate>(c.value) && !std::holds_alternative<std::monostate>(c.sd))
-    s += " ± " + console_value(c.sd, std::max(1, col.digits - 1));
-  return s;
-}
-
-nlohmann::json json_value(const Value& v) {
-  if (std::holds_alternative<std::monostate>(v)) return nullptr;
-  if (const auto* d = std::get_if<double>(&v)) return *d;
-  if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
-  return std::get<std::string>(v);
-}
-
-std::string csv_escape(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 std::string fmt_level(double v) { return fmt::format("{:g}", v); }
@@ -311,7 +262,7 @@ const std::vector<Field<MultitaskAnalysis>>& multitask_total_fields() {
 
 }  // namespace
 
-ResultTable trials_table(const std::vector<TrialOutcome>& trials) {
+table::Table trials_table(const std::vector<TrialOutcome>& trials) {
   auto t = make_table("trials", "Trials", trial_fields(), trials);
   if (auto n = interference_count(trials))
     t.notes.push_back(interference_note(n));
@@ -349,8 +300,8 @@ std::string interference_note(std::size_t n) {
       n == 1 ? "it" : "them");
 }
 
-std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
-  std::vector<ResultTable> out;
+std::vector<table::Table> grid_tables(const GridAnalysis& g) {
+  std::vector<table::Table> out;
   std::vector<RankedConfig> rows;
   const double best = g.best ? g.configs[*g.best].energy_j.mean : kNaN;
   auto row_of = [&](std::size_t i, int rank) {
@@ -381,7 +332,7 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
     for (const auto& l : f->levels) effects.push_back({f, &l});
   auto eff = make_table("grid_effects", "Effects: each level averaged over the other factor", effect_fields(), effects);
   // A ratio needs two levels with results; without them it is said, not printed as "nanx".
-  auto times = [](double r) { return std::isfinite(r) ? format_real(r, 3) + "x" : std::string("by an unknown factor"); };
+  auto times = [](double r) { return std::isfinite(r) ? table::real_text(r, 3) + "x" : std::string("by an unknown factor"); };
   eff.notes.push_back(fmt::format(
       "batch size moves energy per epoch {} and epochs {}; learning rate moves energy per epoch {} and epochs {} "
       "(max/min over levels{}).",
@@ -398,35 +349,35 @@ std::vector<ResultTable> grid_tables(const GridAnalysis& g) {
     const auto& r = g.configs[*g.recommended];
     const auto& w = g.configs[*g.costliest_qualifying];
     const std::string quality =
-        g.target_metric ? fmt::format("reached the target metric {} (in every seed)", format_real(*g.target_metric, 4))
-                        : fmt::format("came within {} of the top metric {}", format_real(g.metric_tolerance, 3),
-                                      format_real(g.top_metric, 4));
+        g.target_metric ? fmt::format("reached the target metric {} (in every seed)", table::real_text(*g.target_metric, 4))
+                        : fmt::format("came within {} of the top metric {}", table::real_text(g.metric_tolerance, 3),
+                                      table::real_text(g.top_metric, 4));
     summary.notes.push_back(fmt::format(
         "recommended: batch {}, lr {}: of the {} setup{} that {}, the cheapest by energy to {}: {} J at a metric of {}{}.",
         r.batch_size, fmt_level(r.learning_rate), g.qualifying.size(), g.qualifying.size() == 1 ? "" : "s", quality,
-        g.target_metric ? "the target" : "convergence", format_real(g.objective_j(*g.recommended), 3),
-        format_real(r.metric.mean, 4),
+        g.target_metric ? "the target" : "convergence", table::real_text(g.objective_j(*g.recommended), 3),
+        table::real_text(r.metric.mean, 4),
         g.qualifying.size() > 1
-            ? fmt::format(", {}% less than the costliest of them (batch {}, lr {})", format_real(g.saving_pct, 3),
+            ? fmt::format(", {}% less than the costliest of them (batch {}, lr {})", table::real_text(g.saving_pct, 3),
                           w.batch_size, fmt_level(w.learning_rate))
             : ""));
   } else if (g.target_metric && !g.ranking.empty()) {
     summary.notes.push_back(fmt::format(
         "no setup reached the target metric {} in every seed: nothing to recommend, and no saving to quote.",
-        format_real(*g.target_metric, 4)));
+        table::real_text(*g.target_metric, 4)));
   }
   if (g.best && g.recommended &&
       std::find(g.qualifying.begin(), g.qualifying.end(), *g.best) == g.qualifying.end()) {
     const auto& b = g.configs[*g.best];
     summary.notes.push_back(fmt::format(
         "the cheapest setup of any quality (batch {}, lr {}, {} J) stopped at a metric of {}: it is not compared.",
-        b.batch_size, fmt_level(b.learning_rate), format_real(b.energy_j.mean, 3), format_real(b.metric.mean, 4)));
+        b.batch_size, fmt_level(b.learning_rate), table::real_text(b.energy_j.mean, 3), table::real_text(b.metric.mean, 4)));
   }
   out.push_back(std::move(summary));
   return out;
 }
 
-std::vector<ResultTable> pretrain_tables(const PretrainAnalysis& a) {
+std::vector<table::Table> pretrain_tables(const PretrainAnalysis& a) {
   std::vector<StepRow> rows;
   rows.push_back({0, "pretraining", &a.pretrain, kNaN});
   for (const auto& s : a.steps) {
@@ -438,7 +389,7 @@ std::vector<ResultTable> pretrain_tables(const PretrainAnalysis& a) {
   std::vector<StepRow> kept;
   for (const auto& r : rows)
     if (r.v->results + r.v->missing > 0) kept.push_back(r);
-  std::vector<ResultTable> out;
+  std::vector<table::Table> out;
   auto steps = make_table("pretrain_steps", "Recycling steps: scratch vs pretrained encoder", step_fields(), kept);
   steps.notes.push_back("saving %: energy saved over training the same step from scratch (negative: costs more).");
   out.push_back(std::move(steps));
@@ -451,8 +402,8 @@ std::vector<ResultTable> pretrain_tables(const PretrainAnalysis& a) {
   return out;
 }
 
-std::vector<ResultTable> multitask_tables(const MultitaskAnalysis& a) {
-  std::vector<ResultTable> out;
+std::vector<table::Table> multitask_tables(const MultitaskAnalysis& a) {
+  std::vector<table::Table> out;
   auto tasks = make_table("multitask_tasks", "Tasks: one model each vs one shared model", task_fields(), a.tasks);
   tasks.notes.push_back("metric: test accuracy of each task (the shared model's per-task accuracy from its heads).");
   out.push_back(std::move(tasks));
@@ -463,12 +414,12 @@ std::vector<ResultTable> multitask_tables(const MultitaskAnalysis& a) {
   return out;
 }
 
-std::vector<ResultTable> study_tables(const store::Study& study, const std::vector<TrialOutcome>& trials) {
-  std::vector<ResultTable> out;
+std::vector<table::Table> study_tables(const store::Study& study, const std::vector<TrialOutcome>& trials) {
+  std::vector<table::Table> out;
   out.push_back(trials_table(trials));
   // A kind no longer registered (a database from another build) keeps the tables every study has.
   const auto* kind = find_study_kind(study.kind);
-  std::vector<ResultTable> more;
+  std::vector<table::Table> more;
   if (kind) more = kind->tables_of(study, trials);
   for (auto& t : more) out.push_back(std::move(t));
   // A search's segments are parts of runs: their forecasts are judged in the setups' table.
@@ -504,7 +455,7 @@ double median_of(std::vector<double> v) {
 }
 }  // namespace
 
-std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& trials) {
+std::optional<table::Table> prediction_table(const std::vector<TrialOutcome>& trials) {
   std::vector<PredictionRow> rows;
   std::vector<predict::BacktestRun> runs;
   for (const auto& t : trials) {
@@ -589,23 +540,23 @@ std::optional<ResultTable> prediction_table(const std::vector<TrialOutcome>& tri
       "knowing the study's other finished runs): median error {}% after 25% of the epochs, {}% after 50%; the 80% "
       "interval held the outcome in {}/{} and {}/{} runs. CarbonTracker's linear rule (mean epoch energy x max "
       "epochs): median error {}% and {}%.",
-      rows.size(), stored, recomputed, format_real(median_of(err25), 3), format_real(median_of(err50), 3), held25,
-      rows.size(), held50, rows.size(), format_real(median_of(lin25), 3), format_real(median_of(lin50), 3)));
+      rows.size(), stored, recomputed, table::real_text(median_of(err25), 3), table::real_text(median_of(err50), 3), held25,
+      rows.size(), held50, rows.size(), table::real_text(median_of(lin25), 3), table::real_text(median_of(lin50), 3)));
   const auto bt = predict::backtest(runs, std::nullopt, &cache);
   if (bt.calibrated)
     t.notes.push_back(fmt::format(
         "Backtest on the {} finished runs (each forecast after 25% and 50% of a run from the other runs): median error "
         "{}; a run of this study now gets the {} forecast, its 80% interval "
         "the median plus {}% to {}% of the energy it predicts is still to come (split conformal on these residuals).",
-        bt.runs, predict::describe_errors(bt), predict::to_string(bt.chosen), format_real(100 * bt.residual_low, 3),
-        format_real(100 * bt.residual_high, 3)));
+        bt.runs, predict::describe_errors(bt), predict::to_string(bt.chosen), table::real_text(100 * bt.residual_low, 3),
+        table::real_text(100 * bt.residual_high, 3)));
   t.notes.push_back(fmt::format(
       "Methods: {}; ', by backtest of N runs' marks the method the study's backtest chose (at least {} finished runs).",
       predict::method_glossary(), predict::kMinBacktestRuns));
   return t;
 }
 
-std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>& trials) {
+std::optional<table::Table> cluster_energy_table(const std::vector<TrialOutcome>& trials) {
   std::vector<TrialOutcome> rows;
   for (const auto& o : trials)
     if (o.cluster_energy_j) rows.push_back(o);
@@ -628,114 +579,6 @@ std::optional<ResultTable> cluster_energy_table(const std::vector<TrialOutcome>&
       "and data loading included, and other jobs on a shared node; powertrain's covers the run's epochs on the devices "
       "it measured. A ratio far from 1 says which of these dominates.");
   return t;
-}
-
-// --- output formats ---------------------------------------------------------------------
-
-std::string cell_text(const Cell& c, const Column& col) { return console_cell(c, col); }
-
-void print_table(std::FILE* out, const ResultTable& t) {
-  fmt::print(out, "\n{}\n", t.title);
-  if (t.vertical) {
-    std::size_t w = 0;
-    for (const auto& c : t.columns) w = std::max(w, c.header.size());
-    for (const auto& row : t.rows)
-      for (std::size_t i = 0; i < t.columns.size(); ++i)
-        fmt::print(out, "  {:<{}}  {}\n", t.columns[i].header, w, console_cell(row[i], t.columns[i]));
-  } else {
-    std::vector<std::vector<std::string>> cells;
-    std::vector<std::size_t> width;
-    for (const auto& c : t.columns) width.push_back(c.header.size());
-    for (const auto& row : t.rows) {
-      std::vector<std::string> line;
-      for (std::size_t i = 0; i < t.columns.size(); ++i) {
-        line.push_back(console_cell(row[i], t.columns[i]));
-        // "±" is one column wide but two bytes.
-        const auto n = line.back().size() - (line.back().find("±") != std::string::npos ? 1 : 0);
-        width[i] = std::max(width[i], n);
-      }
-      cells.push_back(std::move(line));
-    }
-    auto pad = [](const std::string& s, std::size_t w) {
-      const auto n = s.size() - (s.find("±") != std::string::npos ? 1 : 0);
-      return s + std::string(w > n ? w - n : 0, ' ');
-    };
-    std::string header = " ";
-    for (std::size_t i = 0; i < t.columns.size(); ++i) header += " " + pad(t.columns[i].header, width[i]);
-    fmt::print(out, "{}\n", header);
-    for (const auto& line : cells) {
-      std::string s = " ";
-      for (std::size_t i = 0; i < line.size(); ++i) s += " " + pad(line[i], width[i]);
-      while (!s.empty() && s.back() == ' ') s.pop_back();
-      fmt::print(out, "{}\n", s);
-    }
-    if (t.rows.empty()) fmt::print(out, "  (none)\n");
-  }
-  for (const auto& n : t.notes) fmt::print(out, "  {}\n", n);
-}
-
-std::string to_csv(const ResultTable& t) {
-  std::string out;
-  std::vector<std::string> header;
-  for (const auto& c : t.columns) {
-    header.push_back(c.name);
-    if (c.has_sd) header.push_back(c.name + "_sd");
-  }
-  for (std::size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_escape(header[i]);
-  out += "\n";
-  for (const auto& row : t.rows) {
-    std::string line;
-    for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      // Text cells (names, messages) cannot start a spreadsheet formula; numbers keep their sign.
-      const bool text = std::holds_alternative<std::string>(row[i].value);
-      line += (i ? "," : "") + csv_escape(text ? io::csv_text_cell(store::to_text(row[i].value)) : store::to_text(row[i].value));
-      if (t.columns[i].has_sd) line += "," + csv_escape(store::to_text(row[i].sd));
-    }
-    out += line + "\n";
-  }
-  return out;
-}
-
-nlohmann::json to_json(const ResultTable& t) {
-  nlohmann::json j;
-  j["name"] = t.name;
-  j["title"] = t.title;
-  nlohmann::json cols = nlohmann::json::array();
-  for (const auto& c : t.columns) {
-    cols.push_back(c.name);
-    if (c.has_sd) cols.push_back(c.name + "_sd");
-  }
-  j["columns"] = cols;
-  j["rows"] = nlohmann::json::array();
-  for (const auto& row : t.rows) {
-    nlohmann::json r = nlohmann::json::object();
-    for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      r[t.columns[i].name] = json_value(row[i].value);
-      if (t.columns[i].has_sd) r[t.columns[i].name + "_sd"] = json_value(row[i].sd);
-    }
-    j["rows"].push_back(std::move(r));
-  }
-  j["notes"] = t.notes;
-  return j;
-}
-
-void write_csv_files(const std::filesystem::path& dir, const std::string& prefix, const std::vector<ResultTable>& tables,
-                     bool force) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot create the directory: {}", dir.string(), ec.message()));
-  std::vector<std::pair<std::filesystem::path, std::string>> files;
-  for (const auto& t : tables) files.emplace_back(dir / (prefix + t.name + ".csv"), to_csv(t));
-  // A file is a previous export of the same table when it starts with the same header row.
-  auto rule_for = [force](const std::string& text) {
-    const std::string header = text.substr(0, text.find('\n') + 1);
-    return io::OutputRule{"table of powertrain results",
-                          [header](std::string_view head) { return head.substr(0, header.size()) == header; },
-                          header.size() + 1, force};
-  };
-  // Every file is checked before the first is written.
-  for (const auto& [path, text] : files) io::check_output(path, rule_for(text));
-  for (const auto& [path, text] : files) io::write_output(path, text, rule_for(text));
 }
 
 }  // namespace powertrain::study

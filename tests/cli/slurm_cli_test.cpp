@@ -194,8 +194,8 @@ std::string fingerprint(const std::string& db) {
   auto store = pst::Store::open_readonly(db);
   std::ostringstream s;
   for (const char* t : {"runs", "epochs", "epoch_channels", "timeline", "imports", "trials"})
-    s << t << "=" << std::get<std::int64_t>(store.query(std::string("SELECT count(*) FROM ") + t).rows[0][0]) << " ";
-  const auto attempts = store.query("SELECT group_concat(status || ':' || attempts, ',') FROM trials").rows[0][0];
+    s << t << "=" << std::get<std::int64_t>(store.query(std::string("SELECT count(*) FROM ") + t).rows[0][0].value) << " ";
+  const auto attempts = store.query("SELECT group_concat(status || ':' || attempts, ',') FROM trials").rows[0][0].value;
   s << std::get<std::string>(attempts);
   return s.str();
 }
@@ -425,17 +425,17 @@ int check_search_segments(const std::string& db, const std::string& study) {
       store.query("SELECT count(*) FROM runs WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?) AND "
                   "status NOT IN ('interrupted', 'running')",
                   {s->id})
-          .rows[0][0]);
+          .rows[0][0].value);
   EXPECT_EQ(finished, segments);
   const auto imported = std::get<std::int64_t>(
       store.query("SELECT count(*) FROM imports WHERE outcome = 'imported' AND trial_id IN (SELECT id FROM trials "
                   "WHERE study_id = ?)",
                   {s->id})
-          .rows[0][0]);
+          .rows[0][0].value);
   EXPECT_EQ(imported, std::get<std::int64_t>(store.query("SELECT count(*) FROM runs WHERE trial_id IN (SELECT id FROM "
                                                          "trials WHERE study_id = ?)",
                                                          {s->id})
-                                                 .rows[0][0]))
+                                                 .rows[0][0].value))
       << "every run came from one result file, taken in once";
   return segments;
 }
@@ -536,7 +536,7 @@ TEST_F(SlurmCli, ASegmentCancelledMidwayIsRunAgainFromItsSavedStateWithoutDuplic
         auto s = pst::Store::open_readonly(e.path());
         const auto n = s.query("SELECT count(*) FROM epochs e JOIN runs r ON r.id = e.run_id JOIN trials t ON "
                                "t.run_id = r.id WHERE t.step > 0")
-                           .rows[0][0];
+                           .rows[0][0].value;
         if (std::get<std::int64_t>(n) > 0) {
           // trial-<id>-<job>_<task>-r<n>.partial.db
           const auto a = name.find('-', 6) + 1;
@@ -568,9 +568,9 @@ TEST_F(SlurmCli, ASegmentCancelledMidwayIsRunAgainFromItsSavedStateWithoutDuplic
       "SELECT t.key, t.attempts, t.step, r.status FROM runs r JOIN trials t ON t.id = r.trial_id WHERE r.slurm_job = ?",
       {cancelled});
   ASSERT_EQ(runs.rows.size(), 1u) << "the cancelled task's run, taken in once";
-  EXPECT_EQ(std::get<std::string>(runs.rows[0][3]), "interrupted");
-  EXPECT_EQ(std::get<std::int64_t>(runs.rows[0][1]), 2) << "cancelled once, run again once";
-  const auto key = std::get<std::string>(runs.rows[0][0]);
+  EXPECT_EQ(std::get<std::string>(runs.rows[0][3].value), "interrupted");
+  EXPECT_EQ(std::get<std::int64_t>(runs.rows[0][1].value), 2) << "cancelled once, run again once";
+  const auto key = std::get<std::string>(runs.rows[0][0].value);
   const auto trial = store.find_trial(store.find_study("ss")->id, key);
   ASSERT_TRUE(trial && trial->run_id);
   EXPECT_TRUE(pst::is_done(trial->status));

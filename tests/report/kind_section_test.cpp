@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "powertrain/table/print.h"
 #include "powertrain/report/sections.h"
 #include "powertrain/study/kind.h"
 
@@ -44,7 +45,7 @@ ps::StudyKindInfo trial_count_kind() {
     };
     auto t = ps::make_table("trial_counts", "Trials by status", fields, rows);
     t.notes.push_back("counted by the test's kind");
-    return std::vector<ps::ResultTable>{t};
+    return std::vector<powertrain::table::Table>{t};
   };
   return k;
 }
@@ -80,19 +81,22 @@ TEST_F(KindSection, AKindWithoutItsOwnSectionShowsItsTables) {
   EXPECT_EQ(built.section.title, "counted");
   const auto tables = pr::tables_of(built.section);
   const auto mine = std::find_if(tables.begin(), tables.end(),
-                                 [](const pr::HtmlTable& t) { return t.name == "study7-trial_counts"; });
+                                 [](const powertrain::table::Table& t) { return t.name == "study7-trial_counts"; });
   ASSERT_NE(mine, tables.end());
-  EXPECT_EQ(mine->caption, "Trials by status");
-  EXPECT_EQ(mine->header, (std::vector<std::string>{"status", "trials"}));
+  EXPECT_EQ(mine->title, "Trials by status");
+  ASSERT_EQ(mine->columns.size(), 2u);
+  EXPECT_EQ(mine->columns[0].header, "status");
+  EXPECT_EQ(mine->columns[1].header, "trials");
   ASSERT_EQ(mine->rows.size(), 2u);
-  EXPECT_EQ(mine->rows[0][0].text, "pending");
-  EXPECT_EQ(mine->rows[0][1].text, "2");
-  EXPECT_TRUE(mine->rows[0][1].numeric);
-  EXPECT_EQ(mine->rows[1][0].text, "failed");
-  EXPECT_EQ(mine->rows[1][1].text, "1");
+  const auto shown = [&](std::size_t r, std::size_t c) { return powertrain::table::cell_text(mine->rows[r][c], mine->columns[c]); };
+  EXPECT_EQ(shown(0, 0), "pending");
+  EXPECT_EQ(shown(0, 1), "2");
+  EXPECT_TRUE(powertrain::table::is_numeric(mine->rows[0][1]));
+  EXPECT_EQ(shown(1, 0), "failed");
+  EXPECT_EQ(shown(1, 1), "1");
   // The trials table every study has comes first, as on the console.
   EXPECT_TRUE(
-      std::any_of(tables.begin(), tables.end(), [](const pr::HtmlTable& t) { return t.name == "study7-trials"; }));
+      std::any_of(tables.begin(), tables.end(), [](const powertrain::table::Table& t) { return t.name == "study7-trials"; }));
   const auto note = std::find_if(built.section.blocks.begin(), built.section.blocks.end(), [](const pr::Block& b) {
     return b.kind == pr::Block::Kind::html && b.html.find("counted by the test") != std::string::npos;
   });

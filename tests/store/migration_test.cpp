@@ -83,7 +83,7 @@ TEST(StoreMigration, UpgradesInPlaceWithoutDataLoss) {
   EXPECT_EQ(store.timeline_of(d.run).size(), 1u);
   auto table = store.results_table(d.study);
   ASSERT_EQ(table.rows.size(), 1u);
-  EXPECT_EQ(std::get<std::string>(table.rows[0][table.column("status")]), "converged");
+  EXPECT_EQ(std::get<std::string>(table.rows[0][table.column("status")].value), "converged");
 }
 
 TEST(StoreMigration, FailingStepLeavesDatabaseAsItWas) {

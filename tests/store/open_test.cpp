@@ -56,12 +56,12 @@ TEST(StoreOpen, ConnectionSettings) {
   auto row = store.query(
       "SELECT (SELECT foreign_keys FROM pragma_foreign_keys), (SELECT synchronous FROM pragma_synchronous)");
   ASSERT_EQ(row.rows.size(), 1u);
-  EXPECT_EQ(std::get<std::int64_t>(row.rows[0][0]), 1);
-  EXPECT_EQ(std::get<std::int64_t>(row.rows[0][1]), 2);  // FULL
+  EXPECT_EQ(std::get<std::int64_t>(row.rows[0][0].value), 1);
+  EXPECT_EQ(std::get<std::int64_t>(row.rows[0][1].value), 2);  // FULL
 
   auto normal = Store::open(dir / "n.db", {.durability = Durability::normal});
   auto n = normal.query("SELECT synchronous FROM pragma_synchronous");
-  EXPECT_EQ(std::get<std::int64_t>(n.rows[0][0]), 1);  // NORMAL
+  EXPECT_EQ(std::get<std::int64_t>(n.rows[0][0].value), 1);  // NORMAL
 }
 
 TEST(StoreOpen, ReopenKeepsData) {
@@ -208,7 +208,7 @@ TEST(StoreOpen, AHotJournalIsRolledBackWhenReading) {
   ASSERT_EQ(studies.size(), 1u);
   EXPECT_EQ(studies[0].study.name, "kept");
   EXPECT_FALSE(std::filesystem::exists(path.string() + "-journal"));
-  EXPECT_EQ(store.query("SELECT count(*) FROM sqlite_schema WHERE name = 'junk'").rows.at(0).at(0),
+  EXPECT_EQ(store.query("SELECT count(*) FROM sqlite_schema WHERE name = 'junk'").rows.at(0).at(0).value,
             Value(std::int64_t{0}));
 }
 

@@ -251,8 +251,8 @@ TEST_F(StoreRuns, Timeline) {
   EXPECT_EQ(series[1].power_w[8], 29.0);
 
   auto view = store.query("SELECT count(*), max(t_s) FROM timeline_w WHERE run_id = ?", {run});
-  EXPECT_EQ(std::get<std::int64_t>(view.rows[0][0]), 19);
-  EXPECT_DOUBLE_EQ(std::get<double>(view.rows[0][1]), 0.9);
+  EXPECT_EQ(std::get<std::int64_t>(view.rows[0][0].value), 19);
+  EXPECT_DOUBLE_EQ(std::get<double>(view.rows[0][1].value), 0.9);
 
   energy::TimelineSample bad;
   bad.power_w = {1.0};

@@ -111,23 +111,25 @@ TEST_F(StoreStudies, QueryAndResultsTable) {
   auto table = store.results_table(study);
   ASSERT_EQ(table.rows.size(), 2u);
   const auto& row = table.rows[0];
-  EXPECT_EQ(std::get<std::string>(row[table.column("study")]), "g");
-  EXPECT_EQ(std::get<std::string>(row[table.column("status")]), "converged");
-  EXPECT_EQ(std::get<double>(row[table.column("learning_rate")]), 0.1);
-  EXPECT_EQ(std::get<std::int64_t>(row[table.column("batch_size")]), 32);
-  EXPECT_EQ(std::get<double>(row[table.column("energy_j")]), 6100.25);
-  EXPECT_EQ(std::get<std::string>(row[table.column("host")]), "node-7");
+  EXPECT_EQ(std::get<std::string>(row[table.column("study")].value), "g");
+  EXPECT_EQ(std::get<std::string>(row[table.column("status")].value), "converged");
+  EXPECT_EQ(std::get<double>(row[table.column("learning_rate")].value), 0.1);
+  EXPECT_EQ(std::get<std::int64_t>(row[table.column("batch_size")].value), 32);
+  EXPECT_EQ(std::get<double>(row[table.column("energy_j")].value), 6100.25);
+  EXPECT_EQ(std::get<std::string>(row[table.column("host")].value), "node-7");
   // The pending trial has no run: its run columns are NULL.
-  EXPECT_TRUE(std::holds_alternative<std::monostate>(table.rows[1][table.column("energy_j")]));
-  EXPECT_EQ(to_text(table.rows[1][table.column("energy_j")]), "");
-  EXPECT_EQ(to_text(row[table.column("learning_rate")]), "0.1");
-  EXPECT_THROW(table.column("nope"), StoreError);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(table.rows[1][table.column("energy_j")].value));
+  EXPECT_EQ(to_text(table.rows[1][table.column("energy_j")].value), "");
+  EXPECT_EQ(to_text(row[table.column("learning_rate")].value), "0.1");
+  EXPECT_THROW(table.column("nope"), Error);
 
   auto q = store.query("SELECT name, ? AS p, NULL AS n, 1.5 AS r FROM studies WHERE kind = ?",
                        {std::int64_t{7}, std::string("grid")});
-  ASSERT_EQ(q.columns, (std::vector<std::string>{"name", "p", "n", "r"}));
+  std::vector<std::string> names;
+  for (const auto& c : q.columns) names.push_back(c.name);
+  ASSERT_EQ(names, (std::vector<std::string>{"name", "p", "n", "r"}));
   ASSERT_EQ(q.rows.size(), 1u);
-  EXPECT_EQ(std::get<std::int64_t>(q.rows[0][1]), 7);
+  EXPECT_EQ(std::get<std::int64_t>(q.rows[0][1].value), 7);
 
   EXPECT_THROW(store.query("DELETE FROM studies"), StoreError);
   EXPECT_THROW(store.query("BEGIN"), StoreError);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "powertrain/table/print.h"
 #include "powertrain/study/analysis.h"
 #include "powertrain/study/tables.h"
 
@@ -250,7 +251,7 @@ TEST(BreakEven, NeverPaysOffWhenReuseSavesNothing) {
   EXPECT_FALSE(b.reuses_needed.has_value());
   EXPECT_DOUBLE_EQ(b.saving_per_reuse_j, -100.0);
   const auto t = ps::pretrain_tables(ps::PretrainAnalysis{{}, {}, b, ps::break_even("frozen", 1000, 300, 100)});
-  const auto csv = ps::to_csv(t[1]);
+  const auto csv = powertrain::table::to_csv(t[1]);
   EXPECT_NE(csv.find("never pays off"), std::string::npos) << csv;
   EXPECT_NE(csv.find("pays off after 5 reuses"), std::string::npos) << csv;
 }
@@ -349,11 +350,11 @@ TEST(Tables, OneFieldListDrivesConsoleCsvAndJson) {
   const auto& configs = tables[0];
   EXPECT_EQ(configs.name, "grid_configs");
   EXPECT_EQ(configs.rows.size(), 4u);
-  const auto csv = ps::to_csv(configs);
+  const auto csv = powertrain::table::to_csv(configs);
   const auto header = csv.substr(0, csv.find('\n'));
   EXPECT_NE(header.find("energy_per_epoch_j,energy_per_epoch_j_sd"), std::string::npos) << header;
   EXPECT_NE(header.find("energy_j,energy_j_sd"), std::string::npos) << header;
-  const auto json = ps::to_json(configs);
+  const auto json = powertrain::table::to_json(configs);
   ASSERT_EQ(json["rows"].size(), 4u);
   EXPECT_EQ(json["rows"][0]["rank"], 1);
   EXPECT_DOUBLE_EQ(json["rows"][0]["energy_j"].get<double>(), 12.0);
@@ -366,7 +367,7 @@ TEST(Tables, OneFieldListDrivesConsoleCsvAndJson) {
   char* buf = nullptr;
   std::size_t len = 0;
   std::FILE* mem = open_memstream(&buf, &len);
-  ps::print_table(mem, configs);
+  powertrain::table::print_console(mem, configs);
   std::fclose(mem);
   const std::string console(buf, len);
   free(buf);
@@ -378,10 +379,10 @@ TEST(Tables, OneFieldListDrivesConsoleCsvAndJson) {
 TEST(Tables, NaNIsNullInJsonAndEmptyInCsv) {
   using S = TrialStatus;
   const auto tables = ps::grid_tables(ps::analyze_grid({grid_trial(16, 0.1, 0, S::diverged, 1, 5, 0.1)}));
-  const auto json = ps::to_json(tables[0]);
+  const auto json = powertrain::table::to_json(tables[0]);
   EXPECT_TRUE(json["rows"][0]["energy_j"].is_null());
   EXPECT_TRUE(json["rows"][0]["rank"].is_null());
-  const auto csv = ps::to_csv(tables[0]);
+  const auto csv = powertrain::table::to_csv(tables[0]);
   EXPECT_NE(csv.find("\n,16,"), std::string::npos) << csv;  // empty rank, then batch size
 }
 

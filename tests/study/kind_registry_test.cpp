@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "powertrain/table/print.h"
 #include "powertrain/error.h"
 #include "powertrain/study/kind.h"
 #include "powertrain/study/plan.h"
@@ -81,7 +82,7 @@ ps::StudyKindInfo rate_sweep_kind() {
         {{"learning_rate", "lr", 0, false}, [](const RateRow& r) { return ps::Cell{ps::real(r.learning_rate), {}}; }},
         {{"energy_j", "energy J", 3, true}, [](const RateRow& r) { return ps::stat_cell(r.energy_j); }},
     };
-    return std::vector<ps::ResultTable>{ps::make_table("rate_energy", "Energy per learning rate", fields, rows)};
+    return std::vector<powertrain::table::Table>{ps::make_table("rate_energy", "Energy per learning rate", fields, rows)};
   };
   return k;
 }
@@ -166,11 +167,11 @@ TEST_F(StudyKinds, ANewKindIsParsedPlannedAndTabulatedThroughTheCommonPaths) {
   EXPECT_EQ(tables[0].name, "trials");
   const auto& mine = tables[1];
   EXPECT_EQ(mine.name, "rate_energy");
-  EXPECT_EQ(ps::to_csv(mine), "learning_rate,energy_j,energy_j_sd\n0.01,30,\n0.1,12,2.8284271247461903\n");
-  EXPECT_EQ(ps::to_json(mine)["rows"][1]["energy_j"], 12.0);
+  EXPECT_EQ(powertrain::table::to_csv(mine), "learning_rate,energy_j,energy_j_sd\n0.01,30,\n0.1,12,2.8284271247461903\n");
+  EXPECT_EQ(powertrain::table::to_json(mine)["rows"][1]["energy_j"], 12.0);
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
-  ps::print_table(f, mine);
+  powertrain::table::print_console(f, mine);
   std::rewind(f);
   std::string console(4096, '\0');
   console.resize(std::fread(console.data(), 1, console.size(), f));

@@ -21,11 +21,11 @@ struct Block {
   };
   Kind kind = Kind::html;
   std::string html;
-  HtmlTable table;
+  table::Table table;
   Figure figure;
 
   static Block markup(std::string html);
-  static Block of(HtmlTable t);
+  static Block of(table::Table t);
   static Block of(Figure f);
   static Block details(std::string summary_html);
   static Block end_details();

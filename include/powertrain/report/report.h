@@ -66,7 +66,7 @@ ReportResult write_report(const ReportOptions& options);
 struct BuiltReport {
   Page page;
   std::vector<Figure> figures;   ///< every figure, inlined or not
-  std::vector<HtmlTable> tables; ///< every table written as CSV
+  std::vector<table::Table> tables; ///< every table written as CSV
 };
 BuiltReport build_report(const ReportData& data, const ReportOptions& options, const std::string& generated_at);
 

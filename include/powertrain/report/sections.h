@@ -54,8 +54,8 @@ Section environment_section(const ReportData& data);
 /// How each component was measured, sampling, PUE and carbon intensity.
 Section method_section(const ReportData& data, const SectionContext& ctx);
 
-/// Every HtmlTable of a section's blocks.
-std::vector<HtmlTable> tables_of(const Section& s);
+/// Every table::Table of a section's blocks.
+std::vector<table::Table> tables_of(const Section& s);
 /// Every Figure of a section's blocks.
 std::vector<Figure> figures_of(const Section& s);
 

@@ -89,7 +89,7 @@ class Store : public Studies, public Claims, public Runs, public Imports, public
   /// Runs one read-only SQL statement with `?` parameters and returns its rows
   /// (tests and ad-hoc inspection; powertrain's own reads are the aggregates'
   /// methods). Throws StoreError for a statement that would write.
-  Table query(std::string_view sql, const std::vector<Value>& params = {}) const;
+  table::Table query(std::string_view sql, const std::vector<Value>& params = {}) const;
 
  private:
   explicit Store(std::unique_ptr<detail::Db> db);

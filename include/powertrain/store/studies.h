@@ -46,7 +46,7 @@ class Studies : protected Aggregate {
   std::vector<TrialResult> results_of(std::int64_t study_id) const;
   /// The trial_results view for one study: trial, configuration and summary
   /// columns of each trial (see docs/store.md), ordered by step and trial id.
-  Table results_table(std::int64_t study_id) const;
+  table::Table results_table(std::int64_t study_id) const;
 
  protected:
   explicit Studies(detail::Db* db) : Aggregate(db) {}

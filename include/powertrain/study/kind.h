@@ -73,7 +73,7 @@ struct StudyKindInfo {
   std::function<std::string(const StudySpec&)> fingerprint;
   /// The kind's result tables from the stored study and its trial outcomes
   /// (after the trials table every study has).
-  std::function<std::vector<ResultTable>(const store::Study&, const std::vector<TrialOutcome>&)> tables_of;
+  std::function<std::vector<table::Table>(const store::Study&, const std::vector<TrialOutcome>&)> tables_of;
 };
 
 /// The kind of that name; ConfigError naming the known kinds otherwise.

@@ -22,7 +22,7 @@ inline constexpr const char* kNodeTableName = "trial_nodes";
 /// The per-node table of a study's results; nullopt when no trial's run
 /// spans several nodes. `merge_of` gives a run's merged record with its
 /// per-node rows (store::Store::node_merge_of).
-std::optional<ResultTable> node_table(const std::vector<store::TrialResult>& results,
+std::optional<table::Table> node_table(const std::vector<store::TrialResult>& results,
                                       const std::function<run::MergedRun(std::int64_t run_id)>& merge_of);
 
 }  // namespace powertrain::study

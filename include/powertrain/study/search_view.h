@@ -11,7 +11,7 @@
 
 namespace powertrain::study {
 
-struct ResultTable;
+struct table::Table;
 
 struct SearchView {
   search::Settings settings;
@@ -40,6 +40,6 @@ SearchCounts search_counts(const SearchView& view);
 
 /// Its tables: every sampled setup (state, why, epochs, energy, energy to the
 /// target and whether that is measured or predicted) and the choice.
-std::vector<ResultTable> search_tables(const SearchView& view);
+std::vector<table::Table> search_tables(const SearchView& view);
 
 }  // namespace powertrain::study

@@ -217,7 +217,7 @@ std::unique_ptr<UsageSource> slurm_cgroup(const fs::path& proc_root, const fs::p
 }
 
 std::unique_ptr<RunCgroup> RunCgroup::create(std::string& why_not, const fs::path& proc_root,
-                                             const fs::path& sysfs_root) {
+                                             const fs::path& sysfs_root, bool enter) {
   const auto lines = read_self_cgroup(proc_root);
   if (lines.empty()) {
     why_not = "cannot read " + (proc_root / "self/cgroup").string();
@@ -235,12 +235,15 @@ std::unique_ptr<RunCgroup> RunCgroup::create(std::string& why_not, const fs::pat
       last_error = fmt::format("cannot create {}: {}", dir.string(), ec.message());
       return nullptr;
     }
-    if (!write_pid(dir / "cgroup.procs", self)) {
+    // Moving a process takes the kernel's cgroup lock for writing, which waits
+    // for an RCU grace period (about 10 ms): a run whose command is started
+    // inside the cgroup does without it.
+    if (enter && !write_pid(dir / "cgroup.procs", self)) {
       last_error = fmt::format("cannot move powertrain into {}", dir.string());
       fs::remove(dir, ec);
       return nullptr;
     }
-    return std::unique_ptr<RunCgroup>(new RunCgroup(dir, parent, version));
+    return std::unique_ptr<RunCgroup>(new RunCgroup(dir, parent, version, enter));
   };
   for (const auto& l : lines) {
     if (!l.controllers.empty()) continue;
@@ -263,18 +266,32 @@ std::unique_ptr<RunCgroup> RunCgroup::create(std::string& why_not, const fs::pat
   return nullptr;
 }
 
+bool RunCgroup::enter(std::string& why_not) {
+  if (entered_) return true;
+  if (!write_pid(dir_ / "cgroup.procs", ::getpid())) {
+    why_not = fmt::format("cannot move powertrain into {}", dir_.string());
+    return false;
+  }
+  entered_ = true;
+  return true;
+}
+
 RunCgroup::~RunCgroup() {
   // Back to where it was, so that the cgroup is empty and can go. Children
   // still in it (a program that outlived the run) keep it alive; the next
   // create() removes it once they are gone.
-  (void)write_pid(parent_ / "cgroup.procs", ::getpid());
+  if (entered_) (void)write_pid(parent_ / "cgroup.procs", ::getpid());
   std::error_code ec;
   fs::remove(dir_, ec);
 }
 
-std::unique_ptr<UsageSource> RunCgroup::usage() const {
-  return cgroup_usage(dir_, version_, "powertrain's own cgroup " + dir_.filename().string());
+std::string RunCgroup::label() const {
+  const std::string name = dir_.filename().string();
+  if (entered_) return "powertrain's own cgroup " + name;
+  return fmt::format("the cgroup {} the command was started in (powertrain outside it)", name);
 }
+
+std::unique_ptr<UsageSource> RunCgroup::usage() const { return cgroup_usage(dir_, version_, label()); }
 
 std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const fs::path& proc_root,
                                        const fs::path& sysfs_root) {
@@ -295,9 +312,7 @@ std::unique_ptr<UsageSource> run_usage(int pid, const RunCgroup* scope, const fs
                                          job));
   }
   if (scope != nullptr) {
-    auto u = std::make_unique<CgroupRunUsage>(scope->dir(), scope->version(),
-                                              "powertrain's own cgroup " + scope->dir().filename().string(), fs::path{},
-                                              0);
+    auto u = std::make_unique<CgroupRunUsage>(scope->dir(), scope->version(), scope->label(), fs::path{}, 0);
     u->memory_from(process_usage(proc_root, pid));
     return u;
   }

@@ -18,36 +18,87 @@ namespace {
 
 // One cgroup for the whole powertrain process, made at the first run and
 // removed at exit: runs of one process follow each other, and every window
-// takes differences of its CPU time.
-const RunCgroup* process_cgroup(std::string& why_not) {
-  static std::mutex mu;
-  static std::unique_ptr<RunCgroup> cgroup;
-  static bool tried = false;
-  static std::string why;
-  std::lock_guard lock(mu);
-  if (!tried) {
-    tried = true;
+// takes differences of its CPU time. Entered by powertrain (its run is
+// itself), or not (its run is a command started inside it).
+struct ProcessCgroup {
+  std::mutex mu;
+  std::unique_ptr<RunCgroup> cgroup;
+  bool tried = false;
+  std::string why_not;  ///< why there is none
+  std::string moved;    ///< why powertrain moved into a cgroup made for a command
+};
+
+ProcessCgroup& process_state() {
+  static ProcessCgroup state;
+  return state;
+}
+
+// The cgroup, made on the first call (entered as `enter` says); the caller holds s.mu.
+RunCgroup* made(ProcessCgroup& s, bool enter) {
+  if (!s.tried) {
+    s.tried = true;
     const char* off = std::getenv("POWERTRAIN_NO_CGROUP");
     if (off != nullptr && *off != '\0' && std::string_view(off) != "0")
-      why = "POWERTRAIN_NO_CGROUP is set";
+      s.why_not = "POWERTRAIN_NO_CGROUP is set";
     else
-      cgroup = RunCgroup::create(why);
+      s.cgroup = RunCgroup::create(s.why_not, "/proc", "/sys", enter);
   }
-  why_not = why;
-  return cgroup.get();
+  return s.cgroup.get();
+}
+
+const RunCgroup* process_cgroup(std::string& why_not, std::string* moved = nullptr) {
+  auto& s = process_state();
+  std::lock_guard lock(s.mu);
+  const RunCgroup* cgroup = made(s, true);
+  why_not = s.why_not;
+  if (moved != nullptr) *moved = s.moved;
+  return cgroup;
+}
+
+// Moves powertrain into a cgroup made without it (`why`: the reason, for the
+// attribution line); drops the cgroup where that is refused.
+void move_in(ProcessCgroup& s, const std::string& why) {
+  std::string refused;
+  if (s.cgroup->enter(refused)) {
+    s.moved = why;
+    return;
+  }
+  s.why_not = why.empty() ? refused : fmt::format("{}; {}", why, refused);
+  s.cgroup.reset();
 }
 
 }  // namespace
 
 void enter_run_cgroup() {
-  std::string why;
-  (void)process_cgroup(why);
+  auto& s = process_state();
+  std::lock_guard lock(s.mu);
+  if (RunCgroup* c = made(s, true); c != nullptr && !c->entered())
+    move_in(s, "");
+}
+
+std::filesystem::path command_run_cgroup() {
+  auto& s = process_state();
+  std::lock_guard lock(s.mu);
+  RunCgroup* c = made(s, false);
+  if (c == nullptr || c->entered()) return {};
+  if (c->version() != 2) {
+    // clone3 starts a process inside a cgroup v2 only.
+    move_in(s, "a command cannot be started inside a cgroup v1");
+    return {};
+  }
+  return c->dir();
+}
+
+void command_cgroup_refused(const std::string& why) {
+  auto& s = process_state();
+  std::lock_guard lock(s.mu);
+  if (s.cgroup && !s.cgroup->entered()) move_in(s, why);
 }
 
 std::filesystem::path own_run_cgroup() {
   std::string why;
   const RunCgroup* cgroup = process_cgroup(why);
-  return cgroup ? cgroup->dir() : std::filesystem::path();
+  return cgroup && cgroup->entered() ? cgroup->dir() : std::filesystem::path();
 }
 
 bool launches_elsewhere(const std::string& program) {
@@ -94,8 +145,8 @@ std::string attribute_run(Tracker& tracker, const RunScopeOptions& o) {
   RunScope scope;
   scope.machine = system_usage("/proc", "/sys");
   const int machine_cpus = scope.machine->logical_cpus();
-  std::string why_not;
-  const RunCgroup* own = o.own_cgroup ? process_cgroup(why_not) : nullptr;
+  std::string why_not, moved;
+  const RunCgroup* own = o.own_cgroup ? process_cgroup(why_not, &moved) : nullptr;
   if (!o.own_cgroup) why_not = "not asked for";
   scope.run = run_usage(o.pid, own, "/proc", "/sys");
   const std::string covers = scope.run->covers();
@@ -107,6 +158,9 @@ std::string attribute_run(Tracker& tracker, const RunScopeOptions& o) {
   scope.attribute_gpus = o.attribute_gpus;
   std::string line = covers.empty() ? fmt::format("CPU time from the process tree (no cgroup: {})", why_not)
                                     : fmt::format("CPU time from {}", covers);
+  // A cgroup made for a command that powertrain had to enter counts powertrain's own work too: said, with why.
+  if (own != nullptr && !moved.empty() && covers == own->label())
+    line += fmt::format(" (powertrain moved into it: {})", moved);
   line += fmt::format("; {:g} of {} CPUs reserved ({})", scope.reserved.cpus, machine_cpus, scope.reserved.basis);
   if (!scope.host_pids) line += "; GPU process ids not comparable (another PID namespace)";
   if (o.launches_elsewhere)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,11 +14,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -50,6 +54,9 @@ void close_fd(int& fd) {
 // powertrain made a cgroup of its own for the run (energy::own_run_cgroup(),
 // which nothing else shares), every process left in it: a descendant that
 // left the group and dropped its environment too is still in the cgroup.
+// A child started inside a cgroup powertrain is not in (ChildSpec::cgroup)
+// has that cgroup to itself: whatever is left in it is killed at every end,
+// orderly or not.
 //
 // Everything below runs in the forked guardian too, a copy of a
 // multi-threaded process: system calls and stack buffers only, no allocation.
@@ -158,9 +165,19 @@ struct LinuxDirent64 {
 
 // Kills every process listed in `procs` (the cgroup.procs file of a cgroup
 // that holds this run alone) but this one, in rounds until none is left (at
-// most about a second). No allocation: it runs in the forked guardian.
-void kill_cgroup(const char* procs) {
+// most about a second). `kill_file`, where not empty, is the cgroup's
+// cgroup.kill (Linux 5.14), written first where it exists: the kernel kills
+// the whole cgroup at once, processes forked meanwhile included; only for a
+// cgroup this process is not in. No allocation: it runs in the forked guardian.
+void kill_cgroup(const char* procs, const char* kill_file = nullptr) {
   if (procs == nullptr || *procs == '\0') return;
+  if (kill_file != nullptr && *kill_file != '\0') {
+    const int fd = ::open(kill_file, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!::write(fd, "1", 1);
+      ::close(fd);
+    }
+  }
   const pid_t self = ::getpid();
   for (int round = 0; round < 200; ++round) {
     const int fd = ::open(procs, O_RDONLY | O_CLOEXEC);
@@ -256,6 +273,41 @@ std::vector<pid_t> live_except(pid_t a, pid_t b) {
   return out;
 }
 
+// Starts a copy of this process inside the cgroup v2 folder `dir`, as fork()
+// does (0 in the copy), without moving this process: clone3 with
+// CLONE_INTO_CGROUP (Linux 5.7; glibc has no wrapper). -1, with `why`, where
+// it is refused: the caller forks instead. The copy runs only what a forked
+// child may (async-signal-safe system calls) until it execs; no fork handlers
+// ran for it, so glibc's thread descriptor there still names the parent's
+// thread.
+pid_t fork_into_cgroup(const std::string& dir, std::string& why) {
+  const char* off = std::getenv("POWERTRAIN_NO_CLONE3");
+  if (off != nullptr && *off != '\0' && std::string_view(off) != "0") {
+    why = "POWERTRAIN_NO_CLONE3 is set";
+    return -1;
+  }
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    why = fmt::format("cannot open {}: {}", dir, std::strerror(errno));
+    return -1;
+  }
+  clone_args args{};
+  args.flags = CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<std::uint64_t>(fd);
+  const long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) return 0;  // the copy: the descriptor closes when it execs
+  const int e = errno;
+  ::close(fd);
+  if (pid < 0) {
+    // ENOSYS (no clone3), E2BIG or EINVAL (a kernel before CLONE_INTO_CGROUP),
+    // EPERM (a seccomp filter), EACCES, EBUSY, EOPNOTSUPP (the cgroup).
+    why = fmt::format("clone3 into {} refused: {}", dir, std::strerror(e));
+    return -1;
+  }
+  return static_cast<pid_t>(pid);
+}
+
 std::string new_token() {
   static std::atomic<unsigned> counter{0};
   const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -315,7 +367,20 @@ Child::Child(const ChildSpec& spec)
   // Output buffered here must not come after the program's.
   std::fflush(nullptr);
   const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
+  // Inside the cgroup asked for, else (refused, or none asked for) where powertrain is.
+  std::string refused;
+  pid_t pid = spec.cgroup.empty() ? -1 : fork_into_cgroup(spec.cgroup, refused);
+  if (pid < 0) {
+    if (!spec.cgroup.empty() && spec.cgroup_refused) {
+      try {
+        spec.cgroup_refused(refused);
+      } catch (...) {
+        close_all();
+        throw;
+      }
+    }
+    pid = ::fork();
+  }
   if (pid < 0) {
     const int e = errno;
     close_all();
@@ -365,6 +430,11 @@ Child::Child(const ChildSpec& spec)
   }
   if (contained_) ::setpgid(pid, pid);  // also from here: no race with the first signal
   pid_ = pid;
+  in_cgroup_ = !spec.cgroup.empty() && refused.empty();
+  if (in_cgroup_) {
+    cgroup_procs_ = spec.cgroup + "/cgroup.procs";
+    cgroup_kill_ = spec.cgroup + "/cgroup.kill";
+  }
   set_live(pid_, true);
   for (int fd : {out[1], err[1], status_pipe[1], gate[0]})
     if (fd >= 0) ::close(fd);
@@ -413,7 +483,8 @@ void Child::wait_for_exec() {
 // whole process group (grandchildren such as data-loader workers too, which
 // PR_SET_PDEATHSIG does not reach) and exits.
 void Child::start_guardian() {
-  if (const auto dir = energy::own_run_cgroup(); !dir.empty()) cgroup_procs_ = (dir / "cgroup.procs").string();
+  if (cgroup_procs_.empty())
+    if (const auto dir = energy::own_run_cgroup(); !dir.empty()) cgroup_procs_ = (dir / "cgroup.procs").string();
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return;  // best effort: PR_SET_PDEATHSIG still covers the program
   const pid_t group = pid_;
@@ -426,6 +497,8 @@ void Child::start_guardian() {
   const char* token = token_.c_str();
   const std::size_t token_len = token_.size();
   const char* procs = cgroup_procs_.c_str();
+  const char* kill_file = cgroup_kill_.c_str();
+  const bool alone = in_cgroup_;
   if (g == 0) {
     ::close(p[1]);
     // A held child's gate (and what says whether it ran) are the parent's alone:
@@ -441,8 +514,9 @@ void Child::start_guardian() {
     sweep(group, token, token_len, false);
     // End of file without the byte the destructor writes: powertrain died.
     // Then everything in its own cgroup goes, whatever it dropped. (At an
-    // orderly end powertrain itself is in that cgroup, alive: not then.)
-    if (n == 0) kill_cgroup(procs);
+    // orderly end powertrain itself is in that cgroup, alive: not then.) A
+    // cgroup the child was started in holds the program alone: at every end.
+    if (n == 0 || alone) kill_cgroup(procs, alone ? kill_file : nullptr);
     ::_exit(0);
   }
   ::close(p[0]);
@@ -475,6 +549,10 @@ Child::~Child() {
   }
   close_fd(gate_fd_);
   close_fd(status_fd_);
+  // The cgroup it was started in holds the program alone (powertrain is not
+  // in it): everything left there goes, whatever group or environment it
+  // took; the sweep below reaps what comes to powertrain.
+  if (in_cgroup_) kill_cgroup(cgroup_procs_.c_str(), cgroup_kill_.c_str());
   // Nothing the program started outlives the run: what left its group too.
   if (pid_ > 0) {
     auto keep = live_except(pid_, guardian_);

@@ -383,9 +383,14 @@ Result run(const Options& o, const Hooks& given) {
   spec.env = {{"POWERTRAIN_SOCKET", listener.socket_path()}, {"POWERTRAIN_PROTOCOL", "1"}};
   spec.contained = false;
   spec.held = true;
-  // Into powertrain's own cgroup (where allowed) before the fork, so that the
-  // command and everything it starts are counted as the run.
-  energy::enter_run_cgroup();
+  // The command is the run; powertrain only watches it. It starts inside the
+  // run's cgroup (where one can be made), which then holds it and everything
+  // it starts, setsid or not, and not powertrain, which stays where it is:
+  // moving a process between cgroups waits for the kernel (about 10 ms).
+  // Where the kernel cannot start it there, powertrain moves into the cgroup
+  // and forks it, and the attribution line says so.
+  spec.cgroup = energy::command_run_cgroup().string();
+  spec.cgroup_refused = [](const std::string& why) { energy::command_cgroup_refused(why); };
   external::Child child(spec);
   ForwardSignals forward(child.pid());
 

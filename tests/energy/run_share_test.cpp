@@ -230,6 +230,7 @@ TEST(RunShare, GpusByClaim) {
 
 // --- cgroups --------------------------------------------------------------------
 
+using powertrain::testing::read_file;
 using powertrain::testing::TempDir;
 using powertrain::testing::write_file;
 
@@ -418,6 +419,46 @@ TEST(RunCgroups, ACgroupOfItsOwnCountsDescendantsThatLeftTheTree) {
   // Everything the child ran is in the cgroup (and a little of this process's own).
   EXPECT_GT(child_s, 0.0);
   EXPECT_GE(used, 0.95 * child_s);
+  const auto dir = own->dir();
+  own.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "the cgroup is removed when the run ends";
+}
+
+// A cgroup made for a command (measure) is not entered: powertrain's pid is
+// written nowhere until enter() is asked for, and its label says which.
+TEST(RunCgroups, ACgroupMadeForACommandIsEnteredOnlyWhenAsked) {
+  TempDir d;
+  write_file(d / "proc/self/cgroup", "0::/\n");
+  write_file(d / "sys/fs/cgroup/cgroup.procs", "1\n");
+  write_file(d / "sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+  std::string why;
+  auto own = RunCgroup::create(why, d / "proc", d / "sys", /*enter=*/false);
+  ASSERT_NE(own, nullptr) << why;
+  const std::string name = "powertrain-" + std::to_string(::getpid());
+  EXPECT_EQ(own->dir(), d / "sys/fs/cgroup" / name);
+  EXPECT_FALSE(own->entered());
+  EXPECT_FALSE(std::filesystem::exists(own->dir() / "cgroup.procs")) << "powertrain was moved into it";
+  EXPECT_EQ(own->label(), "the cgroup " + name + " the command was started in (powertrain outside it)");
+  write_file(own->dir() / "cpu.stat", "usage_usec 250000\n");
+  auto usage = own->usage();
+  EXPECT_DOUBLE_EQ(usage->cpu_busy_seconds(), 0.25);
+  EXPECT_EQ(usage->covers(), own->label());
+
+  ASSERT_TRUE(own->enter(why)) << why;
+  EXPECT_TRUE(own->entered());
+  EXPECT_EQ(read_file(own->dir() / "cgroup.procs"), std::to_string(::getpid()) + "\n");
+  EXPECT_EQ(own->label(), "powertrain's own cgroup " + name);
+}
+
+// The same on this machine where it allows a cgroup: made, powertrain stays
+// where it is, and the cgroup goes when the run ends.
+TEST(RunCgroups, ACgroupMadeForACommandLeavesPowertrainWhereItIs) {
+  std::string why;
+  auto own = RunCgroup::create(why, "/proc", "/sys", /*enter=*/false);
+  if (!own) GTEST_SKIP() << "no cgroup can be made here: " << why;
+  const std::string name = own->dir().filename().string();
+  EXPECT_TRUE(std::filesystem::is_directory(own->dir()));
+  EXPECT_EQ(read_file("/proc/self/cgroup").find("/" + name), std::string::npos) << read_file("/proc/self/cgroup");
   const auto dir = own->dir();
   own.reset();
   EXPECT_FALSE(std::filesystem::exists(dir)) << "the cgroup is removed when the run ends";

@@ -4,15 +4,22 @@
 // several nodes.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include "clock_meter.h"
 #include "powertrain/error.h"
 #include "powertrain/measure/measure.h"
+#include "scoped_env.h"
 #include "temp_dir.h"
 
 namespace {
@@ -20,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using powertrain::ConfigError;
 using powertrain::testing::read_file;
+using powertrain::testing::ScopedEnv;
 using powertrain::testing::TempDir;
 namespace energy = powertrain::energy;
 namespace measure = powertrain::measure;
@@ -101,6 +109,98 @@ TEST(Measure, WhatTheCommandLeftRunningIsNoted) {
   for (const auto& n : r.measurement.window.notes) notes += n + "\n";
   EXPECT_NE(notes.find("1 process the command started was still running"), std::string::npos) << notes;
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
+}
+
+// The unified (v2) line of /proc/<pid>/cgroup ("/powertrain-42"), from the file's text.
+std::string v2_line(const std::string& text) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  return {};
+}
+
+std::string python() {
+  const std::string p = POWERTRAIN_TEST_PYTHON;
+  return p.empty() ? "python3" : p;
+}
+
+// The command writes its cgroup, then starts a grandchild in a new session
+// (a double fork) that burns 0.3 CPU-seconds, writes its pid and sleeps on.
+const char* kCommand = R"(import os, sys, time
+with open(sys.argv[1], "w") as f:
+    f.write(open("/proc/self/cgroup").read())
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(30)
+        os._exit(0)
+    os._exit(0)
+os.close(w)
+with open(sys.argv[2], "w") as f:
+    f.write(os.read(r, 64).decode())
+)";
+
+// The command is the run: it starts inside the run's cgroup, powertrain-<pid>,
+// which powertrain does not enter (no migration of powertrain, issue 27), and
+// what it starts in a new session is in it too and counted.
+TEST(Measure, TheCommandRunsInsideTheRunsCgroupAndPowertrainOutside) {
+  TempDir dir;
+  std::ofstream(dir / "command.py") << kCommand;
+  const auto seen = dir / "cgroup", grandchild_file = dir / "grandchild";
+  const auto r = measure::run(
+      command({python(), (dir / "command.py").string(), seen.string(), grandchild_file.string()}), fake_hooks());
+  const auto& m = r.measurement;
+  ASSERT_EQ(m.exit_code, 0);
+  const pid_t grandchild = std::stoi(read_file(grandchild_file));
+  struct Reap {  // measure leaves what the command left running, as a shell would
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{grandchild};
+  if (m.attribution.find("no cgroup") != std::string::npos)
+    GTEST_SKIP() << "no cgroup can be made here: " << m.attribution;
+  const std::string name = "/powertrain-" + std::to_string(::getpid());
+  // Only a refusal said in the attribution (the kernel's, a cgroup v1, or an
+  // earlier test of this process that forced it) lets powertrain in.
+  if (m.attribution.find("(powertrain moved into it: ") != std::string::npos)
+    GTEST_SKIP() << "the command could not be started inside the cgroup here: " << m.attribution;
+  EXPECT_NE(m.attribution.find("CPU time from the cgroup powertrain-" + std::to_string(::getpid()) +
+                               " the command was started in (powertrain outside it)"),
+            std::string::npos)
+      << m.attribution;
+  EXPECT_EQ(v2_line(read_file(seen)), name) << read_file(seen);
+  EXPECT_NE(v2_line(read_file("/proc/self/cgroup")), name) << "powertrain moved into the cgroup";
+  EXPECT_EQ(v2_line(read_file("/proc/" + std::to_string(grandchild) + "/cgroup")), name);
+  ASSERT_TRUE(m.window.cpu.has_value());
+  EXPECT_GE(m.window.cpu->measured_s, 0.25) << "the grandchild's 0.3 CPU-seconds";
+}
+
+// Where the kernel refuses to start the command inside the cgroup (forced),
+// powertrain moves into it and forks, as before, and the attribution says so.
+TEST(Measure, WhereClone3IsRefusedPowertrainMovesIntoTheCgroupAndSaysSo) {
+  ScopedEnv off("POWERTRAIN_NO_CLONE3", "1");
+  TempDir dir;
+  const auto seen = dir / "cgroup";
+  const auto r = measure::run(command({"/bin/sh", "-c", "cat /proc/self/cgroup > " + seen.string()}), fake_hooks());
+  const auto& m = r.measurement;
+  ASSERT_EQ(m.exit_code, 0);
+  if (m.attribution.find("no cgroup") != std::string::npos)
+    GTEST_SKIP() << "no cgroup can be made here: " << m.attribution;
+  if (m.attribution.find("cgroup v1") != std::string::npos) GTEST_SKIP() << "a cgroup v1 machine: " << m.attribution;
+  const std::string name = "powertrain-" + std::to_string(::getpid());
+  EXPECT_NE(m.attribution.find("CPU time from powertrain's own cgroup " + name +
+                               " (powertrain moved into it: POWERTRAIN_NO_CLONE3 is set)"),
+            std::string::npos)
+      << m.attribution;
+  EXPECT_EQ(v2_line(read_file(seen)), "/" + name) << read_file(seen);
+  EXPECT_EQ(v2_line(read_file("/proc/self/cgroup")), "/" + name);
 }
 
 TEST(Measure, BadSettingsAndCommandsAreRefusedBeforeAnythingStarts) {

@@ -27,30 +27,43 @@ std::unique_ptr<UsageSource> cgroup_usage(const std::filesystem::path& dir, int 
 std::unique_ptr<UsageSource> slurm_cgroup(const std::filesystem::path& proc_root = "/proc",
                                           const std::filesystem::path& sysfs_root = "/sys");
 
-/// A cgroup powertrain made for itself ("powertrain-<pid>" beside its own
-/// cgroup: cgroup v2 where the unified tree is writable, else v1 cpuacct),
-/// holding this process and so everything it starts, setsid or not. The
-/// destructor moves the process back and removes the cgroup. A kill -9 leaves
-/// an empty one behind, which the next create() removes.
+/// A cgroup powertrain made for a run ("powertrain-<pid>" beside its own
+/// cgroup: cgroup v2 where the unified tree is writable, else v1 cpuacct).
+/// Entered (the default), it holds this process and so everything it starts,
+/// setsid or not; the destructor moves the process back. Made without entering
+/// it (`enter` false), it holds what is started inside it (a command cloned
+/// into it, external::ChildSpec::cgroup) and not powertrain. The destructor
+/// removes the cgroup; one left behind (a kill -9, or processes that outlived
+/// the run) is removed by the next create() once it is empty and its
+/// powertrain is gone.
 class RunCgroup {
  public:
   /// nullptr (and `why_not` set) where no cgroup can be made: no writable
   /// tree, no permission.
   static std::unique_ptr<RunCgroup> create(std::string& why_not, const std::filesystem::path& proc_root = "/proc",
-                                           const std::filesystem::path& sysfs_root = "/sys");
+                                           const std::filesystem::path& sysfs_root = "/sys", bool enter = true);
   ~RunCgroup();
   RunCgroup(const RunCgroup&) = delete;
   RunCgroup& operator=(const RunCgroup&) = delete;
+  /// Moves this process into the cgroup (one made without entering it);
+  /// false, with `why_not`, when that is refused. Nothing once entered.
+  bool enter(std::string& why_not);
+  bool entered() const { return entered_; }
   /// A usage source over the cgroup (valid while this object lives).
   std::unique_ptr<UsageSource> usage() const;
+  /// What the cgroup holds, for the attribution line: "powertrain's own
+  /// cgroup powertrain-42" (entered), else "the cgroup powertrain-42 the
+  /// command was started in (powertrain outside it)".
+  std::string label() const;
   const std::filesystem::path& dir() const { return dir_; }
   int version() const { return version_; }
 
  private:
-  RunCgroup(std::filesystem::path dir, std::filesystem::path parent, int version)
-      : dir_(std::move(dir)), parent_(std::move(parent)), version_(version) {}
+  RunCgroup(std::filesystem::path dir, std::filesystem::path parent, int version, bool entered)
+      : dir_(std::move(dir)), parent_(std::move(parent)), version_(version), entered_(entered) {}
   std::filesystem::path dir_, parent_;
   int version_;
+  bool entered_;
 };
 
 /// The run's CPU time and memory: its Slurm cgroup, else `scope` (a

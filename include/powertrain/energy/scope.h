@@ -40,12 +40,29 @@ std::vector<std::string> unmeasured_gpus(const std::string& sysfs_root, bool nvm
 
 /// Moves powertrain into its own cgroup now (where allowed), so that children
 /// forked afterwards start inside it; attribute_run() does it too, but a
-/// command forked before that would be outside. Idempotent.
+/// command forked before that would be outside. Idempotent. `powertrain
+/// train`, whose run is powertrain itself, goes this way.
 void enter_run_cgroup();
 
+/// For a run that is a command powertrain only watches (`measure`): makes the
+/// run's cgroup (where allowed) without moving powertrain into it, and returns
+/// its folder, for the command to be started inside it
+/// (external::ChildSpec::cgroup). Empty where there is none to start it in:
+/// none can be made, or a cgroup v1 one (powertrain then moves into it, as
+/// enter_run_cgroup(), so that a fork lands there), or powertrain is in it
+/// already.
+std::filesystem::path command_run_cgroup();
+
+/// The command could not be started inside command_run_cgroup() (`why`: the
+/// kernel refused clone3 into it): moves powertrain into it instead, so that
+/// an ordinary fork lands there, and the attribution line says why. Where
+/// even that is refused the run has no cgroup (its process tree then).
+void command_cgroup_refused(const std::string& why);
+
 /// The folder of the cgroup powertrain made for itself and everything it
-/// starts (RunCgroup), or empty where it made none. Only this run's processes
-/// are in it, so killing all of them is safe once powertrain is gone.
+/// starts (RunCgroup), or empty where it made none or is not in it (a cgroup
+/// made for a command started inside it). Only this run's processes are in
+/// it, so killing all of them is safe once powertrain is gone.
 std::filesystem::path own_run_cgroup();
 
 /// Whether a command is a launcher whose work runs outside its process tree

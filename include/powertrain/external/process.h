@@ -15,8 +15,14 @@
 // outlives a powertrain killed with -9, as it would under a shell. Either kind
 // may be held: it is started at once but runs its program only on release(),
 // so that meters started in between see its first instruction.
+//
+// Either kind may be started inside a cgroup v2 that powertrain is not in
+// (ChildSpec::cgroup: clone3 with CLONE_INTO_CGROUP, Linux 5.7), which then
+// holds the program and everything it starts; where the kernel refuses that,
+// the child is forked where powertrain is, after ChildSpec::cgroup_refused.
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,6 +48,16 @@ struct ChildSpec {
   /// false for a tool whose environment travels on (sbatch exports it to the
   /// jobs it submits, which must not be taken for the tool's processes).
   bool token = true;
+  /// A cgroup v2 folder to start the child in, that powertrain is not in and
+  /// that holds nothing else: the child is cloned straight into it, and a
+  /// contained child's end kills whatever is left in it. Empty: where
+  /// powertrain is.
+  std::string cgroup;
+  /// Called with the reason when the child cannot be started inside `cgroup`
+  /// (no clone3, no CLONE_INTO_CGROUP, a seccomp filter, no permission; or
+  /// POWERTRAIN_NO_CLONE3=1 in the environment), just before it is forked
+  /// where powertrain is: e.g. to move powertrain into the cgroup first.
+  std::function<void(const std::string& why)> cgroup_refused;
 };
 
 class Child {
@@ -56,6 +72,8 @@ class Child {
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return pid_; }
+  /// Whether it was started inside ChildSpec::cgroup (else cgroup_refused said why).
+  bool in_cgroup() const { return in_cgroup_; }
   /// A held child: lets it run its program, and returns once it does. Throws
   /// WorkloadError (the child then has exited) when the program cannot be
   /// run, as the constructor does for a child not held. Nothing once released.
@@ -88,7 +106,9 @@ class Child {
   pid_t guardian_ = -1;
   int guardian_fd_ = -1;
   std::string token_;  ///< "POWERTRAIN_CHILD_TOKEN=<value>" in the program's environment
-  std::string cgroup_procs_;  ///< cgroup.procs of powertrain's own run cgroup, or empty
+  std::string cgroup_procs_;  ///< cgroup.procs of the run cgroup the child is in, or empty
+  std::string cgroup_kill_;   ///< its cgroup.kill where the child was started inside it (powertrain outside)
+  bool in_cgroup_ = false;
   void start_guardian();
   void wait_for_exec();
 };

@@ -98,6 +98,7 @@ void validate(const Settings& s, const Space& space) {
                                   s.rule.max_epochs));
   if (!(s.eta > 1.0) || !std::isfinite(s.eta)) throw ConfigError("search.eta must be greater than 1");
   if (!(s.beta >= 1.0) || !std::isfinite(s.beta)) throw ConfigError("search.beta must be at least 1");
+  if (!(s.energy_tie >= 0.0) || s.energy_tie > 1.0) throw ConfigError("search.energy_tie must be between 0 and 1");
   // An eta so close to 1 that a rung keeps every setup: each setup trains to
   // the end in a segment per rung, more segments than the grid has trials.
   if (s.strategy == "halving" && s.setups > 1 && s.min_epochs < s.rule.max_epochs &&
@@ -559,7 +560,10 @@ class RungWalk {
   }
 
   // The chosen setup: the least energy among those that reached the target
-  // (without a target: among the complete ones within the tolerance of the best metric).
+  // (without a target: among the complete ones within the tolerance of the
+  // best metric); setups within energy_tie of it are tied, and the tie goes to
+  // the fewest epochs to the target, then the best metric, then the least
+  // energy, so that runs measured with different noise choose alike.
   void choose() {
     double best_metric = -kInf;
     if (!with_target_)
@@ -567,6 +571,7 @@ class RungWalk {
         if (obs_[i].state == SegmentState::converged || obs_[i].state == SegmentState::max_epochs)
           best_metric = std::max(best_metric, d_.verdicts[i].standing.best_metric);
     double best_cost = kInf;
+    std::vector<std::size_t> qualified;
     for (std::size_t i = 0; i < sampled_.size(); ++i) {
       const auto& v = d_.verdicts[i];
       const auto& o = obs_[i];
@@ -577,10 +582,21 @@ class RungWalk {
         qualifies = (o.state == SegmentState::converged || o.state == SegmentState::max_epochs) &&
                     v.standing.best_metric >= best_metric - s_.metric_tolerance;
       }
-      if (qualifies && v.standing.cost_j < best_cost) {
-        best_cost = v.standing.cost_j;
-        d_.chosen = i;
+      if (qualifies) {
+        qualified.push_back(i);
+        best_cost = std::min(best_cost, v.standing.cost_j);
       }
+    }
+    const auto ahead = [&](std::size_t a, std::size_t b) {
+      const auto& x = d_.verdicts[a].standing;
+      const auto& y = d_.verdicts[b].standing;
+      if (with_target_ && x.target_epoch != y.target_epoch) return x.target_epoch < y.target_epoch;
+      if (x.best_metric != y.best_metric) return x.best_metric > y.best_metric;
+      return x.cost_j < y.cost_j;
+    };
+    for (const auto i : qualified) {
+      if (!(d_.verdicts[i].standing.cost_j <= best_cost * (1.0 + s_.energy_tie))) continue;
+      if (!d_.chosen || ahead(i, *d_.chosen)) d_.chosen = i;
     }
   }
 

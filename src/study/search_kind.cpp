@@ -109,6 +109,10 @@ void read_search_table(KindParse& kp, bool own) {
       if (!(*v >= 1.0) || !std::isfinite(*v)) p.fail(t.take("beta"), "'search.beta' must be at least 1");
       s.beta = *v;
     }
+    if (auto v = t.number("energy_tie")) {
+      if (!(*v >= 0.0) || *v > 1.0) p.fail(t.take("energy_tie"), "'search.energy_tie' must be between 0 and 1");
+      s.energy_tie = *v;
+    }
     if (auto v = t.integer("seed")) {
       if (*v < 0) p.fail(t.take("seed"), "'search.seed' must not be negative");
       s.seed = static_cast<std::uint64_t>(*v);

@@ -367,6 +367,7 @@ const std::vector<SpecKey>& spec_keys() {
         {"search.eta", "float", "4", "Each rung keeps the best 1/eta of its setups; rungs grow eta-fold in epochs"},
         {"search.beta", "float", "2", "Stop a setup predicted to need more than beta x the best energy to the target (Zeus)"},
         {"search.seed", "integer", "0", "Which setups are sampled, in what order"},
+        {"search.energy_tie", "float", "0.05", "Energies to the target within this fraction of the least are a tie, chosen by fewer epochs, then the better metric"},
         {"search.metric_tolerance", "float", "grid.metric_tolerance", "Without a target: setups within this of the best metric qualify"},
         {"execution.slurm.gpus_per_trial", "integer", "0", "GPUs per array task (--gres=gpu:N)"},
         {"execution.slurm.cpus_per_trial", "integer", "0 (Slurm's default)", "CPUs per array task (--cpus-per-task)"},

@@ -272,6 +272,7 @@ setups = 400
 seed = 3
 eta = 3
 beta = 1.5
+energy_tie = 0.1
 budget_j = 5000
 )",
                                 "s.toml");
@@ -285,6 +286,7 @@ budget_j = 5000
   EXPECT_EQ(s.search.setups, 400) << "a range is not a finite space: setups is not capped";
   EXPECT_EQ(s.search.seed, 3u);
   EXPECT_DOUBLE_EQ(s.search.beta, 1.5);
+  EXPECT_DOUBLE_EQ(s.search.energy_tie, 0.1);
   ASSERT_TRUE(s.search.budget_j.has_value());
   EXPECT_DOUBLE_EQ(*s.search.budget_j, 5000.0);
   // The convergence rule and the last rung come from [training].
@@ -386,6 +388,9 @@ TEST(SearchSpec, ErrorsNameTheKeyAndItsLine) {
   EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\neta = 1\n",
                      "search"),
             "spec.toml:5: 'search.eta' must be more than 1 (each rung keeps 1/eta of the setups)");
+  EXPECT_EQ(error_of("kind = \"search\"\n[search]\nbatch_sizes = [16]\nlearning_rates = [0.1]\nenergy_tie = 2\n",
+                     "search"),
+            "spec.toml:5: 'search.energy_tie' must be between 0 and 1");
   EXPECT_EQ(error_of("kind = \"search\"\n"), "spec.toml:1: this is a search study; this command runs grid studies");
 }
 

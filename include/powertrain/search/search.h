@@ -67,6 +67,11 @@ struct Settings {
   predict::RuleSettings rule;
   /// Without a target: the setups within this of the best metric qualify.
   double metric_tolerance = 0.01;
+  /// The choice: energies within this fraction of the least one are a tie
+  /// (the noise of one measurement on a shared machine), decided by the work
+  /// done (fewer epochs to the target), then the metric, which are the same
+  /// in every run of a deterministic training.
+  double energy_tie = 0.05;
 };
 
 /// Throws ConfigError (one line, naming the key) for settings out of range.
@@ -184,7 +189,10 @@ struct Decision {
   std::vector<Verdict> verdicts;  ///< one per sampled setup, in sample order
   /// Index (into the sampled setups) of the chosen setup: with a target, the
   /// one with the least measured energy to it; without, the cheapest to
-  /// convergence within metric_tolerance of the best complete one.
+  /// convergence within metric_tolerance of the best complete one. Setups
+  /// within Settings::energy_tie of that energy are tied: the one that reached
+  /// the target in the fewest epochs, then the best metric, then the least
+  /// energy is chosen.
   std::optional<std::size_t> chosen;
 };
 

@@ -31,15 +31,16 @@ void parse_multitask(KindParse& k) {
   require_unique(p, n, "multitask.tasks", *tasks);
   for (const auto& task : *tasks)
     if (task.empty() || task.find(',') != std::string::npos) p.fail(n, fmt::format("'multitask.tasks': bad task '{}'", task));
-  spec.tasks = *tasks;
+  spec.kind_settings = MultitaskSettings{*tasks};
   t.finish({});
   if (!c.tasks.empty()) p.fail(nullptr, "a multitask study sets its tasks in multitask.tasks, not workload.tasks");
 }
 
 std::vector<PlannedTrial> plan_multitask(const StudySpec& s) {
+  const auto& tasks = settings_of<MultitaskSettings>(s).tasks;
   std::vector<PlannedTrial> plan;
   for (auto seed : s.seeds) {
-    for (const auto& task : s.tasks) {
+    for (const auto& task : tasks) {
       auto c = s.base;
       c.seed = seed;
       c.tasks = task;
@@ -47,7 +48,7 @@ std::vector<PlannedTrial> plan_multitask(const StudySpec& s) {
     }
     auto c = s.base;
     c.seed = seed;
-    c.tasks = join(s.tasks, ",");
+    c.tasks = join(tasks, ",");
     plan.push_back(make_trial(s, c, kPhaseMulti, 0, c.tasks, {}, fmt::format("shared model seed={}", seed)));
   }
   return plan;
@@ -62,7 +63,7 @@ StudyKindInfo multitask_kind() {
   k.tables = {"multitask"};
   k.parse = parse_multitask;
   k.planned_count = [](const StudySpec& s) {
-    return static_cast<std::int64_t>(s.seeds.size()) * (static_cast<std::int64_t>(s.tasks.size()) + 1);
+    return static_cast<std::int64_t>(s.seeds.size()) * (static_cast<std::int64_t>(settings_of<MultitaskSettings>(s).tasks.size()) + 1);
   };
   k.plan = plan_multitask;
   k.tables_of = [](const store::Study&, const std::vector<TrialOutcome>& trials) {

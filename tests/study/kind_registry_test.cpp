@@ -35,7 +35,7 @@ struct RateSweep {
   std::vector<double> learning_rates;
 };
 
-const RateSweep& settings(const ps::StudySpec& s) { return std::any_cast<const RateSweep&>(s.kind_settings); }
+const RateSweep& settings(const ps::StudySpec& s) { return ps::settings_of<RateSweep>(s); }
 
 // Mean energy per learning rate over the seeds that finished.
 struct RateRow {

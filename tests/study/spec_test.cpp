@@ -8,6 +8,7 @@
 
 #include "powertrain/error.h"
 #include "powertrain/study/plan.h"
+#include "powertrain/study/kind.h"
 #include "powertrain/study/spec.h"
 #include "temp_dir.h"
 
@@ -178,12 +179,15 @@ variants = ["frozen", "scratch"]
   EXPECT_EQ(s.kind, "pretrain");
   EXPECT_EQ(s.base.batch_size, 32);
   EXPECT_DOUBLE_EQ(s.base.learning_rate, 0.05);
-  EXPECT_EQ(s.pretrain_source.classes, (std::vector<std::string>{"0", "1", "Pullover"}));
-  EXPECT_EQ(s.pretrain_source.name, "classes 0,1,Pullover");
-  ASSERT_EQ(s.downstream.size(), 2u);
-  EXPECT_EQ(s.downstream[0].name, "classes 5,6");
-  EXPECT_EQ(s.downstream[1].name, "bags");
-  EXPECT_EQ(s.variants, (std::vector<std::string>{"scratch", "frozen"}));  // canonical order
+  const auto& pt = ps::settings_of<ps::PretrainSettings>(s);
+  EXPECT_EQ(pt.source.classes, (std::vector<std::string>{"0", "1", "Pullover"}));
+  EXPECT_EQ(pt.source.name, "classes 0,1,Pullover");
+  ASSERT_EQ(pt.steps.size(), 2u);
+  EXPECT_EQ(pt.steps[0].name, "classes 5,6");
+  EXPECT_EQ(pt.steps[1].name, "bags");
+  EXPECT_EQ(pt.variants, (std::vector<std::string>{"scratch", "frozen"}));  // canonical order
+  // Each kind keeps its own settings: a pretraining spec holds no tasks of a multitask study.
+  EXPECT_THROW(ps::settings_of<ps::MultitaskSettings>(s), powertrain::ConfigError);
 
   const auto e = error_of("kind = \"pretrain\"\n[pretrain]\nsource = {classes=[0]}\nsteps = [{classes=[1], colour=2}]\n", std::nullopt);
   EXPECT_EQ(e.rfind("spec.toml:4: unknown key 'pretrain.steps[0].colour'", 0), 0u) << e;
@@ -194,7 +198,7 @@ variants = ["frozen", "scratch"]
 TEST(Spec, MultitaskSpec) {
   const auto s = ps::parse_spec("kind = \"multitask\"\n[multitask]\ntasks = [\"top\", \"footwear\", \"bag\"]\n", "m.toml");
   EXPECT_EQ(s.kind, "multitask");
-  EXPECT_EQ(s.tasks, (std::vector<std::string>{"top", "footwear", "bag"}));
+  EXPECT_EQ(ps::settings_of<ps::MultitaskSettings>(s).tasks, (std::vector<std::string>{"top", "footwear", "bag"}));
   EXPECT_EQ(error_of("kind = \"multitask\"\n[multitask]\ntasks = [\"top\"]\n", std::nullopt),
             "spec.toml:3: 'multitask.tasks' needs at least two tasks");
 }

@@ -92,6 +92,20 @@ void register_study_kind(StudyKindInfo kind);
 /// ends); false when none has that name. Pointers to it are then dangling.
 bool unregister_study_kind(std::string_view name);
 
+/// [pretrain]: the source task the encoder is pretrained on, the downstream
+/// tasks that reuse it (one per recycling step), and how each is trained.
+struct PretrainSettings {
+  TaskSource source;
+  std::vector<TaskSource> steps;
+  /// Which of scratch, finetune, frozen each step trains (default: all three).
+  std::vector<std::string> variants{"scratch", "finetune", "frozen"};
+};
+
+/// [multitask]: the tasks (CelebA attributes, or see data/multitask.h).
+struct MultitaskSettings {
+  std::vector<std::string> tasks;
+};
+
 // The built-in kinds, each defined in its own file.
 StudyKindInfo grid_kind();
 StudyKindInfo pretrain_kind();

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "powertrain/error.h"
 #include "powertrain/store/records.h"
 #include "powertrain/run/records.h"
 #include "powertrain/search/search.h"
@@ -104,7 +105,9 @@ struct StudySpec {
   /// Training seeds (repeats); every configuration is trained once per seed.
   std::vector<std::uint64_t> seeds{0};
 
-  // grid
+  // The setups of a grid, and of a search (a grid spec given to `powertrain
+  // search` searches these lists): the two kinds share them. Every other kind
+  // keeps its own table's settings in kind_settings.
   std::vector<std::int64_t> batch_sizes = kDefaultBatchSizes;
   std::vector<double> learning_rates = kDefaultLearningRates;
   /// Without a target metric, the setups whose mean metric is within this of
@@ -116,20 +119,21 @@ struct StudySpec {
   /// Strategy and budget; rule and metric_tolerance are copied from [training] and the tolerance.
   search::Settings search;
 
-  // pretrain
-  TaskSource pretrain_source;
-  std::vector<TaskSource> downstream;  ///< one per recycling step
-  /// Which of scratch, finetune, frozen each step trains (default: all three).
-  std::vector<std::string> variants{"scratch", "finetune", "frozen"};
-
-  // multitask
-  std::vector<std::string> tasks;  ///< task specs (CelebA attributes, or see data/multitask.h)
-
-  /// The settings of a kind registered outside the built-in four, as its parser keeps them.
+  /// The settings of a kind's own table as its parser keeps them (pretrain:
+  /// PretrainSettings, multitask: MultitaskSettings, or a registered kind's
+  /// own type); read them with settings_of<T>().
   std::any kind_settings;
 
   Execution execution;
 };
+
+/// A kind's own settings (StudySpec::kind_settings); ConfigError when the spec
+/// holds none of that type (a spec of another kind).
+template <typename T>
+const T& settings_of(const StudySpec& spec) {
+  if (const T* t = std::any_cast<T>(&spec.kind_settings)) return *t;
+  throw ConfigError("the study '" + spec.name + "' of kind '" + spec.kind + "' does not hold these settings");
+}
 
 /// Parses a study specification. `source` names it in messages. `expected`:
 /// the kind the command runs; a spec without `kind` gets it, one with another

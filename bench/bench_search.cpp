@@ -10,8 +10,8 @@
 // A replay shows what the search decides on these very curves; a search that
 // ran measured its own epochs (the same training, other energy noise).
 //
-//   build/bench/bench_search --db grid.db --grid grid-quick --spec examples/grid-quick.toml --seeds 10 \
-//       --search grid-quick-search-s0 --search grid-quick-search-s1
+//   build/bench/bench_search --db grid.db --grid grid-quick --spec examples/grid-quick.toml --seeds 10
+//       --search grid-quick-search-s0 --search grid-quick-search-s1   (one command line)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -8,10 +8,9 @@
 #include "powertrain/search/search.h"
 #include "powertrain/store/records.h"
 #include "powertrain/study/analysis.h"
+#include "powertrain/table/table.h"
 
 namespace powertrain::study {
-
-struct table::Table;
 
 struct SearchView {
   search::Settings settings;
